@@ -1,0 +1,109 @@
+/**
+ * Builds the Fastify app from a typed config. Tests build it in-process; server.ts only listens.
+ *
+ * Where things are: every URL under /api/<area> is registered below from
+ * src/modules/<area>/routes.ts (users: profile-routes.ts and admin-routes.ts). Cross-cutting HTTP
+ * concerns (errors, request ids, authentication) are plugins in src/plugins/.
+ */
+import AjvCompiler from '@fastify/ajv-compiler';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from './config/index.js';
+import { createContainer, createLogger, type Container } from './container.js';
+import './http/route-config.js';
+import authRoutes from './modules/auth/routes.js';
+import healthRoutes from './modules/health/routes.js';
+import profileRoutes from './modules/users/profile-routes.js';
+import authenticate from './plugins/authenticate.js';
+import errorHandler from './plugins/error-handler.js';
+import httpBasics, { genReqId } from './plugins/http-basics.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    container: Container;
+  }
+}
+
+export interface BuildOptions {
+  /** Reuse an existing container (tests sharing one database between two apps). */
+  container?: Container;
+}
+
+/**
+ * Bodies are validated strictly: no type coercion, no silently removed fields, so a wrong type
+ * or an unknown field is a 400. Query strings and params are text on the wire and are coerced.
+ */
+function validatorFactory() {
+  const pool = AjvCompiler();
+  const shared = { useDefaults: true, allErrors: false, removeAdditional: false as const };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return (externalSchemas: any, options: { customOptions?: Record<string, unknown> }) => {
+    const body = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: false } });
+    const text = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: 'array' } });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    return (route: any) => (route.httpPart === 'body' ? body(route) : text(route));
+  };
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const log = options.container?.log ?? createLogger(config);
+  const container = options.container ?? (await createContainer(config, { log }));
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: config.BODY_LIMIT,
+    genReqId,
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: config.NODE_ENV === 'test' }) as never,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    ajv: { customOptions: {}, plugins: [(await import('ajv-formats')).default as never] },
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() as never } },
+  });
+  app.decorate('container', container);
+
+  await app.register(errorHandler);
+  await app.register(httpBasics);
+  await app.register(cookie, { secret: config.SECRET_KEY });
+  await app.register(authenticate, { container });
+
+  if (config.DOCS_ENABLED) {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: { title: 'Flokie API', version: process.env.npm_package_version ?? '1.0.0', description: 'Secure-by-default account and session API. Every error uses the envelope `{success:false, error:{code,message,details}, timestamp, request_id}`.' },
+        components: {
+          securitySchemes: {
+            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+            healthToken: { type: 'apiKey', in: 'header', name: 'X-Health-Token' },
+          },
+        },
+      },
+    });
+  }
+
+  await app.register(
+    async (api) => {
+      await api.register(healthRoutes, { prefix: '/health', container });
+      await api.register(authRoutes, { prefix: '/auth', container });
+      await api.register(profileRoutes, { prefix: '/users', container });
+      if (config.DOCS_ENABLED) {
+        api.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+        await api.register(swaggerUi, { routePrefix: '/docs', staticCSP: false, uiConfig: { deepLinking: false } });
+      }
+    },
+    { prefix: '/api' },
+  );
+
+  app.addHook('onReady', async () => {
+    await container.start();
+  });
+  app.addHook('onClose', async () => {
+    if (!options.container) await container.close();
+  });
+  return app;
+}

@@ -1,0 +1,138 @@
+/**
+ * Builds every service from the config, once, for the HTTP app and the CLI alike, so both work
+ * on the same database, caches and rules. Nothing here knows about HTTP.
+ */
+import pino, { type Logger } from 'pino';
+import type { Config } from './config/index.js';
+import { openDatabase, type DatabaseHandle } from './db/index.js';
+import { migrateToLatest } from './db/migrator.js';
+import { Mailer } from './mail/mailer.js';
+import { AuthService } from './modules/auth/auth-service.js';
+import { Lockout, purgeStaleLoginAttempts } from './modules/auth/lockout.js';
+import { OneTimeTokens } from './modules/auth/one-time-tokens.js';
+import { PasswordHasher } from './modules/auth/password-hasher.js';
+import { PasswordPolicy } from './modules/auth/password-policy.js';
+import { SessionStore } from './modules/auth/sessions.js';
+import { TokenGuard } from './modules/auth/token-guard.js';
+import { TokenService } from './modules/auth/tokens.js';
+import { SecurityEvents } from './modules/security/events.js';
+import { UserRepository } from './modules/users/user-repository.js';
+import { ChangeFeed } from './state/change-feed.js';
+
+/** Keys whose values never reach a log line, wherever they appear. */
+export const LOG_REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-csrf-token"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.new_password',
+  '*.current_password',
+  '*.confirm_password',
+  '*.password_hash',
+  '*.token',
+  '*.access_token',
+  '*.refresh_token',
+  '*.secret',
+];
+
+export function createLogger(config: Config): Logger {
+  return pino({ level: config.LOG_LEVEL, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } });
+}
+
+export interface ContainerOptions {
+  log?: Logger;
+  /** Run pending migrations before use (default: config.AUTO_MIGRATE). */
+  migrate?: boolean;
+}
+
+export async function createContainer(config: Config, options: ContainerOptions = {}) {
+  const log = options.log ?? createLogger(config);
+  const database: DatabaseHandle = openDatabase({
+    url: config.DATABASE_URL,
+    poolSize: config.DATABASE_POOL_SIZE,
+    sslCaFile: config.DATABASE_SSL_CA_FILE || undefined,
+  });
+  const { db } = database;
+  if (options.migrate ?? config.AUTO_MIGRATE) await migrateToLatest(db);
+
+  const background = new Set<Promise<unknown>>();
+  const track = (task: Promise<unknown>) => {
+    background.add(task);
+    void task.finally(() => background.delete(task));
+  };
+
+  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, undefined, (error) => log.warn({ err: error }, 'change feed poll failed'));
+  const users = new UserRepository(db);
+  const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS);
+  const policy = new PasswordPolicy(config);
+  const lockout = new Lockout(db, { maxAttempts: config.MAX_LOGIN_ATTEMPTS, lockoutMs: config.ACCOUNT_LOCKOUT_DURATION * 60_000 });
+  const tokens = new TokenService({
+    secret: config.JWT_SECRET_KEY,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    accessTtlSeconds: Math.round(config.JWT_ACCESS_TOKEN_EXPIRES_HOURS * 3600),
+    refreshTtlSeconds: Math.round(config.JWT_REFRESH_TOKEN_EXPIRES_DAYS * 86400),
+  });
+  const sessions = new SessionStore(db, changes, config.SESSION_MAX_LIFETIME_DAYS * 86_400_000, config.REFRESH_REUSE_GRACE_SECONDS * 1000);
+  const tokenGuard = new TokenGuard(db, tokens, changes);
+  const oneTimeTokens = new OneTimeTokens(db);
+  const events = new SecurityEvents(db, log);
+  const mailer = new Mailer({ smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR }, (error, message) =>
+    log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
+  );
+  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, events, track });
+
+  /** Periodic clean-up of rows that can no longer matter. */
+  async function purgeStale(): Promise<void> {
+    const now = Date.now();
+    const refreshMs = config.JWT_REFRESH_TOKEN_EXPIRES_DAYS * 86_400_000;
+    await sessions.purgeExpired(refreshMs);
+    await db.deleteFrom('revoked_tokens').where('expires_at', '<', now).execute();
+    await purgeStaleLoginAttempts(db, config.ACCOUNT_LOCKOUT_DURATION * 60_000);
+    await oneTimeTokens.purgeExpired();
+    await events.purgeOlderThan(config.SECURITY_EVENT_RETENTION_DAYS);
+  }
+
+  let maintenance: NodeJS.Timeout | undefined;
+  let started = false;
+  return {
+    config,
+    log,
+    database,
+    db,
+    changes,
+    users,
+    hasher,
+    policy,
+    lockout,
+    tokens,
+    sessions,
+    tokenGuard,
+    oneTimeTokens,
+    events,
+    mailer,
+    auth,
+    track,
+    purgeStale,
+    /** Starts the background loops a long-running server needs (the CLI does not). */
+    async start(): Promise<void> {
+      if (started) return;
+      started = true;
+      await changes.start();
+      maintenance = setInterval(() => void purgeStale().catch((error: unknown) => log.warn({ err: error }, 'maintenance failed')), 10 * 60_000);
+      maintenance.unref();
+    },
+    /** Waits for background work, flushes events and mail, closes the database. */
+    async close(): Promise<void> {
+      if (maintenance) clearInterval(maintenance);
+      await changes.stop();
+      await Promise.allSettled([...background]);
+      await events.close();
+      await mailer.close();
+      await database.close();
+    },
+  };
+}
+
+export type Container = Awaited<ReturnType<typeof createContainer>>;

@@ -1,0 +1,114 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, sql, type Dialect } from 'kysely';
+import { createPool as createMysqlPool } from 'mysql2';
+import pg from 'pg';
+import type { Database } from './types.js';
+
+export type { Database } from './types.js';
+export type DialectName = 'sqlite' | 'postgres' | 'mysql';
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  dialect: DialectName;
+  /** Pool figures for /api/health/detailed. */
+  poolStats(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  url: string;
+  poolSize?: number;
+  sslCaFile?: string;
+  cwd?: string;
+}
+
+// BIGINT (epoch-ms timestamps, COUNT(*)) as numbers: all our values fit in 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export function dialectOf(url: string): DialectName {
+  if (url.startsWith('sqlite:')) return 'sqlite';
+  if (/^postgres(ql)?:/.test(url)) return 'postgres';
+  return 'mysql';
+}
+
+/** pg treats sslmode=require as verify-full; we honour libpq's meaning of each mode. */
+export function postgresSsl(url: URL, caFile?: string): false | { rejectUnauthorized: boolean; ca?: string } {
+  const mode = url.searchParams.get('sslmode') ?? 'disable';
+  url.searchParams.delete('sslmode');
+  const ca = caFile ? readFileSync(caFile, 'utf8') : undefined;
+  switch (mode) {
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return false;
+    case 'require':
+      // libpq: encrypt, but verify the certificate only when a CA was given.
+      return ca ? { rejectUnauthorized: true, ca } : { rejectUnauthorized: false };
+    case 'verify-ca':
+    case 'verify-full':
+      return ca ? { rejectUnauthorized: true, ca } : { rejectUnauthorized: true };
+    default:
+      throw new Error(`DATABASE_URL sslmode "${mode}" is not one of disable, require, verify-ca, verify-full`);
+  }
+}
+
+export function openDatabase(options: DatabaseOptions): DatabaseHandle {
+  const kind = dialectOf(options.url);
+  const poolSize = options.poolSize ?? 10;
+  let dialect: Dialect;
+  let poolStats: () => Record<string, number> = () => ({});
+
+  if (kind === 'sqlite') {
+    const path = options.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    const file = path === ':memory:' || isAbsolute(path) ? path : resolve(options.cwd ?? process.cwd(), path);
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    const database = new SQLite(file);
+    database.pragma('journal_mode = WAL');
+    database.pragma('foreign_keys = ON');
+    database.pragma('busy_timeout = 5000');
+    // Acknowledged writes survive a crash of the process or the machine.
+    database.pragma('synchronous = FULL');
+    dialect = new SqliteDialect({ database });
+    poolStats = () => ({ size: 1 });
+  } else if (kind === 'postgres') {
+    const url = new URL(options.url);
+    const ssl = postgresSsl(url, options.sslCaFile);
+    const pool = new pg.Pool({ connectionString: url.toString(), ssl, max: poolSize, idleTimeoutMillis: 30_000 });
+    // An idle client losing its connection must not crash the process.
+    pool.on('error', () => {});
+    dialect = new PostgresDialect({ pool });
+    poolStats = () => ({ size: poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+  } else {
+    const url = new URL(options.url.replace(/^mariadb:/, 'mysql:'));
+    const wantsTls = ['true', 'required', 'require'].includes(url.searchParams.get('ssl') ?? '');
+    url.searchParams.delete('ssl');
+    const pool = createMysqlPool({
+      uri: url.toString(),
+      connectionLimit: poolSize,
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      ssl: wantsTls ? { rejectUnauthorized: true, ca: options.sslCaFile ? readFileSync(options.sslCaFile, 'utf8') : undefined } : undefined,
+      timezone: 'Z',
+    });
+    dialect = new MysqlDialect({ pool });
+    poolStats = () => ({ size: poolSize });
+  }
+
+  const db = new Kysely<Database>({ dialect });
+  return { db, dialect: kind, poolStats: () => poolStats(), close: () => db.destroy() };
+}
+
+/** Round-trip time of a trivial query, for health checks. */
+export async function pingDatabase(db: Kysely<Database>): Promise<number> {
+  const started = performance.now();
+  await sql`select 1`.execute(db);
+  return Math.round((performance.now() - started) * 100) / 100;
+}
+
+/** True when a write failed on a UNIQUE or PRIMARY KEY constraint, on any dialect. */
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; errno?: number } | null;
+  return !!e && (e.code === '23505' || e.code === 'ER_DUP_ENTRY' || e.errno === 1062 || /^SQLITE_CONSTRAINT_(UNIQUE|PRIMARYKEY)$/.test(e.code ?? ''));
+}

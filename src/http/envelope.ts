@@ -1,0 +1,35 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+
+/** Schema of the success envelope around a route's data, for validation-free fast serialisation and OpenAPI. */
+export function Envelope<T extends TSchema>(data: T) {
+  return Type.Object({ success: Type.Literal(true), message: Type.String(), data });
+}
+
+/** Success envelope for routes with no data. */
+export const MessageEnvelope = Type.Object({ success: Type.Literal(true), message: Type.String(), data: Type.Optional(Type.Object({})) });
+
+export const ErrorEnvelope = Type.Object(
+  {
+    success: Type.Literal(false),
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+    }),
+    timestamp: Type.String({ format: 'date-time' }),
+    request_id: Type.String(),
+  },
+  { $id: 'ErrorEnvelope' },
+);
+
+export function ok<T>(message: string, data: T): { success: true; message: string; data: T } {
+  return { success: true, message, data };
+}
+
+/** JSON that never contains raw <, > or & (API.md): a browser mis-sniffing it finds no markup. */
+const HTML_CHARS = /[<>&\u2028\u2029]/g;
+const HAS_HTML_CHARS = /[<>&\u2028\u2029]/;
+const ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
+export function escapeJsonForHtml(json: string): string {
+  return HAS_HTML_CHARS.test(json) ? json.replace(HTML_CHARS, (c) => ESCAPES[c]!) : json;
+}

@@ -1,0 +1,18 @@
+/** Field schemas shared by every route that accepts them: one definition of each input rule. */
+import { Type } from '@sinclair/typebox';
+
+export const Username = Type.String({ minLength: 3, maxLength: 50, pattern: '^[A-Za-z0-9_-]+$', description: '3–50 of A–Z, a–z, 0–9, _ and -' });
+export const Email = Type.String({ format: 'email', maxLength: 254 });
+/** Length rules beyond this sanity bound are the password policy's (400 with the rule that failed). */
+export const Password = Type.String({ minLength: 1, maxLength: 1024 });
+/** Names: no markup or control characters. */
+export const PersonName = Type.String({ maxLength: 100, pattern: '^[^<>&"\\\\\\u0000-\\u001f\\u007f]*$' });
+/** Free text: control characters are stripped (see sanitizeText), markup is stored as given and escaped on output. */
+export const Bio = Type.String({ maxLength: 1000 });
+export const OpaqueToken = Type.String({ minLength: 1, maxLength: 4096 });
+
+/** Strips C0/C1 control characters except newline and tab from free text. */
+export function sanitizeText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, '');
+}

@@ -1,0 +1,291 @@
+/**
+ * Account flows: register, login, refresh, logout, password change/reset, e-mail verification.
+ * Each rule it applies is owned elsewhere (hashing: password-hasher.ts, strength:
+ * password-policy.ts, lockout: lockout.ts, tokens: tokens.ts, sessions: sessions.ts); this file
+ * puts them in order and records what happened as security events.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Config } from '../../config/index.js';
+import { isUniqueViolation } from '../../db/index.js';
+import type { Database } from '../../db/types.js';
+import { ApiError, authenticationError, conflict, lockedError, notFound, validationError } from '../../http/errors.js';
+import type { Mailer } from '../../mail/mailer.js';
+import type { SecurityEvents } from '../security/events.js';
+import type { UserRepository } from '../users/user-repository.js';
+import { toUserView, type UserRow, type UserView } from '../users/user-view.js';
+import { lockoutKey, type Lockout } from './lockout.js';
+import type { OneTimeTokens } from './one-time-tokens.js';
+import type { PasswordHasher } from './password-hasher.js';
+import type { PasswordContext, PasswordPolicy } from './password-policy.js';
+import { requireSession, type RevokeReason, type SessionRow, type SessionStore } from './sessions.js';
+import type { Principal } from './token-guard.js';
+import type { TokenService } from './tokens.js';
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  /** Refresh token lifetime, for the cookie's Max-Age. */
+  refresh_expires_in: number;
+}
+
+export interface RegisterInput {
+  username: string;
+  email: string;
+  password: string;
+  first_name?: string;
+  last_name?: string;
+}
+
+/** The one message for every failed login, whatever was wrong. */
+const BAD_CREDENTIALS = 'Invalid username or password';
+
+export interface AuthDeps {
+  config: Config;
+  db: Kysely<Database>;
+  users: UserRepository;
+  hasher: PasswordHasher;
+  policy: PasswordPolicy;
+  lockout: Lockout;
+  tokens: TokenService;
+  sessions: SessionStore;
+  oneTimeTokens: OneTimeTokens;
+  mailer: Mailer;
+  events: SecurityEvents;
+  /** Background work (mail, reset requests) that shutdown waits for. */
+  track: (task: Promise<unknown>) => void;
+}
+
+export class AuthService {
+  constructor(private readonly d: AuthDeps) {}
+
+  /** Rejects a new password that breaks a strength rule or repeats a recent one. */
+  async assertAcceptablePassword(password: string, context: PasswordContext, userId?: string): Promise<void> {
+    const problems = this.d.policy.check(password, context);
+    if (problems.length) throw validationError('Password does not meet the requirements', { password: problems });
+    if (userId && this.d.config.PASSWORD_HISTORY_COUNT > 0) {
+      const recent = await this.d.db
+        .selectFrom('password_history')
+        .select('password_hash')
+        .where('user_id', '=', userId)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(this.d.config.PASSWORD_HISTORY_COUNT)
+        .execute();
+      const matches = await Promise.all(recent.map((r) => this.d.hasher.verify(password, r.password_hash)));
+      if (matches.some(Boolean)) {
+        throw validationError('Password was used recently', {
+          new_password: [`Password must differ from your last ${this.d.config.PASSWORD_HISTORY_COUNT} passwords`],
+        });
+      }
+    }
+  }
+
+  /** Stores a new password hash, keeps the last N in history, and revokes every session. */
+  private async setPassword(user: UserRow, password: string, reason: RevokeReason): Promise<void> {
+    const hash = await this.d.hasher.hash(password);
+    const now = Date.now();
+    await this.d.db.transaction().execute(async (trx) => {
+      await this.d.users.update(user.id, { password_hash: hash, password_changed_at: now }, trx);
+      await trx.insertInto('password_history').values({ user_id: user.id, password_hash: hash, created_at: now }).execute();
+      const keep = await trx
+        .selectFrom('password_history')
+        .select('id')
+        .where('user_id', '=', user.id)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(Math.max(1, this.d.config.PASSWORD_HISTORY_COUNT))
+        .execute();
+      await trx
+        .deleteFrom('password_history')
+        .where('user_id', '=', user.id)
+        .where(
+          'id',
+          'not in',
+          keep.map((k) => k.id),
+        )
+        .execute();
+    });
+    await this.d.sessions.revokeAllForUser(user.id, reason);
+  }
+
+  async register(input: RegisterInput, request: FastifyRequest): Promise<UserView> {
+    const taken = await this.d.users.taken({ username: input.username, email: input.email });
+    await this.assertAcceptablePassword(input.password, input);
+    if (taken.username || taken.email) throw this.takenError(taken);
+    const password_hash = await this.d.hasher.hash(input.password);
+    let user: UserRow;
+    try {
+      user = await this.d.db.transaction().execute((trx) => this.d.users.insert({ ...input, password_hash }, trx));
+    } catch (error) {
+      if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken(input));
+      throw error;
+    }
+    this.d.events.emit({ type: 'registration', request, userId: user.id, details: { username: user.username } });
+    await this.sendVerification(user);
+    return toUserView(user);
+  }
+
+  private takenError(taken: { username: boolean; email: boolean }): ApiError {
+    const details: Record<string, string[]> = {};
+    if (taken.username) details.username = ['Username is already taken'];
+    if (taken.email) details.email = ['E-mail address is already registered'];
+    return conflict('Username or e-mail address is already registered', details);
+  }
+
+  async login(login: string, password: string, request: FastifyRequest): Promise<{ tokens: TokenPair; user: UserView }> {
+    const user = await this.d.users.findByLogin(login);
+    const key = lockoutKey(user, login);
+    const reservation = await this.d.lockout.reserve(key);
+    if (!reservation.allowed) {
+      this.d.events.emit({ type: 'login_failure', request, userId: user?.id, details: { reason: 'locked', login: login.slice(0, 100) } });
+      throw lockedError(reservation.retryAfterSeconds);
+    }
+    // Unknown users cost one hash verification too, so timing does not reveal which accounts exist.
+    const valid = user ? await this.d.hasher.verify(password, user.password_hash) : await this.d.hasher.verifyDummy(password);
+    if (!valid || !user || !user.is_active) {
+      const locked = await this.d.lockout.recordFailure(key, reservation.failures);
+      this.d.events.emit({
+        type: 'login_failure',
+        request,
+        userId: user?.id,
+        details: { reason: !valid ? 'bad_credentials' : 'inactive', login: login.slice(0, 100), attempt: reservation.failures },
+      });
+      if (locked) this.d.events.emit({ type: 'account_locked', request, userId: user?.id, details: { login: login.slice(0, 100) } });
+      throw authenticationError(BAD_CREDENTIALS);
+    }
+    await this.d.lockout.clear(key);
+    const changes: Partial<UserRow> = { last_login_at: Date.now() };
+    if (this.d.hasher.needsRehash(user.password_hash)) changes.password_hash = await this.d.hasher.hash(password);
+    await this.d.users.update(user.id, changes);
+    const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
+    const tokens = await this.issuePair(session, session.refresh_jti);
+    this.d.events.emit({ type: 'login_success', request, userId: user.id, details: { session_id: session.id, password_upgraded: 'password_hash' in changes } });
+    return { tokens, user: toUserView({ ...user, ...changes, password_hash: '' }) };
+  }
+
+  private async issuePair(session: SessionRow, refreshJti: string): Promise<TokenPair> {
+    const notAfter = Math.floor(session.expires_at / 1000);
+    const claims = { sub: session.user_id, sid: session.id };
+    const [access, refresh] = await Promise.all([
+      this.d.tokens.sign('access', claims, notAfter),
+      this.d.tokens.sign('refresh', { ...claims, jti: refreshJti }, notAfter),
+    ]);
+    const now = Math.floor(Date.now() / 1000);
+    return {
+      access_token: access.token,
+      refresh_token: refresh.token,
+      token_type: 'Bearer',
+      expires_in: access.exp - now,
+      refresh_expires_in: refresh.exp - now,
+    };
+  }
+
+  async refresh(refreshToken: string, request: FastifyRequest): Promise<TokenPair> {
+    const claims = await this.d.tokens.verify(refreshToken, 'refresh');
+    const revoked = await this.d.db.selectFrom('revoked_tokens').select('jti').where('jti', '=', claims.jti).executeTakeFirst();
+    if (revoked) throw authenticationError('Token has been revoked');
+    const result = await this.d.sessions.rotate(claims);
+    if (!result.ok && result.reason === 'reuse') {
+      this.d.events.emit({
+        type: 'refresh_token_reuse',
+        request,
+        userId: claims.sub,
+        message: 'Refresh token reused: session revoked',
+        details: { session_id: claims.sid },
+      });
+    }
+    requireSession(result);
+    const user = await this.d.users.findById(claims.sub);
+    if (!user?.is_active) {
+      await this.d.sessions.revoke(result.session.id, 'deactivated');
+      throw authenticationError('Account is deactivated');
+    }
+    this.d.events.emit({ type: 'token_refreshed', request, userId: user.id, details: { session_id: result.session.id } });
+    return this.issuePair(result.session, result.refreshJti);
+  }
+
+  async logout(principal: Principal, request: FastifyRequest): Promise<void> {
+    await this.d.sessions.revoke(principal.claims.sid, 'logout');
+    this.d.events.emit({ type: 'logout', request, userId: principal.user.id, details: { session_id: principal.claims.sid } });
+  }
+
+  async logoutAll(principal: Principal, request: FastifyRequest): Promise<number> {
+    const count = await this.d.sessions.revokeAllForUser(principal.user.id, 'logout_all');
+    this.d.events.emit({ type: 'logout', request, userId: principal.user.id, details: { all_sessions: true, count } });
+    return count;
+  }
+
+  async revokeSession(principal: Principal, sessionId: string, request: FastifyRequest): Promise<void> {
+    const session = await this.d.sessions.findForUser(sessionId, principal.user.id);
+    if (!session || session.revoked_at !== null) throw notFound('Session not found');
+    await this.d.sessions.revoke(session.id, 'user_revoked');
+    this.d.events.emit({ type: 'session_revoked', request, userId: principal.user.id, details: { session_id: session.id } });
+  }
+
+  /** Changes the password, revokes every session (this one too) and starts a fresh one. */
+  async changePassword(principal: Principal, current: string, next: string, request: FastifyRequest): Promise<TokenPair> {
+    const user = await this.d.users.findById(principal.user.id);
+    if (!user) throw authenticationError();
+    if (!(await this.d.hasher.verify(current, user.password_hash))) {
+      throw validationError('Current password is incorrect', { current_password: ['Current password is incorrect'] });
+    }
+    await this.assertAcceptablePassword(next, user, user.id);
+    await this.setPassword(user, next, 'password_change');
+    this.d.events.emit({ type: 'password_changed', request, userId: user.id });
+    const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
+    return this.issuePair(session, session.refresh_jti);
+  }
+
+  /** Always succeeds from the caller's view; the lookup and mail happen after the response. */
+  requestPasswordReset(email: string, request: FastifyRequest): void {
+    const task = (async () => {
+      const user = await this.d.users.findByEmail(email);
+      this.d.events.emit({ type: 'password_reset_requested', request, userId: user?.id, details: { known: Boolean(user) } });
+      if (!user || !user.is_active) return;
+      const token = await this.d.oneTimeTokens.issue(user.id, 'password_reset', this.d.config.PASSWORD_RESET_EXPIRES_MINUTES * 60_000);
+      const link = `${this.d.config.publicUrl}/reset-password?token=${encodeURIComponent(token)}`;
+      this.d.mailer.send({
+        to: user.email,
+        subject: 'Reset your password',
+        text: `Someone asked to reset the password of your account "${user.username}".\n\nTo choose a new password, open this link within ${this.d.config.PASSWORD_RESET_EXPIRES_MINUTES} minutes:\n\n${link}\n\nIf it was not you, ignore this message: your password stays as it is.\n`,
+      });
+    })();
+    this.d.track(task.catch((error: unknown) => request.log.error({ err: error }, 'password reset request failed')));
+  }
+
+  async resetPassword(token: string, password: string, request: FastifyRequest): Promise<void> {
+    // Check strength before spending the token, so a weak choice can be corrected with the same link.
+    const userId = await this.d.oneTimeTokens.peek(token, 'password_reset');
+    const user = userId ? await this.d.users.findById(userId) : undefined;
+    if (!user) throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
+    await this.assertAcceptablePassword(password, user, user.id);
+    if ((await this.d.oneTimeTokens.consume(token, 'password_reset')) !== user.id) {
+      throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
+    }
+    await this.setPassword(user, password, 'password_reset');
+    await this.d.lockout.clear(lockoutKey(user, user.username));
+    this.d.events.emit({ type: 'password_reset', request, userId: user.id });
+  }
+
+  async verifyEmail(token: string, request: FastifyRequest): Promise<void> {
+    const userId = await this.d.oneTimeTokens.consume(token, 'email_verification');
+    if (!userId) throw validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
+    await this.d.users.update(userId, { is_verified: 1 });
+    this.d.events.emit({ type: 'email_verified', request, userId });
+  }
+
+  async sendVerification(user: UserRow): Promise<void> {
+    if (user.is_verified) return;
+    const hours = this.d.config.EMAIL_VERIFICATION_EXPIRES_HOURS;
+    const token = await this.d.oneTimeTokens.issue(user.id, 'email_verification', hours * 3_600_000);
+    const link = `${this.d.config.publicUrl}/verify-email?token=${encodeURIComponent(token)}`;
+    this.d.mailer.send({
+      to: user.email,
+      subject: 'Confirm your e-mail address',
+      text: `Welcome, ${user.username}.\n\nPlease confirm your e-mail address by opening this link within ${hours} hours:\n\n${link}\n`,
+    });
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Password hashing: the one place that creates and checks password hashes.
+ *
+ * Both libraries are native and run in libuv's thread pool, so a slow hash never blocks the
+ * event loop. New hashes use the configured algorithm; any stored hash that still verifies but
+ * was made with another algorithm or weaker parameters is reported by `needsRehash`, and the
+ * login flow replaces it.
+ */
+import * as argon2 from '@node-rs/argon2';
+import * as bcrypt from '@node-rs/bcrypt';
+
+export type HasherName = 'bcrypt' | 'argon2id';
+
+/** OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane). */
+const ARGON2ID = { algorithm: 2 /* Argon2id */, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+
+const BCRYPT_PREFIX = /^\$2[abxy]\$(\d{2})\$/;
+
+export class PasswordHasher {
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(
+    readonly algorithm: HasherName,
+    readonly bcryptRounds: number,
+  ) {}
+
+  hash(password: string): Promise<string> {
+    return this.algorithm === 'argon2id' ? argon2.hash(password, ARGON2ID) : bcrypt.hash(password, this.bcryptRounds);
+  }
+
+  async verify(password: string, storedHash: string): Promise<boolean> {
+    try {
+      if (storedHash.startsWith('$argon2')) return await argon2.verify(storedHash, password);
+      if (BCRYPT_PREFIX.test(storedHash)) return await bcrypt.verify(password, storedHash);
+    } catch {
+      // A malformed stored hash is a failed verification, never a crash.
+    }
+    return false;
+  }
+
+  /**
+   * Spends the same work as a real verification against a hash that matches nothing, so that a
+   * login for an unknown user takes as long as one for a known user.
+   */
+  async verifyDummy(password: string): Promise<false> {
+    this.dummyHash ??= this.hash(`dummy-${Math.random()}`);
+    await this.verify(password, await this.dummyHash);
+    return false;
+  }
+
+  needsRehash(storedHash: string): boolean {
+    if (this.algorithm === 'bcrypt') {
+      const cost = BCRYPT_PREFIX.exec(storedHash)?.[1];
+      return cost === undefined || Number(cost) < this.bcryptRounds;
+    }
+    const params = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(storedHash);
+    if (!params) return true;
+    return Number(params[1]) < ARGON2ID.memoryCost || Number(params[2]) < ARGON2ID.timeCost;
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * /api/auth/* — every URL of API.md's Authentication section, in the order listed there.
+ * Handlers only translate HTTP to AuthService calls and back.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { Container } from '../../container.js';
+import { ok } from '../../http/envelope.js';
+import { authenticationError, validationError } from '../../http/errors.js';
+import { bearerToken } from '../../plugins/authenticate.js';
+import { iso, toUserView } from '../users/user-view.js';
+import type { TokenPair } from './auth-service.js';
+import {
+  ChangePasswordBody,
+  Envelope,
+  LoginBody,
+  LoginData,
+  MessageEnvelope,
+  RefreshBody,
+  RegisterBody,
+  ResetBody,
+  ResetRequestBody,
+  SessionParams,
+  SessionSchema,
+  TokenData,
+  UserData,
+  VerifyEmailBody,
+  errors,
+} from './schemas.js';
+
+export const REFRESH_COOKIE = 'flokie_refresh';
+export const REFRESH_COOKIE_PATH = '/api/auth';
+
+/** Browser mode: the client asked for the refresh token as an HttpOnly cookie. */
+const wantsCookie = (request: FastifyRequest) => String(request.headers['x-auth-mode'] ?? '').toLowerCase() === 'cookie';
+
+export default async function authRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { auth, config } = container;
+  const tags = ['Authentication'];
+  const bearer = [{ bearerAuth: [] }];
+
+  /** Token pair into the response: both in the body, or the refresh token as a cookie in browser mode. */
+  function deliver(request: FastifyRequest, reply: FastifyReply, pair: TokenPair) {
+    const { refresh_expires_in, ...body } = pair;
+    if (!wantsCookie(request)) return body;
+    reply.setCookie(REFRESH_COOKIE, pair.refresh_token, {
+      httpOnly: true,
+      secure: true,
+      sameSite: config.SESSION_COOKIE_SAMESITE.toLowerCase() as 'lax' | 'strict' | 'none',
+      path: REFRESH_COOKIE_PATH,
+      maxAge: refresh_expires_in,
+    });
+    const { refresh_token: _omit, ...withoutRefresh } = body;
+    return withoutRefresh;
+  }
+
+  app.post(
+    '/register',
+    {
+      config: { rateLimit: 'auth.register' },
+      schema: { tags, summary: 'Create an account', body: RegisterBody, response: { 201: Envelope(UserData), ...errors(400, 409, 429) } },
+    },
+    async (request, reply) => {
+      const user = await auth.register(request.body, request);
+      return reply.code(201).send(ok('Registration successful. Check your e-mail to verify your address.', { user }));
+    },
+  );
+
+  app.post(
+    '/login',
+    {
+      config: { rateLimit: 'auth.login' },
+      schema: {
+        tags,
+        summary: 'Log in with username or e-mail and password',
+        description: 'Send `X-Auth-Mode: cookie` to receive the refresh token as an HttpOnly cookie instead of in the body.',
+        body: LoginBody,
+        response: { 200: Envelope(LoginData), ...errors(400, 401, 423, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { tokens, user } = await auth.login(request.body.username, request.body.password, request);
+      return ok('Login successful', { ...deliver(request, reply, tokens), user });
+    },
+  );
+
+  app.post(
+    '/refresh',
+    {
+      schema: {
+        tags,
+        summary: 'Exchange a refresh token for a new token pair',
+        description:
+          'The refresh token may come as `Authorization: Bearer`, as `refresh_token` in the body, or as the refresh cookie. It is spent: presenting it again revokes the whole session.',
+        body: RefreshBody,
+        response: { 200: Envelope(TokenData), ...errors(400, 401, 403, 429) },
+      },
+    },
+    async (request, reply) => {
+      const token = bearerToken(request) ?? request.body?.refresh_token ?? request.cookies?.[REFRESH_COOKIE];
+      if (!token) throw authenticationError('Refresh token required');
+      const pair = await auth.refresh(token, request);
+      // A refresh that came by cookie answers by cookie, so the browser never sees the token.
+      const byCookie = wantsCookie(request) || (!bearerToken(request) && !request.body?.refresh_token && !!request.cookies?.[REFRESH_COOKIE]);
+      if (byCookie) request.headers['x-auth-mode'] = 'cookie';
+      return ok('Token refreshed', deliver(request, reply, pair));
+    },
+  );
+
+  app.post(
+    '/logout',
+    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke this session', response: { 200: MessageEnvelope, ...errors(401) } } },
+    async (request, reply) => {
+      await auth.logout(request.principal!, request);
+      reply.clearCookie(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+      return ok('Logged out', {});
+    },
+  );
+
+  app.post(
+    '/logout-all',
+    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke every session of this user', response: { 200: Envelope(Type.Object({ revoked_sessions: Type.Integer() })), ...errors(401) } } },
+    async (request, reply) => {
+      const count = await auth.logoutAll(request.principal!, request);
+      reply.clearCookie(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+      return ok('Logged out of every session', { revoked_sessions: count });
+    },
+  );
+
+  app.get(
+    '/sessions',
+    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'List active sessions', response: { 200: Envelope(Type.Object({ sessions: Type.Array(SessionSchema) })), ...errors(401) } } },
+    async (request) => {
+      const current = request.principal!.claims.sid;
+      const sessions = await container.sessions.listActive(request.principal!.user.id);
+      return ok('Active sessions', {
+        sessions: sessions.map((s) => ({
+          id: s.id,
+          created_at: iso(s.created_at)!,
+          last_used_at: iso(s.last_used_at)!,
+          expires_at: iso(s.expires_at)!,
+          ip: s.ip,
+          user_agent: s.user_agent,
+          current: s.id === current,
+        })),
+      });
+    },
+  );
+
+  app.delete(
+    '/sessions/:id',
+    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke one of your sessions', params: SessionParams, response: { 200: MessageEnvelope, ...errors(401, 404) } } },
+    async (request) => {
+      await auth.revokeSession(request.principal!, request.params.id, request);
+      return ok('Session revoked', {});
+    },
+  );
+
+  app.get(
+    '/me',
+    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'The authenticated user', response: { 200: Envelope(UserData), ...errors(401) } } },
+    async (request) => ok('Current user', { user: toUserView(request.principal!.user) }),
+  );
+
+  app.post(
+    '/password/change',
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        security: bearer,
+        summary: 'Change password',
+        description: 'Revokes every session, this one included, and returns a fresh token pair for a new session.',
+        body: ChangePasswordBody,
+        response: { 200: Envelope(TokenData), ...errors(400, 401) },
+      },
+    },
+    async (request, reply) => {
+      const { current_password, new_password, confirm_password } = request.body;
+      if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
+      const pair = await auth.changePassword(request.principal!, current_password, new_password, request);
+      return ok('Password changed; other sessions were signed out', deliver(request, reply, pair));
+    },
+  );
+
+  app.post(
+    '/password/reset-request',
+    {
+      config: { rateLimit: 'password.reset' },
+      schema: { tags, summary: 'E-mail a password-reset link', description: 'Answers 202 whether or not the address is registered.', body: ResetRequestBody, response: { 202: MessageEnvelope, ...errors(400, 429) } },
+    },
+    async (request, reply) => {
+      auth.requestPasswordReset(request.body.email, request);
+      return reply.code(202).send(ok('If the address is registered, a reset link is on its way', {}));
+    },
+  );
+
+  app.post(
+    '/password/reset',
+    {
+      config: { rateLimit: 'password.reset' },
+      schema: { tags, summary: 'Set a new password with a reset token', description: 'The token works once; every session is revoked.', body: ResetBody, response: { 200: MessageEnvelope, ...errors(400, 429) } },
+    },
+    async (request) => {
+      const { token, new_password, confirm_password } = request.body;
+      if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
+      await auth.resetPassword(token, new_password, request);
+      return ok('Password has been reset; please log in', {});
+    },
+  );
+
+  app.post(
+    '/verify-email',
+    { schema: { tags, summary: 'Confirm an e-mail address with the token from the e-mail', body: VerifyEmailBody, response: { 200: MessageEnvelope, ...errors(400) } } },
+    async (request) => {
+      await auth.verifyEmail(request.body.token, request);
+      return ok('E-mail address verified', {});
+    },
+  );
+
+  app.post(
+    '/verify-email/resend',
+    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Send the verification e-mail again', response: { 202: MessageEnvelope, ...errors(401, 429) } } },
+    async (request, reply) => {
+      const user = await container.users.findById(request.principal!.user.id);
+      if (user && !user.is_verified) await auth.sendVerification(user);
+      return reply.code(202).send(ok(user?.is_verified ? 'E-mail address is already verified' : 'Verification e-mail sent', {}));
+    },
+  );
+}

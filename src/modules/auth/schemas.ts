@@ -1,0 +1,41 @@
+import { Type } from '@sinclair/typebox';
+import { Envelope, ErrorEnvelope, MessageEnvelope } from '../../http/envelope.js';
+import { Email, OpaqueToken, Password, PersonName, Username } from '../../http/fields.js';
+import { UserSchema } from '../users/user-view.js';
+
+const strict = { additionalProperties: false } as const;
+
+export const RegisterBody = Type.Object(
+  { username: Username, email: Email, password: Password, first_name: Type.Optional(PersonName), last_name: Type.Optional(PersonName) },
+  strict,
+);
+export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 254, description: 'Username or e-mail' }), password: Password }, strict);
+export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(OpaqueToken) }, strict), Type.Null()]);
+export const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password, confirm_password: Password }, strict);
+export const ResetRequestBody = Type.Object({ email: Email }, strict);
+export const ResetBody = Type.Object({ token: OpaqueToken, new_password: Password, confirm_password: Password }, strict);
+export const VerifyEmailBody = Type.Object({ token: OpaqueToken }, strict);
+export const SessionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, strict);
+
+export const TokenData = Type.Object({
+  access_token: Type.String(),
+  refresh_token: Type.Optional(Type.String({ description: 'Absent in cookie mode (X-Auth-Mode: cookie): it is set as an HttpOnly cookie.' })),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer({ description: 'Access token lifetime in seconds' }),
+});
+export const LoginData = Type.Composite([TokenData, Type.Object({ user: UserSchema })]);
+export const UserData = Type.Object({ user: UserSchema });
+export const SessionSchema = Type.Object({
+  id: Type.String(),
+  created_at: Type.String({ format: 'date-time' }),
+  last_used_at: Type.String({ format: 'date-time' }),
+  expires_at: Type.String({ format: 'date-time' }),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean(),
+});
+
+/** Error responses every route may give, for the OpenAPI document. */
+export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorEnvelope]));
+
+export { Envelope, MessageEnvelope };

@@ -1,0 +1,159 @@
+/**
+ * Security events: one vocabulary, written two ways — a structured pino log line at once, and a
+ * row in `security_events` through a queue flushed in batches, so recording an event never slows
+ * or fails the request that caused it. `close()` flushes what is queued (clean shutdown loses
+ * nothing). Never put a password, token or hash into `details`: the logger redacts known
+ * secret-bearing keys as a second line of defence.
+ */
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/types.js';
+
+export const EVENT_TYPES = {
+  login_success: 'info',
+  login_failure: 'warning',
+  account_locked: 'warning',
+  account_unlocked: 'info',
+  registration: 'info',
+  email_verified: 'info',
+  password_changed: 'info',
+  password_reset_requested: 'info',
+  password_reset: 'warning',
+  token_refreshed: 'info',
+  refresh_token_reuse: 'critical',
+  token_revoked: 'warning',
+  session_revoked: 'info',
+  logout: 'info',
+  rate_limit_exceeded: 'warning',
+  csrf_failure: 'warning',
+  admin_action: 'warning',
+  emergency_action: 'critical',
+  suspicious_header: 'warning',
+  brute_force_detected: 'critical',
+  credential_stuffing_detected: 'critical',
+  distributed_attack_detected: 'critical',
+  ip_blocked: 'warning',
+} as const;
+
+export type SecurityEventType = keyof typeof EVENT_TYPES;
+export type Severity = 'info' | 'warning' | 'critical';
+
+export interface SecurityEventInput {
+  type: SecurityEventType;
+  message?: string;
+  userId?: string | null;
+  request?: FastifyRequest;
+  ip?: string | null;
+  severity?: Severity;
+  details?: Record<string, unknown>;
+}
+
+type Row = Database['security_events'] extends infer T ? Omit<T, 'id'> : never;
+
+const SECRET_KEYS = /pass|token|secret|hash|authorization|cookie|jwt/i;
+
+/** Drops any key that looks like it could carry a secret, however it got here. */
+function scrub(details: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!details) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(details)) out[k] = SECRET_KEYS.test(k) ? '[redacted]' : v;
+  return out;
+}
+
+export type EventListener = (event: Row & { message: string }) => void;
+
+export class SecurityEvents {
+  private queue: Row[] = [];
+  private flushing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private readonly listeners = new Set<EventListener>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly log: FastifyBaseLogger,
+    private readonly options: { batchSize?: number; flushIntervalMs?: number } = {},
+  ) {
+    this.timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 250);
+    this.timer.unref();
+  }
+
+  /** Listeners see every event as it is emitted (intrusion detection, Sentry). */
+  onEvent(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(input: SecurityEventInput): void {
+    const req = input.request;
+    const severity = input.severity ?? EVENT_TYPES[input.type];
+    const details = scrub(input.details);
+    const row: Row = {
+      type: input.type,
+      severity,
+      user_id: input.userId ?? (req?.principal?.user.id ?? null),
+      ip: input.ip ?? req?.ip ?? null,
+      user_agent: req?.headers['user-agent']?.slice(0, 512) ?? null,
+      request_id: req ? String(req.id) : null,
+      endpoint: req ? `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`.slice(0, 200) : null,
+      details: details ? JSON.stringify(details) : null,
+      created_at: Date.now(),
+    };
+    const message = input.message ?? input.type.replace(/_/g, ' ');
+    const level = severity === 'critical' ? 'fatal' : severity === 'warning' ? 'warn' : 'info';
+    this.log[level](
+      {
+        security_event: row.type,
+        severity,
+        user_id: row.user_id,
+        ip: row.ip,
+        user_agent: row.user_agent,
+        request_id: row.request_id,
+        endpoint: row.endpoint,
+        timestamp: new Date(row.created_at).toISOString(),
+        ...details,
+      },
+      message,
+    );
+    this.queue.push(row);
+    for (const listener of this.listeners) {
+      try {
+        listener({ ...row, message });
+      } catch (error) {
+        this.log.error({ err: error }, 'security event listener failed');
+      }
+    }
+    if (this.queue.length >= (this.options.batchSize ?? 100)) void this.flush();
+  }
+
+  /** Writes queued events; a failed batch is retried on the next flush rather than dropped. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing.then(() => (this.queue.length ? this.flush() : undefined));
+    if (this.queue.length === 0) return Promise.resolve();
+    const batch = this.queue;
+    this.queue = [];
+    this.flushing = this.db
+      .insertInto('security_events')
+      .values(batch)
+      .execute()
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        this.log.error({ err: error, count: batch.length }, 'could not write security events; will retry');
+        this.queue = batch.concat(this.queue).slice(-10_000);
+      })
+      .finally(() => {
+        this.flushing = null;
+      });
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+    if (this.queue.length) await this.flush();
+  }
+
+  async purgeOlderThan(days: number): Promise<number> {
+    const result = await this.db.deleteFrom('security_events').where('created_at', '<', Date.now() - days * 86_400_000).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

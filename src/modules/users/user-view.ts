@@ -1,0 +1,54 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Selectable } from 'kysely';
+import type { UsersTable } from '../../db/types.js';
+
+export type UserRow = Selectable<UsersTable>;
+
+const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+/** A user as every response shows it (API.md). Never a hash, token or lockout counter. */
+export const UserSchema = Type.Object(
+  {
+    id: Type.String(),
+    username: Type.String(),
+    email: Type.String(),
+    first_name: Type.Union([Type.String(), Type.Null()]),
+    last_name: Type.Union([Type.String(), Type.Null()]),
+    bio: Type.Union([Type.String(), Type.Null()]),
+    is_active: Type.Boolean(),
+    is_verified: Type.Boolean(),
+    is_admin: Type.Boolean(),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+    last_login_at: Timestamp,
+  },
+  { $id: 'User' },
+);
+export type UserView = Static<typeof UserSchema>;
+
+/** Admin views add the lockout end. */
+export const AdminUserSchema = Type.Composite([Type.Omit(UserSchema, []), Type.Object({ locked_until: Timestamp })], { $id: 'AdminUser' });
+export type AdminUserView = Static<typeof AdminUserSchema>;
+
+export const iso = (ms: number | null) => (ms == null ? null : new Date(Number(ms)).toISOString());
+
+export function toUserView(row: UserRow): UserView {
+  return {
+    id: row.id,
+    username: row.username,
+    email: row.email,
+    first_name: row.first_name,
+    last_name: row.last_name,
+    bio: row.bio,
+    is_active: Boolean(row.is_active),
+    is_verified: Boolean(row.is_verified),
+    is_admin: Boolean(row.is_admin),
+    created_at: iso(row.created_at)!,
+    updated_at: iso(row.updated_at)!,
+    last_login_at: iso(row.last_login_at),
+  };
+}
+
+export function toAdminUserView(row: UserRow, lockedUntil: number | null): AdminUserView {
+  return { ...toUserView(row), locked_until: lockedUntil && lockedUntil > Date.now() ? iso(lockedUntil) : null };
+}

@@ -1,0 +1,45 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Container } from '../container.js';
+import { authenticationError, authorizationError } from '../http/errors.js';
+import type { Principal } from '../modules/auth/token-guard.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated user and token claims, set by `app.authenticate`. */
+    principal: Principal | null;
+  }
+  interface FastifyInstance {
+    /** preHandler: requires a valid access token (Authorization: Bearer …). */
+    authenticate: (request: FastifyRequest) => Promise<void>;
+    /** preHandler: requires a valid access token of an active admin. */
+    requireAdmin: (request: FastifyRequest) => Promise<void>;
+  }
+}
+
+/** The token from `Authorization: Bearer <token>`, or null when the header is absent. */
+export function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (header === undefined) return null;
+  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
+  if (!match) throw authenticationError('Authorization header must be "Bearer <token>"');
+  return match[1]!;
+}
+
+export default fp(
+  async function authenticatePlugin(app: FastifyInstance, { container }: { container: Container }) {
+    app.decorateRequest('principal', null);
+
+    app.decorate('authenticate', async (request: FastifyRequest) => {
+      const token = bearerToken(request);
+      if (!token) throw authenticationError('Authentication required');
+      request.principal = await container.tokenGuard.authenticate(token);
+    });
+
+    app.decorate('requireAdmin', async (request: FastifyRequest) => {
+      await app.authenticate(request);
+      if (!request.principal?.user.is_admin) throw authorizationError('Administrator access required');
+    });
+  },
+  { name: 'flokie-authenticate' },
+);

@@ -1,0 +1,142 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { ApiError, type ErrorCode, type ErrorDetails } from '../http/errors.js';
+
+/** Status code → contract code for errors raised by Fastify itself or its plugins. */
+const CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: 'VALIDATION_ERROR',
+  401: 'AUTHENTICATION_ERROR',
+  403: 'AUTHORIZATION_ERROR',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  423: 'LOCKED',
+  429: 'RATE_LIMIT_EXCEEDED',
+  503: 'SERVICE_UNAVAILABLE',
+};
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Ajv errors → {"field": ["message", …]}, with the field named the way the client sent it. */
+export function validationDetails(errors: AjvError[], part: string | undefined): ErrorDetails {
+  const details: ErrorDetails = {};
+  for (const err of errors) {
+    let field = err.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    let message = err.message ?? 'is invalid';
+    if (err.keyword === 'required') {
+      field = [field, String(err.params.missingProperty)].filter(Boolean).join('.');
+      message = 'This field is required';
+    } else if (err.keyword === 'additionalProperties') {
+      field = [field, String(err.params.additionalProperty)].filter(Boolean).join('.');
+      message = 'Unknown field';
+    } else if (err.keyword === 'minLength') {
+      message = `Must be at least ${String(err.params.limit)} characters`;
+    } else if (err.keyword === 'maxLength') {
+      message = `Must be at most ${String(err.params.limit)} characters`;
+    } else if (err.keyword === 'format' && err.params.format === 'email') {
+      message = 'Not a valid e-mail address';
+    } else if (err.keyword === 'type') {
+      message = `Must be of type ${String(err.params.type)}`;
+    } else if (err.keyword === 'pattern') {
+      message = 'Contains characters that are not allowed';
+    }
+    const key = field || part || 'body';
+    (details[key] ??= []).push(message);
+  }
+  return details;
+}
+
+function toApiError(error: FastifyError & { validation?: AjvError[]; validationContext?: string }): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error.validation) {
+    return new ApiError(400, 'VALIDATION_ERROR', 'Request validation failed', validationDetails(error.validation, error.validationContext));
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 500) return new ApiError(500, 'INTERNAL_SERVER_ERROR', 'An unexpected error occurred');
+  const code = CODE_BY_STATUS[status] ?? 'VALIDATION_ERROR';
+  const messages: Partial<Record<string, string>> = {
+    FST_ERR_CTP_INVALID_JSON_BODY: 'Malformed JSON body',
+    FST_ERR_CTP_EMPTY_JSON_BODY: 'Request body is empty but Content-Type is application/json',
+    FST_ERR_CTP_BODY_TOO_LARGE: 'Request body is too large',
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Unsupported Content-Type; send application/json',
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'Content-Length does not match the body',
+  };
+  let message = messages[error.code] ?? (status < 500 && error.message ? error.message : 'Request failed');
+  if (error instanceof SyntaxError || /JSON/.test(error.message)) message = 'Malformed JSON body';
+  if (/prototype|constructor/i.test(error.message)) message = 'Body contains a forbidden property name';
+  return new ApiError(status, code, message);
+}
+
+export function errorBody(error: ApiError, requestId: string) {
+  return {
+    success: false as const,
+    error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) },
+    timestamp: new Date().toISOString(),
+    request_id: requestId,
+  };
+}
+
+export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.headers) reply.headers(error.headers);
+  return reply.code(error.statusCode).type('application/json; charset=utf-8').send(errorBody(error, String(reply.request.id)));
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Called for every 5xx with the original error (Sentry hooks in here). */
+    reportError: (error: unknown, request: FastifyRequest) => void;
+  }
+}
+
+/**
+ * Every failure → the contract's error envelope: thrown ApiErrors, schema validation errors,
+ * Fastify's body-parsing errors, unknown routes (404) and known paths with the wrong method (405).
+ * 500s carry no internals; the original is logged and reported.
+ */
+export default fp(
+  async function errorHandler(app: FastifyInstance) {
+    app.decorate('reportError', () => {});
+
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const apiError = toApiError(error);
+      if (apiError.statusCode >= 500) {
+        request.log.error({ err: error }, 'unhandled error');
+        app.reportError(error, request);
+      }
+      return sendApiError(reply, apiError);
+    });
+
+    // A second router holding every route only to tell 404 from 405.
+    const router = FindMyWay({ ignoreTrailingSlash: true });
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      for (const method of methods) {
+        if (method === 'HEAD' || method === 'OPTIONS') continue;
+        try {
+          router.on(method as HTTPMethod, route.url, () => {});
+        } catch {
+          /* duplicate registration of the same route pattern */
+        }
+      }
+    });
+
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0] ?? '/';
+      const allowed = (['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const).filter((m) => m !== request.method && router.find(m, path));
+      if (allowed.length > 0 && request.method !== 'OPTIONS') {
+        reply.header('Allow', allowed.join(', '));
+        return sendApiError(reply, new ApiError(405, 'METHOD_NOT_ALLOWED', `Method ${request.method} is not allowed here`));
+      }
+      return sendApiError(reply, new ApiError(404, 'NOT_FOUND', 'The requested resource was not found'));
+    });
+  },
+  { name: 'flokie-error-handler' },
+);

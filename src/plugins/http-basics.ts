@@ -1,0 +1,31 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { escapeJsonForHtml } from '../http/envelope.js';
+
+/** An incoming X-Request-ID is kept only if it looks like an id, never as a log-injection vector. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function genReqId(request: { headers: Record<string, string | string[] | undefined> }): string {
+  const incoming = request.headers['x-request-id'];
+  return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/**
+ * Request ids on every response, HTML-safe JSON (API.md), and Cache-Control: no-store on
+ * everything but the static docs assets, since API responses carry tokens and user data.
+ */
+export default fp(
+  async function httpBasics(app: FastifyInstance) {
+    app.addHook('onRequest', async (request, reply) => {
+      reply.header('X-Request-ID', request.id);
+    });
+    app.addHook('onSend', async (request: FastifyRequest, reply, payload) => {
+      if (!reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
+      const type = reply.getHeader('content-type');
+      if (typeof payload === 'string' && typeof type === 'string' && type.includes('json')) return escapeJsonForHtml(payload);
+      return payload;
+    });
+  },
+  { name: 'flokie-http-basics' },
+);

@@ -1,0 +1,95 @@
+/**
+ * Cross-process cache invalidation. Whoever changes a fact that other processes cache (a session
+ * revoked, a user deactivated, a setting changed) publishes it here; the change is written to the
+ * `change_log` table and applied locally at once, and every other process (other instances, the
+ * CLI's effect on a running server) picks it up on its next poll, CACHE_SYNC_INTERVAL_MS later.
+ * With Redis, a pub/sub message makes the other instances apply it immediately as well.
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/types.js';
+
+export type ChangeKind = 'session' | 'user' | 'jti' | 'setting';
+export type ChangeListener = (kind: ChangeKind, key: string) => void;
+
+/** Rows may commit out of id order, so each poll re-reads this much history. */
+const OVERLAP_MS = 10_000;
+const RETAIN_MS = 60 * 60 * 1000;
+
+export interface ChangeBus {
+  publish(message: string): Promise<void>;
+  subscribe(onMessage: (message: string) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class ChangeFeed {
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly seen = new Map<number, number>();
+  private since = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private lastPurge = 0;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly intervalMs: number,
+    private readonly bus?: ChangeBus,
+    private readonly onError: (error: unknown) => void = () => {},
+  ) {}
+
+  async start(): Promise<void> {
+    this.since = Date.now();
+    this.timer = setInterval(() => void this.poll(), this.intervalMs);
+    this.timer.unref();
+    await this.bus?.subscribe((message) => {
+      const [kind, ...rest] = message.split(':');
+      this.apply(kind as ChangeKind, rest.join(':'));
+    });
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Records a change (pass the transaction to make it part of the same commit) and applies it here. */
+  async publish(kind: ChangeKind, key: string, db: Kysely<Database> = this.db): Promise<void> {
+    await db.insertInto('change_log').values({ kind, key, created_at: Date.now() }).execute();
+    this.apply(kind, key);
+    if (this.bus) void this.bus.publish(`${kind}:${key}`).catch(this.onError);
+  }
+
+  private apply(kind: ChangeKind, key: string): void {
+    for (const listener of this.listeners) listener(kind, key);
+  }
+
+  /** Reads changes made by other processes since the last poll. */
+  async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      const now = Date.now();
+      const from = this.since - OVERLAP_MS;
+      const rows = await this.db.selectFrom('change_log').select(['id', 'kind', 'key', 'created_at']).where('created_at', '>=', from).orderBy('id').execute();
+      for (const row of rows) {
+        if (this.seen.has(row.id)) continue;
+        this.seen.set(row.id, row.created_at);
+        this.apply(row.kind as ChangeKind, row.key);
+      }
+      for (const [id, createdAt] of this.seen) if (createdAt < from) this.seen.delete(id);
+      this.since = now;
+      if (now - this.lastPurge > 10 * 60 * 1000) {
+        this.lastPurge = now;
+        await this.db.deleteFrom('change_log').where('created_at', '<', now - RETAIN_MS).execute();
+      }
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.bus?.close();
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Builds a real app (in-process, no port) on a fresh test database. Each call gets its own
+ * database; `close()` closes the app and drops the database.
+ */
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export interface TestApp {
+  app: FastifyInstance;
+  config: Config;
+  database: TestDatabase;
+  close(): Promise<void>;
+}
+
+export const TEST_ENV: Record<string, string> = {
+  NODE_ENV: 'test',
+  SECRET_KEY: 'test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz',
+  JWT_SECRET_KEY: 'test-jwt-secret-0123456789abcdefghijklmnopqrstuvwxyz',
+  BCRYPT_ROUNDS: '4',
+  LOG_LEVEL: 'silent',
+  RATE_LIMIT_ENABLED: 'false',
+  MAIL_OUTBOX_DIR: 'var/test-outbox',
+  CACHE_SYNC_INTERVAL_MS: '100',
+};
+
+export function makeTestConfig(overrides: Record<string, string> = {}, databaseUrl = 'sqlite::memory:'): Config {
+  return loadConfig({ ...TEST_ENV, DATABASE_URL: databaseUrl, ...overrides }, { dotenv: false });
+}
+
+export async function createTestApp(overrides: Record<string, string> = {}, options: { fileDatabase?: boolean } = {}): Promise<TestApp> {
+  const database = await createTestDatabase({ file: options.fileDatabase });
+  const config = makeTestConfig(overrides, database.url);
+  const app = await buildApp(config);
+  await app.ready();
+  return {
+    app,
+    config,
+    database,
+    async close() {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
+
+export const STRONG_PASSWORD = 'Velvet-Orbit-Harbor-42';
+export const OTHER_STRONG_PASSWORD = 'Quiet-Lantern-Meadow-77';
+
+let counter = 0;
+export function uniqueUser(prefix = 'user') {
+  counter += 1;
+  const name = `${prefix}${counter}_${Math.random().toString(36).slice(2, 7)}`;
+  return { username: name, email: `${name}@example.com`, password: STRONG_PASSWORD };
+}
+
+export function json<T = any>(res: LightMyRequestResponse): T {
+  return JSON.parse(res.body) as T;
+}
+
+export async function register(app: FastifyInstance, user = uniqueUser()) {
+  const res = await app.inject({ method: 'POST', url: '/api/auth/register', payload: user });
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`);
+  return { ...user, id: json(res).data.user.id as string };
+}
+
+export async function login(app: FastifyInstance, username: string, password = STRONG_PASSWORD, headers: Record<string, string> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, headers });
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`);
+  const data = json(res).data;
+  return { access: data.access_token as string, refresh: data.refresh_token as string, res };
+}
+
+/** Registers and logs in a fresh user; returns its credentials and tokens. */
+export async function registerAndLogin(app: FastifyInstance, user = uniqueUser()) {
+  const created = await register(app, user);
+  const tokens = await login(app, created.username, created.password);
+  return { ...created, ...tokens };
+}
+
+/** Makes an existing user an admin directly in the database (test set-up only). */
+export async function makeAdmin(app: FastifyInstance, userId: string) {
+  await app.container.users.update(userId, { is_admin: 1 });
+  await app.container.changes.publish('user', userId);
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
