@@ -18,6 +18,7 @@ import { TokenService } from './modules/auth/tokens.js';
 import { SecurityEvents } from './modules/security/events.js';
 import { UserRepository } from './modules/users/user-repository.js';
 import { ChangeFeed } from './state/change-feed.js';
+import { createRedis, RedisChangeBus, type RedisClient } from './state/redis.js';
 
 /** Keys whose values never reach a log line, wherever they appear. */
 export const LOG_REDACT_PATHS = [
@@ -62,7 +63,10 @@ export async function createContainer(config: Config, options: ContainerOptions 
     void task.finally(() => background.delete(task));
   };
 
-  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, undefined, (error) => log.warn({ err: error }, 'change feed poll failed'));
+  /** Shared Redis client when REDIS_URL is set (rate limits, counters, change bus); null on the embedded default. */
+  const redis: RedisClient | null = config.REDIS_URL ? createRedis(config.REDIS_URL, log) : null;
+  const bus = redis ? new RedisChangeBus(config.REDIS_URL, redis, `${config.REDIS_KEY_PREFIX}changes`, log) : undefined;
+  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, bus, (error) => log.warn({ err: error }, 'change feed failed'));
   const users = new UserRepository(db);
   const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS);
   const policy = new PasswordPolicy(config);
@@ -101,6 +105,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
     log,
     database,
     db,
+    redis,
     changes,
     users,
     hasher,
@@ -130,6 +135,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
       await Promise.allSettled([...background]);
       await events.close();
       await mailer.close();
+      redis?.disconnect();
       await database.close();
     },
   };
