@@ -1,8 +1,11 @@
 /**
  * Entry point: reads the environment, listens, and shuts down gracefully on SIGTERM/SIGINT
  * (stops accepting connections, finishes in-flight requests, flushes events, closes the database).
+ * With WEB_CONCURRENCY > 1 this process becomes the cluster primary (src/cluster.ts) and each
+ * forked worker runs serve() below on the shared port.
  */
 import { buildApp } from './app.js';
+import { runPrimary, shouldRunPrimary } from './cluster.js';
 import { loadConfig, SettingError, type Config } from './config/index.js';
 
 let config: Config;
@@ -16,36 +19,47 @@ try {
   throw error;
 }
 
-const app = await buildApp(config).catch((error: unknown) => {
-  console.error(`flokie: could not start: ${(error as Error).message}`);
-  process.exit(1);
-});
-
-let closing = false;
-async function shutdown(signal: string) {
-  if (closing) return;
-  closing = true;
-  app.log.info({ signal }, 'shutting down: finishing in-flight requests');
-  const force = setTimeout(() => {
-    app.log.error('shutdown took too long; exiting');
+async function serve(config: Config): Promise<void> {
+  const app = await buildApp(config).catch((error: unknown) => {
+    console.error(`flokie: could not start: ${(error as Error).message}`);
     process.exit(1);
-  }, 15_000);
-  force.unref();
+  });
+
+  let closing = false;
+  async function shutdown(signal: string) {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => {
+      app.log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, 15_000);
+    force.unref();
+    try {
+      await app.close();
+      process.exit(0);
+    } catch (error) {
+      app.log.error({ err: error }, 'error during shutdown');
+      process.exit(1);
+    }
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
   try {
-    await app.close();
-    process.exit(0);
+    await app.listen({ port: config.PORT, host: config.HOST });
   } catch (error) {
-    app.log.error({ err: error }, 'error during shutdown');
+    app.log.fatal({ err: error }, 'could not listen');
+    await app.close().catch(() => {});
     process.exit(1);
   }
 }
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
 
-try {
-  await app.listen({ port: config.PORT, host: config.HOST });
-} catch (error) {
-  app.log.fatal({ err: error }, 'could not listen');
-  await app.close().catch(() => {});
-  process.exit(1);
+if (shouldRunPrimary(config)) {
+  await runPrimary(config).catch((error: unknown) => {
+    console.error(`flokie: could not start: ${(error as Error).message}`);
+    process.exit(1);
+  });
+} else {
+  await serve(config);
 }
