@@ -15,7 +15,19 @@ import { createContainer, createLogger, type Container } from './container.js';
 import './http/route-config.js';
 import authRoutes from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
+import { ipBlockPlugin } from './modules/security/intrusion.js';
+import securityRoutes from './modules/security/routes.js';
+import sentry from './modules/security/sentry.js';
+import adminRoutes from './modules/users/admin-routes.js';
 import profileRoutes from './modules/users/profile-routes.js';
+import { httpServerOptions } from './http/tls.js';
+import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/request-guard.js';
+import clientAddress, { trustProxyOption } from './plugins/client-address.js';
+import corsPlugin from './plugins/cors.js';
+import csrf from './plugins/csrf.js';
+import forceHttps from './plugins/force-https.js';
+import rateLimit from './plugins/rate-limit.js';
+import securityHeaders, { DOCS_CSP } from './plugins/security-headers.js';
 import authenticate from './plugins/authenticate.js';
 import errorHandler from './plugins/error-handler.js';
 import httpBasics, { genReqId } from './plugins/http-basics.js';
@@ -63,13 +75,27 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     ajv: { customOptions: {}, plugins: [(await import('ajv-formats')).default as never] },
     schemaController: { compilersFactory: { buildValidator: validatorFactory() as never } },
+    // HTTP protection layer (docs/security.md): proxies believed only from TRUSTED_PROXIES, HTTPS, raw-socket errors.
+    trustProxy: trustProxyOption(config.TRUSTED_PROXIES),
+    ...httpServerOptions(config, MAX_HEADER_BYTES),
+    clientErrorHandler: clientErrorHandler(config),
+    frameworkErrors: frameworkErrors(config),
   });
   app.decorate('container', container);
 
   await app.register(errorHandler);
   await app.register(httpBasics);
+  await app.register(securityHeaders, { config });
+  await app.register(forceHttps, { config });
+  await app.register(requestGuard, { config });
+  await app.register(corsPlugin, { config });
+  await app.register(clientAddress, { container });
   await app.register(cookie, { secret: config.SECRET_KEY });
+  await app.register(csrf, { container, cookiePath: '/api/auth' });
   await app.register(authenticate, { container });
+  await app.register(sentry, { container });
+  await app.register(ipBlockPlugin, { detector: container.intrusion });
+  await app.register(rateLimit, { container, docsPrefix: '/api/docs' });
 
   if (config.DOCS_ENABLED) {
     await app.register(swagger, {
@@ -91,9 +117,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(healthRoutes, { prefix: '/health', container });
       await api.register(authRoutes, { prefix: '/auth', container });
       await api.register(profileRoutes, { prefix: '/users', container });
+      await api.register(adminRoutes, { prefix: '/users', container });
+      await api.register(securityRoutes, { prefix: '/security', container });
       if (config.DOCS_ENABLED) {
         api.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
-        await api.register(swaggerUi, { routePrefix: '/docs', staticCSP: false, uiConfig: { deepLinking: false } });
+        await api.register(swaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP, uiConfig: { deepLinking: false } });
       }
     },
     { prefix: '/api' },

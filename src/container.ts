@@ -16,7 +16,9 @@ import { SessionStore } from './modules/auth/sessions.js';
 import { TokenGuard } from './modules/auth/token-guard.js';
 import { TokenService } from './modules/auth/tokens.js';
 import { SecurityEvents } from './modules/security/events.js';
+import { AdminService } from './modules/users/admin-service.js';
 import { UserRepository } from './modules/users/user-repository.js';
+import { IntrusionDetector } from './modules/security/intrusion.js';
 import { ChangeFeed } from './state/change-feed.js';
 import { createRedis, RedisChangeBus, type RedisClient } from './state/redis.js';
 
@@ -86,6 +88,9 @@ export async function createContainer(config: Config, options: ContainerOptions 
     log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
   );
   const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, events, track });
+  const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth });
+  /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
+  const intrusion = new IntrusionDetector(config, redis, events, log);
 
   /** Periodic clean-up of rows that can no longer matter. */
   async function purgeStale(): Promise<void> {
@@ -118,6 +123,8 @@ export async function createContainer(config: Config, options: ContainerOptions 
     events,
     mailer,
     auth,
+    admin,
+    intrusion,
     track,
     purgeStale,
     /** Starts the background loops a long-running server needs (the CLI does not). */

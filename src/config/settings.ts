@@ -240,6 +240,8 @@ export const SETTINGS = {
   SECURITY_EVENT_RETENTION_DAYS: S({ env: 'SECURITY_EVENT_RETENTION_DAYS', default: '90', group: 'Monitoring', doc: 'Security events older than this are purged.', parse: int(1, 3650) }),
   BRUTE_FORCE_ALERT_THRESHOLD: S({ env: 'BRUTE_FORCE_ALERT_THRESHOLD', default: '10', group: 'Monitoring', doc: 'Failed logins per IP per hour before a critical alert.', parse: int(1, 100000) }),
   BRUTE_FORCE_BLOCK_MINUTES: S({ env: 'BRUTE_FORCE_BLOCK_MINUTES', default: '0', group: 'Monitoring', doc: 'Block an IP over the threshold for this long (0 = alert only).', parse: int(0, 10080) }),
+  CREDENTIAL_STUFFING_THRESHOLD: S({ env: 'CREDENTIAL_STUFFING_THRESHOLD', default: '10', group: 'Monitoring', doc: 'Distinct usernames failing from one IP per hour before a credential-stuffing alert.', parse: int(1, 100000) }),
+  DISTRIBUTED_ATTACK_THRESHOLD: S({ env: 'DISTRIBUTED_ATTACK_THRESHOLD', default: '10', group: 'Monitoring', doc: 'Distinct IPs failing on one username per hour before a distributed-attack alert.', parse: int(1, 100000) }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

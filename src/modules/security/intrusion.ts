@@ -1,0 +1,155 @@
+/**
+ * Intrusion detection (the guide's SecurityMonitor), fed by `login_failure` security events:
+ *
+ * - brute force: failed logins per IP over an hour; the first failure above
+ *   BRUTE_FORCE_ALERT_THRESHOLD logs one critical "Potential brute force attack" event for that
+ *   window (not one per request) and, with BRUTE_FORCE_BLOCK_MINUTES, blocks the IP;
+ * - credential stuffing: many distinct usernames failing from one IP;
+ * - distributed attack: one username failing from many distinct IPs.
+ *
+ * Counters are rate-limiter-flexible counters: atomic in Redis (shared by every instance) when
+ * REDIS_URL is set, in-process otherwise, with an in-process insurance counter while Redis is down.
+ * "Distinct" is counted with a per-pair counter: a pair (ip, username) seen for the first time in
+ * its window adds one to the IP's (and the username's) distinct counter.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Config } from '../../config/index.js';
+import { rateLimited } from '../../http/errors.js';
+import type { RedisClient } from '../../state/redis.js';
+import type { SecurityEvents } from './events.js';
+
+const WINDOW_SECONDS = 3600;
+
+export class IntrusionDetector {
+  private readonly failuresPerIp: RateLimiterAbstract;
+  private readonly pairs: RateLimiterAbstract;
+  private readonly namesPerIp: RateLimiterAbstract;
+  private readonly ipsPerName: RateLimiterAbstract;
+  private readonly blocked: RateLimiterAbstract | null;
+  private readonly pending = new Set<Promise<void>>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly config: Config,
+    redis: RedisClient | null,
+    private readonly events: SecurityEvents,
+    private readonly log: Logger,
+  ) {
+    const counter = (name: string, points = 1, duration = WINDOW_SECONDS): RateLimiterAbstract => {
+      const memory = new RateLimiterMemory({ points, duration, keyPrefix: `ids:${name}` });
+      if (!redis) return memory;
+      return new RateLimiterRedis({
+        storeClient: redis,
+        points,
+        duration,
+        keyPrefix: `${config.REDIS_KEY_PREFIX}ids:${name}`,
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: memory,
+      });
+    };
+    this.failuresPerIp = counter('fail-ip');
+    this.pairs = counter('pair');
+    this.namesPerIp = counter('names-ip');
+    this.ipsPerName = counter('ips-name');
+    this.blocked = config.BRUTE_FORCE_BLOCK_MINUTES > 0 ? counter('blocked', 1, config.BRUTE_FORCE_BLOCK_MINUTES * 60) : null;
+    this.unsubscribe = events.onEvent((event) => {
+      if (event.type !== 'login_failure' || !event.ip) return;
+      let login = '';
+      try {
+        login = String((JSON.parse(event.details ?? '{}') as { login?: unknown }).login ?? '').toLowerCase();
+      } catch {
+        /* no login name recorded */
+      }
+      const task = this.recordFailure(event.ip, login).catch((error: unknown) => this.log.warn({ err: error }, 'intrusion detection failed'));
+      this.pending.add(task);
+      void task.finally(() => this.pending.delete(task));
+    });
+  }
+
+  /** Counts one failed login; raises each alert on the first count above its threshold in a window. */
+  async recordFailure(ip: string, login: string): Promise<void> {
+    const { BRUTE_FORCE_ALERT_THRESHOLD, CREDENTIAL_STUFFING_THRESHOLD, DISTRIBUTED_ATTACK_THRESHOLD } = this.config;
+    const attempts = (await this.failuresPerIp.penalty(ip)).consumedPoints;
+    if (attempts === BRUTE_FORCE_ALERT_THRESHOLD + 1) {
+      this.events.emit({
+        type: 'brute_force_detected',
+        ip,
+        message: 'Potential brute force attack',
+        details: { ip_address: ip, username: login.slice(0, 100), attempts, window_seconds: WINDOW_SECONDS },
+      });
+      await this.block(ip);
+    }
+    if (!login) return;
+    const firstTimePair = (await this.pairs.penalty(`${ip}|${login}`)).consumedPoints === 1;
+    if (!firstTimePair) return;
+    const [names, ips] = await Promise.all([this.namesPerIp.penalty(ip), this.ipsPerName.penalty(login)]);
+    if (names.consumedPoints === CREDENTIAL_STUFFING_THRESHOLD + 1) {
+      this.events.emit({
+        type: 'credential_stuffing_detected',
+        ip,
+        message: 'Potential credential stuffing: many usernames from one address',
+        details: { ip_address: ip, distinct_usernames: names.consumedPoints, window_seconds: WINDOW_SECONDS },
+      });
+    }
+    if (ips.consumedPoints === DISTRIBUTED_ATTACK_THRESHOLD + 1) {
+      this.events.emit({
+        type: 'distributed_attack_detected',
+        ip,
+        message: 'Potential distributed attack on one account',
+        details: { username: login.slice(0, 100), distinct_ips: ips.consumedPoints, window_seconds: WINDOW_SECONDS },
+      });
+    }
+  }
+
+  private async block(ip: string): Promise<void> {
+    if (!this.blocked) return;
+    const seconds = this.config.BRUTE_FORCE_BLOCK_MINUTES * 60;
+    await this.blocked.block(ip, seconds);
+    this.events.emit({ type: 'ip_blocked', ip, message: 'Address blocked after a brute force alert', details: { ip_address: ip, minutes: this.config.BRUTE_FORCE_BLOCK_MINUTES } });
+  }
+
+  /** Seconds the address stays blocked, or 0. */
+  async blockedFor(ip: string): Promise<number> {
+    if (!this.blocked) return 0;
+    const res = await this.blocked.get(ip);
+    return res && res.consumedPoints > 1 && res.msBeforeNext > 0 ? Math.ceil(res.msBeforeNext / 1000) : 0;
+  }
+
+  get blocking(): boolean {
+    return this.blocked !== null;
+  }
+
+  /** Waits for counting in flight (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}
+
+/**
+ * Refuses every request from a blocked address (429 with Retry-After) before any other work;
+ * health checks stay open so a load balancer never drops the instance. Only registered when
+ * BRUTE_FORCE_BLOCK_MINUTES is set, so it costs nothing otherwise.
+ */
+export const ipBlockPlugin = fp(
+  async function ipBlock(app: FastifyInstance, { detector }: { detector: IntrusionDetector }) {
+    if (!detector.blocking) return;
+    app.addHook('onRequest', async (request) => {
+      if (request.url.startsWith('/api/health')) return;
+      let seconds = 0;
+      try {
+        seconds = await detector.blockedFor(request.ip);
+      } catch {
+        return; // a counter store failure must not take the API down
+      }
+      if (seconds > 0) throw rateLimited(seconds, 'Too many failed logins from your address; try again later');
+    });
+  },
+  { name: 'flokie-ip-block' },
+);

@@ -1,0 +1,208 @@
+/**
+ * /api/users — administration (API.md "Administration"). Admin only: every route here checks the
+ * token and the admin flag in onRequest, before the body is even parsed, so a non-admin learns
+ * nothing (403) and an anonymous caller gets 401. Bodies are strict (unknown fields are a 400), so
+ * no flag can be mass-assigned; the admin flag changes only through POST /{id}/admin.
+ * The rules themselves live in admin-service.ts.
+ */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Container } from '../../container.js';
+import { Envelope, MessageEnvelope, ok } from '../../http/envelope.js';
+import { Bio, Email, Password, PersonName, Username } from '../../http/fields.js';
+import { errors } from '../auth/schemas.js';
+import { AdminService, SORT_FIELDS, type Actor } from './admin-service.js';
+import { AdminUserSchema } from './user-view.js';
+
+const strict = { additionalProperties: false } as const;
+
+export const PaginationSchema = Type.Object({
+  page: Type.Integer(),
+  per_page: Type.Integer(),
+  total: Type.Integer(),
+  pages: Type.Integer(),
+  has_prev: Type.Boolean(),
+  has_next: Type.Boolean(),
+  prev_num: Type.Union([Type.Integer(), Type.Null()]),
+  next_num: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+const ListQuery = Type.Object(
+  {
+    page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
+    per_page: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    search: Type.Optional(Type.String({ maxLength: 254, description: 'Prefix of a username or e-mail address (case-insensitive)' })),
+    include_inactive: Type.Boolean({ default: false }),
+    sort_by: Type.Union(
+      SORT_FIELDS.map((f) => Type.Literal(f)),
+      { default: 'created_at' },
+    ),
+    sort_order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
+  },
+  strict,
+);
+
+const SearchQuery = Type.Object(
+  {
+    q: Type.String({ minLength: 2, maxLength: 254, description: 'Prefix of a username or e-mail address (case-insensitive)' }),
+    limit: Type.Integer({ minimum: 1, maximum: 50, default: 10 }),
+    include_inactive: Type.Boolean({ default: false }),
+  },
+  strict,
+);
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, strict);
+const DeleteQuery = Type.Object({ hard_delete: Type.Boolean({ default: false }) }, strict);
+
+const NullableName = Type.Union([PersonName, Type.Null()]);
+const CreateBody = Type.Object(
+  {
+    username: Username,
+    email: Email,
+    password: Password,
+    first_name: Type.Optional(NullableName),
+    last_name: Type.Optional(NullableName),
+    bio: Type.Optional(Type.Union([Bio, Type.Null()])),
+    is_admin: Type.Optional(Type.Boolean()),
+    is_active: Type.Optional(Type.Boolean()),
+    is_verified: Type.Optional(Type.Boolean()),
+  },
+  strict,
+);
+const UpdateBody = Type.Object(
+  {
+    username: Type.Optional(Username),
+    email: Type.Optional(Email),
+    first_name: Type.Optional(NullableName),
+    last_name: Type.Optional(NullableName),
+    bio: Type.Optional(Type.Union([Bio, Type.Null()])),
+    is_verified: Type.Optional(Type.Boolean()),
+  },
+  { ...strict, description: 'Admin rights change only through POST /api/users/{id}/admin; activation through /activate and /deactivate.' },
+);
+const AdminBody = Type.Object({ is_admin: Type.Boolean() }, strict);
+
+const UserData = Envelope(Type.Object({ user: AdminUserSchema }));
+const UsersData = Envelope(Type.Object({ users: Type.Array(AdminUserSchema), pagination: PaginationSchema }));
+
+export const actorOf = (request: FastifyRequest): Actor => ({ userId: request.principal!.user.id, via: 'api', request });
+
+export default async function adminRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const admin: AdminService = container.admin;
+  const tags = ['Administration'];
+  const security = [{ bearerAuth: [] }];
+
+  // Before parsing and validation: a non-admin gets 403 whatever they sent.
+  app.addHook('onRequest', app.requireAdmin);
+
+  app.get(
+    '/',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'List users',
+        description: '`search` matches the start of the username or e-mail address (an index range scan, fast on millions of rows).',
+        querystring: ListQuery,
+        response: { 200: UsersData, ...errors(400, 401, 403) },
+      },
+    },
+    async (request) => ok('Users', await admin.list(request.query)),
+  );
+
+  app.post(
+    '/',
+    { schema: { tags, security, summary: 'Create a user', body: CreateBody, response: { 201: UserData, ...errors(400, 401, 403, 409) } } },
+    async (request, reply) => {
+      const user = await admin.create(request.body, actorOf(request));
+      return reply.code(201).send(ok('User created', { user: await admin.view(user) }));
+    },
+  );
+
+  app.get(
+    '/search',
+    { schema: { tags, security, summary: 'Search users by username or e-mail prefix', querystring: SearchQuery, response: { 200: Envelope(Type.Object({ users: Type.Array(AdminUserSchema) })), ...errors(400, 401, 403) } } },
+    async (request) => ok('Search results', { users: await admin.search(request.query.q, request.query.limit, request.query.include_inactive) }),
+  );
+
+  app.get(
+    '/statistics',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'User statistics',
+        description: '"today", "this week" (from Monday) and "this month" are calendar periods in UTC.',
+        response: {
+          200: Envelope(
+            Type.Object({
+              total_users: Type.Integer(),
+              active_users: Type.Integer(),
+              inactive_users: Type.Integer(),
+              verified_users: Type.Integer(),
+              unverified_users: Type.Integer(),
+              admin_users: Type.Integer(),
+              locked_users: Type.Integer(),
+              users_created_today: Type.Integer(),
+              users_created_this_week: Type.Integer(),
+              users_created_this_month: Type.Integer(),
+            }),
+          ),
+          ...errors(401, 403),
+        },
+      },
+    },
+    async () => ok('User statistics', await admin.statistics()),
+  );
+
+  app.get('/:id', { schema: { tags, security, summary: 'Read a user', params: IdParams, response: { 200: UserData, ...errors(401, 403, 404) } } }, async (request) =>
+    ok('User', { user: await admin.view(await admin.get(request.params.id)) }),
+  );
+
+  app.put(
+    '/:id',
+    { schema: { tags, security, summary: 'Update a user', params: IdParams, body: UpdateBody, response: { 200: UserData, ...errors(400, 401, 403, 404, 409) } } },
+    async (request) => ok('User updated', { user: await admin.view(await admin.update(request.params.id, request.body, actorOf(request))) }),
+  );
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Delete a user',
+        description: 'Soft delete (default) deactivates the account and revokes its sessions; `hard_delete=true` removes the row and everything that belongs to it.',
+        params: IdParams,
+        querystring: DeleteQuery,
+        response: { 200: MessageEnvelope, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      await admin.remove(request.params.id, request.query.hard_delete, actorOf(request));
+      return ok(request.query.hard_delete ? 'User deleted' : 'User deactivated', {});
+    },
+  );
+
+  const action = (path: string, summary: string, run: (id: string, request: FastifyRequest) => Promise<unknown>, message: string) =>
+    app.post(path, { schema: { tags, security, summary, params: IdParams, response: { 200: UserData, ...errors(400, 401, 403, 404) } } }, async (request) => {
+      const { id } = request.params as { id: string };
+      await run(id, request);
+      return ok(message, { user: await admin.view(await admin.get(id)) });
+    });
+
+  action('/:id/activate', 'Activate a user', (id, request) => admin.activate(id, actorOf(request)), 'User activated');
+  action('/:id/deactivate', 'Deactivate a user (revokes every session at once)', (id, request) => admin.deactivate(id, actorOf(request)), 'User deactivated');
+  action('/:id/unlock', 'Clear a login lockout', (id, request) => admin.unlock(id, actorOf(request)), 'User unlocked');
+
+  app.post(
+    '/:id/admin',
+    { schema: { tags, security, summary: 'Grant or remove administrator rights', params: IdParams, body: AdminBody, response: { 200: UserData, ...errors(400, 401, 403, 404) } } },
+    async (request) => {
+      const user = await admin.setAdmin(request.params.id, request.body.is_admin, actorOf(request));
+      return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', { user: await admin.view(user) });
+    },
+  );
+}

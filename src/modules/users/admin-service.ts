@@ -1,0 +1,444 @@
+/**
+ * Administration: the one place holding the rules for what an administrator (HTTP API) or an
+ * operator (the `flokie` CLI) may do to accounts, and the emergency operations of the guide
+ * (lock a user out, revoke a token, revoke every session). Routes and CLI commands only
+ * translate their input into these calls.
+ *
+ * Every action is recorded as an `admin_action` security event naming the actor (the admin's id,
+ * or `cli` for the command line) and the target. Anything that changes what an existing token may
+ * do (deactivation, admin flag, revocation) publishes a 'user'/'session'/'jti' change, so the token
+ * guard of every running instance drops its cached answer and the change applies at once.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Config } from '../../config/index.js';
+import { dialectOf, isUniqueViolation } from '../../db/index.js';
+import type { Database } from '../../db/types.js';
+import { ApiError, conflict, notFound, validationError } from '../../http/errors.js';
+import { sanitizeText } from '../../http/fields.js';
+import type { AuthService } from '../auth/auth-service.js';
+import type { Lockout } from '../auth/lockout.js';
+import type { PasswordHasher } from '../auth/password-hasher.js';
+import type { SessionStore } from '../auth/sessions.js';
+import type { SecurityEvents } from '../security/events.js';
+import type { ChangeFeed } from '../../state/change-feed.js';
+import { normalizeEmail, normalizeUsername, type UserRepository } from './user-repository.js';
+import { toAdminUserView, type AdminUserView, type UserRow } from './user-view.js';
+
+/** Who is acting: an admin over HTTP (with the request, for the event's context) or the CLI. */
+export interface Actor {
+  userId: string | null;
+  via: 'api' | 'cli';
+  request?: FastifyRequest;
+}
+
+export const SORT_FIELDS = ['created_at', 'updated_at', 'username', 'email'] as const;
+export type SortField = (typeof SORT_FIELDS)[number];
+
+export interface ListQuery {
+  page?: number;
+  per_page?: number;
+  search?: string;
+  include_inactive?: boolean;
+  sort_by?: SortField;
+  sort_order?: 'asc' | 'desc';
+}
+
+export interface Pagination {
+  page: number;
+  per_page: number;
+  total: number;
+  pages: number;
+  has_prev: boolean;
+  has_next: boolean;
+  prev_num: number | null;
+  next_num: number | null;
+}
+
+export function pagination(page: number, perPage: number, total: number): Pagination {
+  const pages = Math.ceil(total / perPage);
+  return {
+    page,
+    per_page: perPage,
+    total,
+    pages,
+    has_prev: page > 1,
+    has_next: page < pages,
+    prev_num: page > 1 ? page - 1 : null,
+    next_num: page < pages ? page + 1 : null,
+  };
+}
+
+export interface CreateUserInput {
+  username: string;
+  email: string;
+  password: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  bio?: string | null;
+  is_admin?: boolean;
+  is_active?: boolean;
+  is_verified?: boolean;
+}
+
+export interface UpdateUserInput {
+  username?: string;
+  email?: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  bio?: string | null;
+  is_verified?: boolean;
+}
+
+export interface UserStatistics {
+  total_users: number;
+  active_users: number;
+  inactive_users: number;
+  verified_users: number;
+  unverified_users: number;
+  admin_users: number;
+  locked_users: number;
+  users_created_today: number;
+  users_created_this_week: number;
+  users_created_this_month: number;
+}
+
+/** Sort columns: usernames sort case-insensitively on their indexed lower-case copy. */
+const SORT_COLUMNS = { created_at: 'created_at', updated_at: 'updated_at', username: 'username_lower', email: 'email' } as const;
+
+/** LIKE pattern for "starts with", with the user's own wildcards escaped. */
+const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+export interface AdminDeps {
+  config: Config;
+  db: Kysely<Database>;
+  users: UserRepository;
+  hasher: PasswordHasher;
+  lockout: Lockout;
+  sessions: SessionStore;
+  changes: ChangeFeed;
+  events: SecurityEvents;
+  auth: AuthService;
+}
+
+export class AdminService {
+  private readonly dialect;
+
+  constructor(private readonly d: AdminDeps) {
+    this.dialect = dialectOf(d.config.DATABASE_URL);
+  }
+
+  private record(actor: Actor, action: string, targetId: string | null, details: Record<string, unknown> = {}, message?: string): void {
+    this.d.events.emit({
+      type: 'admin_action',
+      request: actor.request,
+      userId: actor.userId,
+      message: message ?? `admin action: ${action}`,
+      details: { action, target_user_id: targetId, via: actor.via, ...details },
+    });
+  }
+
+  async view(row: UserRow): Promise<AdminUserView> {
+    return toAdminUserView(row, await this.d.lockout.lockedUntil(`user:${row.id}`));
+  }
+
+  async views(rows: UserRow[]): Promise<AdminUserView[]> {
+    if (rows.length === 0) return [];
+    const now = Date.now();
+    const locks = await this.d.db
+      .selectFrom('login_attempts')
+      .select(['key', 'locked_until'])
+      .where(
+        'key',
+        'in',
+        rows.map((r) => `user:${r.id}`),
+      )
+      .where('locked_until', '>', now)
+      .execute();
+    const byKey = new Map(locks.map((l) => [l.key, l.locked_until]));
+    return rows.map((r) => toAdminUserView(r, byKey.get(`user:${r.id}`) ?? null));
+  }
+
+  async get(id: string): Promise<UserRow> {
+    const user = await this.d.users.findById(id);
+    if (!user) throw notFound('User not found');
+    return user;
+  }
+
+  /** A user by id, or by username / e-mail (the CLI names users, the API uses ids). */
+  async find(ref: string): Promise<UserRow> {
+    const user = (await this.d.users.findById(ref)) ?? (await this.d.users.findByLogin(ref));
+    if (!user) throw notFound(`No user "${ref}"`);
+    return user;
+  }
+
+  /**
+   * "Starts with" on username or e-mail. Both columns are unique-indexed, so this is an index
+   * range scan even with millions of rows (a leading-wildcard LIKE would read the whole table).
+   * SQLite only uses an index for a range, so it gets the equivalent range; PostgreSQL needs the
+   * pattern-ops indexes of migration 002; MySQL uses the unique indexes for LIKE 'x%'.
+   */
+  private searchFilter(term: string) {
+    const text = term.trim().toLowerCase();
+    return (eb: any) => {
+      if (this.dialect === 'sqlite') {
+        const upper = `${text}\u{10FFFF}`;
+        return eb.or([
+          eb.and([eb('username_lower', '>=', text), eb('username_lower', '<', upper)]),
+          eb.and([eb('email', '>=', text), eb('email', '<', upper)]),
+        ]);
+      }
+      const pattern = likePrefix(text);
+      return eb.or([eb('username_lower', 'like', pattern), eb('email', 'like', pattern)]);
+    };
+  }
+
+  async list(query: ListQuery): Promise<{ users: AdminUserView[]; pagination: Pagination }> {
+    const page = query.page ?? 1;
+    const perPage = query.per_page ?? 20;
+    let base = this.d.db.selectFrom('users');
+    if (!query.include_inactive) base = base.where('is_active', '=', 1);
+    if (query.search?.trim()) base = base.where(this.searchFilter(query.search));
+    const countRow = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const total = Number(countRow.n);
+    const column = SORT_COLUMNS[query.sort_by ?? 'created_at'];
+    const order = query.sort_order ?? 'desc';
+    const rows = await base
+      .selectAll()
+      .orderBy(column, order)
+      .orderBy('id', order)
+      .limit(perPage)
+      .offset((page - 1) * perPage)
+      .execute();
+    return { users: await this.views(rows), pagination: pagination(page, perPage, total) };
+  }
+
+  /** The search query itself (public so a test can check its plan uses the indexes). */
+  searchQuery(q: string, limit: number, includeInactive: boolean) {
+    let query = this.d.db.selectFrom('users').selectAll().where(this.searchFilter(q));
+    if (!includeInactive) query = query.where('is_active', '=', 1);
+    return query.orderBy('username_lower').limit(limit);
+  }
+
+  async search(q: string, limit: number, includeInactive: boolean): Promise<AdminUserView[]> {
+    return this.views(await this.searchQuery(q, limit, includeInactive).execute());
+  }
+
+  /**
+   * Counts in one pass over users plus index range counts for the time windows. "Today", "this
+   * week" (from Monday) and "this month" are calendar periods in UTC.
+   */
+  async statistics(): Promise<UserStatistics> {
+    const now = new Date();
+    const startOfDay = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+    const startOfWeek = startOfDay - ((now.getUTCDay() + 6) % 7) * 86_400_000;
+    const startOfMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+    const totals = await this.d.db
+      .selectFrom('users')
+      .select((eb) => [
+        eb.fn.countAll<number>().as('total'),
+        eb.fn.sum<number>('is_active').as('active'),
+        eb.fn.sum<number>('is_verified').as('verified'),
+        eb.fn.sum<number>('is_admin').as('admins'),
+      ])
+      .executeTakeFirstOrThrow();
+    const since = async (from: number) =>
+      Number(
+        (
+          await this.d.db
+            .selectFrom('users')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('created_at', '>=', from)
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const total = Number(totals.total);
+    const active = Number(totals.active ?? 0);
+    const verified = Number(totals.verified ?? 0);
+    return {
+      total_users: total,
+      active_users: active,
+      inactive_users: total - active,
+      verified_users: verified,
+      unverified_users: total - verified,
+      admin_users: Number(totals.admins ?? 0),
+      locked_users: await this.countLocked(),
+      users_created_today: await since(startOfDay),
+      users_created_this_week: await since(startOfWeek),
+      users_created_this_month: await since(startOfMonth),
+    };
+  }
+
+  /** Accounts whose lockout is running now (counter rows of unknown names are not accounts). */
+  private async countLocked(): Promise<number> {
+    const row = await this.d.db
+      .selectFrom('login_attempts')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('key', 'like', 'user:%')
+      .where('locked_until', '>', Date.now())
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  private takenError(taken: { username: boolean; email: boolean }): ApiError {
+    const details: Record<string, string[]> = {};
+    if (taken.username) details.username = ['Username is already taken'];
+    if (taken.email) details.email = ['E-mail address is already registered'];
+    return conflict('Username or e-mail address is already registered', details);
+  }
+
+  /** Creates an account; the password goes through the same policy as self-registration. */
+  async create(input: CreateUserInput, actor: Actor): Promise<UserRow> {
+    await this.d.auth.assertAcceptablePassword(input.password, { username: input.username, email: input.email, first_name: input.first_name ?? undefined, last_name: input.last_name ?? undefined });
+    const taken = await this.d.users.taken({ username: input.username, email: input.email });
+    if (taken.username || taken.email) throw this.takenError(taken);
+    const password_hash = await this.d.hasher.hash(input.password);
+    let user: UserRow;
+    try {
+      user = await this.d.db.transaction().execute((trx) =>
+        this.d.users.insert(
+          {
+            username: input.username,
+            email: input.email,
+            password_hash,
+            first_name: input.first_name?.trim() || null,
+            last_name: input.last_name?.trim() || null,
+            bio: input.bio == null ? null : sanitizeText(input.bio) || null,
+            is_admin: input.is_admin ?? false,
+            is_active: input.is_active ?? true,
+            is_verified: input.is_verified ?? false,
+          },
+          trx,
+        ),
+      );
+    } catch (error) {
+      if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken(input));
+      throw error;
+    }
+    this.record(actor, 'create_user', user.id, { username: user.username, is_admin: Boolean(user.is_admin) });
+    return user;
+  }
+
+  async update(id: string, input: UpdateUserInput, actor: Actor): Promise<UserRow> {
+    const current = await this.get(id);
+    const changes: Partial<UserRow> = {};
+    if (input.username !== undefined && input.username.trim() !== current.username) {
+      changes.username = input.username.trim();
+      changes.username_lower = normalizeUsername(input.username);
+    }
+    if (input.email !== undefined && normalizeEmail(input.email) !== current.email) {
+      changes.email = normalizeEmail(input.email);
+      if (input.is_verified === undefined) changes.is_verified = 0;
+    }
+    const taken = await this.d.users.taken({ username: changes.username, email: changes.email }, id);
+    if (taken.username || taken.email) throw this.takenError(taken);
+    if (input.first_name !== undefined) changes.first_name = input.first_name?.trim() || null;
+    if (input.last_name !== undefined) changes.last_name = input.last_name?.trim() || null;
+    if (input.bio !== undefined) changes.bio = input.bio === null ? null : sanitizeText(input.bio) || null;
+    if (input.is_verified !== undefined) changes.is_verified = input.is_verified ? 1 : 0;
+    try {
+      await this.d.users.update(id, changes);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken({ username: changes.username, email: changes.email }, id));
+      throw error;
+    }
+    await this.d.changes.publish('user', id);
+    this.record(actor, 'update_user', id, { fields: Object.keys(changes).filter((k) => k !== 'username_lower') });
+    return this.get(id);
+  }
+
+  private async activeAdminCount(): Promise<number> {
+    const row = await this.d.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('is_admin', '=', 1)
+      .where('is_active', '=', 1)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Refuses to take away the last active admin account (nobody could administer afterwards). */
+  private async assertNotLastActiveAdmin(target: UserRow, actor: Actor, what: string): Promise<void> {
+    if (actor.userId !== target.id || !target.is_admin || !target.is_active) return;
+    if ((await this.activeAdminCount()) <= 1) throw validationError(`You cannot ${what} yourself: you are the last active administrator`);
+  }
+
+  /** Deactivates and revokes every session: the user's existing tokens fail at once. */
+  async deactivate(id: string, actor: Actor, reason = 'deactivate_user'): Promise<UserRow> {
+    const user = await this.get(id);
+    await this.assertNotLastActiveAdmin(user, actor, 'deactivate');
+    await this.d.users.update(id, { is_active: 0 });
+    const revoked = await this.d.sessions.revokeAllForUser(id, 'deactivated');
+    this.record(actor, reason, id, { username: user.username, revoked_sessions: revoked });
+    return this.get(id);
+  }
+
+  async activate(id: string, actor: Actor): Promise<UserRow> {
+    const user = await this.get(id);
+    await this.d.users.update(id, { is_active: 1 });
+    await this.d.changes.publish('user', id);
+    this.record(actor, 'activate_user', id, { username: user.username });
+    return this.get(id);
+  }
+
+  async unlock(id: string, actor: Actor): Promise<UserRow> {
+    const user = await this.get(id);
+    const wasLocked = (await this.d.lockout.lockedUntil(`user:${id}`)) !== null;
+    await this.d.lockout.clear(`user:${id}`);
+    this.d.events.emit({ type: 'account_unlocked', request: actor.request, userId: id, details: { by: actor.userId ?? actor.via } });
+    this.record(actor, 'unlock_user', id, { username: user.username, was_locked: wasLocked });
+    return user;
+  }
+
+  async setAdmin(id: string, isAdmin: boolean, actor: Actor): Promise<UserRow> {
+    const user = await this.get(id);
+    if (!isAdmin && actor.userId === id) throw validationError('You cannot remove your own administrator rights');
+    await this.d.users.update(id, { is_admin: isAdmin ? 1 : 0 });
+    await this.d.changes.publish('user', id);
+    this.record(actor, isAdmin ? 'grant_admin' : 'revoke_admin', id, { username: user.username });
+    return this.get(id);
+  }
+
+  /** Soft delete deactivates (the row and its history stay); hard delete removes the row, cascading to its sessions. */
+  async remove(id: string, hard: boolean, actor: Actor): Promise<void> {
+    if (!hard) {
+      await this.deactivate(id, actor, 'soft_delete_user');
+      return;
+    }
+    const user = await this.get(id);
+    await this.assertNotLastActiveAdmin(user, actor, 'delete');
+    await this.d.sessions.revokeAllForUser(id, 'deactivated');
+    await this.d.db.deleteFrom('users').where('id', '=', id).execute();
+    await this.d.lockout.clear(`user:${id}`);
+    await this.d.changes.publish('user', id);
+    this.record(actor, 'hard_delete_user', id, { username: user.username });
+  }
+
+  /** Revokes one token by its jti (access or refresh); it fails everywhere at once. */
+  async revokeToken(jti: string, actor: Actor): Promise<{ session_revoked: boolean }> {
+    const now = Date.now();
+    // A refresh jti names its session: revoke the session so its access tokens die with it.
+    const session = await this.d.db.selectFrom('sessions').select(['id', 'user_id', 'expires_at']).where('refresh_jti', '=', jti).executeTakeFirst();
+    // We do not know the token's own expiry from its jti; keep the entry as long as any token can live.
+    const keepUntil = session?.expires_at ?? now + this.d.config.SESSION_MAX_LIFETIME_DAYS * 86_400_000;
+    try {
+      await this.d.db.insertInto('revoked_tokens').values({ jti, user_id: session?.user_id ?? null, expires_at: keepUntil, revoked_at: now }).execute();
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error; // already revoked: fine
+    }
+    await this.d.changes.publish('jti', jti);
+    if (session) await this.d.sessions.revoke(session.id, 'admin');
+    this.d.events.emit({ type: 'token_revoked', request: actor.request, userId: session?.user_id ?? null, details: { jti, by: actor.userId ?? actor.via } });
+    this.record(actor, 'revoke_token', session?.user_id ?? null, { jti });
+    return { session_revoked: Boolean(session) };
+  }
+
+  /** Revokes every session of a user (every access and refresh token descended from them). */
+  async revokeAllSessions(id: string, actor: Actor): Promise<number> {
+    const user = await this.get(id);
+    const count = await this.d.sessions.revokeAllForUser(id, 'admin');
+    this.d.events.emit({ type: 'token_revoked', request: actor.request, userId: id, details: { all_sessions: true, count, by: actor.userId ?? actor.via } });
+    this.record(actor, 'revoke_all_sessions', id, { username: user.username, revoked_sessions: count });
+    return count;
+  }
+}
