@@ -101,9 +101,12 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     async (request, reply) => {
       const token = bearerToken(request) ?? request.body?.refresh_token ?? request.cookies?.[REFRESH_COOKIE];
       if (!token) throw authenticationError('Refresh token required');
+      const fromCookie = !bearerToken(request) && !request.body?.refresh_token && !!request.cookies?.[REFRESH_COOKIE];
+      // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/csrf.ts).
+      if (fromCookie) app.verifyCsrf(request, reply);
       const pair = await auth.refresh(token, request);
       // A refresh that came by cookie answers by cookie, so the browser never sees the token.
-      const byCookie = wantsCookie(request) || (!bearerToken(request) && !request.body?.refresh_token && !!request.cookies?.[REFRESH_COOKIE]);
+      const byCookie = wantsCookie(request) || fromCookie;
       if (byCookie) request.headers['x-auth-mode'] = 'cookie';
       return ok('Token refreshed', deliver(request, reply, pair));
     },
@@ -183,6 +186,20 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       const pair = await auth.changePassword(request.principal!, current_password, new_password, request);
       return ok('Password changed; other sessions were signed out', deliver(request, reply, pair));
     },
+  );
+
+  app.get(
+    '/csrf-token',
+    {
+      schema: {
+        tags,
+        summary: 'CSRF token for browser (cookie) mode',
+        description:
+          'Send it back as `X-CSRF-Token` on state-changing requests that authenticate by the refresh cookie (POST /api/auth/refresh without a token in the header or body). Valid for `expires_in` seconds; also sets the HttpOnly cookie it is checked against.',
+        response: { 200: Envelope(Type.Object({ csrf_token: Type.String(), expires_in: Type.Integer() })) },
+      },
+    },
+    async (_request, reply) => ok('CSRF token', { csrf_token: app.issueCsrfToken(reply), expires_in: config.WTF_CSRF_TIME_LIMIT }),
   );
 
   app.post(

@@ -1,0 +1,68 @@
+/**
+ * CSRF protection for browser (cookie) mode, built on @fastify/csrf-protection: a per-browser
+ * secret lives in a signed, HttpOnly, Secure cookie (path /api/auth, like the refresh cookie);
+ * GET /api/auth/csrf-token hands out tokens derived from it, each valid WTF_CSRF_TIME_LIMIT
+ * seconds. A state-changing request that authenticates by the refresh cookie must echo a token
+ * in `X-CSRF-Token`: a page on another origin can make the browser send the cookie, but it can
+ * read neither the cookie nor the token response, so it cannot produce the header. Requests
+ * authenticated by a bearer token carry no ambient credential and need no token.
+ * Failure: 403 AUTHORIZATION_ERROR and a `csrf_failure` security event.
+ */
+import csrfProtection from '@fastify/csrf-protection';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Container } from '../container.js';
+import { authorizationError } from '../http/errors.js';
+
+export const CSRF_COOKIE = 'flokie_csrf';
+export const CSRF_HEADER = 'x-csrf-token';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Throws 403 unless the request carries a valid X-CSRF-Token (no-op when WTF_CSRF_ENABLED=false). */
+    verifyCsrf: (request: FastifyRequest, reply: FastifyReply) => void;
+    /** A fresh CSRF token for this browser (sets the secret cookie on first use). */
+    issueCsrfToken: (reply: FastifyReply) => string;
+  }
+}
+
+export default fp(
+  async function csrf(app: FastifyInstance, { container, cookiePath }: { container: Container; cookiePath: string }) {
+    const { config, events } = container;
+    await app.register(csrfProtection, {
+      sessionPlugin: '@fastify/cookie',
+      cookieKey: CSRF_COOKIE,
+      cookieOpts: {
+        path: cookiePath,
+        httpOnly: true,
+        secure: true,
+        sameSite: config.SESSION_COOKIE_SAMESITE.toLowerCase() as 'lax' | 'strict' | 'none',
+        // Signed with SECRET_KEY: a sibling subdomain that can plant cookies cannot plant a secret it knows.
+        signed: true,
+      },
+      csrfOpts: { validity: config.WTF_CSRF_TIME_LIMIT * 1000 },
+      getToken: (request) => {
+        const value = request.headers[CSRF_HEADER];
+        return typeof value === 'string' ? value : '';
+      },
+    });
+
+    app.decorate('issueCsrfToken', (reply: FastifyReply) => reply.generateCsrf());
+
+    app.decorate('verifyCsrf', (request: FastifyRequest, reply: FastifyReply) => {
+      if (!config.WTF_CSRF_ENABLED) return;
+      let failure: Error | undefined;
+      // csrfProtection answers through reply.send(error) or next(); capture which, without sending.
+      const probe = { send: (error: Error) => (failure = error) } as unknown as FastifyReply;
+      let passed = false;
+      app.csrfProtection.call(app, request, Object.assign(Object.create(reply) as FastifyReply, probe), () => {
+        passed = true;
+      });
+      if (passed && !failure) return;
+      const reason = request.headers[CSRF_HEADER] === undefined ? 'missing token' : request.cookies?.[CSRF_COOKIE] ? 'invalid or expired token' : 'missing secret cookie';
+      events.emit({ type: 'csrf_failure', request, message: `CSRF check failed: ${reason}`, details: { reason, origin: request.headers.origin ?? null } });
+      throw authorizationError('CSRF token missing, invalid or expired');
+    });
+  },
+  { name: 'flokie-csrf', dependencies: ['@fastify/cookie'] },
+);

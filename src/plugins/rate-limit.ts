@@ -1,0 +1,105 @@
+/**
+ * Per-route rate limits (RATE_LIMITS) and the emergency global limit, enforced before any work
+ * is done for a request. A route names its limit with `config: { rateLimit: 'auth.login' }`
+ * (src/http/route-config.ts); unnamed routes use "default"; `false` exempts a route (health
+ * checks, the OpenAPI document, the Swagger UI files). Counters are keyed by the real client
+ * address (request.ip, see client-address.ts) and, for login, also by the username tried, so
+ * neither rotating addresses nor rotating accounts escapes. Over the limit: 429
+ * RATE_LIMIT_EXCEEDED with Retry-After; RateLimit-Limit/-Remaining/-Reset on every limited answer.
+ * The emergency limit (set by `flokie` or the admin API) applies to every route but health checks,
+ * per client address, even when RATE_LIMIT_ENABLED is false.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { RateSpec } from '../config/index.js';
+import type { Container } from '../container.js';
+import { rateLimited } from '../http/errors.js';
+import { RateLimitStore, type LimitDecision } from '../state/rate-limiter.js';
+import { normalizeAddress } from './client-address.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The counters behind every limit (shared through Redis when REDIS_URL is set). */
+    rateLimits: RateLimitStore;
+  }
+}
+
+/** Limits that also count per account tried, by body field. */
+const PER_ACCOUNT_FIELD: Record<string, string> = { 'auth.login': 'username' };
+
+/** URL prefixes (route patterns) the emergency limit never applies to: monitors must keep working. */
+const EMERGENCY_EXEMPT = ['/api/health'];
+
+export interface RateLimitOptions {
+  container: Container;
+  /** Route patterns under this prefix (Swagger UI's static files) are exempt from the default limit. */
+  docsPrefix?: string;
+}
+
+/** RateLimit-* headers of the tightest limit that applied to this request. */
+function setHeaders(reply: FastifyReply, decision: LimitDecision): void {
+  const current = reply.getHeader('ratelimit-remaining');
+  if (current !== undefined && Number(current) < decision.remaining) return;
+  reply.header('RateLimit-Limit', String(decision.limit));
+  reply.header('RateLimit-Remaining', String(decision.remaining));
+  reply.header('RateLimit-Reset', String(decision.resetSeconds));
+}
+
+export default fp(
+  async function rateLimit(app: FastifyInstance, { container, docsPrefix }: RateLimitOptions) {
+    const { config, events } = container;
+    const store = new RateLimitStore({ redis: container.redis, keyPrefix: `${config.REDIS_KEY_PREFIX}rl:`, log: container.log });
+    app.decorate('rateLimits', store);
+    const stopFollowing = await store.followEmergencyLimit(container.db, container.changes);
+    app.addHook('onClose', async () => stopFollowing());
+
+    if (docsPrefix) {
+      app.addHook('onRoute', (route) => {
+        if (route.url.startsWith(docsPrefix) && route.config?.rateLimit === undefined) route.config = { ...route.config, rateLimit: false };
+      });
+    }
+
+    async function enforce(request: FastifyRequest, reply: FastifyReply, name: string, spec: RateSpec, key: string, scope: string) {
+      const decision = await store.consume(name, spec, key);
+      setHeaders(reply, decision);
+      if (decision.allowed) return;
+      if (decision.firstRefusal) {
+        events.emit({
+          type: 'rate_limit_exceeded',
+          request,
+          message: `Rate limit ${name} (${spec.text}) exceeded`,
+          details: { limit: name, rate: spec.text, scope },
+        });
+      }
+      throw rateLimited(decision.resetSeconds);
+    }
+
+    app.addHook('onRequest', async (request, reply) => {
+      const ip = normalizeAddress(request.ip);
+      const emergency = store.emergencyLimit;
+      const pattern = request.routeOptions.url ?? '';
+      if (emergency && !EMERGENCY_EXEMPT.some((prefix) => pattern.startsWith(prefix))) {
+        await enforce(request, reply, 'emergency', emergency, `ip:${ip}`, 'ip');
+      }
+      if (!config.RATE_LIMIT_ENABLED) return;
+      const name = request.routeOptions.config?.rateLimit ?? 'default';
+      if (name === false) return;
+      const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
+      await enforce(request, reply, name, spec, `ip:${ip}`, 'ip');
+    });
+
+    // Per-account counting needs the parsed body; it runs before validation so probing with
+    // malformed bodies counts too.
+    app.addHook('preValidation', async (request, reply) => {
+      if (!config.RATE_LIMIT_ENABLED) return;
+      const name = request.routeOptions.config?.rateLimit;
+      const field = typeof name === 'string' ? PER_ACCOUNT_FIELD[name] : undefined;
+      if (!field || typeof name !== 'string') return;
+      const value = (request.body as Record<string, unknown> | undefined)?.[field];
+      if (typeof value !== 'string' || value.trim() === '') return;
+      const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
+      await enforce(request, reply, name, spec, `${field}:${value.trim().toLowerCase().slice(0, 254)}`, field);
+    });
+  },
+  { name: 'flokie-rate-limit' },
+);
