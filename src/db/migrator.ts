@@ -21,7 +21,7 @@ function check(result: MigrationResultSet): MigrationResultSet {
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error');
     const message = result.error instanceof Error ? result.error.message : String(result.error);
-    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${message}`);
+    throw new Error(`${failed ? `migration ${failed.migrationName}` : 'migrations'} failed: ${message}`);
   }
   return result;
 }
