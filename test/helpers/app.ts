@@ -55,7 +55,7 @@ export function uniqueUser(prefix = 'user') {
   return { username: name, email: `${name}@example.com`, password: STRONG_PASSWORD };
 }
 
-export function json<T = any>(res: LightMyRequestResponse): T {
+export function json<T = any>(res: Pick<LightMyRequestResponse, 'body'>): T {
   return JSON.parse(res.body) as T;
 }
 
