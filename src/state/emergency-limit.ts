@@ -28,7 +28,9 @@ export async function setEmergencyLimit(db: Kysely<Database>, changes: ChangeFee
   await db.transaction().execute(async (trx) => {
     await trx.deleteFrom('app_settings').where('key', '=', EMERGENCY_LIMIT_KEY).execute();
     await trx.insertInto('app_settings').values({ key: EMERGENCY_LIMIT_KEY, value: spec?.text ?? null, updated_at: now }).execute();
-    await changes.publish('setting', EMERGENCY_LIMIT_KEY, trx);
   });
+  // Announced only after the commit: an instance told through Redis re-reads the value at once,
+  // and inside the transaction it would still read the old one (and then wait for the next poll).
+  await changes.publish('setting', EMERGENCY_LIMIT_KEY);
   return spec;
 }
