@@ -67,7 +67,7 @@ describe('Sentry error tracking', () => {
     assert.match(body, /"environment":"sentry-test"/);
     assert.match(body, /req-sentry-1/, 'request id in the context');
     assert.match(body, /\/api\/test-boom/, 'route in the context');
-    assert.match(body, new RegExp(user.id), 'user id in the context');
+    assert.ok(body.includes(user.id), 'user id in the context');
     for (const secret of [user.access, 'cookie-secret-value', 'query-secret-value', 'body-secret-value', STRONG_PASSWORD, 'Bearer ']) {
       assert.ok(!body.includes(secret), `leaked to Sentry: ${secret.slice(0, 16)}`);
     }
