@@ -46,7 +46,8 @@ export class TokenGuard {
     const claims = await this.tokens.verify(token, 'access');
     const now = Date.now();
     const hit = this.cache.get(claims.jti);
-    if (hit && now - hit.cachedAt < ENTRY_TTL_MS) return hit;
+    // The cache is keyed by jti, so a hit must also match the session and user the token names.
+    if (hit && now - hit.cachedAt < ENTRY_TTL_MS && hit.claims.sid === claims.sid && hit.claims.sub === claims.sub) return hit;
 
     const generation = this.generation;
     const row = await this.db
