@@ -10,6 +10,8 @@ export const PersonName = Type.String({ maxLength: 100, pattern: '^[^<>&"\\\\\\u
 /** Free text: control characters are stripped (see sanitizeText), markup is stored as given and escaped on output. */
 export const Bio = Type.String({ maxLength: 1000 });
 export const OpaqueToken = Type.String({ minLength: 1, maxLength: 4096 });
+/** Text used as a lookup key (login name, ids, jti): PostgreSQL cannot even compare a NUL byte, so it is a 400 here. */
+export const NO_NUL = '^[^\\u0000]*$';
 
 /** Strips C0/C1 control characters except newline and tab from free text. */
 export function sanitizeText(text: string): string {

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { Envelope, ErrorEnvelope, MessageEnvelope } from '../../http/envelope.js';
-import { Email, OpaqueToken, Password, PersonName, Username } from '../../http/fields.js';
+import { Email, NO_NUL, OpaqueToken, Password, PersonName, Username } from '../../http/fields.js';
 import { UserSchema } from '../users/user-view.js';
 
 const strict = { additionalProperties: false } as const;
@@ -9,7 +9,7 @@ export const RegisterBody = Type.Object(
   { username: Username, email: Email, password: Password, first_name: Type.Optional(PersonName), last_name: Type.Optional(PersonName) },
   strict,
 );
-export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 254, description: 'Username or e-mail' }), password: Password }, strict);
+export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 254, pattern: NO_NUL, description: 'Username or e-mail' }), password: Password }, strict);
 export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(OpaqueToken) }, strict), Type.Null()]);
 export const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password, confirm_password: Password }, strict);
 export const ResetRequestBody = Type.Object({ email: Email }, strict);

@@ -13,6 +13,7 @@ import type { Container } from '../../container.js';
 import type { Database } from '../../db/types.js';
 import { Envelope, ok } from '../../http/envelope.js';
 import { validationError } from '../../http/errors.js';
+import { NO_NUL } from '../../http/fields.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limit.js';
 import { errors } from '../auth/schemas.js';
 import { pagination } from '../users/admin-service.js';
@@ -51,8 +52,8 @@ export const SecurityEventSchema = Type.Object({
 
 const RevokeBody = Type.Object(
   {
-    jti: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Revoke one access or refresh token by its jti claim' })),
-    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Revoke every session (all tokens) of this user' })),
+    jti: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: NO_NUL, description: 'Revoke one access or refresh token by its jti claim' })),
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: NO_NUL, description: 'Revoke every session (all tokens) of this user' })),
   },
   { ...strict, description: 'Exactly one of jti or user_id.' },
 );
