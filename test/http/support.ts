@@ -1,0 +1,49 @@
+/** An app whose log lines the test can read (for "is it logged?" assertions). */
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildApp } from '../../src/app.js';
+import { createContainer, type Container } from '../../src/container.js';
+import { makeTestConfig } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+
+export interface LoggedApp {
+  app: FastifyInstance;
+  container: Container;
+  lines: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/** `prepare` may add test-only routes before the app is sealed. */
+export async function createLoggedApp(
+  overrides: Record<string, string> = {},
+  database?: TestDatabase,
+  prepare?: (app: FastifyInstance) => void,
+): Promise<LoggedApp> {
+  const db = database ?? (await createTestDatabase());
+  const config = makeTestConfig({ LOG_LEVEL: 'info', ...overrides }, db.url);
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  const log = pino({ level: config.LOG_LEVEL }, sink);
+  const container = await createContainer(config, { log });
+  const app = await buildApp(config, { container });
+  prepare?.(app);
+  await app.ready();
+  return {
+    app,
+    container,
+    lines,
+    async close() {
+      await app.close();
+      await container.close();
+      if (!database) await db.drop();
+    },
+  };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
