@@ -8,7 +8,7 @@
  * - URLs that cannot be percent-decoded: 400 (`frameworkErrors`).
  * - URLs longer than MAX_URL_LENGTH: 414; a NUL byte anywhere in the URL (raw or %00): 400.
  *   Bodies over BODY_LIMIT (413), non-JSON bodies (415) and malformed JSON (400) are Fastify's
- *   content-type parser errors mapped by plugins/error-handler.ts.
+ *   content-type parser errors mapped by plugins/error-handler.ts; text/plain gets no parser, so it is 415 too.
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
@@ -76,6 +76,9 @@ export function frameworkErrors(config: Config) {
 
 export default fp(
   async function requestGuard(app: FastifyInstance) {
+    // Every route speaks JSON: a text/plain body (what a cross-site "simple" request can send
+    // without a preflight) is 415, like any other non-JSON type, instead of a string for the schema.
+    app.removeContentTypeParser('text/plain');
     app.addHook('onRequest', async (request) => {
       if (request.url.length > MAX_URL_LENGTH) throw new ApiError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`);
       if (/%00|\u0000/i.test(request.url)) throw new ApiError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte');
