@@ -1,0 +1,288 @@
+/**
+ * The `flokie` command tree (entry point: index.ts). `flokie` — the guide's "Emergency Procedures" as commands, working on the same database, Redis
+ * and configuration (environment and .env) as the running service. `flokie <command> --help`
+ * explains each. Run from a checkout with `npx flokie …` or `npm run flokie -- …`.
+ */
+import { randomBytes } from 'node:crypto';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import { Command, InvalidArgumentError } from 'commander';
+import { SettingError, parseRate } from '../config/index.js';
+import { Email, Username } from '../http/fields.js';
+import { eventQuery, toEventView } from '../modules/security/routes.js';
+import { getEmergencyLimit, setEmergencyLimit } from '../state/emergency-limit.js';
+import { criticalFailures, formatResult, runChecks } from './check.js';
+import { CLI_ACTOR, CliError, config, describeError, note, readPassword, withContainer } from './context.js';
+
+const ajv = new Ajv({ allErrors: false });
+(addFormats as unknown as (a: Ajv) => void)(ajv);
+const validUsername = ajv.compile(Username);
+const validEmail = ajv.compile(Email);
+
+/** "2026-01-01T00:00:00Z", or a duration back from now: "15m", "2h", "7d". */
+function parseSince(value: string): number {
+  const rel = /^(\d+)\s*(s|m|h|d)$/.exec(value.trim());
+  if (rel) return Date.now() - Number(rel[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new InvalidArgumentError('expected an ISO date-time (2026-01-01T00:00:00Z) or a duration like 15m, 2h, 7d');
+  return t;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function formatEvent(e: ReturnType<typeof toEventView>): string {
+  const who = [e.user_id && `user=${e.user_id}`, e.ip && `ip=${e.ip}`, e.endpoint && `endpoint="${e.endpoint}"`].filter(Boolean).join(' ');
+  return `${e.created_at}  ${e.severity.toUpperCase().padEnd(8)} ${e.type.padEnd(28)} ${who}${e.details ? `  ${JSON.stringify(e.details)}` : ''}`;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('flokie')
+    .description('Flokie operations: accounts, tokens, emergency rate limit, secrets, deployment checks and security events.\nConfigured by the same environment and .env as the service.')
+    .version(process.env.npm_package_version ?? '1.0.0')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`flokie: ${text.split('\n')[0]!.replace(/^error: /, 'error: ')}\n`) });
+
+  // users
+  const users = program.command('users').description('Manage user accounts');
+
+  users
+    .command('create-admin')
+    .description('Create an administrator account. The password is read from standard input, or prompted for (twice, without echo) on a terminal — never from the command line.')
+    .argument('<username>', 'username: 3–50 of A–Z, a–z, 0–9, _ and -')
+    .argument('<email>', 'e-mail address')
+    .action(async (username: string, email: string) => {
+      if (!validUsername(username)) throw new CliError('username must be 3–50 of A–Z, a–z, 0–9, _ and -');
+      if (!validEmail(email)) throw new CliError('not a valid e-mail address');
+      const password = await readPassword();
+      await withContainer(async (c) => {
+        const user = await c.admin.create({ username, email, password, is_admin: true, is_verified: true }, CLI_ACTOR);
+        console.log(`Created administrator ${user.username} (${user.id})`);
+      });
+    });
+
+  for (const [name, verb, run] of [
+    ['deactivate', 'Deactivate an account and revoke all its sessions at once (emergency lockout)', 'deactivate'],
+    ['activate', 'Re-activate an account', 'activate'],
+    ['unlock', 'Clear a login lockout (failed-login counter)', 'unlock'],
+  ] as const) {
+    users
+      .command(name)
+      .description(verb)
+      .argument('<username>', 'username, e-mail address or user id')
+      .action(async (ref: string) => {
+        await withContainer(async (c) => {
+          const user = await c.admin.find(ref);
+          await c.admin[run](user.id, CLI_ACTOR);
+          console.log(`${name === 'unlock' ? 'Unlocked' : name === 'activate' ? 'Activated' : 'Deactivated'} ${user.username} (${user.id})`);
+        });
+      });
+  }
+
+  users
+    .command('list')
+    .description('List accounts, newest first')
+    .option('-s, --search <prefix>', 'username or e-mail prefix')
+    .option('-a, --include-inactive', 'include deactivated accounts', false)
+    .option('-n, --limit <n>', 'how many (max 100)', positiveInt, 50)
+    .option('--page <n>', 'page number', positiveInt, 1)
+    .option('--json', 'one JSON object per line', false)
+    .action(async (options: { search?: string; includeInactive: boolean; limit: number; page: number; json: boolean }) => {
+      await withContainer(async (c) => {
+        const { users: rows, pagination } = await c.admin.list({ search: options.search, include_inactive: options.includeInactive, per_page: Math.min(options.limit, 100), page: options.page });
+        if (options.json) {
+          for (const u of rows) console.log(JSON.stringify(u));
+          return;
+        }
+        console.log(`${'USERNAME'.padEnd(24)} ${'E-MAIL'.padEnd(32)} ${'ACTIVE'.padEnd(6)} ${'ADMIN'.padEnd(5)} ${'LOCKED UNTIL'.padEnd(24)} CREATED`);
+        for (const u of rows) {
+          console.log(`${u.username.padEnd(24)} ${u.email.padEnd(32)} ${(u.is_active ? 'yes' : 'no').padEnd(6)} ${(u.is_admin ? 'yes' : 'no').padEnd(5)} ${(u.locked_until ?? '-').padEnd(24)} ${u.created_at}`);
+        }
+        note(`page ${pagination.page} of ${Math.max(pagination.pages, 1)}, ${pagination.total} account(s)`);
+      });
+    });
+
+  // tokens and sessions
+  program
+    .command('tokens')
+    .description('Token operations')
+    .command('revoke')
+    .description('Revoke one access or refresh token by its jti claim; running instances reject it at once')
+    .argument('<jti>', 'the token id (jti claim)')
+    .action(async (jti: string) => {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new CliError('a jti is 1–64 of A–Z, a–z, 0–9, _ and -');
+      await withContainer(async (c) => {
+        const { session_revoked } = await c.admin.revokeToken(jti, CLI_ACTOR);
+        console.log(`Revoked token ${jti}${session_revoked ? ' and its session' : ''}`);
+      });
+    });
+
+  program
+    .command('sessions')
+    .description('Session operations')
+    .command('revoke-all')
+    .description('Revoke every session (all access and refresh tokens) of a user')
+    .argument('<username>', 'username, e-mail address or user id')
+    .action(async (ref: string) => {
+      await withContainer(async (c) => {
+        const user = await c.admin.find(ref);
+        const count = await c.admin.revokeAllSessions(user.id, CLI_ACTOR);
+        console.log(`Revoked ${count} session(s) of ${user.username}`);
+      });
+    });
+
+  // emergency rate limit
+  const ratelimit = program.command('ratelimit').description('The emergency global rate limit');
+  ratelimit
+    .command('emergency')
+    .description('Set a global per-client limit on every running instance (applied within CACHE_SYNC_INTERVAL_MS, no restart), or lift it with "off"')
+    .argument('<rate>', 'a rate like "1 per minute", "10/second", "100 per 5 minutes", or "off"')
+    .action(async (rate: string) => {
+      const off = ['off', 'none', 'disable', 'disabled'].includes(rate.trim().toLowerCase());
+      if (!off) {
+        try {
+          parseRate(rate);
+        } catch (error) {
+          throw new CliError(`${(error as SettingError).message}; or "off"`);
+        }
+      }
+      await withContainer(async (c) => {
+        const spec = await setEmergencyLimit(c.db, c.changes, off ? null : rate);
+        c.events.emit({
+          type: 'emergency_action',
+          message: spec ? `Emergency rate limit set to ${spec.text}` : 'Emergency rate limit lifted',
+          details: { action: 'emergency_rate_limit', limit: spec?.text ?? null, via: 'cli' },
+        });
+        console.log(spec ? `Emergency rate limit on: ${spec.text} per client, on every instance` : 'Emergency rate limit off');
+      });
+    });
+  ratelimit
+    .command('status')
+    .description('Show the emergency limit in force')
+    .action(async () => {
+      await withContainer(async (c) => {
+        const spec = await getEmergencyLimit(c.db);
+        console.log(spec ? `Emergency rate limit on: ${spec.text}` : 'Emergency rate limit off');
+      });
+    });
+
+  // secrets
+  program
+    .command('secrets')
+    .description('Secret management')
+    .command('generate')
+    .description('Print strong random SECRET_KEY, JWT_SECRET_KEY and DB_PASSWORD values (.env format)')
+    .action(() => {
+      console.log(`SECRET_KEY=${randomBytes(48).toString('base64url')}`);
+      console.log(`JWT_SECRET_KEY=${randomBytes(48).toString('base64url')}`);
+      console.log(`DB_PASSWORD=${randomBytes(24).toString('base64url')}`);
+    });
+
+  // check
+  program
+    .command('check')
+    .description("The pre-deployment security checklist: inspects the configuration this environment would run with and prints pass/warn/fail per item; exits non-zero on any failure")
+    .option('--json', 'one JSON object per line', false)
+    .option('--critical', 'only the items a production start refuses to start on', false)
+    .action((options: { json: boolean; critical: boolean }) => {
+      const results = options.critical ? criticalFailures(config()) : runChecks(config());
+      for (const r of results) console.log(options.json ? JSON.stringify(r) : formatResult(r));
+      const failed = results.filter((r) => r.status === 'fail').length;
+      const warned = results.filter((r) => r.status === 'warn').length;
+      note(`${results.length} checks: ${results.length - failed - warned} pass, ${warned} warn, ${failed} fail`);
+      if (failed) process.exitCode = 1;
+    });
+
+  // events
+  const events = program.command('events').description('Security events');
+  events
+    .command('tail')
+    .description('Print security events as they happen (Ctrl-C to stop)')
+    .option('--since <when>', 'also print events since then: ISO date-time or 15m / 2h / 7d', parseSince)
+    .option('-t, --type <type>', 'only this event type')
+    .option('--severity <level>', 'only this severity (info, warning, critical)')
+    .option('--interval <ms>', 'poll interval in milliseconds', positiveInt, 1000)
+    .option('--json', 'one JSON object per line', false)
+    .action(async (options: { since?: number; type?: string; severity?: string; interval: number; json: boolean }) => {
+      await withContainer(async (c) => {
+        let stopped = false;
+        const stop = () => {
+          stopped = true;
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        // Start after the newest existing row unless --since asks for history.
+        let lastId = 0;
+        if (options.since === undefined) {
+          const newest = await c.db.selectFrom('security_events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+          lastId = Number(newest?.id ?? 0);
+        }
+        note(`Watching security events${options.since !== undefined ? ` since ${new Date(options.since).toISOString()}` : ''} (Ctrl-C to stop)`);
+        while (!stopped) {
+          const rows = await eventQuery(c.db, { type: options.type, severity: options.severity, since: options.since })
+            .selectAll()
+            .where('id', '>', lastId)
+            .orderBy('id')
+            .limit(500)
+            .execute();
+          for (const row of rows) {
+            lastId = Math.max(lastId, Number(row.id));
+            const view = toEventView(row);
+            console.log(options.json ? JSON.stringify(view) : formatEvent(view));
+          }
+          if (rows.length < 500) for (let waited = 0; waited < options.interval && !stopped; waited += 50) await sleep(50);
+        }
+        note('Stopped.');
+      });
+    });
+
+  events
+    .command('export')
+    .description('Write security events as JSON lines to stdout (evidence preservation), oldest first, e.g. `flokie events export --since 7d > incident.jsonl`')
+    .option('--since <when>', 'ISO date-time or 15m / 2h / 7d', parseSince)
+    .option('--until <when>', 'ISO date-time or duration', parseSince)
+    .option('-t, --type <type>', 'only this event type')
+    .option('--user-id <id>', 'only events of this user')
+    .option('--ip <address>', 'only events from this address')
+    .action(async (options: { since?: number; until?: number; type?: string; userId?: string; ip?: string }) => {
+      await withContainer(async (c) => {
+        const filter = { since: options.since, until: options.until, type: options.type, user_id: options.userId, ip: options.ip };
+        let lastId = 0;
+        let count = 0;
+        for (;;) {
+          const rows = await eventQuery(c.db, filter).selectAll().where('id', '>', lastId).orderBy('id').limit(1000).execute();
+          if (rows.length === 0) break;
+          const chunk = rows.map((r) => JSON.stringify(toEventView(r))).join('\n') + '\n';
+          if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+          count += rows.length;
+          lastId = Number(rows[rows.length - 1]!.id);
+          if (rows.length === 1000) note(`… ${count} events exported`);
+        }
+        note(`Exported ${count} event(s)`);
+      });
+    });
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (error) {
+    const code = (error as { code?: string; exitCode?: number }).code;
+    if (typeof code === 'string' && code.startsWith('commander.')) {
+      // Help and version exit 0; usage errors were already printed by commander as one line.
+      return (error as { exitCode: number }).exitCode;
+    }
+    console.error(`flokie: error: ${describeError(error)}`);
+    return 1;
+  }
+}
+
