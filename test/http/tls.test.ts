@@ -1,0 +1,88 @@
+/** HTTPS served by the process: TLS 1.2+ only, forward-secret AEAD suites, HSTS; FORCE_HTTPS redirects. */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect, type ConnectionOptions } from 'node:tls';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+
+function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; cipher: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options }, () => {
+      const result = { protocol: socket.getProtocol(), cipher: socket.getCipher().name };
+      socket.end();
+      resolve(result);
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('TLS', () => {
+  let dir: string;
+  let t: TestApp;
+  let port: number;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flokie-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    t = await createTestApp({ TLS_CERT_FILE: join(dir, 'cert.pem'), TLS_KEY_FILE: join(dir, 'key.pem') });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (t.app.server.address() as { port: number }).port;
+  });
+  after(async () => {
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves HTTPS with HSTS on every response', async () => {
+    const { request } = await import('node:https');
+    const res = await new Promise<{ status: number; hsts: unknown }>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: '/api/nothing', rejectUnauthorized: false }, (r) => {
+        r.resume();
+        resolve({ status: r.statusCode!, hsts: r.headers['strict-transport-security'] });
+      })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(res.status, 404);
+    assert.equal(res.hsts, 'max-age=31536000; includeSubDomains');
+  });
+
+  it('accepts TLS 1.3 and TLS 1.2 with the guide-style ECDHE AES-256-GCM suite', async () => {
+    assert.equal((await handshake(port, { minVersion: 'TLSv1.3' })).protocol, 'TLSv1.3');
+    const tls12 = await handshake(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' });
+    assert.deepEqual(tls12, { protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES256-GCM-SHA384' });
+  });
+
+  it('refuses TLS 1.0/1.1 and TLS 1.2 suites without forward secrecy or AEAD', async () => {
+    // The client is made willing (security level 0) so that the refusal is the server's.
+    await assert.rejects(handshake(port, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }), /protocol|version|handshake/i);
+    for (const cipher of ['AES256-SHA', 'AES128-GCM-SHA256', 'ECDHE-RSA-AES128-SHA']) {
+      await assert.rejects(handshake(port, { maxVersion: 'TLSv1.2', ciphers: `${cipher}@SECLEVEL=0` }), /handshake|cipher|alert/i, cipher);
+    }
+  });
+});
+
+describe('FORCE_HTTPS', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ FORCE_HTTPS: 'true', TRUSTED_PROXIES: '10.0.0.1' });
+  });
+  after(() => t.close());
+
+  it('redirects plain HTTP with 308 to the same URL on https, keeping the method', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login?x=1', headers: { host: 'api.example.com:8080' }, payload: { username: 'a', password: 'b' } });
+    assert.equal(res.statusCode, 308);
+    assert.equal(res.headers.location, 'https://api.example.com/api/auth/login?x=1');
+    assert.equal(res.headers['x-frame-options'], 'DENY');
+  });
+
+  it('lets HTTPS through when a trusted proxy says so, not when anyone else does; health checks are not redirected', async () => {
+    const viaProxy = await t.app.inject({ method: 'GET', url: '/api/auth/me', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(viaProxy.statusCode, 401);
+    const spoofed = await t.app.inject({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.1', headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(spoofed.statusCode, 308);
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200);
+  });
+});
