@@ -59,6 +59,7 @@ export interface RequestOptions {
   ca?: string;
   minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
   maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  timeoutMs?: number;
 }
 
 /** One request on a fresh connection (no keep-alive, so a cluster spreads them over workers). */
@@ -77,7 +78,7 @@ export function request(method: string, url: string, options: RequestOptions = {
         headers,
         localAddress: options.from,
         agent: false,
-        timeout: 10_000,
+        timeout: options.timeoutMs ?? 30_000,
         ...(target.protocol === 'https:' ? { ca: options.ca, minVersion: options.minVersion, maxVersion: options.maxVersion, servername: 'localhost' } : {}),
       },
       (res) => {
@@ -128,7 +129,7 @@ export async function startServer(env: Record<string, string>, options: { timeou
   void exited.then((code) => (exitCode = code));
 
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
   for (;;) {
     if (exitCode !== undefined) throw new Error(`server exited with ${exitCode} before it was healthy:\n${output}`);
     try {
