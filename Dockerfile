@@ -40,7 +40,6 @@ RUN groupadd --system --gid 10001 flokie \
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY bin ./bin
 COPY deploy/healthcheck.mjs ./deploy/healthcheck.mjs
 # The only place the service writes (SQLite file, mail outbox when SMTP_URL is unset). With
 # `--read-only`, mount a volume here; everything else is read-only apart from the /tmp tmpfs.
@@ -51,4 +50,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "deploy/healthcheck.mjs"]
 STOPSIGNAL SIGTERM
 # node directly (not npm): signals reach the server, and npm would try to write logs.
+# The CLI is compiled too: `docker compose run --rm app node dist/cli/index.js check`.
 CMD ["node", "dist/server.js"]

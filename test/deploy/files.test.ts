@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { validate } from 'dockerfile-utils';
 import { parse as parseYaml } from 'yaml';
 import { parse as parseDotenv } from 'dotenv';
+import { runChecks } from '../../src/cli/check.js';
 import { loadConfig, SETTINGS } from '../../src/config/index.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -223,6 +224,9 @@ describe('docker-compose.yml', () => {
       const migrator = parseDotenv(readFileSync(join(dir, 'migrator.env')));
       assert.equal(new URL(migrator.DATABASE_URL!).username, 'flokie_migrator');
       assert.notEqual(env.SECRET_KEY, env.JWT_SECRET_KEY);
+      // The pre-deployment checklist (`flokie check`) finds nothing to fail in this configuration.
+      const failed = runChecks(config, { cwd: dir, env: { ...env, ...services.app.environment }, skipGit: true }).filter((r) => r.status === 'fail');
+      assert.deepEqual(failed.map((r) => `${r.id}: ${r.detail}`), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
