@@ -6,6 +6,7 @@
  */
 import { buildApp } from './app.js';
 import { runPrimary, shouldRunPrimary } from './cluster.js';
+import { criticalFailures } from './cli/check.js';
 import { loadConfig, SettingError, type Config } from './config/index.js';
 
 let config: Config;
@@ -17,6 +18,17 @@ try {
     process.exit(1);
   }
   throw error;
+}
+
+// Production refuses to start on a failed critical item of `flokie check` (weak or shared secrets,
+// CORS "*", a remote database without TLS, HSTS off, rate limits or CSRF off).
+if (config.isProduction) {
+  const failures = criticalFailures(config);
+  if (failures.length) {
+    for (const f of failures) console.error(`flokie: refusing to start: ${f.title}: ${f.detail}`);
+    console.error('flokie: run `npx flokie check` for the full pre-deployment checklist');
+    process.exit(1);
+  }
 }
 
 async function serve(config: Config): Promise<void> {

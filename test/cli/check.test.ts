@@ -1,0 +1,154 @@
+/** `flokie check` on crafted configurations, and the production start refusing a critical failure. */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { criticalFailures, runChecks, type CheckResult } from '../../src/cli/check.js';
+import { loadConfig } from '../../src/config/index.js';
+import { cliEnv, ROOT, runCli } from './helpers.js';
+
+const STRONG = {
+  SECRET_KEY: 'Zt3q9sLx1VbN7mKe4RwPa8YcDf2HgJu6Ti0Oy5Qn',
+  JWT_SECRET_KEY: 'Kp7Wn2Xr5Lm9Bq3Vt8Hs1Jd6Fg4Cz0Ya2Ue7Io5P',
+};
+
+/** A production deployment done right. */
+const GOOD: Record<string, string> = {
+  NODE_ENV: 'production',
+  ...STRONG,
+  DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@db.internal.example.com:5432/flokie?sslmode=require',
+  TRUSTED_PROXIES: '10.0.0.2',
+  PUBLIC_URL: 'https://api.example.com',
+  CORS_ORIGINS: 'https://app.example.com',
+  SENTRY_DSN: 'https://publickey@o1.ingest.sentry.io/42',
+  LOG_LEVEL: 'info',
+  RATE_LIMIT_ENABLED: 'true',
+  DOCS_ENABLED: 'false',
+};
+
+/** Everything the guide warns about. */
+const BAD: Record<string, string> = {
+  NODE_ENV: 'development',
+  SECRET_KEY: 'changeme',
+  JWT_SECRET_KEY: 'changeme',
+  DATABASE_URL: 'postgresql://flokie:pw@db.example.com:5432/flokie',
+  CORS_ORIGINS: '*',
+  CORS_SUPPORTS_CREDENTIALS: 'false',
+  RATE_LIMIT_ENABLED: 'false',
+  WTF_CSRF_ENABLED: 'false',
+  HSTS_MAX_AGE: '0',
+  LOG_LEVEL: 'silent',
+  SENTRY_DSN: 'not a dsn',
+  JWT_ACCESS_TOKEN_EXPIRES_HOURS: '12',
+  MIN_PASSWORD_LENGTH: '6',
+};
+
+const byId = (results: CheckResult[]) => Object.fromEntries(results.map((r) => [r.id, r]));
+
+function gitRepo(gitignore: string | null, tracked: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'flokie-check-'));
+  spawnSync('git', ['init', '-q'], { cwd: dir });
+  if (gitignore !== null) writeFileSync(join(dir, '.gitignore'), gitignore);
+  for (const [name, content] of Object.entries(tracked)) {
+    writeFileSync(join(dir, name), content);
+    spawnSync('git', ['add', '-f', name], { cwd: dir });
+  }
+  return dir;
+}
+
+describe('flokie check', () => {
+  const dirs: string[] = [];
+  let goodRepo: string;
+  let badRepo: string;
+  before(() => {
+    goodRepo = gitRepo('.env\n*.key\n');
+    badRepo = gitRepo('node_modules/\n', { '.env': 'SECRET_KEY=x\n', 'server.key': 'key' });
+    dirs.push(goodRepo, badRepo);
+  });
+  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it('passes a well-configured production deployment', () => {
+    const results = runChecks(loadConfig(GOOD, { dotenv: false }), { env: GOOD, cwd: goodRepo });
+    const failed = results.filter((r) => r.status === 'fail');
+    assert.deepEqual(failed, []);
+    const r = byId(results);
+    for (const id of ['secret.SECRET_KEY', 'secret.JWT_SECRET_KEY', 'secret.unique', 'git.ignore', 'database.tls', 'network.cors', 'network.hsts', 'ratelimit.enabled', 'monitoring.sentry', 'debug.off', 'logging.level']) {
+      assert.equal(r[id]?.status, 'pass', `${id}: ${r[id]?.detail}`);
+    }
+  });
+
+  it('fails each item of a crafted bad configuration', () => {
+    const results = runChecks(loadConfig(BAD, { dotenv: false }), { env: BAD, cwd: badRepo });
+    const r = byId(results);
+    for (const id of ['secret.SECRET_KEY', 'secret.JWT_SECRET_KEY', 'secret.unique', 'git.ignore', 'database.tls', 'network.cors', 'network.hsts', 'network.csrf', 'ratelimit.enabled', 'logging.level', 'monitoring.sentry', 'debug.off', 'passwords.policy']) {
+      assert.equal(r[id]?.status, 'fail', `${id} should fail: ${r[id]?.detail}`);
+    }
+    assert.equal(r['tokens.access']!.status, 'warn');
+    assert.match(r['git.ignore']!.detail, /\.env is not ignored/);
+    assert.match(r['git.ignore']!.detail, /server\.key/);
+    assert.match(r['database.tls']!.detail, /sslmode=require/);
+  });
+
+  it('tells a local database without TLS (warn) from a remote one (fail), and sees a missing Sentry as a warning', () => {
+    const local = { ...GOOD, DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@127.0.0.1:5432/flokie', SENTRY_DSN: '' };
+    const r = byId(runChecks(loadConfig(local, { dotenv: false }), { env: local, cwd: goodRepo }));
+    assert.equal(r['database.tls']!.status, 'warn');
+    assert.equal(r['monitoring.sentry']!.status, 'warn');
+    const mysql = { ...GOOD, DATABASE_URL: 'mysql://flokie:Rq8vT2mW9xL4nB7cY3kJ@db.example.com/flokie' };
+    assert.equal(byId(runChecks(loadConfig(mysql, { dotenv: false }), { env: mysql, cwd: goodRepo }))['database.tls']!.status, 'fail');
+  });
+
+  it('reads secrets from .env like the service does, and sees a secret equal to the database password', () => {
+    const dir = gitRepo('.env\n*.key\n');
+    dirs.push(dir);
+    writeFileSync(join(dir, '.env'), `SECRET_KEY=${STRONG.SECRET_KEY}\nJWT_SECRET_KEY=${STRONG.JWT_SECRET_KEY}\n`);
+    const env = { NODE_ENV: 'production', DATABASE_URL: `postgresql://u:${STRONG.SECRET_KEY}@db.example.com/x?sslmode=require` };
+    const config = loadConfig(env, { cwd: dir });
+    const r = byId(runChecks(config, { env, cwd: dir }));
+    assert.equal(r['secret.SECRET_KEY']!.status, 'pass');
+    assert.equal(r['secret.unique']!.status, 'fail');
+  });
+
+  it('the command prints a line per item and exits non-zero on a failure, zero otherwise', async () => {
+    const bad = await runCli(['check'], { env: BAD, cwd: badRepo });
+    assert.equal(bad.code, 1);
+    const lines = bad.stdout.trim().split('\n');
+    assert.ok(lines.length >= 15);
+    assert.ok(lines.every((l) => /^(PASS|WARN|FAIL)  /.test(l)), bad.stdout);
+    assert.match(bad.stdout, /^FAIL {2}CORS is restricted/m);
+    assert.match(bad.stderr, /\d+ checks: \d+ pass, \d+ warn, \d+ fail/);
+    assert.ok(!bad.stdout.includes('changeme'), 'secret values are never printed');
+
+    const good = await runCli(['check'], { env: GOOD, cwd: goodRepo });
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    assert.ok(!good.stdout.includes('FAIL'));
+    assert.ok(!good.stdout.includes(STRONG.SECRET_KEY) && !good.stdout.includes('Rq8vT2mW9xL4nB7cY3kJ'));
+    const json = await runCli(['check', '--json'], { env: GOOD, cwd: goodRepo });
+    assert.ok(json.stdout.trim().split('\n').every((l) => ['pass', 'warn'].includes(JSON.parse(l).status)));
+  });
+
+  it('the critical part: what a production start refuses', () => {
+    const cors = { ...GOOD, CORS_ORIGINS: '*', CORS_SUPPORTS_CREDENTIALS: 'false' };
+    assert.deepEqual(
+      criticalFailures(loadConfig(cors, { dotenv: false }), { env: cors }).map((f) => f.id),
+      ['network.cors'],
+    );
+    assert.deepEqual(criticalFailures(loadConfig(GOOD, { dotenv: false }), { env: GOOD }), []);
+    // Advice (no Sentry, long tokens) never blocks a start.
+    const advice = { ...GOOD, SENTRY_DSN: '', JWT_ACCESS_TOKEN_EXPIRES_HOURS: '8' };
+    assert.deepEqual(criticalFailures(loadConfig(advice, { dotenv: false }), { env: advice }), []);
+  });
+
+  it('npm start in production refuses to start on a critical failure', async () => {
+    const env = { ...GOOD, CORS_ORIGINS: '*', CORS_SUPPORTS_CREDENTIALS: 'false', DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@db.example.com/flokie', PORT: '0' };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.match(stderr, /refusing to start: CORS is restricted/);
+    assert.match(stderr, /refusing to start: Database connections use TLS/);
+  });
+});
