@@ -5,9 +5,18 @@
  * `at+jwt` for access tokens per RFC 9068, `rt+jwt` for refresh tokens) and checked on every
  * use, and iss, aud, sub, sid, jti, iat, nbf and exp are all required. Revocation is not decided
  * here: see token-guard.ts (access) and sessions.ts (refresh).
+ *
+ * Signing uses jose. Verification, the hot path of every authenticated request, is done here
+ * with node:crypto's synchronous HMAC: WebCrypto (which jose uses) runs each HMAC as a job on
+ * libuv's thread pool, where it queues behind password hashing, so under a login flood every
+ * authenticated request waited for a bcrypt slot (and the job round-trip cost ~15 % of /me's CPU
+ * even when idle). The checks are jose's jwtVerify checks for the options we used with it
+ * (algorithms [HS256], typ, issuer, audience, required claims, 5 s clock tolerance), in the same
+ * order, so the same tokens pass and fail with the same message; headers jose would have to
+ * interpret further (crit, b64) are refused outright since we never issue them.
  */
-import { randomBytes, webcrypto } from 'node:crypto';
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, webcrypto, type KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
 import { authenticationError } from '../../http/errors.js';
 
 export type TokenType = 'access' | 'refresh';
@@ -36,8 +45,10 @@ export const newJti = () => randomBytes(18).toString('base64url');
 
 export class TokenService {
   private readonly key: Promise<webcrypto.CryptoKey>;
+  private readonly verifyKey: KeyObject;
 
   constructor(private readonly settings: TokenSettings) {
+    this.verifyKey = createSecretKey(Buffer.from(settings.secret, 'utf8'));
     this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(settings.secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
       'sign',
       'verify',
@@ -65,23 +76,58 @@ export class TokenService {
 
   /** Verifies signature, algorithm, type and claims; any failure is a 401 that says no more than needed. */
   async verify(token: string, type: TokenType): Promise<TokenClaims> {
-    if (token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) throw authenticationError('Invalid token');
-    try {
-      const { payload } = await jwtVerify(token, await this.key, {
-        algorithms: [ALGORITHM],
-        typ: TYP[type],
-        issuer: this.settings.issuer,
-        audience: this.settings.audience,
-        requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'],
-        clockTolerance: 5,
-      });
-      if (typeof payload.sid !== 'string' || typeof payload.jti !== 'string' || typeof payload.sub !== 'string') {
-        throw authenticationError('Invalid token');
-      }
-      return { sub: payload.sub, sid: payload.sid, jti: payload.jti, iat: payload.iat!, exp: payload.exp! };
-    } catch (e) {
-      if (e instanceof joseErrors.JWTExpired) throw authenticationError('Token has expired');
+    if (token.length > MAX_TOKEN_LENGTH) throw authenticationError('Invalid token');
+    const parts = token.split('.');
+    if (parts.length !== 3) throw authenticationError('Invalid token');
+    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
+
+    const header = decodeSegment(headerPart);
+    if (!header || header.alg !== ALGORITHM || 'crit' in header || 'b64' in header) throw authenticationError('Invalid token');
+    // Compared as canonical base64url text in constant time: one signature, one spelling.
+    const expected = Buffer.from(createHmac('sha256', this.verifyKey).update(`${headerPart}.${payloadPart}`).digest('base64url'));
+    const presented = Buffer.from(signaturePart);
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) throw authenticationError('Invalid token');
+
+    const payload = decodeSegment(payloadPart);
+    if (!payload) throw authenticationError('Invalid token');
+    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== normalizeTyp(TYP[type])) throw authenticationError('Invalid token');
+    for (const claim of REQUIRED_CLAIMS) if (!Object.hasOwn(payload, claim)) throw authenticationError('Invalid token');
+    if (payload.iss !== this.settings.issuer) throw authenticationError('Invalid token');
+    const aud = payload.aud;
+    if (!(typeof aud === 'string' ? aud === this.settings.audience : Array.isArray(aud) && aud.includes(this.settings.audience))) {
       throw authenticationError('Invalid token');
     }
+    const now = Math.floor(Date.now() / 1000);
+    const { iat, nbf, exp } = payload;
+    if (typeof iat !== 'number' || typeof nbf !== 'number' || typeof exp !== 'number') throw authenticationError('Invalid token');
+    if (nbf > now + CLOCK_TOLERANCE_SECONDS) throw authenticationError('Invalid token');
+    if (exp <= now - CLOCK_TOLERANCE_SECONDS) throw authenticationError('Token has expired');
+    if (typeof payload.sid !== 'string' || typeof payload.jti !== 'string' || typeof payload.sub !== 'string') {
+      throw authenticationError('Invalid token');
+    }
+    return { sub: payload.sub, sid: payload.sid, jti: payload.jti, iat, exp };
   }
+}
+
+const CLOCK_TOLERANCE_SECONDS = 5;
+/** jose's presence check for our options: requiredClaims plus the aud and iss it was told to match. */
+const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp', 'aud', 'iss'];
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A base64url segment holding a top-level JSON object, or null. */
+function decodeSegment(segment: string): Record<string, unknown> | null {
+  if (!BASE64URL.test(segment)) return null;
+  try {
+    const value: unknown = JSON.parse(strictUtf8.decode(Buffer.from(segment, 'base64url')));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** As jose compares typ: case-insensitive, "application/" implied. */
+function normalizeTyp(value: string): string {
+  const lower = value.toLowerCase();
+  return value.includes('/') ? lower : `application/${lower}`;
 }
