@@ -27,7 +27,8 @@ interface AjvError {
 
 /** Ajv errors → {"field": ["message", …]}, with the field named the way the client sent it. */
 export function validationDetails(errors: AjvError[], part: string | undefined): ErrorDetails {
-  const details: ErrorDetails = {};
+  // Field names come from the client ("toString", "__proto__"): no inherited keys to collide with.
+  const details = Object.create(null) as ErrorDetails;
   for (const err of errors) {
     let field = err.instancePath.replace(/^\//, '').replace(/\//g, '.');
     let message = err.message ?? 'is invalid';
