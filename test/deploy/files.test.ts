@@ -222,7 +222,10 @@ describe('docker-compose.yml', () => {
       assert.equal(decodeURIComponent(new URL(config.DATABASE_URL).password), pg.FLOKIE_APP_PASSWORD);
       assert.equal(new URL(config.DATABASE_URL).searchParams.get('sslmode'), 'verify-full');
       const migrator = parseDotenv(readFileSync(join(dir, 'migrator.env')));
-      assert.equal(new URL(migrator.DATABASE_URL!).username, 'flokie_migrator');
+      const migratorConfig = loadConfig({ ...migrator, ...services.migrate.environment }, { dotenv: false, cwd: dir });
+      assert.equal(migratorConfig.isProduction, true, 'the migrate job passes production validation');
+      assert.equal(new URL(migratorConfig.DATABASE_URL).username, 'flokie_migrator');
+      assert.notEqual(migrator.JWT_SECRET_KEY, env.JWT_SECRET_KEY, "the migrate job never holds the service's keys");
       assert.notEqual(env.SECRET_KEY, env.JWT_SECRET_KEY);
       // The pre-deployment checklist (`flokie check`) finds nothing to fail in this configuration.
       const failed = runChecks(config, { cwd: dir, env: { ...env, ...services.app.environment }, skipGit: true }).filter((r) => r.status === 'fail');
