@@ -140,6 +140,9 @@ export async function createContainer(config: Config, options: ContainerOptions 
       if (maintenance) clearInterval(maintenance);
       await changes.stop();
       await Promise.allSettled([...background]);
+      // Counting in flight may still raise an alert: let it, then stop listening.
+      await intrusion.settle();
+      intrusion.close();
       await events.close();
       await mailer.close();
       redis?.disconnect();
