@@ -127,7 +127,9 @@ export class SecurityEvents {
 
   /** Writes queued events; a failed batch is retried on the next flush rather than dropped. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing.then(() => (this.queue.length ? this.flush() : undefined));
+    // Wait for the write in flight, then flush again: that also waits for a write another caller
+    // started meanwhile, so `await flush()` (and close()) returns only when nothing is pending.
+    if (this.flushing) return this.flushing.then(() => this.flush());
     if (this.queue.length === 0) return Promise.resolve();
     const batch = this.queue;
     this.queue = [];
