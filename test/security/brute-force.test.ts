@@ -1,0 +1,273 @@
+/**
+ * Brute force and account enumeration.
+ *
+ * - 50 concurrent wrong passwords get at most MAX_LOGIN_ATTEMPTS password checks (counted by a spy
+ *   on the hasher and by login_failure events with reason bad_credentials), and the right password
+ *   is then refused with 423 — on SQLite, on PostgreSQL, and across two real server processes
+ *   sharing PostgreSQL and Redis.
+ * - Login, lockout and reset-request answer identically for unknown and known users (status, body
+ *   without timestamp/request_id, the headers that matter), and their median response times
+ *   differ by less than 10 ms. Timing runs use BCRYPT_ROUNDS=10 (about 50 ms a hash here) instead
+ *   of the production 12 to keep the suite short; the dummy hash for unknown users is made with
+ *   the same cost, so the comparison holds at any cost.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { buildApp } from '../../src/app.js';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { STRONG_PASSWORD, makeTestConfig, register, uniqueUser } from '../helpers/app.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { freshDatabase, http, postgresReachable, startServer, type ServerProcess } from './support.js';
+
+const MAX = 5;
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+async function appOn(engine: 'sqlite' | 'postgres', env: Record<string, string> = {}): Promise<{ app: FastifyInstance; database: TestDatabase; close(): Promise<void> }> {
+  const database = await freshDatabase(engine);
+  const app = await buildApp(makeTestConfig({ MAX_LOGIN_ATTEMPTS: String(MAX), BRUTE_FORCE_BLOCK_MINUTES: '0', ...env }, database.url));
+  await app.ready();
+  return {
+    app,
+    database,
+    async close() {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
+
+const loginReq = (app: FastifyInstance, username: string, password: string) => app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } });
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe(`brute force on ${engine}`, () => {
+    let skip: string | false = false;
+    before(async () => {
+      if (engine === 'postgres' && !(await postgresReachable())) skip = 'PostgreSQL is not reachable';
+    });
+
+    it(`50 concurrent wrong passwords: at most ${MAX} password checks, then the right password gets 423`, async (t) => {
+      if (skip) return t.skip(skip);
+      const env = await appOn(engine);
+      try {
+        const { app } = env;
+        const user = await register(app, uniqueUser('brute'));
+        const row = await app.container.users.findById(user.id);
+        let checks = 0;
+        const hasher = app.container.hasher;
+        const verify = hasher.verify.bind(hasher);
+        hasher.verify = async (password: string, hash: string) => {
+          // eslint-disable-next-line security/detect-possible-timing-attacks -- test spy, no secret compared
+          if (hash === row!.password_hash) checks++;
+          return verify(password, hash);
+        };
+        let badCredentialEvents = 0;
+        app.container.events.onEvent((e) => {
+          if (e.type === 'login_failure' && e.user_id === user.id && JSON.parse(e.details ?? '{}').reason === 'bad_credentials') badCredentialEvents++;
+        });
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => loginReq(app, user.username, `Wrong-Password-${i}-x9`)));
+        const statuses = results.map((r) => r.statusCode);
+        assert.ok(statuses.every((s) => s === 401 || s === 423), `only 401/423: ${statuses.join(',')}`);
+        t.diagnostic(`${engine}: ${checks} password checks, ${badCredentialEvents} bad_credentials events, ${statuses.filter((s) => s === 423).length} answered 423`);
+        assert.ok(checks <= MAX, `${checks} password checks for ${MAX} allowed attempts`);
+        assert.ok(badCredentialEvents <= MAX, `${badCredentialEvents} bad_credentials events`);
+        assert.ok(checks >= 1, 'the spy saw the checks (the test can fail)');
+        const right = await loginReq(app, user.username, STRONG_PASSWORD);
+        assert.equal(right.statusCode, 423, `the right password while locked: ${right.body}`);
+        assert.equal(JSON.parse(right.body).error.code, 'LOCKED');
+        assert.ok(Number(right.headers['retry-after']) > 0, 'Retry-After on 423');
+        assert.ok(checks <= MAX, 'the locked attempt checked no password');
+      } finally {
+        await env.close();
+      }
+    });
+  });
+}
+
+/** Status, body without the per-request fields, and the headers a client could tell apart. */
+function comparable(res: LightMyRequestResponse | { statusCode: number; body: string; headers: Record<string, unknown> }) {
+  const body = JSON.parse(res.body);
+  delete body.timestamp;
+  delete body.request_id;
+  const headers: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(res.headers)) {
+    if (['date', 'x-request-id', 'retry-after', 'connection', 'keep-alive'].includes(k)) continue;
+    headers[k] = v;
+  }
+  return { status: res.statusCode, body, headers, retryAfter: res.headers['retry-after'] !== undefined };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+describe('enumeration: unknown and known users look the same', () => {
+  let env: Awaited<ReturnType<typeof appOn>>;
+  before(async () => {
+    env = await appOn('sqlite', { BCRYPT_ROUNDS: '10', MAX_LOGIN_ATTEMPTS: '1000' });
+  });
+  after(() => env.close());
+
+  it('login with a wrong password: same status, body and headers', async () => {
+    const known = await register(env.app, uniqueUser('known'));
+    const a = comparable(await loginReq(env.app, known.username, 'Wrong-Password-1x'));
+    const b = comparable(await loginReq(env.app, 'nobody_by_that_name', 'Wrong-Password-1x'));
+    const c = comparable(await loginReq(env.app, 'nobody@example.com', 'Wrong-Password-1x'));
+    assert.equal(a.status, 401);
+    assert.deepEqual(b, a);
+    assert.deepEqual(c, a);
+  });
+
+  it('lockout: a locked known account and a locked unknown name answer the same', async () => {
+    const lockEnv = await appOn('sqlite', { MAX_LOGIN_ATTEMPTS: String(MAX) });
+    try {
+      const known = await register(lockEnv.app, uniqueUser('lockknown'));
+      const sequence = async (name: string) => {
+        const out = [];
+        for (let i = 0; i < MAX + 2; i++) out.push(comparable(await loginReq(lockEnv.app, name, `Wrong-Password-${i}x`)));
+        return out;
+      };
+      const a = await sequence(known.username);
+      const b = await sequence('ghost_user_name');
+      assert.deepEqual(b, a, 'the same sequence of answers, 401 then 423');
+      assert.deepEqual(a.map((x) => x.status), [...Array(MAX).fill(401), 423, 423]);
+      const right = comparable(await loginReq(lockEnv.app, known.username, STRONG_PASSWORD));
+      assert.deepEqual(right, a[MAX], 'the right password on a locked account looks like any locked answer');
+    } finally {
+      await lockEnv.close();
+    }
+  });
+
+  it('password reset request: same answer for a registered and an unknown address', async () => {
+    const known = await register(env.app, uniqueUser('resetknown'));
+    const a = comparable(await env.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: known.email } }));
+    const b = comparable(await env.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: 'nobody-here@example.com' } }));
+    assert.equal(a.status, 202);
+    assert.deepEqual(b, a);
+  });
+
+  it('median response times differ by less than 10 ms (login, lockout, reset request; 30 each, BCRYPT_ROUNDS=10)', async (t) => {
+    const { app } = env;
+    const known = await register(app, uniqueUser('timing'));
+    const timeOf = async (fn: () => Promise<unknown>) => {
+      const start = process.hrtime.bigint();
+      await fn();
+      return Number(process.hrtime.bigint() - start) / 1e6;
+    };
+    const compare = async (label: string, knownFn: () => Promise<unknown>, unknownFn: () => Promise<unknown>) => {
+      for (let i = 0; i < 3; i++) {
+        await knownFn();
+        await unknownFn();
+      }
+      const k: number[] = [];
+      const u: number[] = [];
+      // Interleaved, so drift (GC, other load) hits both sides alike.
+      for (let i = 0; i < 30; i++) {
+        k.push(await timeOf(knownFn));
+        u.push(await timeOf(unknownFn));
+      }
+      const diff = Math.abs(median(k) - median(u));
+      t.diagnostic(`${label}: median known ${median(k).toFixed(2)} ms, unknown ${median(u).toFixed(2)} ms, difference ${diff.toFixed(2)} ms`);
+      assert.ok(diff < 10, `${label}: medians differ by ${diff.toFixed(2)} ms`);
+    };
+    await compare(
+      'login (wrong password)',
+      () => loginReq(app, known.username, 'Wrong-Password-T1'),
+      () => loginReq(app, 'no_such_user_t', 'Wrong-Password-T1'),
+    );
+    await compare(
+      'reset request',
+      () => app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: known.email } }),
+      () => app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: 'no-such-user-t@example.com' } }),
+    );
+    const lockEnv = await appOn('sqlite', { BCRYPT_ROUNDS: '10', MAX_LOGIN_ATTEMPTS: '3' });
+    try {
+      const lk = await register(lockEnv.app, uniqueUser('timinglock'));
+      for (let i = 0; i < 4; i++) {
+        await loginReq(lockEnv.app, lk.username, 'Wrong-Password-L1');
+        await loginReq(lockEnv.app, 'ghost_timing_lock', 'Wrong-Password-L1');
+      }
+      await compare(
+        'lockout (423)',
+        () => loginReq(lockEnv.app, lk.username, 'Wrong-Password-L1'),
+        () => loginReq(lockEnv.app, 'ghost_timing_lock', 'Wrong-Password-L1'),
+      );
+    } finally {
+      await lockEnv.close();
+    }
+  });
+});
+
+describe('brute force across two server processes (PostgreSQL + Redis)', () => {
+  let skip: string | false = false;
+  let servers: ServerProcess[] = [];
+  let database: TestDatabase | undefined;
+  const prefix = `flokie-sec-${process.pid}-${Date.now()}:`;
+
+  before(async () => {
+    if (!(await postgresReachable())) {
+      skip = 'PostgreSQL is not reachable: the cross-instance check needs it';
+      return;
+    }
+    const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    try {
+      await redis.connect();
+      await redis.ping();
+    } catch {
+      skip = `Redis is not reachable at ${REDIS_URL}`;
+      return;
+    } finally {
+      redis.disconnect();
+    }
+    database = await freshDatabase('postgres');
+    const env = { DATABASE_URL: database.url, REDIS_URL, REDIS_KEY_PREFIX: prefix, MAX_LOGIN_ATTEMPTS: String(MAX), RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0' };
+    // The first one migrates; the second starts on the migrated database.
+    servers.push(await startServer(env));
+    servers.push(await startServer(env));
+  });
+  after(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    servers = [];
+    if (database) await database.drop();
+    if (!skip) {
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    }
+  });
+
+  it(`50 concurrent wrong passwords split over two instances: at most ${MAX} password checks, then 423 on both`, async (t) => {
+    if (skip) return t.skip(skip);
+    const [a, b] = servers as [ServerProcess, ServerProcess];
+    const user = uniqueUser('crossbrute');
+    assert.equal((await http(a.url, 'POST', '/api/auth/register', { body: user })).statusCode, 201);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => http(i % 2 ? b.url : a.url, 'POST', '/api/auth/login', { body: { username: user.username, password: `Wrong-Password-${i}-x9` } })),
+    );
+    const statuses = results.map((r) => r.statusCode);
+    assert.ok(statuses.every((s) => s === 401 || s === 423), statuses.join(','));
+    for (const server of servers) {
+      const right = await http(server.url, 'POST', '/api/auth/login', { body: { username: user.username, password: STRONG_PASSWORD } });
+      assert.equal(right.statusCode, 423, `${server.url}: ${right.body}`);
+    }
+    // Events are written in batches; a clean stop flushes them.
+    await Promise.all(servers.map((s) => s.stop()));
+    const client = new pg.Client({ connectionString: database!.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query(
+        `select count(*)::int as n from security_events e join users u on u.id = e.user_id where u.username = $1 and e.type = 'login_failure' and e.details like '%bad_credentials%'`,
+        [user.username],
+      );
+      const checks = rows[0].n as number;
+      t.diagnostic(`two instances: ${checks} password checks (bad_credentials events), ${statuses.filter((s) => s === 423).length}/50 answered 423`);
+      assert.ok(checks <= MAX, `${checks} password checks across two instances`);
+      assert.ok(checks >= 1, 'events were recorded (the count can fail)');
+    } finally {
+      await client.end();
+    }
+  });
+});
