@@ -121,7 +121,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(securityRoutes, { prefix: '/security', container });
       if (config.DOCS_ENABLED) {
         api.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
-        await api.register(swaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP, uiConfig: { deepLinking: false } });
+        // indexPrefix: the page's asset links must carry the outer /api prefix.
+        await api.register(swaggerUi, { routePrefix: '/docs', indexPrefix: '/api', staticCSP: DOCS_CSP, uiConfig: { deepLinking: false } });
       }
     },
     { prefix: '/api' },

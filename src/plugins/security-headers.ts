@@ -14,6 +14,12 @@ import type { Config } from '../config/index.js';
 export const API_CSP: Record<string, string> = { 'default-src': "'none'", 'frame-ancestors': "'none'" };
 
 /**
+ * Swagger UI (@fastify/swagger-ui 6.x) renders one fixed <style> element; its hash is allowed
+ * instead of 'unsafe-inline'. test/browser/docs.test.ts fails if an upgrade changes it.
+ */
+export const SWAGGER_UI_STYLE_HASH = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='";
+
+/**
  * Swagger UI at /api/docs: its page loads only its own script and style files (no inline
  * script), so scripts need no 'unsafe-inline', nonce or hash. React sets element styles through
  * the CSSOM, which CSP allows; the bundled CSS uses data: images.
@@ -22,7 +28,7 @@ export const DOCS_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "script-src-attr 'none'",
-  "style-src 'self'",
+  `style-src 'self' ${SWAGGER_UI_STYLE_HASH}`,
   "img-src 'self' data:",
   "font-src 'self' data:",
   "connect-src 'self'",
