@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
-import { makeTestConfig } from '../helpers/app.js';
+import { makeTestConfig, uniqueUser } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { runCli } from './helpers.js';
 
@@ -64,5 +64,23 @@ describe('emergency rate limit reaches a running server', { skip: !rateLimitPlug
     const lifted = await msUntil(200, 5000);
     assert.ok(lifted <= 2000, `lifted after ${lifted} ms`);
     console.log(`# emergency limit applied ${applied} ms and lifted ${lifted} ms after the CLI returned`);
+  });
+
+  it('users deactivate from the CLI ends a running session on the server within 2 s', async () => {
+    const env = { DATABASE_URL: database.url };
+    const user = uniqueUser('e2e');
+    assert.equal((await fetch(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(user) })).status, 201);
+    const loginRes = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: user.username, password: user.password }) });
+    const access = (await loginRes.json()).data.access_token as string;
+    const me = () => fetch(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${access}` } }).then((r) => r.status);
+    assert.equal(await me(), 200);
+    assert.equal(await me(), 200); // now cached by the token guard
+    const off = await runCli(['users', 'deactivate', user.username], { env });
+    assert.equal(off.code, 0, off.stderr);
+    const started = Date.now();
+    while ((await me()) !== 401) {
+      assert.ok(Date.now() - started < 2000, 'token still accepted 2 s after deactivation');
+      await new Promise((r) => setTimeout(r, 50));
+    }
   });
 });
