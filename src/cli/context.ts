@@ -22,10 +22,10 @@ export function config(): Config {
 
 /**
  * Runs a command with a container and always closes it (flushing queued security events). The
- * service's JSON log lines go to stderr, at `--log-level` (default: errors only), so stdout keeps
+ * service's JSON log lines go to stderr, at FLOKIE_CLI_LOG_LEVEL (default silent: failures surface as the one error line), so stdout keeps
  * only the command's output.
  */
-export async function withContainer<T>(run: (c: Container) => Promise<T>, logLevel = process.env.FLOKIE_CLI_LOG_LEVEL ?? 'error'): Promise<T> {
+export async function withContainer<T>(run: (c: Container) => Promise<T>, logLevel = process.env.FLOKIE_CLI_LOG_LEVEL ?? 'silent'): Promise<T> {
   const cfg = config();
   // Loaded on demand: `--help`, `secrets generate` and `check` start faster without the whole service.
   const { createContainer, LOG_REDACT_PATHS } = await import('../container.js');

@@ -43,7 +43,7 @@ function formatEvent(e: ReturnType<typeof toEventView>): string {
 
 export function buildProgram(): Command {
   const program = new Command('flokie')
-    .description('Flokie operations: accounts, tokens, emergency rate limit, secrets, deployment checks and security events.\nConfigured by the same environment and .env as the service.')
+    .description('Flokie operations: accounts, tokens, emergency rate limit, secrets, deployment checks and security events.\nConfigured by the same environment and .env as the service. FLOKIE_CLI_LOG_LEVEL=info shows the service log lines (security events) on stderr.')
     .version(process.env.npm_package_version ?? '1.0.0')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`flokie: ${text.split('\n')[0]!.replace(/^error: /, 'error: ')}\n`) });
