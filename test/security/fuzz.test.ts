@@ -215,6 +215,20 @@ describe('fuzzing every route from its OpenAPI schema', () => {
     t2.diagnostic(`${requests} fuzzed requests over ${ops.length} routes`);
   });
 
+  it('prototype keys as body fields are a 400 envelope on every route with a body (deterministic)', async () => {
+    for (const op of ops.filter((o) => o.body)) {
+      for (const key of PROTO_KEYS) {
+        for (const value of ['1', '{"polluted":true}', '{"prototype":{"polluted":true}}']) {
+          const res = await t.app.inject({ method: op.method as 'POST', url: op.path.replace(/\{\w+\}/g, targetId), headers: { ...bearer(tokens.admin), 'content-type': 'application/json' }, payload: `{${JSON.stringify(key)}:${value}}` });
+          const context = `${op.method} ${op.path} {${key}:${value}}`;
+          assert.equal(res.statusCode, 400, `${context}: ${res.statusCode} ${res.body.slice(0, 200)}`);
+          assertEnvelope(res, context);
+          assert.equal(({} as Record<string, unknown>).polluted, undefined, `${context}: Object.prototype polluted`);
+        }
+      }
+    }
+  });
+
   it('memory: heapUsed after GC does not grow over a long run', async (t2) => {
     const body = ops.filter((o) => o.method !== 'GET');
     const round = async () => {
