@@ -57,6 +57,10 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
     secrets.add(afterChange.access_token).add(afterChange.refresh_token);
 
     assert.equal((await app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: u.email } })).statusCode, 202);
+    // The request is handled after the answer; let it finish before issuing our own reset token.
+    for (let i = 0; i < 200 && !(await container.db.selectFrom('one_time_tokens').select('user_id').where('user_id', '=', u.id).where('purpose', '=', 'password_reset').executeTakeFirst()); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
     const reset = await container.oneTimeTokens.issue(u.id, 'password_reset', 60_000);
     secrets.add(reset);
     const resetRes = await app.inject({ method: 'POST', url: '/api/auth/password/reset', payload: { token: reset, new_password: STRONG_PASSWORD + 'x', confirm_password: STRONG_PASSWORD + 'x' } });
