@@ -64,6 +64,12 @@ describe('TLS', () => {
   });
 });
 
+describe('TLS settings', () => {
+  it('an unreadable certificate stops the start with a message naming the setting', async () => {
+    await assert.rejects(createTestApp({ TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' }), /TLS_CERT_FILE cannot be read: ENOENT/);
+  });
+});
+
 describe('FORCE_HTTPS', () => {
   let t: TestApp;
   before(async () => {
