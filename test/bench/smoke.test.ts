@@ -38,7 +38,7 @@ test('npm run bench -- --quick produces JSON and Markdown results', { timeout: 6
     const byId = Object.fromEntries(results.rows.map((r: { id: string }) => [r.id, r]));
     for (const id of ['health.rps', 'me.rps', 'refresh.rps']) assert.ok(byId[id].flokie > 0, `${id} measured some requests`);
     assert.equal(results.raw.figures.refresh.non2xx, 0, 'refresh chain never broke');
-    assert.equal(results.raw.figures.me.non2xx, 0, '/me always authenticated');
+    assert.equal(results.raw.figures.me.flokie.non2xx, 0, '/me always authenticated');
     assert.ok(results.raw.memory.service.peakRssBytes > 0);
 
     const md = readFileSync(join(dir, 'results', 'latest.md'), 'utf8');
