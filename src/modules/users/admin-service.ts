@@ -344,7 +344,10 @@ export class AdminService {
     }
     await this.d.changes.publish('user', id);
     this.record(actor, 'update_user', id, { fields: Object.keys(changes).filter((k) => k !== 'username_lower') });
-    return this.get(id);
+    const updated = await this.get(id);
+    // A new, unconfirmed address gets the same verification e-mail as a profile change.
+    if (changes.email && !updated.is_verified) await this.d.auth.sendVerification(updated);
+    return updated;
   }
 
   private async activeAdminCount(): Promise<number> {
