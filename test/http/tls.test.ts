@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type ConnectionOptions } from 'node:tls';
+import { tlsServerOptions } from '../../src/http/tls.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 
 function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; cipher: string }> {
@@ -65,8 +66,9 @@ describe('TLS', () => {
 });
 
 describe('TLS settings', () => {
-  it('an unreadable certificate stops the start with a message naming the setting', async () => {
-    await assert.rejects(createTestApp({ TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' }), /TLS_CERT_FILE cannot be read: ENOENT/);
+  it('an unreadable certificate stops the start with a message naming the setting', () => {
+    assert.throws(() => tlsServerOptions({ TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' }), /TLS_CERT_FILE cannot be read: ENOENT/);
+    assert.equal(tlsServerOptions({ TLS_CERT_FILE: '', TLS_KEY_FILE: '' }), null);
   });
 });
 
