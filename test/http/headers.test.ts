@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { bearer, createTestApp, registerAndLogin, type TestApp } from '../helpers/app.js';
+import { createLoggedApp } from './support.js';
 
 function assertGuideHeaders(res: LightMyRequestResponse, label: string) {
   assert.equal(res.headers['x-content-type-options'], 'nosniff', label);
@@ -109,6 +110,26 @@ describe('HSTS', () => {
       const res = await t.app.inject({ method: 'GET', url: '/api/health' });
       assert.equal(res.headers['x-xss-protection'], '1; mode=block');
       assert.equal(res.headers['content-security-policy'], "default-src 'self';img-src 'self' data:");
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('security headers on a 500', () => {
+  it('an unexpected error still answers with the headers and no internals', async () => {
+    const t = await createLoggedApp({ LOG_LEVEL: 'silent' }, undefined, (app) =>
+      app.get('/api/test-crash', async () => {
+        throw new Error('SELECT secret FROM /etc/passwd');
+      }),
+    );
+    try {
+      const res = await t.app.inject({ method: 'GET', url: '/api/test-crash' });
+      assert.equal(res.statusCode, 500);
+      assertGuideHeaders(res, '500');
+      assert.equal(res.headers['cache-control'], 'no-store');
+      assert.doesNotMatch(res.body, /SELECT|passwd/);
+      assert.equal(JSON.parse(res.body).error.code, 'INTERNAL_SERVER_ERROR');
     } finally {
       await t.close();
     }
