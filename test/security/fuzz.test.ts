@@ -264,7 +264,9 @@ describe('fuzzing a real server process', () => {
           });
           const text = await res.text();
           sent++;
-          assert.ok(res.status < 500, `${op.method} ${r!.path}: ${res.status} ${text.slice(0, 200)}`);
+          const context = `${op.method} ${r!.path}`;
+          assert.ok(res.status < 500, `${context}: ${res.status} ${text.slice(0, 200)}`);
+          assertEnvelope({ statusCode: res.status, body: text, headers: Object.fromEntries(res.headers) }, context);
         }),
         { numRuns: 400 },
       );
