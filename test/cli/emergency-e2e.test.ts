@@ -55,7 +55,7 @@ describe('emergency rate limit reaches a running server', { skip: !rateLimitPlug
     const limited = await fetch(`${base}/api/auth/csrf-token`);
     assert.equal(limited.status, 429);
     assert.ok(Number(limited.headers.get('retry-after')) > 0);
-    assert.equal((await limited.json()).error.code, 'RATE_LIMIT_EXCEEDED');
+    assert.equal(((await limited.json()) as { error: { code: string } }).error.code, 'RATE_LIMIT_EXCEEDED');
     // Health checks stay open for the load balancer.
     assert.equal((await fetch(`${base}/api/health`)).status, 200);
 
@@ -71,7 +71,7 @@ describe('emergency rate limit reaches a running server', { skip: !rateLimitPlug
     const user = uniqueUser('e2e');
     assert.equal((await fetch(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(user) })).status, 201);
     const loginRes = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: user.username, password: user.password }) });
-    const access = (await loginRes.json()).data.access_token as string;
+    const access = ((await loginRes.json()) as { data: { access_token: string } }).data.access_token;
     const me = () => fetch(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${access}` } }).then((r) => r.status);
     assert.equal(await me(), 200);
     assert.equal(await me(), 200); // now cached by the token guard
