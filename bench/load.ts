@@ -35,6 +35,8 @@ export interface LoadResult {
   timeouts: number;
   statuses: Record<string, number>;
   latencyMs: { mean: number; p50: number; p95: number; p99: number; max: number };
+  /** Filled in by bench/run.ts, which can see the server process. */
+  serverCpuMsPerRequest?: number;
 }
 
 function percentile(sorted: Float64Array, p: number): number {

@@ -129,6 +129,13 @@ async function load(job: LoadJob): Promise<LoadResult> {
   }
 }
 
+/** CPU time (user + system, all threads) a process has used so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted after the ") " that ends the command name; ticks of 1/100 s.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function peakRssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
@@ -290,6 +297,8 @@ async function startBaseline(): Promise<Running> {
 interface Figure {
   runs: LoadResult[];
   rps: number;
+  /** Server CPU time per answered request (all its threads): a cost figure that other load on the machine barely moves. */
+  cpuMsPerRequest: number;
   p50: number;
   p95: number;
   p99: number;
@@ -301,6 +310,7 @@ function summarise(runs: LoadResult[]): Figure {
   return {
     runs,
     rps: median(runs.map((r) => r.rps)),
+    cpuMsPerRequest: median(runs.map((r) => r.serverCpuMsPerRequest ?? NaN)),
     p50: median(runs.map((r) => r.latencyMs.p50)),
     p95: median(runs.map((r) => r.latencyMs.p95)),
     p99: median(runs.map((r) => r.latencyMs.p99)),
@@ -323,16 +333,24 @@ const ADMIN_SEARCH = 'user000042';
  * each): A1 B1 A2 B2 … Interleaving means a slow patch on a shared machine hits both sides, and
  * ratios are taken run by run (median of the per-run ratios).
  */
-async function interleaved<K extends string>(label: string, jobs: Record<K, (run: number) => LoadJob>): Promise<Record<K, Figure>> {
+async function interleaved<K extends string>(label: string, jobs: Record<K, (run: number) => LoadJob>, servers: Record<K, Running>): Promise<Record<K, Figure>> {
   const keys = Object.keys(jobs) as K[];
   for (const key of keys) await load({ ...jobs[key](-1), durationSeconds: profile.warmup });
   const runs = Object.fromEntries(keys.map((k) => [k, [] as LoadResult[]])) as Record<K, LoadResult[]>;
-  for (let i = 0; i < profile.runs; i++) for (const key of keys) runs[key].push(await load(jobs[key](i)));
+  for (let i = 0; i < profile.runs; i++) {
+    for (const key of keys) {
+      const pid = servers[key].child.pid!;
+      const before = cpuMs(pid);
+      const result = await load(jobs[key](i));
+      result.serverCpuMsPerRequest = result.requests ? (cpuMs(pid) - before) / result.requests : NaN;
+      runs[key].push(result);
+    }
+  }
   const out = {} as Record<K, Figure>;
   for (const key of keys) {
     out[key] = summarise(runs[key]);
     const f = out[key];
-    log(`${label} [${key}]: ${f.rps.toFixed(1)} req/s, p50 ${f.p50.toFixed(2)} ms, p95 ${f.p95.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms${f.non2xx ? `, ${f.non2xx} non-2xx ${JSON.stringify(runs[key].map((r) => r.statuses))}` : ''}`);
+    log(`${label} [${key}]: ${f.rps.toFixed(1)} req/s, server CPU ${(f.cpuMsPerRequest * 1000).toFixed(0)} µs/req, p50 ${f.p50.toFixed(2)} ms, p95 ${f.p95.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms${f.non2xx ? `, ${f.non2xx} non-2xx ${JSON.stringify(runs[key].map((r) => r.statuses))}` : ''}`);
   }
   return out;
 }
@@ -408,19 +426,19 @@ async function main() {
     const job = (base: string, path: string, extra: Partial<LoadJob> = {}): LoadJob => ({ url: `${base}${path}`, connections: profile.connections, durationSeconds: profile.duration, ...extra });
     const auth = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
-    const health = await interleaved('GET /api/health', { baseline: () => job(baseline.base, '/api/health'), flokie: () => job(service.base, '/api/health') });
+    const health = await interleaved('GET /api/health', { baseline: () => job(baseline.base, '/api/health'), flokie: () => job(service.base, '/api/health') }, { baseline, flokie: service });
     const meTokenLarge = await accessFor(2, profile.large);
     const me = await interleaved('GET /api/auth/me', {
       baseline: () => job(baseline.base, '/api/auth/me'),
       flokie: () => job(service.base, '/api/auth/me', auth(meToken)),
       flokieLarge: () => job(largeService.base, '/api/auth/me', auth(meTokenLarge)),
-    });
+    }, { baseline, flokie: service, flokieLarge: largeService });
     const coldSmall = await Promise.all(Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.smallUsers)));
     const coldLarge = await Promise.all(Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.large)));
     const meCold = await interleaved('GET /api/auth/me, first use of each token', {
       flokie: () => job(service.base, '/api/auth/me', { variants: coldSmall.map((t) => auth(t)) }),
       flokieLarge: () => job(largeService.base, '/api/auth/me', { variants: coldLarge.map((t) => auth(t)) }),
-    });
+    }, { flokie: service, flokieLarge: largeService });
 
     const admin: Record<'list' | 'search', { flokie: Figure; flokieLarge: Figure } | null> = { list: null, search: null };
     const adminSmallToken = await accessFor(1, profile.smallUsers);
@@ -439,7 +457,7 @@ async function main() {
       admin[key] = await interleaved(`admin ${key}`, {
         flokie: () => job(service.base, path, auth(adminSmallToken)),
         flokieLarge: () => job(largeService.base, path, auth(adminLargeToken)),
-      });
+      }, { flokie: service, flokieLarge: largeService });
     }
 
     // Each run (and the warm-up) spends its own sessions: a refresh token is single-use.
@@ -449,7 +467,7 @@ async function main() {
         return Promise.all(Array.from({ length: profile.connections }, (_, i) => refreshFor(first + i, profile.smallUsers)));
       }),
     );
-    const refresh = (await interleaved('POST /api/auth/refresh', { flokie: (run) => job(service.base, '/api/auth/refresh', { method: 'POST', refreshTokens: refreshPools[run + 1] }) })).flokie;
+    const refresh = (await interleaved('POST /api/auth/refresh', { flokie: (run) => job(service.base, '/api/auth/refresh', { method: 'POST', refreshTokens: refreshPools[run + 1] }) }, { flokie: service })).flokie;
 
     // Only Flokie on the small database stays up for the hashing figures.
     await baseline.stop();
@@ -467,18 +485,23 @@ async function main() {
     });
     await load({ ...loginJob(), durationSeconds: Math.max(profile.warmup, 2) });
     const hashRuns: number[] = [];
+    const hashCpuRuns: number[] = [];
     const probeIdleRuns: LoadResult[] = [];
     const loginRuns: LoadResult[] = [];
     const floodProbeRuns: LoadResult[] = [];
     for (let i = 0; i < profile.runs; i++) {
       // Raw capacity right before each login run, with the service idle, so both see the same machine.
-      const capacity = JSON.parse((await runNodeScript(join(ROOT, 'bench', 'hash-capacity.ts'), [String(BCRYPT_ROUNDS), String(profile.hashSeconds)])).trim()) as { perSecond: number };
+      const capacity = JSON.parse((await runNodeScript(join(ROOT, 'bench', 'hash-capacity.ts'), [String(BCRYPT_ROUNDS), String(profile.hashSeconds)])).trim()) as { perSecond: number; cpuMsPerVerify: number };
       hashRuns.push(capacity.perSecond);
+      hashCpuRuns.push(capacity.cpuMsPerVerify);
       probeIdleRuns.push(await load(probe()));
+      const cpuBefore = cpuMs(service.child.pid!);
       const [l, p] = await Promise.all([load(loginJob()), load(probe())]);
+      // The probe's own requests cost next to nothing beside a bcrypt verification; all CPU is charged to the logins.
+      l.serverCpuMsPerRequest = l.ok2xx ? (cpuMs(service.child.pid!) - cpuBefore) / l.ok2xx : NaN;
       loginRuns.push(l);
       floodProbeRuns.push(p);
-      log(`run ${i + 1}: raw bcrypt(${BCRYPT_ROUNDS}) ${capacity.perSecond.toFixed(2)}/s, logins ${l.rps.toFixed(2)}/s${l.non2xx ? ` (non-2xx ${JSON.stringify(l.statuses)})` : ''}; health p99 idle ${probeIdleRuns[i]!.latencyMs.p99.toFixed(2)} ms, under flood ${p.latencyMs.p99.toFixed(2)} ms`);
+      log(`run ${i + 1}: raw bcrypt(${BCRYPT_ROUNDS}) ${capacity.perSecond.toFixed(2)}/s (${capacity.cpuMsPerVerify.toFixed(0)} ms CPU each), logins ${l.rps.toFixed(2)}/s (${(l.serverCpuMsPerRequest ?? NaN).toFixed(0)} ms server CPU each)${l.non2xx ? ` (non-2xx ${JSON.stringify(l.statuses)})` : ''}; health p99 idle ${probeIdleRuns[i]!.latencyMs.p99.toFixed(2)} ms, under flood ${p.latencyMs.p99.toFixed(2)} ms`);
     }
     const hashCapacity = median(hashRuns);
     const login = summarise(loginRuns);
@@ -498,6 +521,7 @@ async function main() {
       commit,
       hashCapacity,
       hashRuns,
+      hashCpuMs: median(hashCpuRuns),
       loginRatio,
       startupRatio,
       serviceMemory,
@@ -558,6 +582,7 @@ function buildResults(m: {
   commit: string;
   hashCapacity: number;
   hashRuns: number[];
+  hashCpuMs: number;
   loginRatio: number;
   startupRatio: number;
   serviceMemory: { startupMs: number; peakRssBytes: number };
@@ -586,15 +611,20 @@ function buildResults(m: {
   const p95 = (r: LoadResult) => r.latencyMs.p95;
 
   add({ id: 'health.rps', scenario: '1. GET /api/health', flokie: m.health.flokie.rps, reference: m.health.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '', ratio: pairedRatio(m.health.flokie, m.health.baseline) });
+  add({ id: 'health.cpu', scenario: '1. GET /api/health server CPU per request', flokie: m.health.flokie.cpuMsPerRequest * 1000, reference: m.health.baseline.cpuMsPerRequest * 1000, referenceLabel: 'bare Fastify', unit: 'µs', target: '' });
   add({ id: 'health.p99', scenario: '1. GET /api/health p99', flokie: m.health.flokie.p99, reference: m.health.baseline.p99, referenceLabel: 'bare Fastify', unit: 'ms', target: '', ratio: pairedRatio(m.health.flokie, m.health.baseline, p99) });
   add({ id: 'me.rps', scenario: '2. GET /api/auth/me', flokie: m.me.flokie.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '≥ 50 %', ratio: pairedRatio(m.me.flokie, m.me.baseline), check: (r) => r >= 0.5 });
   add({ id: 'me.p99', scenario: '2. GET /api/auth/me p99', flokie: m.me.flokie.p99, reference: m.me.baseline.p99, referenceLabel: 'bare Fastify', unit: 'ms', target: '', ratio: pairedRatio(m.me.flokie, m.me.baseline, p99) });
+  add({ id: 'me.cpu', scenario: '2. GET /api/auth/me server CPU per request', flokie: m.me.flokie.cpuMsPerRequest * 1000, reference: m.me.baseline.cpuMsPerRequest * 1000, referenceLabel: 'bare Fastify', unit: 'µs', target: '', note: 'reference / Flokie = capacity share on an idle machine' });
   add({ id: 'me_cold.rps', scenario: '2. GET /api/auth/me, first use of each token', flokie: m.meCold.flokie.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '', note: 'each request misses the token cache: one indexed query' });
   add({ id: 'login.rps', scenario: `3. POST /api/auth/login (bcrypt ${BCRYPT_ROUNDS})`, flokie: m.login.rps, reference: m.hashCapacity, referenceLabel: 'raw bcrypt verify, all cores', unit: 'logins/s', target: '≥ 90 %', ratio: m.loginRatio, check: (r) => r >= 0.9 });
+  add({ id: 'login.cpu', scenario: '3. CPU per login (server, all threads)', flokie: m.login.cpuMsPerRequest, reference: m.hashCpuMs, referenceLabel: 'one raw bcrypt verify', unit: 'ms CPU', target: '', note: 'reference / Flokie = capacity share on an idle machine' });
   add({ id: 'health.p99_flood', scenario: '3. GET /api/health p99 while logins flood', flokie: m.probeFlood.p99, reference: m.probeIdle.p99, referenceLabel: 'same probe, idle', unit: 'ms', target: '' });
   add({ id: 'refresh.rps', scenario: '4. POST /api/auth/refresh (rotation)', flokie: m.refresh.rps, reference: null, referenceLabel: '', unit: 'req/s', target: '' });
+  add({ id: 'refresh.cpu', scenario: '4. POST /api/auth/refresh server CPU per request', flokie: m.refresh.cpuMsPerRequest * 1000, reference: null, referenceLabel: '', unit: 'µs', target: '' });
   add({ id: 'refresh.p99', scenario: '4. POST /api/auth/refresh p99', flokie: m.refresh.p99, reference: null, referenceLabel: '', unit: 'ms', target: '' });
   add({ id: 'growth.me', scenario: `5. /me with ${big} users + ${big} revoked tokens`, flokie: m.me.flokieLarge.rps, reference: m.me.flokie.rps, referenceLabel: `${small} users`, unit: 'req/s', target: '≥ 90 %', ratio: pairedRatio(m.me.flokieLarge, m.me.flokie), check: (r) => r >= 0.9 });
+  add({ id: 'growth.me_cpu', scenario: `5. /me server CPU per request, ${big} users`, flokie: m.me.flokieLarge.cpuMsPerRequest * 1000, reference: m.me.flokie.cpuMsPerRequest * 1000, referenceLabel: `${small} users`, unit: 'µs', target: '' });
   add({ id: 'growth.me_cold', scenario: `5. /me first use of each token, ${big} users`, flokie: m.meCold.flokieLarge.rps, reference: m.meCold.flokie.rps, referenceLabel: `${small} users`, unit: 'req/s', target: '≥ 90 %', ratio: pairedRatio(m.meCold.flokieLarge, m.meCold.flokie), check: (r) => r >= 0.9 });
   for (const key of ['list', 'search'] as const) {
     const path = key === 'list' ? 'GET /api/users?search=…' : 'GET /api/users/search?q=…';
@@ -630,7 +660,7 @@ type Results = ReturnType<typeof buildResults>;
 
 function fmt(n: number | null, unit: string): string {
   if (n === null || !Number.isFinite(n)) return 'n/a';
-  const digits = unit === 'ms' ? 2 : unit === 'logins/s' ? 2 : unit === 'MiB' ? 1 : 0;
+  const digits = unit === 'ms' || unit === 'logins/s' ? 2 : unit === 'MiB' ? 1 : 0;
   return `${n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits })} ${unit}`;
 }
 
