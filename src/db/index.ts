@@ -112,3 +112,21 @@ export function isUniqueViolation(error: unknown): boolean {
   const e = error as { code?: string; errno?: number } | null;
   return !!e && (e.code === '23505' || e.code === 'ER_DUP_ENTRY' || e.errno === 1062 || /^SQLITE_CONSTRAINT_(UNIQUE|PRIMARYKEY)$/.test(e.code ?? ''));
 }
+
+/** True when the database aborted a transaction to break a deadlock or serialization conflict. */
+export function isTransientConflict(error: unknown): boolean {
+  const e = error as { code?: string; errno?: number } | null;
+  return !!e && (e.code === '40P01' || e.code === '40001' || e.code === 'ER_LOCK_DEADLOCK' || e.errno === 1213 || e.code === 'SQLITE_BUSY');
+}
+
+/** Runs a short transaction, retrying it a few times when the database aborts it as a deadlock victim. */
+export async function withConflictRetry<T>(work: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= attempts || !isTransientConflict(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt + Math.random() * 20));
+    }
+  }
+}

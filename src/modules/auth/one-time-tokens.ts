@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { withConflictRetry } from '../../db/index.js';
 import type { Database, OneTimeTokensTable } from '../../db/types.js';
 
 export type Purpose = OneTimeTokensTable['purpose'];
@@ -19,10 +20,11 @@ export class OneTimeTokens {
   async issue(userId: string, purpose: Purpose, ttlMs: number): Promise<string> {
     const token = randomBytes(32).toString('base64url');
     const now = Date.now();
-    await this.db.transaction().execute(async (trx) => {
+    // Two requests for the same user can deadlock on MySQL/MariaDB's index locks; the loser retries.
+    await withConflictRetry(() => this.db.transaction().execute(async (trx) => {
       await trx.updateTable('one_time_tokens').set({ used_at: now }).where('user_id', '=', userId).where('purpose', '=', purpose).where('used_at', 'is', null).execute();
       await trx.insertInto('one_time_tokens').values({ token_hash: hashToken(token), user_id: userId, purpose, expires_at: now + ttlMs, used_at: null, created_at: now }).execute();
-    });
+    }));
     return token;
   }
 
