@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -42,11 +42,11 @@ function runSqlmap(args: string[], outputDir: string): Promise<SqlmapResult> {
     }, BUDGET_SECONDS * 1000);
     child.on('exit', () => {
       clearTimeout(timer);
-      // "Parameter: JSON username ((custom) POST)" lines follow "identified the following injection point(s)".
+      // sqlmap's final verdict: "Parameter: JSON username ((custom) POST)" lines follow "identified the
+      // following injection point(s)". A mid-run "appears to be … injectable" that sqlmap then rejects
+      // as a false positive is not a finding; one it keeps ends up in that block.
       const injectable = [...output.matchAll(/^Parameter: (.+)$/gm)].map((m) => m[1]!);
-      for (const m of output.matchAll(/parameter '([^']+)' (?:is|appears to be) '?[^\n]*injectable/gi)) {
-        if (!/not injectable|does not seem to be injectable/i.test(m[0])) injectable.push(m[1]!);
-      }
+      if (/identified the following injection point/i.test(output) && injectable.length === 0) injectable.push('(unparsed injection point)');
       resolve({ output, timedOut, injectable, seconds: Math.round((Date.now() - started) / 1000) });
     });
   });
@@ -61,7 +61,9 @@ describe('sqlmap against a real server', { skip: !haveSqlmap && process.env.REQU
     assert.ok(haveSqlmap, 'REQUIRE_SQLMAP=1 but sqlmap is not on PATH');
     dir = mkdtempSync(join(tmpdir(), 'flokie-sqlmap-'));
     const dbFile = join(dir, 'flokie.db');
-    server = await startServer({ DATABASE_URL: `sqlite:${dbFile}`, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0' });
+    // Lockout off (MAX_LOGIN_ATTEMPTS high): a locked name turning 401 into 423 mid-run is a page
+    // difference sqlmap's boolean tests read as a signal. Lockout has its own tests.
+    server = await startServer({ DATABASE_URL: `sqlite:${dbFile}`, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0', MAX_LOGIN_ATTEMPTS: '1000' });
     const admin = uniqueUser('sqlmapadmin');
     assert.equal((await http(server.url, 'POST', '/api/auth/register', { body: admin })).statusCode, 201);
     for (let i = 0; i < 5; i++) await http(server.url, 'POST', '/api/auth/register', { body: uniqueUser('sqlmapuser') });
@@ -109,7 +111,10 @@ describe('sqlmap against a real server', { skip: !haveSqlmap && process.env.REQU
     it(`${target.name}: zero injectable parameters`, async (t) => {
       const result = await runSqlmap(target.args(), join(dir, 'out'));
       const tested = (result.output.match(/\[INFO\] testing '/g) ?? []).length;
-      const tail = result.output.split('\n').slice(-25).join('\n');
+      const logFile = join(tmpdir(), `flokie-sqlmap-${target.name.replace(/[^a-z]+/gi, '-').slice(0, 40)}.log`);
+      writeFileSync(logFile, result.output);
+      const verdicts = result.output.split('\n').filter((l) => /injectable|false positive|injection point/i.test(l));
+      const tail = `${verdicts.join('\n')}\n(full output: ${logFile})`;
       t.diagnostic(`${target.name}: sqlmap ran ${result.seconds}s, ${tested} technique tests`);
       assert.ok(tested >= 10, `sqlmap ran too few tests (${tested}) to mean anything:\n${tail}`);
       assert.equal(result.timedOut, false, `sqlmap did not finish within ${BUDGET_SECONDS}s (not a pass):\n${tail}`);
