@@ -242,6 +242,9 @@ export class AuthService {
   /** Always succeeds from the caller's view; the lookup and mail happen after the response. */
   requestPasswordReset(email: string, request: FastifyRequest): void {
     const task = (async () => {
+      // Start after the 202 is written: a known address costs more work (token, mail), and on a
+      // synchronous driver (SQLite) that work would otherwise delay the answer measurably.
+      await new Promise((resolve) => setImmediate(resolve));
       const user = await this.d.users.findByEmail(email);
       this.d.events.emit({ type: 'password_reset_requested', request, userId: user?.id, details: { known: Boolean(user) } });
       if (!user || !user.is_active) return;
