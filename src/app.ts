@@ -50,25 +50,34 @@ export interface BuildOptions {
 function validatorFactory() {
   const pool = AjvCompiler();
   const shared = { useDefaults: true, allErrors: false, removeAdditional: false as const };
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return (externalSchemas: any, options: { customOptions?: Record<string, unknown> }) => {
     const body = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: false } });
     const text = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: 'array' } });
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     return (route: any) => (route.httpPart === 'body' ? body(route) : text(route));
   };
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const log = options.container?.log ?? createLogger(config);
-  const container = options.container ?? (await createContainer(config, { log }));
+  if (options.container) return assembleApp(config, options.container, false);
+  const container = await createContainer(config, { log: createLogger(config) });
+  try {
+    return await assembleApp(config, container, true);
+  } catch (error) {
+    // A bad TLS file or proxy list fails here: release the database and timers we opened.
+    await container.close().catch(() => {});
+    throw error;
+  }
+}
+
+async function assembleApp(config: Config, container: Container, ownsContainer: boolean): Promise<FastifyInstance> {
+  const log = container.log;
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
     genReqId,
     requestIdHeader: false,
-    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: config.NODE_ENV === 'test' }) as never,
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }) as never,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
@@ -84,7 +93,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('container', container);
 
   await app.register(errorHandler);
-  await app.register(httpBasics);
+  await app.register(httpBasics, { accessLog: config.NODE_ENV !== 'test' });
   await app.register(securityHeaders, { config });
   await app.register(forceHttps, { config });
   await app.register(requestGuard, { config });
@@ -132,7 +141,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await container.start();
   });
   app.addHook('onClose', async () => {
-    if (!options.container) await container.close();
+    if (ownsContainer) await container.close();
   });
   return app;
 }

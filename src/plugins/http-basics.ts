@@ -16,10 +16,20 @@ export function genReqId(request: { headers: Record<string, string | string[] | 
  * everything but the static docs assets, since API responses carry tokens and user data.
  */
 export default fp(
-  async function httpBasics(app: FastifyInstance) {
+  async function httpBasics(app: FastifyInstance, { accessLog }: { accessLog: boolean }) {
     app.addHook('onRequest', async (request, reply) => {
       reply.header('X-Request-ID', request.id);
     });
+    // One access-log line per request (Fastify's default writes two). The path only: query
+    // strings can carry search terms and other personal data.
+    if (accessLog) {
+      app.addHook('onResponse', async (request, reply) => {
+        request.log.info(
+          { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, ip: request.ip, ms: Math.round(reply.elapsedTime * 10) / 10 },
+          'request completed',
+        );
+      });
+    }
     app.addHook('onSend', async (request: FastifyRequest, reply, payload) => {
       if (!reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
       const type = reply.getHeader('content-type');
