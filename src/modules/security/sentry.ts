@@ -6,14 +6,18 @@
  * Never reported: request bodies, query strings (reset links carry tokens), cookies, the
  * Authorization header, or any other header but the user agent. The SDK runs without the
  * integrations that read requests on their own, and `beforeSend` strips whatever still arrives.
+ *
+ * The SDK is imported only when SENTRY_DSN is set: loading it (and OpenTelemetry) costs seconds
+ * of start-up and tens of megabytes that a service without Sentry should not pay.
  */
-import * as Sentry from '@sentry/node';
+import type * as SentrySdk from '@sentry/node';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config/index.js';
 import type { Container } from '../../container.js';
 
-type SentryEvent = Sentry.Event;
+type SentryEvent = SentrySdk.Event;
+let Sentry: typeof SentrySdk;
 
 /** Last line of defence: drop anything from the request that could carry a secret or personal data. */
 export function scrubEvent<T extends SentryEvent>(event: T): T {
@@ -30,9 +34,10 @@ export function scrubEvent<T extends SentryEvent>(event: T): T {
   return event;
 }
 
-/** Initialises the SDK once per process; returns false when no DSN is configured. */
-export function initSentry(config: Config): boolean {
+/** Loads and initialises the SDK once per process; returns false when no DSN is configured. */
+export async function initSentry(config: Config): Promise<boolean> {
   if (!config.SENTRY_DSN) return false;
+  Sentry ??= await import('@sentry/node');
   if (Sentry.isInitialized()) return true;
   Sentry.init({
     dsn: config.SENTRY_DSN,
@@ -81,7 +86,7 @@ export function reportToSentry(error: unknown, request?: FastifyRequest): void {
  */
 export default fp(
   async function sentryPlugin(app: FastifyInstance, { container }: { container: Container }) {
-    if (!initSentry(container.config)) return;
+    if (!(await initSentry(container.config))) return;
     const previous = app.reportError;
     app.reportError = (error, request) => {
       previous(error, request);
