@@ -108,6 +108,7 @@ export interface RateSpec {
 }
 const UNIT_SECONDS: Record<string, number> = { second: 1, minute: 60, hour: 3600, day: 86400 };
 export function parseRate(raw: string): RateSpec {
+  // eslint-disable-next-line security/detect-unsafe-regex -- anchored and linear; input is a configuration value
   const m = /^\s*(\d+)\s*(?:per|\/)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$/i.exec(raw);
   if (!m) return fail(`"${raw}" is not a rate like "5 per minute"`);
   const points = Number(m[1]);

@@ -15,6 +15,5 @@ export const NO_NUL = '^[^\\u0000]*$';
 
 /** Strips C0/C1 control characters except newline and tab from free text. */
 export function sanitizeText(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, '');
 }

@@ -49,6 +49,7 @@ export class Mailer {
     const info = await this.transport.sendMail({ from: this.options.from, ...message });
     if (this.outboxDir) {
       const { writeFile } = await import('node:fs/promises');
+      // eslint-disable-next-line security/detect-non-literal-fs-filename -- outbox folder from MAIL_OUTBOX_DIR
       mkdirSync(this.outboxDir, { recursive: true });
       const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${info.messageId.replace(/[^A-Za-z0-9]/g, '').slice(0, 24)}.eml`;
       await writeFile(resolve(this.outboxDir, name), info.message as Buffer, { mode: 0o600 });

@@ -90,7 +90,7 @@ describe('Dockerfile', () => {
     assert.notEqual(user, '0');
     assert.match(user, /^\d+$/, 'numeric uid, so runAsNonRoot can verify it');
     const created = find(runtime, 'RUN').map((r) => r.args).join('\n');
-    // eslint-disable-next-line security/detect-non-literal-regexp -- built from our own Dockerfile's uid (digits)
+     
     assert.match(created, new RegExp(`useradd [^\\n]*--uid ${user}\\b`), 'the uid is created in the image');
   });
 
@@ -238,7 +238,7 @@ describe('docker-compose.yml', () => {
 
 describe('deploy/nginx.conf', () => {
   const conf = read('deploy/nginx.conf').replace(/#.*$/gm, '');
-  /* eslint-disable security/detect-non-literal-regexp -- patterns built from literal directive names in this file */
+   
   const directive = (name: string) => [...conf.matchAll(new RegExp(`^\\s*${name}\\s+([^;]+);`, 'gm'))].map((m) => m[1]!.trim());
   const location = (path: string) => new RegExp(`location ${path.replace(/[/.]/g, '\\$&')} \\{([^}]*)\\}`).exec(conf)?.[1] ?? '';
 
