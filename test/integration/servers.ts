@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { freePort } from '../helpers/server.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const TSX_LOADER = import.meta.resolve('tsx');
@@ -29,8 +30,6 @@ export const BASE_ENV: Record<string, string> = {
 
 export const PG_BASE = process.env.TEST_DATABASE_URL?.startsWith('postgres') ? process.env.TEST_DATABASE_URL : 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const REDIS_BASE = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-import { freePort } from '../helpers/server.js';
 
 export { freePort };
 
