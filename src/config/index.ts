@@ -99,10 +99,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
   if (settings.MIN_PASSWORD_LENGTH > settings.MAX_PASSWORD_LENGTH) {
     throw new SettingError('MIN_PASSWORD_LENGTH must not exceed MAX_PASSWORD_LENGTH');
   }
-  if (settings.SESSION_COOKIE_SAMESITE === 'None' && !isProduction && !settings.TLS_CERT_FILE) {
-    // Allowed, but browsers drop SameSite=None cookies that are not Secure; we always set Secure.
-  }
-
   const scheme = settings.TLS_CERT_FILE ? 'https' : 'http';
   const publicUrl = (settings.PUBLIC_URL || `${scheme}://${settings.HOST}:${settings.PORT}`).replace(/\/+$/, '');
   return { ...settings, isProduction, publicUrl };

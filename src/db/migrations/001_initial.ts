@@ -1,4 +1,4 @@
-import { sql, type Kysely, type ColumnDefinitionBuilder } from 'kysely';
+import type { Kysely, ColumnDefinitionBuilder } from 'kysely';
 
 type Db = Kysely<any>;
 
@@ -128,7 +128,6 @@ export async function up(db: Db): Promise<void> {
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .execute();
 
-  void sql; // dialect-neutral DDL only
 }
 
 export async function down(db: Db): Promise<void> {

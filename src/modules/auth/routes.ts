@@ -42,9 +42,9 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
   const bearer = [{ bearerAuth: [] }];
 
   /** Token pair into the response: both in the body, or the refresh token as a cookie in browser mode. */
-  function deliver(request: FastifyRequest, reply: FastifyReply, pair: TokenPair) {
+  function deliver(reply: FastifyReply, pair: TokenPair, asCookie: boolean) {
     const { refresh_expires_in, ...body } = pair;
-    if (!wantsCookie(request)) return body;
+    if (!asCookie) return body;
     reply.setCookie(REFRESH_COOKIE, pair.refresh_token, {
       httpOnly: true,
       secure: true,
@@ -82,7 +82,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     },
     async (request, reply) => {
       const { tokens, user } = await auth.login(request.body.username, request.body.password, request);
-      return ok('Login successful', { ...deliver(request, reply, tokens), user });
+      return ok('Login successful', { ...deliver(reply, tokens, wantsCookie(request)), user });
     },
   );
 
@@ -99,16 +99,15 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       },
     },
     async (request, reply) => {
-      const token = bearerToken(request) ?? request.body?.refresh_token ?? request.cookies?.[REFRESH_COOKIE];
+      const explicit = bearerToken(request) ?? request.body?.refresh_token;
+      const token = explicit ?? request.cookies?.[REFRESH_COOKIE];
       if (!token) throw authenticationError('Refresh token required');
-      const fromCookie = !bearerToken(request) && !request.body?.refresh_token && !!request.cookies?.[REFRESH_COOKIE];
+      const fromCookie = !explicit;
       // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/csrf.ts).
       if (fromCookie) app.verifyCsrf(request, reply);
       const pair = await auth.refresh(token, request);
       // A refresh that came by cookie answers by cookie, so the browser never sees the token.
-      const byCookie = wantsCookie(request) || fromCookie;
-      if (byCookie) request.headers['x-auth-mode'] = 'cookie';
-      return ok('Token refreshed', deliver(request, reply, pair));
+      return ok('Token refreshed', deliver(reply, pair, wantsCookie(request) || fromCookie));
     },
   );
 
@@ -184,7 +183,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       const { current_password, new_password, confirm_password } = request.body;
       if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
       const pair = await auth.changePassword(request.principal!, current_password, new_password, request);
-      return ok('Password changed; other sessions were signed out', deliver(request, reply, pair));
+      return ok('Password changed; other sessions were signed out', deliver(reply, pair, wantsCookie(request)));
     },
   );
 
