@@ -1,13 +1,19 @@
 /**
- * The guide's security headers on every response (errors, 404s and docs included), via
- * @fastify/helmet: X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Referrer-Policy,
+ * The guide's security headers on every response (errors, 404s and docs included):
+ * X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Referrer-Policy,
  * Content-Security-Policy, and Strict-Transport-Security when the request came over HTTPS
  * (directly or through a trusted proxy) or the service runs in production.
  * docs/security.md explains each header and its setting.
+ *
+ * helmet decides the headers. Our policy has no per-request parts (no nonces), so helmet runs
+ * once at start-up and its output is set on each response as one constant map; @fastify/helmet
+ * rebuilt the whole helmet middleware on every request, a fifth of the cost of an authenticated
+ * call (docs/benchmarks.md). The same map serves answers written outside Fastify.
  */
-import helmet from '@fastify/helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import helmet from 'helmet';
 import type { Config } from '../config/index.js';
 
 /** Strictest policy that works for a JSON API: nothing may load, nothing may frame us. */
@@ -47,39 +53,52 @@ export function hstsValue(config: Pick<Config, 'HSTS_MAX_AGE'>): string {
   return `max-age=${config.HSTS_MAX_AGE}; includeSubDomains`;
 }
 
+/** Runs helmet once against a recorder and returns the headers it set. */
+function helmetHeaders(config: Pick<Config, 'CONTENT_SECURITY_POLICY'>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const recorder = {
+    setHeader: (name: string, value: unknown) => void (headers[name] = String(value)),
+    removeHeader: (name: string) => void delete headers[name],
+  };
+  let failure: unknown;
+  helmet({
+    contentSecurityPolicy: { useDefaults: false, directives: cspDirectives(config) },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'strict-origin-when-cross-origin' },
+    xContentTypeOptions: true,
+    // Added by securityHeaderSet: X-XSS-Protection from its setting, HSTS only where it means something.
+    strictTransportSecurity: false,
+    xXssProtection: false,
+  })({} as IncomingMessage, recorder as unknown as ServerResponse, (error?: unknown) => (failure = error));
+  if (failure) throw failure;
+  return headers;
+}
+
+export interface SecurityHeaderSet {
+  /** For answers over plain HTTP outside production. */
+  plain: Record<string, string>;
+  /** The same plus Strict-Transport-Security. */
+  withHsts: Record<string, string>;
+}
+
+export function securityHeaderSet(config: Pick<Config, 'CONTENT_SECURITY_POLICY' | 'X_XSS_PROTECTION' | 'HSTS_MAX_AGE'>): SecurityHeaderSet {
+  const plain = { ...helmetHeaders(config), 'X-XSS-Protection': config.X_XSS_PROTECTION };
+  return { plain, withHsts: { ...plain, 'Strict-Transport-Security': hstsValue(config) } };
+}
+
 /** Headers for answers written outside Fastify (client errors on the raw socket). */
 export function staticSecurityHeaders(config: Config): Record<string, string> {
-  const csp = Object.entries(cspDirectives(config))
-    .map(([name, values]) => `${name} ${values.join(' ')}`.trim())
-    .join('; ');
-  return {
-    'Content-Security-Policy': csp,
-    'X-Content-Type-Options': 'nosniff',
-    'X-Frame-Options': 'DENY',
-    'X-XSS-Protection': config.X_XSS_PROTECTION,
-    'Referrer-Policy': 'strict-origin-when-cross-origin',
-    'Cache-Control': 'no-store',
-    ...(config.isProduction ? { 'Strict-Transport-Security': hstsValue(config) } : {}),
-  };
+  const set = securityHeaderSet(config);
+  return { ...(config.isProduction ? set.withHsts : set.plain), 'Cache-Control': 'no-store' };
 }
 
 export default fp(
   async function securityHeaders(app: FastifyInstance, { config }: { config: Config }) {
-    await app.register(helmet, {
-      global: true,
-      contentSecurityPolicy: { useDefaults: false, directives: cspDirectives(config) },
-      frameguard: { action: 'deny' },
-      referrerPolicy: { policy: 'strict-origin-when-cross-origin' },
-      xContentTypeOptions: true,
-      // Set below: HSTS only where it means something, X-XSS-Protection from its setting.
-      strictTransportSecurity: false,
-      xXssProtection: false,
-    });
-    const hsts = hstsValue(config);
-    app.addHook('onRequest', async (request, reply) => {
-      reply.header('X-XSS-Protection', config.X_XSS_PROTECTION);
+    const { plain, withHsts } = securityHeaderSet(config);
+    app.addHook('onRequest', (request, reply, done) => {
       // request.protocol believes X-Forwarded-Proto only from TRUSTED_PROXIES (see client-address.ts).
-      if (config.isProduction || request.protocol === 'https') reply.header('Strict-Transport-Security', hsts);
+      reply.headers(config.isProduction || request.protocol === 'https' ? withHsts : plain);
+      done();
     });
   },
   { name: 'flokie-security-headers' },
