@@ -11,7 +11,8 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
-import { createContainer, createLogger, type Container } from './container.js';
+import { createContainer, type Container } from './container.js';
+import { createLogger } from './logging.js';
 import './http/route-config.js';
 import authRoutes from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
@@ -59,7 +60,7 @@ function validatorFactory() {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   if (options.container) return assembleApp(config, options.container, false);
-  const container = await createContainer(config, { log: createLogger(config) });
+  const container = await createContainer(config, { log: createLogger(config.LOG_LEVEL) });
   try {
     return await assembleApp(config, container, true);
   } catch (error) {

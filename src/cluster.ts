@@ -15,7 +15,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
-import { createLogger } from './container.js';
+import { createLogger } from './logging.js';
 import { openDatabase } from './db/index.js';
 import { migrateToLatest } from './db/migrator.js';
 
@@ -43,7 +43,7 @@ interface Slot {
   timer?: NodeJS.Timeout;
 }
 
-export async function runPrimary(config: Config, log: Logger = createLogger(config)): Promise<void> {
+export async function runPrimary(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<void> {
   if (config.AUTO_MIGRATE) {
     const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 1, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined });
     try {

@@ -2,10 +2,11 @@
  * Builds every service from the config, once, for the HTTP app and the CLI alike, so both work
  * on the same database, caches and rules. Nothing here knows about HTTP.
  */
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { openDatabase, type DatabaseHandle } from './db/index.js';
 import { migrateToLatest } from './db/migrator.js';
+import { createLogger } from './logging.js';
 import { Mailer } from './mail/mailer.js';
 import { AuthService } from './modules/auth/auth-service.js';
 import { Lockout, purgeStaleLoginAttempts } from './modules/auth/lockout.js';
@@ -22,27 +23,6 @@ import { IntrusionDetector } from './modules/security/intrusion.js';
 import { ChangeFeed } from './state/change-feed.js';
 import { createRedis, RedisChangeBus, type RedisClient } from './state/redis.js';
 
-/** Keys whose values never reach a log line, wherever they appear. */
-export const LOG_REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["x-csrf-token"]',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.new_password',
-  '*.current_password',
-  '*.confirm_password',
-  '*.password_hash',
-  '*.token',
-  '*.access_token',
-  '*.refresh_token',
-  '*.secret',
-];
-
-export function createLogger(config: Config): Logger {
-  return pino({ level: config.LOG_LEVEL, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } });
-}
-
 export interface ContainerOptions {
   log?: Logger;
   /** Run pending migrations before use (default: config.AUTO_MIGRATE). */
@@ -50,7 +30,7 @@ export interface ContainerOptions {
 }
 
 export async function createContainer(config: Config, options: ContainerOptions = {}) {
-  const log = options.log ?? createLogger(config);
+  const log = options.log ?? createLogger(config.LOG_LEVEL);
   const database: DatabaseHandle = openDatabase({
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,

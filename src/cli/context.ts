@@ -9,6 +9,7 @@ import pino from 'pino';
 import { loadConfig, SettingError, type Config } from '../config/index.js';
 import type { Container } from '../container.js';
 import { ApiError } from '../http/errors.js';
+import { createLogger } from '../logging.js';
 import type { Actor } from '../modules/users/admin-service.js';
 
 /** The CLI acts as the operator: recorded as `via: "cli"` with no user id. */
@@ -28,8 +29,8 @@ export function config(): Config {
 export async function withContainer<T>(run: (c: Container) => Promise<T>, logLevel = process.env.FLOKIE_CLI_LOG_LEVEL ?? 'silent'): Promise<T> {
   const cfg = config();
   // Loaded on demand: `--help`, `secrets generate` and `check` start faster without the whole service.
-  const { createContainer, LOG_REDACT_PATHS } = await import('../container.js');
-  const log = pino({ level: logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));
+  const { createContainer } = await import('../container.js');
+  const log = createLogger(logLevel, pino.destination(2));
   const container = await createContainer(cfg, { log });
   try {
     return await run(container);

@@ -1,9 +1,9 @@
 /** An app whose log lines the test can read (for "is it logged?" assertions). */
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { buildApp } from '../../src/app.js';
 import { createContainer, type Container } from '../../src/container.js';
+import { createLogger } from '../../src/logging.js';
 import { makeTestConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
@@ -29,7 +29,7 @@ export async function createLoggedApp(
       callback();
     },
   });
-  const log = pino({ level: config.LOG_LEVEL }, sink);
+  const log = createLogger(config.LOG_LEVEL, sink);
   const container = await createContainer(config, { log });
   const app = await buildApp(config, { container });
   prepare?.(app);

@@ -1,9 +1,9 @@
 /** An app whose pino output is captured line by line, for tests that read the logs. */
 import { Writable } from 'node:stream';
-import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
-import { createContainer, LOG_REDACT_PATHS, type Container } from '../../src/container.js';
+import { createContainer, type Container } from '../../src/container.js';
+import { createLogger } from '../../src/logging.js';
 import { makeTestConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import type { Config } from '../../src/config/index.js';
@@ -27,7 +27,7 @@ export async function createCapturedApp(overrides: Record<string, string> = {}, 
   });
   const database = await createTestDatabase({ file: options.fileDatabase });
   const config = makeTestConfig({ LOG_LEVEL: 'trace', ...overrides }, database.url);
-  const log = pino({ level: config.LOG_LEVEL, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }, stream);
+  const log = createLogger(config.LOG_LEVEL, stream);
   const container = await createContainer(config, { log });
   const app = await buildApp(config, { container });
   await app.ready();
