@@ -157,6 +157,39 @@ describe('tokens and sessions', () => {
     await t.app.container.changes.publish('jti', jti!);
     assert.equal((await t.app.inject(me(u.access))).statusCode, 401);
   });
+
+  it('a cached token vouches only for its exact string: a tampered copy is verified and refused', async () => {
+    const u = await registerAndLogin(t.app);
+    assert.equal((await t.app.inject(me(u.access))).statusCode, 200, 'first use: verified and cached');
+    const [header, payload, signature] = u.access.split('.') as [string, string, string];
+    const flipped = `${signature.slice(0, -2)}${signature.at(-2) === 'A' ? 'B' : 'A'}${signature.at(-1)}`;
+    const otherUser = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+    const relabelled = Buffer.from(JSON.stringify({ ...otherUser, sub: 'someone-else' })).toString('base64url');
+    for (const tampered of [`${header}.${payload}.${flipped}`, `${header}.${relabelled}.${signature}`, `${u.access}x`]) {
+      assert.equal((await t.app.inject(me(tampered))).statusCode, 401, tampered);
+    }
+    assert.equal((await t.app.inject(me(u.access))).statusCode, 200, 'the original still works');
+  });
+});
+
+describe('the token cache never outlives the token', () => {
+  let t: TestApp;
+  before(async () => {
+    // 36 s: shorter than the cache's own 60 s lifetime, so only the cap at exp can end the entry.
+    t = await createTestApp({ JWT_ACCESS_TOKEN_EXPIRES_HOURS: '0.01' });
+  });
+  after(() => t.close());
+
+  it('a cached token is refused once it expires', async (ctx) => {
+    const u = await registerAndLogin(t.app);
+    assert.equal((await t.app.inject(me(u.access))).statusCode, 200, 'cached');
+    const { exp } = decodeJwt(u.access);
+    ctx.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    ctx.mock.timers.tick(exp! * 1000 - Date.now() + 6000); // past exp and the 5 s clock tolerance
+    const res = await t.app.inject(me(u.access));
+    assert.equal(res.statusCode, 401);
+    assert.equal(json(res).error.message, 'Token has expired');
+  });
 });
 
 describe('revocation made by another process reaches this one through the change log', () => {

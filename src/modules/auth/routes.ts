@@ -9,7 +9,7 @@ import type { Container } from '../../container.js';
 import { ok } from '../../http/envelope.js';
 import { authenticationError, validationError } from '../../http/errors.js';
 import { bearerToken } from '../../plugins/authenticate.js';
-import { iso, toUserView } from '../users/user-view.js';
+import { iso, principalUserView } from '../users/user-view.js';
 import type { TokenPair } from './auth-service.js';
 import {
   ChangePasswordBody,
@@ -163,7 +163,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
   app.get(
     '/me',
     { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'The authenticated user', response: { 200: Envelope(UserData), ...errors(401) } } },
-    async (request) => ok('Current user', { user: toUserView(request.principal!.user) }),
+    async (request) => ok('Current user', { user: principalUserView(request.principal!.user) }),
   );
 
   app.post(

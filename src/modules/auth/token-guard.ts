@@ -4,10 +4,12 @@
  *
  * A token is good when its signature and claims verify (tokens.ts), its session is not revoked
  * or past its end, its jti is not on the revocation list, and its user is active. The database
- * is the truth; the first use of a token checks it with one indexed query and the answer is
- * cached by jti, so later requests with the same token cost no query. Anything that revokes or
- * changes a user publishes to the ChangeFeed, which evicts the affected entries here and in
- * every other process.
+ * is the truth; the first use of a token checks all of that (one HMAC, one indexed query) and the
+ * answer is cached under the exact token string, so later requests with the same token cost one
+ * map lookup: a different string, however close, is a miss and is verified in full. An entry
+ * lives until the token expires or ENTRY_TTL_MS passes, whichever is first. Anything that
+ * revokes or changes a user publishes to the ChangeFeed, which evicts the affected entries here
+ * and in every other process.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/types.js';
@@ -22,7 +24,8 @@ export interface Principal {
 }
 
 interface Entry extends Principal {
-  cachedAt: number;
+  /** Epoch ms after which the entry must be checked again. */
+  validUntil: number;
 }
 
 /** Bounds how long a missed invalidation (say, a crashed writer) could go unseen. */
@@ -30,7 +33,9 @@ const ENTRY_TTL_MS = 60_000;
 const MAX_ENTRIES = 20_000;
 
 export class TokenGuard {
+  /** Token string → what it proved, and jti → token string for revocations by jti. */
   private readonly cache = new Map<string, Entry>();
+  private readonly tokenByJti = new Map<string, string>();
   /** Bumped on every invalidation so a check that raced one is not cached. */
   private generation = 0;
 
@@ -43,12 +48,11 @@ export class TokenGuard {
   }
 
   async authenticate(token: string): Promise<Principal> {
-    const claims = await this.tokens.verify(token, 'access');
     const now = Date.now();
-    const hit = this.cache.get(claims.jti);
-    // The cache is keyed by jti, so a hit must also match the session and user the token names.
-    if (hit && now - hit.cachedAt < ENTRY_TTL_MS && hit.claims.sid === claims.sid && hit.claims.sub === claims.sub) return hit;
+    const hit = this.cache.get(token);
+    if (hit && now < hit.validUntil) return hit;
 
+    const claims = await this.tokens.verify(token, 'access');
     const generation = this.generation;
     const row = await this.db
       .selectFrom('sessions')
@@ -64,23 +68,35 @@ export class TokenGuard {
     }
     if (!row.is_active) throw authenticationError('Account is deactivated');
     const { session_revoked_at: _r, session_expires_at: _e, revoked_jti: _j, ...user } = row;
-    const entry: Entry = { user, claims, cachedAt: now };
-    if (generation === this.generation) {
-      if (this.cache.size >= MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(claims.jti, entry);
-    }
+    const entry: Entry = { user, claims, validUntil: Math.min(now + ENTRY_TTL_MS, claims.exp * 1000, row.session_expires_at) };
+    if (generation === this.generation) this.remember(token, entry);
     return entry;
+  }
+
+  private remember(token: string, entry: Entry): void {
+    if (this.cache.size >= MAX_ENTRIES) this.forget(this.cache.keys().next().value!);
+    this.cache.set(token, entry);
+    this.tokenByJti.set(entry.claims.jti, token);
+  }
+
+  private forget(token: string): void {
+    const entry = this.cache.get(token);
+    if (!entry) return;
+    this.cache.delete(token);
+    // Only the signer can make a second string for a jti, so the jti names this entry alone.
+    this.tokenByJti.delete(entry.claims.jti);
   }
 
   private invalidate(kind: ChangeKind, key: string): void {
     this.generation++;
     if (kind === 'jti') {
-      this.cache.delete(key);
+      const cachedAs = this.tokenByJti.get(key);
+      if (cachedAs) this.forget(cachedAs);
       return;
     }
     if (kind !== 'session' && kind !== 'user') return;
-    for (const [jti, entry] of this.cache) {
-      if ((kind === 'session' && entry.claims.sid === key) || (kind === 'user' && entry.user.id === key)) this.cache.delete(jti);
+    for (const [token, entry] of this.cache) {
+      if ((kind === 'session' && entry.claims.sid === key) || (kind === 'user' && entry.user.id === key)) this.forget(token);
     }
   }
 }

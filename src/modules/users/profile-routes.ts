@@ -9,7 +9,7 @@ import { conflict } from '../../http/errors.js';
 import { Bio, Email, PersonName, sanitizeText } from '../../http/fields.js';
 import { errors } from '../auth/schemas.js';
 import { normalizeEmail } from './user-repository.js';
-import { toUserView, UserSchema, type UserRow } from './user-view.js';
+import { principalUserView, toUserView, UserSchema, type UserRow } from './user-view.js';
 
 /** Only these fields can be changed here: is_admin, is_active and the like are not even accepted. */
 const ProfileUpdate = Type.Object(
@@ -29,7 +29,7 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
   const UserData = Envelope(Type.Object({ user: UserSchema }));
 
   app.get('/profile', { preHandler: app.authenticate, schema: { tags, security, summary: 'Your profile', response: { 200: UserData, ...errors(401) } } }, async (request) =>
-    ok('Profile', { user: toUserView(request.principal!.user) }),
+    ok('Profile', { user: principalUserView(request.principal!.user) }),
   );
 
   app.put(

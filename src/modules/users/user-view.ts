@@ -1,10 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Selectable } from 'kysely';
 import type { UsersTable } from '../../db/types.js';
+import { Nullable } from '../../http/envelope.js';
 
 export type UserRow = Selectable<UsersTable>;
 
-const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const Timestamp = Nullable(Type.String({ format: 'date-time' }));
 
 /** A user as every response shows it (API.md). Never a hash, token or lockout counter. */
 export const UserSchema = Type.Object(
@@ -12,9 +13,9 @@ export const UserSchema = Type.Object(
     id: Type.String(),
     username: Type.String(),
     email: Type.String(),
-    first_name: Type.Union([Type.String(), Type.Null()]),
-    last_name: Type.Union([Type.String(), Type.Null()]),
-    bio: Type.Union([Type.String(), Type.Null()]),
+    first_name: Nullable(Type.String()),
+    last_name: Nullable(Type.String()),
+    bio: Nullable(Type.String()),
     is_active: Type.Boolean(),
     is_verified: Type.Boolean(),
     is_admin: Type.Boolean(),
@@ -47,6 +48,17 @@ export function toUserView(row: UserRow): UserView {
     updated_at: iso(row.updated_at)!,
     last_login_at: iso(row.last_login_at),
   };
+}
+
+/**
+ * The view of an authenticated user's row. token-guard.ts hands out the same row object for as
+ * long as a token stays cached, so its view is built once, not on every request.
+ */
+const principalViews = new WeakMap<UserRow, UserView>();
+export function principalUserView(row: UserRow): UserView {
+  let view = principalViews.get(row);
+  if (!view) principalViews.set(row, (view = toUserView(row)));
+  return view;
 }
 
 export function toAdminUserView(row: UserRow, lockedUntil: number | null): AdminUserView {
