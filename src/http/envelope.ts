@@ -1,8 +1,16 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 /** Schema of the success envelope around a route's data, for validation-free fast serialisation and OpenAPI. */
 export function Envelope<T extends TSchema>(data: T) {
   return Type.Object({ success: Type.Literal(true), message: Type.String(), data });
+}
+
+/**
+ * `T | null` in a response schema, written `type: [T, 'null']`: fast-json-stringify serialises
+ * that directly, where for an anyOf it runs ajv against each branch on every response.
+ */
+export function Nullable<T extends TSchema>(schema: T) {
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] });
 }
 
 /** Success envelope for routes with no data. */

@@ -7,7 +7,7 @@
  * requests cannot flood the event table).
  */
 import { BlockList, isIP } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { SettingError } from '../config/index.js';
 import type { Container } from '../container.js';
@@ -61,7 +61,7 @@ export default fp(
     const trusted = compileTrustedProxies(container.config.TRUSTED_PROXIES);
     const lastWarned = new Map<string, number>();
 
-    app.addHook('onRequest', async (request) => {
+    function warnIfUntrustedForward(request: FastifyRequest): void {
       const forwardedFor = request.headers['x-forwarded-for'];
       if (forwardedFor === undefined) return;
       const peer = request.socket.remoteAddress ?? '';
@@ -80,6 +80,11 @@ export default fp(
         message: 'Request with X-Forwarded-For header from an untrusted peer',
         details: { header: 'x-forwarded-for', forwarded_for: forwarded },
       });
+    }
+
+    app.addHook('onRequest', (request, _reply, done) => {
+      warnIfUntrustedForward(request);
+      done();
     });
   },
   { name: 'flokie-client-address' },

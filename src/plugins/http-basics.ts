@@ -17,24 +17,26 @@ export function genReqId(request: { headers: Record<string, string | string[] | 
  */
 export default fp(
   async function httpBasics(app: FastifyInstance, { accessLog }: { accessLog: boolean }) {
-    app.addHook('onRequest', async (request, reply) => {
+    // Hooks on every request take callbacks, not async functions: no promise per hook.
+    app.addHook('onRequest', (request, reply, done) => {
       reply.header('X-Request-ID', request.id);
+      done();
     });
     // One access-log line per request (Fastify's default writes two). The path only: query
     // strings can carry search terms and other personal data.
     if (accessLog) {
-      app.addHook('onResponse', async (request, reply) => {
+      app.addHook('onResponse', (request, reply, done) => {
         request.log.info(
           { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, ip: request.ip, ms: Math.round(reply.elapsedTime * 10) / 10 },
           'request completed',
         );
+        done();
       });
     }
-    app.addHook('onSend', async (request: FastifyRequest, reply, payload) => {
+    app.addHook('onSend', (request: FastifyRequest, reply, payload, done) => {
       if (!reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
       const type = reply.getHeader('content-type');
-      if (typeof payload === 'string' && typeof type === 'string' && type.includes('json')) return escapeJsonForHtml(payload);
-      return payload;
+      done(null, typeof payload === 'string' && typeof type === 'string' && type.includes('json') ? escapeJsonForHtml(payload) : payload);
     });
   },
   { name: 'flokie-http-basics' },

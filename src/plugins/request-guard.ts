@@ -79,9 +79,10 @@ export default fp(
     // Every route speaks JSON: a text/plain body (what a cross-site "simple" request can send
     // without a preflight) is 415, like any other non-JSON type, instead of a string for the schema.
     app.removeContentTypeParser('text/plain');
-    app.addHook('onRequest', async (request) => {
-      if (request.url.length > MAX_URL_LENGTH) throw new ApiError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`);
-      if (/%00|\u0000/i.test(request.url)) throw new ApiError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte');
+    app.addHook('onRequest', (request, _reply, done) => {
+      if (request.url.length > MAX_URL_LENGTH) return done(new ApiError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`));
+      if (/%00|\u0000/i.test(request.url)) return done(new ApiError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte'));
+      done();
     });
   },
   { name: 'flokie-request-guard' },
