@@ -9,7 +9,7 @@
  * The emergency limit (set by `flokie` or the admin API) applies to every route but health checks,
  * per client address, even when RATE_LIMIT_ENABLED is false.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RateSpec } from '../config/index.js';
 import type { Container } from '../container.js';
@@ -53,12 +53,6 @@ export default fp(
     const stopFollowing = await store.followEmergencyLimit(container.db, container.changes);
     app.addHook('onClose', async () => stopFollowing());
 
-    if (docsPrefix) {
-      app.addHook('onRoute', (route) => {
-        if (route.url.startsWith(docsPrefix) && route.config?.rateLimit === undefined) route.config = { ...route.config, rateLimit: false };
-      });
-    }
-
     async function enforce(request: FastifyRequest, reply: FastifyReply, name: string, spec: RateSpec, key: string, scope: string) {
       const decision = await store.consume(name, spec, key);
       setHeaders(reply, decision);
@@ -89,16 +83,22 @@ export default fp(
     });
 
     // Per-account counting needs the parsed body; it runs before validation so probing with
-    // malformed bodies counts too.
-    app.addHook('preValidation', async (request, reply) => {
-      if (!config.RATE_LIMIT_ENABLED) return;
-      const name = request.routeOptions.config?.rateLimit;
+    // malformed bodies counts too. Added only to the routes whose limit counts per account.
+    function perAccount(name: string, field: string): preValidationAsyncHookHandler {
+      return async (request, reply) => {
+        if (!config.RATE_LIMIT_ENABLED) return;
+        const value = (request.body as Record<string, unknown> | undefined)?.[field];
+        if (typeof value !== 'string' || value.trim() === '') return;
+        const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
+        await enforce(request, reply, name, spec, `${field}:${value.trim().toLowerCase().slice(0, 254)}`, field);
+      };
+    }
+
+    app.addHook('onRoute', (route) => {
+      if (docsPrefix && route.url.startsWith(docsPrefix) && route.config?.rateLimit === undefined) route.config = { ...route.config, rateLimit: false };
+      const name = route.config?.rateLimit;
       const field = typeof name === 'string' ? PER_ACCOUNT_FIELD[name] : undefined;
-      if (!field || typeof name !== 'string') return;
-      const value = (request.body as Record<string, unknown> | undefined)?.[field];
-      if (typeof value !== 'string' || value.trim() === '') return;
-      const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
-      await enforce(request, reply, name, spec, `${field}:${value.trim().toLowerCase().slice(0, 254)}`, field);
+      if (typeof name === 'string' && field) route.preValidation = [...[route.preValidation ?? []].flat(), perAccount(name, field)];
     });
   },
   { name: 'flokie-rate-limit' },
