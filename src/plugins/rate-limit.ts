@@ -71,12 +71,14 @@ export default fp(
     app.addHook('onRequest', async (request, reply) => {
       const ip = normalizeAddress(request.ip);
       const emergency = store.emergencyLimit;
-      const pattern = request.routeOptions.url ?? '';
+      // Read once: Fastify builds a new routeOptions object on every access.
+      const route = request.routeOptions;
+      const pattern = route.url ?? '';
       if (emergency && !EMERGENCY_EXEMPT.some((prefix) => pattern.startsWith(prefix))) {
         await enforce(request, reply, 'emergency', emergency, `ip:${ip}`, 'ip');
       }
       if (!config.RATE_LIMIT_ENABLED) return;
-      const name = request.routeOptions.config?.rateLimit ?? 'default';
+      const name = route.config?.rateLimit ?? 'default';
       if (name === false) return;
       const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
       await enforce(request, reply, name, spec, `ip:${ip}`, 'ip');
