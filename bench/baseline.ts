@@ -2,13 +2,23 @@
  * The baseline: a bare Fastify app answering /api/health and /api/auth/me with the same JSON
  * shape (and the same fast response serialisation) as Flokie, but with no security work at all:
  * no database, no token check, no logging, no extra headers. The ratio Flokie / baseline is what
- * the security costs. bench/run.ts transpiles this file and runs it with plain `node`, so the
+ * the security costs. With BASELINE_HEADERS it also sends a given set of response headers. bench/run.ts transpiles this file and runs it with plain `node`, so the
  * baseline pays no loader cost that the built service does not pay either.
  */
 import Fastify from 'fastify';
 
 const port = Number(process.env.PORT ?? 5001);
 const app = Fastify({ logger: false });
+
+// BASELINE_HEADERS (a JSON object): a second reference that also sends Flokie's response headers,
+// so the bench can tell the cost of the headers on the wire from the cost of the work behind them.
+const extraHeaders = process.env.BASELINE_HEADERS ? (JSON.parse(process.env.BASELINE_HEADERS) as Record<string, string>) : null;
+if (extraHeaders) {
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(extraHeaders);
+    done();
+  });
+}
 
 const health = {
   type: 'object',

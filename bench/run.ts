@@ -287,9 +287,21 @@ async function startService(databaseUrl: string): Promise<Running> {
 
 // Inside the project so its imports resolve from node_modules, whatever --cache-dir says.
 const baselineFile = join(ROOT, 'var', 'bench', `baseline-${process.pid}.mjs`);
-async function startBaseline(): Promise<Running> {
+async function startBaseline(headers?: Record<string, string>): Promise<Running> {
   const port = await freePort();
-  return startProcess('baseline', [baselineFile], { PATH: process.env.PATH, NODE_ENV: 'production', PORT: String(port) }, port);
+  const env = { PATH: process.env.PATH, NODE_ENV: 'production', PORT: String(port), ...(headers ? { BASELINE_HEADERS: JSON.stringify(headers) } : {}) };
+  return startProcess(headers ? 'baseline+headers' : 'baseline', [baselineFile], env, port);
+}
+
+/** Headers Node writes itself or that describe the body: the baseline sends its own. */
+const OWN_HEADERS = new Set(['content-length', 'content-type', 'date', 'connection', 'keep-alive', 'transfer-encoding']);
+
+/** The response headers Flokie sends on an answer, for the baseline that sends the same. */
+async function responseHeaders(url: string, init: RequestInit): Promise<Record<string, string>> {
+  const res = await fetch(url, init);
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+  return Object.fromEntries([...res.headers].filter(([name]) => !OWN_HEADERS.has(name)));
 }
 
 // ---------------------------------------------------------------- measuring
@@ -398,7 +410,7 @@ async function main() {
     for (let i = 0; i < profile.runs; i++) {
       for (const [key, start] of [
         ['flokie', () => startService(small.url)],
-        ['baseline', startBaseline],
+        ['baseline', () => startBaseline()],
       ] as const) {
         const proc = await start();
         try {
@@ -425,14 +437,18 @@ async function main() {
 
     const job = (base: string, path: string, extra: Partial<LoadJob> = {}): LoadJob => ({ url: `${base}${path}`, connections: profile.connections, durationSeconds: profile.duration, ...extra });
     const auth = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+    const baselineWithHeaders = await startBaseline(await responseHeaders(`${service.base}/api/auth/me`, auth(meToken)));
+    running.push(baselineWithHeaders);
 
     const health = await interleaved('GET /api/health', { baseline: () => job(baseline.base, '/api/health'), flokie: () => job(service.base, '/api/health') }, { baseline, flokie: service });
     const meTokenLarge = await accessFor(2, profile.large);
     const me = await interleaved('GET /api/auth/me', {
       baseline: () => job(baseline.base, '/api/auth/me'),
+      baselineHeaders: () => job(baselineWithHeaders.base, '/api/auth/me'),
       flokie: () => job(service.base, '/api/auth/me', auth(meToken)),
       flokieLarge: () => job(largeService.base, '/api/auth/me', auth(meTokenLarge)),
-    }, { baseline, flokie: service, flokieLarge: largeService });
+    }, { baseline, baselineHeaders: baselineWithHeaders, flokie: service, flokieLarge: largeService });
+    await baselineWithHeaders.stop();
     const coldSmall = await Promise.all(Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.smallUsers)));
     const coldLarge = await Promise.all(Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.large)));
     const meCold = await interleaved('GET /api/auth/me, first use of each token', {
@@ -588,7 +604,7 @@ function buildResults(m: {
   serviceMemory: { startupMs: number; peakRssBytes: number };
   baselineMemory: { startupMs: number; peakRssBytes: number };
   health: Record<'baseline' | 'flokie', Figure>;
-  me: Record<'baseline' | 'flokie' | 'flokieLarge', Figure>;
+  me: Record<'baseline' | 'baselineHeaders' | 'flokie' | 'flokieLarge', Figure>;
   meCold: Record<'flokie' | 'flokieLarge', Figure>;
   refresh: Figure;
   login: Figure;
@@ -616,6 +632,8 @@ function buildResults(m: {
   add({ id: 'me.rps', scenario: '2. GET /api/auth/me', flokie: m.me.flokie.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '≥ 50 %', ratio: pairedRatio(m.me.flokie, m.me.baseline), check: (r) => r >= 0.5 });
   add({ id: 'me.p99', scenario: '2. GET /api/auth/me p99', flokie: m.me.flokie.p99, reference: m.me.baseline.p99, referenceLabel: 'bare Fastify', unit: 'ms', target: '', ratio: pairedRatio(m.me.flokie, m.me.baseline, p99) });
   add({ id: 'me.cpu', scenario: '2. GET /api/auth/me server CPU per request', flokie: m.me.flokie.cpuMsPerRequest * 1000, reference: m.me.baseline.cpuMsPerRequest * 1000, referenceLabel: 'bare Fastify', unit: 'µs', target: '', note: 'reference / Flokie = capacity share on an idle machine' });
+  add({ id: 'me.headers_only.rps', scenario: "2. bare Fastify sending Flokie's response headers", flokie: m.me.baselineHeaders.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '', ratio: pairedRatio(m.me.baselineHeaders, m.me.baseline), note: 'the cost of the headers alone, on both ends of the wire' });
+  add({ id: 'me.vs_headers.rps', scenario: '2. GET /api/auth/me against the same headers', flokie: m.me.flokie.rps, reference: m.me.baselineHeaders.rps, referenceLabel: 'bare Fastify + the same headers', unit: 'req/s', target: '', ratio: pairedRatio(m.me.flokie, m.me.baselineHeaders), note: 'the cost of the work behind the headers' });
   add({ id: 'me_cold.rps', scenario: '2. GET /api/auth/me, first use of each token', flokie: m.meCold.flokie.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '', note: 'each request misses the token cache: one indexed query' });
   add({ id: 'login.rps', scenario: `3. POST /api/auth/login (bcrypt ${BCRYPT_ROUNDS})`, flokie: m.login.rps, reference: m.hashCapacity, referenceLabel: 'raw bcrypt verify, all cores', unit: 'logins/s', target: '≥ 90 %', ratio: m.loginRatio, check: (r) => r >= 0.9 });
   add({ id: 'login.cpu', scenario: '3. CPU per login (server, all threads)', flokie: m.login.cpuMsPerRequest, reference: m.hashCpuMs, referenceLabel: 'one raw bcrypt verify', unit: 'ms CPU', target: '', note: 'reference / Flokie = capacity share on an idle machine' });
