@@ -50,7 +50,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const bus = redis ? new RedisChangeBus(config.REDIS_URL, redis, `${config.REDIS_KEY_PREFIX}changes`, log) : undefined;
   const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, bus, (error) => log.warn({ err: error }, 'change feed failed'));
   const users = new UserRepository(db);
-  const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS);
+  const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS, config.PASSWORD_HASH_CONCURRENCY);
   const policy = new PasswordPolicy(config);
   const lockout = new Lockout(db, { maxAttempts: config.MAX_LOGIN_ATTEMPTS, lockoutMs: config.ACCOUNT_LOCKOUT_DURATION * 60_000 });
   const tokens = new TokenService({

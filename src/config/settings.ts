@@ -198,6 +198,7 @@ export const SETTINGS = {
   JWT_ISSUER: S({ env: 'JWT_ISSUER', default: 'flokie', group: 'Tokens', doc: 'iss claim issued and required.', parse: str }),
   JWT_AUDIENCE: S({ env: 'JWT_AUDIENCE', default: 'flokie-api', group: 'Tokens', doc: 'aud claim issued and required.', parse: str }),
 
+  PASSWORD_HASH_CONCURRENCY: S({ env: 'PASSWORD_HASH_CONCURRENCY', default: '0', group: 'Passwords', doc: 'Hashes computed at once (0: one per CPU core); the rest wait in order, so hashing never holds every thread-pool thread.', parse: int(0, 256) }),
   PASSWORD_HASHER: S({ env: 'PASSWORD_HASHER', default: 'bcrypt', group: 'Passwords', doc: 'bcrypt or argon2id for new hashes; both always verify.', parse: oneOf('bcrypt', 'argon2id') }),
   BCRYPT_ROUNDS: S({ env: 'BCRYPT_ROUNDS', default: '12', group: 'Passwords', doc: 'bcrypt cost; weaker stored hashes are upgraded at the next login.', parse: int(4, 16) }),
   MIN_PASSWORD_LENGTH: S({ env: 'MIN_PASSWORD_LENGTH', default: '8', group: 'Passwords', doc: 'Minimum password length.', parse: int(4, 128) }),

@@ -83,6 +83,16 @@ describe('password hasher', () => {
     assert.equal(await new PasswordHasher('bcrypt', 4).verify('secret-value', hash), true);
   });
 
+  it('runs at most PASSWORD_HASH_CONCURRENCY hashes at once; the rest wait their turn', async () => {
+    const hasher = new PasswordHasher('bcrypt', 6, 2);
+    const hash = await hasher.hash('secret-value');
+    const checks = Array.from({ length: 6 }, (_, i) => hasher.verify(i % 2 ? 'secret-value' : 'other', hash));
+    await Promise.resolve();
+    assert.deepEqual(hasher.load, { active: 2, waiting: 4 });
+    assert.deepEqual(await Promise.all(checks), [false, true, false, true, false, true]);
+    assert.deepEqual(hasher.load, { active: 0, waiting: 0 });
+  });
+
   it('a malformed stored hash is a failed verification, not a crash', async () => {
     const hasher = new PasswordHasher('bcrypt', 4);
     assert.equal(await hasher.verify('x', 'not-a-hash'), false);

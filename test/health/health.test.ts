@@ -29,7 +29,7 @@ describe('health', () => {
     const byToken = await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: { 'x-health-token': 'monitor-token-0123456789' } });
     assert.equal(byToken.statusCode, 200);
     const body = json(byToken);
-    for (const key of ['uptime', 'pool', 'cache', 'system', 'application']) assert.ok(key in body, key);
+    for (const key of ['uptime', 'pool', 'cache', 'system', 'application', 'password_hashing']) assert.ok(key in body, key);
     await makeAdmin(t.app, user.id);
     assert.equal((await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: bearer(user.access) })).statusCode, 200);
   });

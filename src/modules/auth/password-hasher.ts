@@ -2,12 +2,16 @@
  * Password hashing: the one place that creates and checks password hashes.
  *
  * Both libraries are native and run in libuv's thread pool, so a slow hash never blocks the
- * event loop. New hashes use the configured algorithm; any stored hash that still verifies but
- * was made with another algorithm or weaker parameters is reported by `needsRehash`, and the
- * login flow replaces it.
+ * event loop. At most `concurrency` hashes run at once (one per core by default), the rest wait
+ * in order: the pool has four threads, and four hashes on two cores would leave none for token
+ * signing and file writes, and take the cores from the event loop. New hashes use the configured
+ * algorithm; any stored hash that still verifies but was made with another algorithm or weaker
+ * parameters is reported by `needsRehash`, and the login flow replaces it.
  */
+import { availableParallelism } from 'node:os';
 import * as argon2 from '@node-rs/argon2';
 import * as bcrypt from '@node-rs/bcrypt';
+import pLimit, { type LimitFunction } from 'p-limit';
 
 export type HasherName = 'bcrypt' | 'argon2id';
 
@@ -18,20 +22,30 @@ const BCRYPT_PREFIX = /^\$2[abxy]\$(\d{2})\$/;
 
 export class PasswordHasher {
   private dummyHash: Promise<string> | undefined;
+  private readonly limit: LimitFunction;
 
+  /** `concurrency` 0: one hash per CPU core. */
   constructor(
     readonly algorithm: HasherName,
     readonly bcryptRounds: number,
-  ) {}
+    concurrency = 0,
+  ) {
+    this.limit = pLimit(concurrency || availableParallelism());
+  }
+
+  /** Hashes running now, and waiting for a turn (for /api/health/detailed). */
+  get load(): { active: number; waiting: number } {
+    return { active: this.limit.activeCount, waiting: this.limit.pendingCount };
+  }
 
   hash(password: string): Promise<string> {
-    return this.algorithm === 'argon2id' ? argon2.hash(password, ARGON2ID) : bcrypt.hash(password, this.bcryptRounds);
+    return this.limit(() => (this.algorithm === 'argon2id' ? argon2.hash(password, ARGON2ID) : bcrypt.hash(password, this.bcryptRounds)));
   }
 
   async verify(password: string, storedHash: string): Promise<boolean> {
     try {
-      if (storedHash.startsWith('$argon2')) return await argon2.verify(storedHash, password);
-      if (BCRYPT_PREFIX.test(storedHash)) return await bcrypt.verify(password, storedHash);
+      if (storedHash.startsWith('$argon2')) return await this.limit(() => argon2.verify(storedHash, password));
+      if (BCRYPT_PREFIX.test(storedHash)) return await this.limit(() => bcrypt.verify(password, storedHash));
     } catch {
       // A malformed stored hash is a failed verification, never a crash.
     }

@@ -30,6 +30,7 @@ const DetailedSchema = Type.Composite([
     cache: Type.Object({ backend: Type.String(), status: Type.String() }),
     system: Type.Object({ cpus: Type.Integer(), load_average: Type.Array(Type.Number()), memory_total: Type.Number(), memory_free: Type.Number() }),
     application: Type.Object({ pid: Type.Integer(), node: Type.String(), rss: Type.Number(), heap_used: Type.Number(), event_loop_delay_ms: Type.Number() }),
+    password_hashing: Type.Object({ active: Type.Integer(), waiting: Type.Integer({ description: 'hashes queued behind PASSWORD_HASH_CONCURRENCY' }) }),
   }),
 ]);
 
@@ -107,6 +108,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
         cache: { backend: config.REDIS_URL ? 'redis' : 'memory', status: 'ok' },
         system: { cpus: cpus().length, load_average: loadavg(), memory_total: totalmem(), memory_free: freemem() },
         application: { pid: process.pid, node: process.version, rss: memory.rss, heap_used: memory.heapUsed, event_loop_delay_ms: lag },
+        password_hashing: container.hasher.load,
       });
     },
   );
