@@ -198,7 +198,8 @@ async function seededDatabase(users: number, revoked: number): Promise<DatabaseT
     log(`seeded in ${seconds.toFixed(1)} s`);
     await pgAdmin((c) => c.query(`alter database ${building} rename to ${pristine}`));
   }
-  const working = `flokie_bench_run_${process.pid}`;
+  // One working copy per seed: the small and the large database are both in use at once.
+  const working = `flokie_bench_run_${process.pid}_${key}`;
   await pgAdmin(async (c) => {
     await c.query(`drop database if exists ${working} with (force)`);
     await c.query(`create database ${working} template ${pristine}`);
