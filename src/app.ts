@@ -60,7 +60,7 @@ function validatorFactory() {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   if (options.container) return assembleApp(config, options.container, false);
-  const container = await createContainer(config, { log: createLogger(config.LOG_LEVEL) });
+  const container = await createContainer(config, { log: createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES }) });
   try {
     return await assembleApp(config, container, true);
   } catch (error) {

@@ -43,7 +43,7 @@ interface Slot {
   timer?: NodeJS.Timeout;
 }
 
-export async function runPrimary(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<void> {
+export async function runPrimary(config: Config, log: Logger = createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES })): Promise<void> {
   if (config.AUTO_MIGRATE) {
     const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 1, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined });
     try {

@@ -30,7 +30,7 @@ export interface ContainerOptions {
 }
 
 export async function createContainer(config: Config, options: ContainerOptions = {}) {
-  const log = options.log ?? createLogger(config.LOG_LEVEL);
+  const log = options.log ?? createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES });
   const database: DatabaseHandle = openDatabase({
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,

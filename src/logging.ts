@@ -36,7 +36,43 @@ export const LOG_REDACT_PATHS = [
 
 export const REDACTED = '[redacted]';
 
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/** How long a buffered line may wait before it is written. */
+export const LOG_FLUSH_INTERVAL_MS = 1000;
+
+/** One stdout stream per buffer size, shared by every logger of the process: lines stay in order. */
+const stdoutStreams = new Map<number, DestinationStream>();
+
+/**
+ * Standard output, written from the event loop. pino's default destination writes through
+ * libuv's thread pool (one job per write, queued behind password hashing during a login flood);
+ * here each write is a direct write(2), as Node's own process.stdout does. With bufferBytes > 0,
+ * lines are collected until that many bytes wait or LOG_FLUSH_INTERVAL_MS has passed (one system
+ * call for about sixteen access lines, docs/benchmarks.md) and flushed when the process exits,
+ * crashes included; only a SIGKILL loses the last second.
+ */
+export function standardOutput(bufferBytes: number): DestinationStream {
+  const existing = stdoutStreams.get(bufferBytes);
+  if (existing) return existing;
+  const stream =
+    bufferBytes > 0
+      ? pino.destination({ dest: 1, sync: true, minLength: bufferBytes, periodicFlush: LOG_FLUSH_INTERVAL_MS })
+      : pino.destination({ dest: 1, sync: true });
+  if (bufferBytes > 0) {
+    process.once('exit', () => {
+      try {
+        stream.flushSync();
+      } catch {
+        // stdout already closed: nothing left to write to
+      }
+    });
+  }
+  stdoutStreams.set(bufferBytes, stream);
+  return stream;
+}
+
+/** Without a destination: standard output, buffered by bufferBytes (LOG_BUFFER_BYTES). */
+export function createLogger(level: string, destination?: DestinationStream | { bufferBytes: number }): Logger {
   const options = { level, redact: { paths: LOG_REDACT_PATHS, censor: REDACTED } };
-  return destination ? pino(options, destination) : pino(options);
+  const stream = destination === undefined ? standardOutput(0) : 'bufferBytes' in destination ? standardOutput(destination.bufferBytes) : destination;
+  return pino(options, stream);
 }

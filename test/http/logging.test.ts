@@ -1,6 +1,8 @@
 /** What reaches the logs: the access line's fields, and secrets censored wherever they are logged. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { createLogger, REDACTED } from '../../src/logging.js';
 import { createLoggedApp } from './support.js';
@@ -68,4 +70,45 @@ describe('logging', () => {
     assert.ok(text.includes(REDACTED));
     assert.match(text, /"username":"alice"/, 'other fields stay');
   });
+
+  describe('standard output (LOG_BUFFER_BYTES)', () => {
+    // A child process logs through createLogger exactly as the service does, then ends as given.
+    function runChild(bufferBytes: number, ending: string): { stdout: string; status: number | null } {
+      const script = [
+        "import { createLogger } from './src/logging.ts';",
+        `const log = createLogger('info', { bufferBytes: ${bufferBytes} });`,
+        "log.info({ n: 1 }, 'first line');",
+        "log.warn({ n: 2 }, 'second line');",
+        ending,
+      ].join('\n');
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 30_000 });
+      return { stdout: child.stdout, status: child.status };
+    }
+    const messages = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line).msg);
+
+    it('buffered lines are written when the process exits', () => {
+      const child = runChild(4096, 'process.exit(0);');
+      assert.equal(child.status, 0);
+      assert.deepEqual(messages(child.stdout), ['first line', 'second line']);
+    });
+
+    it('buffered lines are written when the process dies of an uncaught error', () => {
+      const child = runChild(4096, "setImmediate(() => { throw new Error('boom'); });");
+      assert.notEqual(child.status, 0);
+      assert.deepEqual(messages(child.stdout), ['first line', 'second line']);
+    });
+
+    it('with 0, each line is written at once: nothing waits for the exit', () => {
+      // SIGKILL skips every exit handler: only lines already written survive.
+      const child = runChild(0, "process.kill(process.pid, 'SIGKILL');");
+      assert.equal(child.status, null);
+      assert.deepEqual(messages(child.stdout), ['first line', 'second line']);
+    });
+
+    it('with a buffer, a SIGKILL loses the lines still waiting (the documented cost)', () => {
+      const child = runChild(4096, "process.kill(process.pid, 'SIGKILL');");
+      assert.deepEqual(messages(child.stdout), []);
+    });
+  });
 });
+
