@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { SignJWT, decodeJwt } from 'jose';
+import { SignJWT, decodeJwt, jwtVerify } from 'jose';
 import { bearer, createTestApp, json, login, OTHER_STRONG_PASSWORD, register, registerAndLogin, TEST_ENV, type TestApp } from '../helpers/app.js';
 
 const me = (token: string) => ({ method: 'GET' as const, url: '/api/auth/me', headers: bearer(token) });
@@ -26,6 +26,17 @@ describe('tokens and sessions', () => {
     const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: u.password } });
     assert.equal(json(res).data.token_type, 'Bearer');
     assert.equal(json(res).data.expires_in, 3600);
+  });
+
+  it('jose, an independent implementation, accepts the tokens we sign with their type, issuer and audience', async () => {
+    const u = await registerAndLogin(t.app);
+    const key = new TextEncoder().encode(TEST_ENV.JWT_SECRET_KEY);
+    const access = await jwtVerify(u.access, key, { algorithms: ['HS256'], typ: 'at+jwt', issuer: 'flokie', audience: 'flokie-api', requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'] });
+    assert.equal(access.payload.sub, u.id);
+    const refresh = await jwtVerify(u.refresh, key, { algorithms: ['HS256'], typ: 'rt+jwt', issuer: 'flokie', audience: 'flokie-api', requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'] });
+    assert.equal(refresh.payload.sid, access.payload.sid);
+    assert.notEqual(refresh.payload.jti, access.payload.jti);
+    await assert.rejects(jwtVerify(u.access, new TextEncoder().encode('another-secret-0123456789abcdefghijklmnop'), { algorithms: ['HS256'] }));
   });
 
   it('refresh rotates: a new pair is returned and the presented token is spent', async () => {

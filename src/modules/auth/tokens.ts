@@ -6,16 +6,15 @@
  * use, and iss, aud, sub, sid, jti, iat, nbf and exp are all required. Revocation is not decided
  * here: see token-guard.ts (access) and sessions.ts (refresh).
  *
- * Signing uses jose. Verification, the hot path of every authenticated request, uses fast-jwt
- * (Nearform's verifier behind @fastify/jwt), which checks HMACs synchronously with node:crypto:
- * jose runs each HMAC through WebCrypto as a job on libuv's thread pool, where it queued behind
- * password hashing, so under a login flood every authenticated request waited for a bcrypt slot.
- * Both are configured with the same rules, and test/auth/token-verify.test.ts holds the verifier
- * to jose's jwtVerify with generated tokens.
+ * Signing and verification use fast-jwt (Nearform's library behind @fastify/jwt), which computes
+ * HMACs synchronously with node:crypto. jose, used before, runs each HMAC through WebCrypto as a
+ * job on libuv's thread pool, where it queued behind password hashing: under a login flood every
+ * authenticated request and every refresh waited for a bcrypt slot (docs/benchmarks.md).
+ * test/auth/token-verify.test.ts holds the verifier to jose's jwtVerify with generated tokens, and
+ * test/auth/tokens.test.ts checks that jose, as an independent implementation, accepts what we sign.
  */
-import { randomBytes, webcrypto } from 'node:crypto';
-import { createVerifier, TokenError } from 'fast-jwt';
-import { SignJWT } from 'jose';
+import { randomBytes } from 'node:crypto';
+import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { authenticationError } from '../../http/errors.js';
 
 export type TokenType = 'access' | 'refresh';
@@ -45,7 +44,7 @@ export interface TokenSettings {
 export const newJti = () => randomBytes(18).toString('base64url');
 
 export class TokenService {
-  private readonly key: Promise<webcrypto.CryptoKey>;
+  private readonly signers: Record<TokenType, (payload: Record<string, unknown>) => string>;
   private readonly verifiers: Record<TokenType, (token: string) => Record<string, unknown>>;
 
   constructor(private readonly settings: TokenSettings) {
@@ -62,10 +61,10 @@ export class TokenService {
         cache: false,
       });
     this.verifiers = { access: verifier('access'), refresh: verifier('refresh') };
-    this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(settings.secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
-      'sign',
-      'verify',
-    ]);
+    // iat, nbf and exp come in each payload (sign() decides them), so no clock of fast-jwt's own.
+    const signer = (type: TokenType) =>
+      createSigner({ key: settings.secret, algorithm: ALGORITHM, header: { alg: ALGORITHM, typ: TYP[type] }, iss: settings.issuer, aud: settings.audience });
+    this.signers = { access: signer('access'), refresh: signer('refresh') };
   }
 
   /** Signs a token; its lifetime never runs past `notAfter` (the session's absolute end, epoch seconds). */
@@ -74,16 +73,7 @@ export class TokenService {
     const ttl = type === 'access' ? this.settings.accessTtlSeconds : this.settings.refreshTtlSeconds;
     const exp = Math.min(now + ttl, notAfter ?? Number.MAX_SAFE_INTEGER);
     const jti = claims.jti ?? newJti();
-    const token = await new SignJWT({ sid: claims.sid })
-      .setProtectedHeader({ alg: ALGORITHM, typ: TYP[type] })
-      .setIssuer(this.settings.issuer)
-      .setAudience(this.settings.audience)
-      .setSubject(claims.sub)
-      .setJti(jti)
-      .setIssuedAt(now)
-      .setNotBefore(now)
-      .setExpirationTime(exp)
-      .sign(await this.key);
+    const token = this.signers[type]({ sub: claims.sub, sid: claims.sid, jti, iat: now, nbf: now, exp });
     return { token, jti, exp };
   }
 
