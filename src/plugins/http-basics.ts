@@ -19,7 +19,7 @@ export default fp(
   async function httpBasics(app: FastifyInstance, { accessLog }: { accessLog: boolean }) {
     // Hooks on every request take callbacks, not async functions: no promise per hook.
     app.addHook('onRequest', (request, reply, done) => {
-      reply.header('X-Request-ID', request.id);
+      reply.header('x-request-id', request.id);
       done();
     });
     // One access-log line per request (Fastify's default writes two). The path only: query
@@ -34,7 +34,7 @@ export default fp(
       });
     }
     app.addHook('onSend', (request: FastifyRequest, reply, payload, done) => {
-      if (!reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
+      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
       const type = reply.getHeader('content-type');
       done(null, typeof payload === 'string' && typeof type === 'string' && type.includes('json') ? escapeJsonForHtml(payload) : payload);
     });

@@ -40,9 +40,10 @@ export interface RateLimitOptions {
 function setHeaders(reply: FastifyReply, decision: LimitDecision): void {
   const current = reply.getHeader('ratelimit-remaining');
   if (current !== undefined && Number(current) < decision.remaining) return;
-  reply.header('RateLimit-Limit', String(decision.limit));
-  reply.header('RateLimit-Remaining', String(decision.remaining));
-  reply.header('RateLimit-Reset', String(decision.resetSeconds));
+  // Lower-case names: Fastify lower-cases each name per request, a no-op on these.
+  reply.header('ratelimit-limit', String(decision.limit));
+  reply.header('ratelimit-remaining', String(decision.remaining));
+  reply.header('ratelimit-reset', String(decision.resetSeconds));
 }
 
 export default fp(

@@ -92,9 +92,19 @@ export function staticSecurityHeaders(config: Config): Record<string, string> {
   return { ...(config.isProduction ? set.withHsts : set.plain), 'Cache-Control': 'no-store' };
 }
 
+/**
+ * Fastify lower-cases every header name it is given, on every request; names that already are
+ * lower case come back as the same string, so nothing is allocated or hashed per request.
+ */
+function lowerCaseNames(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}
+
 export default fp(
   async function securityHeaders(app: FastifyInstance, { config }: { config: Config }) {
-    const { plain, withHsts } = securityHeaderSet(config);
+    const set = securityHeaderSet(config);
+    const plain = lowerCaseNames(set.plain);
+    const withHsts = lowerCaseNames(set.withHsts);
     app.addHook('onRequest', (request, reply, done) => {
       // request.protocol believes X-Forwarded-Proto only from TRUSTED_PROXIES (see client-address.ts).
       reply.headers(config.isProduction || request.protocol === 'https' ? withHsts : plain);
