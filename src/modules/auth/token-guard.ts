@@ -12,6 +12,7 @@
  * and in every other process.
  */
 import type { Kysely } from 'kysely';
+import { precompile } from '../../db/precompiled.js';
 import type { Database } from '../../db/types.js';
 import { authenticationError } from '../../http/errors.js';
 import type { ChangeFeed, ChangeKind } from '../../state/change-feed.js';
@@ -38,13 +39,25 @@ export class TokenGuard {
   private readonly tokenByJti = new Map<string, string>();
   /** Bumped on every invalidation so a check that raced one is not cached. */
   private generation = 0;
+  /** The token's user with its session's state and the jti's revocation, in one indexed query. */
+  private readonly lookup;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    db: Kysely<Database>,
     private readonly tokens: TokenService,
     changes: ChangeFeed,
   ) {
     changes.subscribe((kind, key) => this.invalidate(kind, key));
+    this.lookup = precompile(db, ['jti', 'sid', 'sub'], (p) =>
+      db
+        .selectFrom('sessions')
+        .innerJoin('users', 'users.id', 'sessions.user_id')
+        .leftJoin('revoked_tokens', (join) => join.on('revoked_tokens.jti', '=', p.jti))
+        .selectAll('users')
+        .select(['sessions.revoked_at as session_revoked_at', 'sessions.expires_at as session_expires_at', 'revoked_tokens.jti as revoked_jti'])
+        .where('sessions.id', '=', p.sid)
+        .where('sessions.user_id', '=', p.sub),
+    );
   }
 
   async authenticate(token: string): Promise<Principal> {
@@ -54,15 +67,7 @@ export class TokenGuard {
 
     const claims = await this.tokens.verify(token, 'access');
     const generation = this.generation;
-    const row = await this.db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .leftJoin('revoked_tokens', (join) => join.on('revoked_tokens.jti', '=', claims.jti))
-      .selectAll('users')
-      .select(['sessions.revoked_at as session_revoked_at', 'sessions.expires_at as session_expires_at', 'revoked_tokens.jti as revoked_jti'])
-      .where('sessions.id', '=', claims.sid)
-      .where('sessions.user_id', '=', claims.sub)
-      .executeTakeFirst();
+    const [row] = await this.lookup({ jti: claims.jti, sid: claims.sid, sub: claims.sub });
     if (!row || row.session_revoked_at !== null || row.revoked_jti !== null || row.session_expires_at <= now) {
       throw authenticationError('Token has been revoked');
     }
