@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { PUBLIC_PING_REUSE_MS } from '../../src/modules/health/routes.js';
 import { bearer, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../helpers/app.js';
 
 describe('health', () => {
@@ -64,6 +65,28 @@ describe('health', () => {
 });
 
 describe('health when the database is gone', () => {
+  it('checks within a second share one database answer (a flood is not database load); then it pings again', async (ctx) => {
+    const t = await createTestApp({ HEALTH_TOKEN: 'monitor-token-0123456789' });
+    try {
+      assert.equal((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200);
+      ctx.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+      await t.app.container.database.close();
+      // Within the window no query is made: the database being gone does not show yet.
+      const burst = await Promise.all(Array.from({ length: 5 }, () => t.app.inject({ method: 'GET', url: '/api/health' })));
+      assert.deepEqual(burst.map((r) => r.statusCode), [200, 200, 200, 200, 200]);
+      // Operators' view always asks the database.
+      const detailed = await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: { 'x-health-token': 'monitor-token-0123456789' } });
+      assert.equal(detailed.statusCode, 503);
+      ctx.mock.timers.tick(PUBLIC_PING_REUSE_MS);
+      const after = await t.app.inject({ method: 'GET', url: '/api/health' });
+      assert.equal(after.statusCode, 503);
+      assert.equal(json(after).database.status, 'unavailable');
+    } finally {
+      await t.app.close().catch(() => {});
+      await t.database.drop();
+    }
+  });
+
   it('answers 503 unhealthy', async () => {
     const t = await createTestApp();
     try {

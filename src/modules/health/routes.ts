@@ -12,6 +12,8 @@ import { timingSafeEqual } from 'node:crypto';
 const VERSION = process.env.npm_package_version ?? '1.0.0';
 const startedAt = Date.now();
 const PING_TIMEOUT_MS = 2000;
+/** How long /api/health reuses a database answer (see sharedPing). */
+export const PUBLIC_PING_REUSE_MS = 1000;
 
 const HealthSchema = Type.Object({
   // An enum, not a union of literals: fast-json-stringify would check each branch with ajv.
@@ -45,27 +47,43 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   const { config } = container;
   const tags = ['Health'];
 
-  async function probe() {
-    let response_time: number | null = null;
-    let status = 'connected';
+  /** One database round trip, bounded by PING_TIMEOUT_MS; never throws. */
+  async function ping(): Promise<{ status: 'connected' | 'unavailable'; response_time: number | null }> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      response_time = await Promise.race([
+      const response_time = await Promise.race([
         pingDatabase(container.db),
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS))),
       ]);
+      return { status: 'connected', response_time };
     } catch {
-      status = 'unavailable';
+      return { status: 'unavailable', response_time: null };
     } finally {
       // Cleared, not just unref'd: a flood of health checks must not leave a timer per request behind.
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The public check is exempt from rate limits (monitors and load balancers must always get
+   * through), so it must not turn a flood into database load: every check within
+   * PUBLIC_PING_REUSE_MS shares one round trip, the one in flight included. /detailed pings afresh.
+   */
+  let lastPing: { at: number; result: ReturnType<typeof ping> } | null = null;
+  function sharedPing(): ReturnType<typeof ping> {
+    const now = Date.now();
+    if (lastPing && now - lastPing.at < PUBLIC_PING_REUSE_MS) return lastPing.result;
+    lastPing = { at: now, result: ping() };
+    return lastPing.result;
+  }
+
+  function probe(database: { status: string; response_time: number | null }) {
     return {
-      status: status === 'connected' ? ('healthy' as const) : ('unhealthy' as const),
+      status: database.status === 'connected' ? ('healthy' as const) : ('unhealthy' as const),
       timestamp: new Date().toISOString(),
       version: VERSION,
       environment: config.NODE_ENV,
-      database: { status, response_time },
+      database,
     };
   }
 
@@ -73,7 +91,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
     '/',
     { config: { rateLimit: false }, schema: { tags, summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
     async (_request, reply) => {
-      const health = await probe();
+      const health = probe(await sharedPing());
       return reply.code(health.status === 'healthy' ? 200 : 503).send(health);
     },
   );
@@ -95,7 +113,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
       schema: { tags, summary: 'Detailed health (admin or health token outside development)', security: [{ bearerAuth: [] }, { healthToken: [] }], response: { 200: DetailedSchema, 503: DetailedSchema } },
     },
     async (_request, reply) => {
-      const health = await probe();
+      const health = probe(await ping());
       const memory = process.memoryUsage();
       const lag = await new Promise<number>((resolve) => {
         const t = performance.now();
