@@ -13,8 +13,9 @@
  *                          postgresql://postgres@127.0.0.1:5432/postgres to create its databases)
  *   --redis                shared state in Redis (BENCH_REDIS_URL or redis://127.0.0.1:6379)
  *   --quick                smoke run: one short run per scenario, small seeds
- *   --out DIR              results folder (default bench/results)
- *   --no-docs              do not rewrite docs/benchmarks.md
+ *   --out DIR              results folder (default bench/results for the default SQLite run,
+ *                          bench/results/<db>[-redis] otherwise, e.g. bench/results/postgres-redis)
+ *   --no-docs              do not rewrite docs/benchmarks.md (only the default SQLite run does)
  *   --from-source          run the service with tsx from src/ instead of building (smoke test)
  *   --large N              users and revoked tokens in the "large" database (default 1,000,000)
  *   --runs N, --duration S override the repeat count and seconds per run
@@ -45,7 +46,7 @@ const { values: args } = parseArgs({
     db: { type: 'string', default: 'sqlite' },
     redis: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
-    out: { type: 'string', default: join(ROOT, 'bench', 'results') },
+    out: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
     large: { type: 'string' },
@@ -58,6 +59,10 @@ if (args.db !== 'sqlite' && args.db !== 'postgres') {
   console.error('bench: --db must be sqlite or postgres');
   process.exit(2);
 }
+// docs/benchmarks.md and bench/results/latest.* show the default run (SQLite, in-process state);
+// other set-ups keep their own folder and never overwrite it.
+const defaultSetup = args.db === 'sqlite' && !args.redis;
+args.out ??= defaultSetup ? join(ROOT, 'bench', 'results') : join(ROOT, 'bench', 'results', `${args.db}${args.redis ? '-redis' : ''}`);
 const quick = args.quick!;
 const profile = {
   runs: Number(args.runs ?? (quick ? 1 : 3)),
@@ -724,7 +729,7 @@ function writeOutputs(results: Results) {
   process.stdout.write(`\n${md}\nwritten: ${join(out, 'latest.json')}, ${join(out, 'latest.md')}\n`);
 
   const docs = join(ROOT, 'docs', 'benchmarks.md');
-  if (!args['no-docs'] && !quick && existsSync(docs)) {
+  if (!args['no-docs'] && !quick && defaultSetup && existsSync(docs)) {
     const text = readFileSync(docs, 'utf8');
     const start = '<!-- bench:latest:start -->';
     const end = '<!-- bench:latest:end -->';
