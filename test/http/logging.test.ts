@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { createLogger, REDACTED } from '../../src/logging.js';
+import { createLogger, REDACTED, SECRET_KEY_PATTERN, SECRET_KEYS } from '../../src/logging.js';
 import { createLoggedApp } from './support.js';
 
 describe('logging', () => {
@@ -69,6 +69,10 @@ describe('logging', () => {
     }
     assert.ok(text.includes(REDACTED));
     assert.match(text, /"username":"alice"/, 'other fields stay');
+  });
+
+  it('one rule for secrets: every key the log censors is also dropped from security-event details', () => {
+    for (const key of SECRET_KEYS) assert.match(key, SECRET_KEY_PATTERN, key);
   });
 
   describe('standard output (LOG_BUFFER_BYTES)', () => {
