@@ -199,4 +199,20 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
       assert.equal(json(res).error.code, 'VALIDATION_ERROR');
     }
   });
+
+  it('details keys that look secret are dropped from the row and the log line, whoever emits them', async () => {
+    const { container } = t;
+    const leaked = ['leak-pw-5f1c', 'leak-token-9a2e', 'leak-hash-33b0', 'leak-cookie-77d4'];
+    container.events.emit({
+      type: 'suspicious_header',
+      ip: '192.0.2.55',
+      details: { new_password: leaked[0], refreshToken: leaked[1], password_hash: leaked[2], Cookie: leaked[3], header: 'x-probe' },
+    });
+    const [row] = (await eventRows(container, 'suspicious_header')).filter((r) => r.ip_address === '192.0.2.55');
+    assert.ok(row, 'the event was recorded');
+    assert.deepEqual(row.details, { new_password: '[redacted]', refreshToken: '[redacted]', password_hash: '[redacted]', Cookie: '[redacted]', header: 'x-probe' });
+    const everything = JSON.stringify(t.lines);
+    for (const secret of leaked) assert.ok(!everything.includes(secret), `${secret} reached a log line`);
+  });
 });
+
