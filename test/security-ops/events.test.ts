@@ -208,7 +208,7 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
       ip: '192.0.2.55',
       details: { new_password: leaked[0], refreshToken: leaked[1], password_hash: leaked[2], Cookie: leaked[3], header: 'x-probe' },
     });
-    const [row] = (await eventRows(container, 'suspicious_header')).filter((r) => r.ip_address === '192.0.2.55');
+    const [row] = (await eventRows(container, 'suspicious_header')).filter((r) => r.ip === '192.0.2.55');
     assert.ok(row, 'the event was recorded');
     assert.deepEqual(row.details, { new_password: '[redacted]', refreshToken: '[redacted]', password_hash: '[redacted]', Cookie: '[redacted]', header: 'x-probe' });
     const everything = JSON.stringify(t.lines);
