@@ -65,6 +65,9 @@ const defaultSetup = args.db === 'sqlite' && !args.redis;
 args.out ??= defaultSetup ? join(ROOT, 'bench', 'results') : join(ROOT, 'bench', 'results', `${args.db}${args.redis ? '-redis' : ''}`);
 const quick = args.quick!;
 const profile = {
+  /** Runs of the compared throughput figures (health, /me, first use, admin, refresh): the ones whose medians carry the ratios. */
+  comparedRuns: Number(args.runs ?? (quick ? 1 : 5)),
+  /** Runs of the slow figures: logins against raw hashing (12 s each), start-up and peak memory. */
   runs: Number(args.runs ?? (quick ? 1 : 3)),
   duration: Number(args.duration ?? (quick ? 1 : 5)),
   loginDuration: quick ? 4 : 12,
@@ -82,6 +85,10 @@ const profile = {
 };
 const refreshSessionsBase = profile.coldTokens;
 const seedSessions = profile.coldTokens + 200;
+if ((profile.comparedRuns + 1) * profile.connections > seedSessions - refreshSessionsBase) {
+  console.error('bench: too many runs for the seeded refresh sessions (at most 19)');
+  process.exit(2);
+}
 const cacheDir = resolve(args['cache-dir']!);
 mkdirSync(cacheDir, { recursive: true });
 const benchStarted = performance.now();
@@ -355,7 +362,7 @@ async function interleaved<K extends string>(label: string, jobs: Record<K, (run
   const keys = Object.keys(jobs) as K[];
   for (const key of keys) await load({ ...jobs[key](-1), durationSeconds: profile.warmup });
   const runs = Object.fromEntries(keys.map((k) => [k, [] as LoadResult[]])) as Record<K, LoadResult[]>;
-  for (let i = 0; i < profile.runs; i++) {
+  for (let i = 0; i < profile.comparedRuns; i++) {
     for (const key of keys) {
       const pid = servers[key].child.pid!;
       const before = cpuMs(pid);
@@ -484,7 +491,7 @@ async function main() {
 
     // Each run (and the warm-up) spends its own sessions: a refresh token is single-use.
     const refreshPools = await Promise.all(
-      Array.from({ length: profile.runs + 1 }, (_, run) => {
+      Array.from({ length: profile.comparedRuns + 1 }, (_, run) => {
         const first = refreshSessionsBase + 1 + run * profile.connections;
         return Promise.all(Array.from({ length: profile.connections }, (_, i) => refreshFor(first + i, profile.smallUsers)));
       }),
@@ -694,7 +701,7 @@ function toMarkdown(results: Results): string {
   const lines = [
     `Run ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.os}.`,
     `Load average (1/5/15 min) at start ${(m.loadAverageAtStart as unknown as number[]).join(' / ')}, at end ${(m.loadAverageAtEnd as unknown as number[]).join(' / ')}${(m.loadAverageAtStart as unknown as number[])[0]! > Number(m.cores) * 0.5 ? ' — the machine was busy with other work; treat the figures with care' : ''}.`,
-    `Database ${o.db}${o.redis ? ' + Redis' : ''}${o.quick ? ' — QUICK SMOKE RUN, figures not meaningful' : ''}; median of ${o.runs} run(s) of ${o.duration} s (logins ${o.loginDuration} s), ${o.connections} connections (logins ${o.loginConnections}), the compared sides measured in turn and ratios taken run by run; whole bench ${o.benchSeconds} s.`,
+    `Database ${o.db}${o.redis ? ' + Redis' : ''}${o.quick ? ' — QUICK SMOKE RUN, figures not meaningful' : ''}; median of ${o.comparedRuns} run(s) of ${o.duration} s (logins, start-up and memory: ${o.runs} runs, logins ${o.loginDuration} s each), ${o.connections} connections (logins ${o.loginConnections}), the compared sides measured in turn and ratios taken run by run; whole bench ${o.benchSeconds} s.`,
     '',
     '| Scenario | Flokie | Reference | Ratio | Target | Result |',
     '| --- | ---: | ---: | ---: | --- | --- |',
