@@ -2,8 +2,9 @@
  * The baseline: a bare Fastify app answering /api/health and /api/auth/me with the same JSON
  * shape (and the same fast response serialisation) as Flokie, but with no security work at all:
  * no database, no token check, no logging, no extra headers. The ratio Flokie / baseline is what
- * the security costs. With BASELINE_HEADERS it also sends a given set of response headers. bench/run.ts transpiles this file and runs it with plain `node`, so the
- * baseline pays no loader cost that the built service does not pay either.
+ * the security costs. With BASELINE_HEADERS it also sends a given set of response headers.
+ * bench/run.ts transpiles this file and runs it with plain `node`, so the baseline pays no loader
+ * cost that the built service does not pay either.
  */
 import Fastify from 'fastify';
 

@@ -3,8 +3,9 @@
  *
  * Both libraries are native and run in libuv's thread pool, so a slow hash never blocks the
  * event loop. At most `concurrency` hashes run at once (one per core by default), the rest wait
- * in order: the pool has four threads, and four hashes on two cores would leave none for token
- * signing and file writes, and take the cores from the event loop. New hashes use the configured
+ * in order: the pool has four threads, and four hashes on two cores would leave none for the
+ * process's other pool work (asynchronous file and DNS calls) and take the cores from the event
+ * loop. New hashes use the configured
  * algorithm; any stored hash that still verifies but was made with another algorithm or weaker
  * parameters is reported by `needsRehash`, and the login flow replaces it.
  */
