@@ -5,9 +5,9 @@
  * event loop. At most `concurrency` hashes run at once (one per core by default), the rest wait
  * in order: the pool has four threads, and four hashes on two cores would leave none for the
  * process's other pool work (asynchronous file and DNS calls) and take the cores from the event
- * loop. New hashes use the configured
- * algorithm; any stored hash that still verifies but was made with another algorithm or weaker
- * parameters is reported by `needsRehash`, and the login flow replaces it.
+ * loop. New hashes use the configured algorithm; any stored hash that still verifies but was
+ * made with another algorithm or weaker parameters is reported by `needsRehash`, and the login
+ * flow replaces it.
  */
 import { availableParallelism } from 'node:os';
 import * as argon2 from '@node-rs/argon2';
