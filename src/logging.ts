@@ -46,6 +46,51 @@ export const REDACTED = '[redacted]';
 /** How long a buffered line may wait before it is written. */
 export const LOG_FLUSH_INTERVAL_MS = 1000;
 
+/**
+ * POSIX writes up to PIPE_BUF (4096 on Linux) bytes to a pipe at once, never interleaved with
+ * another writer's. Workers (WEB_CONCURRENCY) share one stdout, so no write carries more.
+ */
+export const PIPE_BUF = 4096;
+
+/**
+ * Collects whole log lines and hands them on as one chunk of at most `limit` bytes. Writing
+ * each line to sonic-boom with its own minLength buffering costs more than the line: it
+ * re-measures its whole buffer on every line, and its chunks can outgrow PIPE_BUF.
+ */
+export class LineBatch implements DestinationStream {
+  private lines: string[] = [];
+  private bytes = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly out: DestinationStream,
+    private readonly limit: number,
+  ) {
+    this.timer = setInterval(() => this.flushSync(), LOG_FLUSH_INTERVAL_MS).unref();
+  }
+
+  write(line: string): void {
+    const bytes = Buffer.byteLength(line);
+    if (this.bytes + bytes > this.limit) this.flushSync();
+    this.lines.push(line);
+    this.bytes += bytes;
+  }
+
+  flushSync(): void {
+    if (this.lines.length === 0) return;
+    const chunk = this.lines.join('');
+    this.lines = [];
+    this.bytes = 0;
+    this.out.write(chunk);
+  }
+
+  /** Writes what waits and stops the timer (tests; the service's stream lives as long as the process). */
+  close(): void {
+    clearInterval(this.timer);
+    this.flushSync();
+  }
+}
+
 /** One stdout stream per buffer size, shared by every logger of the process: lines stay in order. */
 const stdoutStreams = new Map<number, DestinationStream>();
 
@@ -53,25 +98,26 @@ const stdoutStreams = new Map<number, DestinationStream>();
  * Standard output, written from the event loop. pino's default destination writes through
  * libuv's thread pool (one job per write, queued behind password hashing during a login flood);
  * here each write is a direct write(2), as Node's own process.stdout does. With bufferBytes > 0,
- * lines are collected until that many bytes wait or LOG_FLUSH_INTERVAL_MS has passed (one system
- * call for about sixteen access lines, docs/benchmarks.md) and flushed when the process exits,
- * crashes included; only a SIGKILL loses the last second.
+ * whole lines are collected until the next one would take the batch past bufferBytes (at most
+ * PIPE_BUF) or LOG_FLUSH_INTERVAL_MS has passed (one system call for about sixteen access lines,
+ * docs/benchmarks.md), and flushed when the process exits, crashes included; only a SIGKILL
+ * loses the last second.
  */
 export function standardOutput(bufferBytes: number): DestinationStream {
   const existing = stdoutStreams.get(bufferBytes);
   if (existing) return existing;
-  const stream =
-    bufferBytes > 0
-      ? pino.destination({ dest: 1, sync: true, minLength: bufferBytes, periodicFlush: LOG_FLUSH_INTERVAL_MS })
-      : pino.destination({ dest: 1, sync: true });
+  const direct = pino.destination({ dest: 1, sync: true });
+  let stream: DestinationStream = direct;
   if (bufferBytes > 0) {
+    const batch = new LineBatch(direct, Math.min(bufferBytes, PIPE_BUF));
     process.once('exit', () => {
       try {
-        stream.flushSync();
+        batch.flushSync();
       } catch {
         // stdout already closed: nothing left to write to
       }
     });
+    stream = batch;
   }
   stdoutStreams.set(bufferBytes, stream);
   return stream;

@@ -176,7 +176,7 @@ export const SETTINGS = {
   WEB_CONCURRENCY: S({ env: 'WEB_CONCURRENCY', default: '1', group: 'Server', doc: 'Worker processes sharing the port (node:cluster).', parse: int(1, 64) }),
   BODY_LIMIT: S({ env: 'BODY_LIMIT', default: '102400', group: 'Server', doc: 'Largest accepted request body in bytes; larger bodies get 413.', parse: int(1024, 10 * 1024 * 1024) }),
   LOG_LEVEL: S({ env: 'LOG_LEVEL', default: 'info', group: 'Server', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
-  LOG_BUFFER_BYTES: S({ env: 'LOG_BUFFER_BYTES', default: '4096', group: 'Server', doc: 'Log lines are written to stdout in batches of this many bytes, at the latest after 1 s and always on exit (a SIGKILL loses at most that second). 0 writes each line at once.', parse: int(0, 16000) }),
+  LOG_BUFFER_BYTES: S({ env: 'LOG_BUFFER_BYTES', default: '4096', group: 'Server', doc: 'Log lines are written to stdout in batches of up to this many bytes (at most 4096, so a write to a pipe shared by workers is never split), at the latest after 1 s and always on exit (a SIGKILL loses at most that second). 0 writes each line at once.', parse: int(0, 4096) }),
   DOCS_ENABLED: S({ env: 'DOCS_ENABLED', default: 'true', group: 'Server', doc: 'Serve OpenAPI at /api/openapi.json and Swagger UI at /api/docs.', parse: bool }),
   HEALTH_TOKEN: S({ env: 'HEALTH_TOKEN', default: '', group: 'Server', doc: 'Token (header X-Health-Token) that opens /api/health/detailed to monitors outside development.', parse: str, secret: true }),
 

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { createLogger, REDACTED, SECRET_KEY_PATTERN, SECRET_KEYS } from '../../src/logging.js';
+import { createLogger, LineBatch, LOG_FLUSH_INTERVAL_MS, PIPE_BUF, REDACTED, SECRET_KEY_PATTERN, SECRET_KEYS } from '../../src/logging.js';
 import { createLoggedApp } from './support.js';
 
 describe('logging', () => {
@@ -112,6 +112,36 @@ describe('logging', () => {
     it('with a buffer, a SIGKILL loses the lines still waiting (the documented cost)', () => {
       const child = runChild(4096, "process.kill(process.pid, 'SIGKILL');");
       assert.deepEqual(messages(child.stdout), []);
+    });
+
+    it('writes whole lines in chunks of at most the limit, counted in bytes, in order', () => {
+      const chunks: string[] = [];
+      const batch = new LineBatch({ write: (chunk: string) => void chunks.push(chunk) }, PIPE_BUF);
+      // Lines of 1 to 3 bytes a character: a character count would let a chunk outgrow PIPE_BUF.
+      const lines = Array.from({ length: 400 }, (_, i) => `{"n":${i},"name":"${['ascii', 'é', '€'][i % 3]!.repeat(20 + (i % 50))}"}\n`);
+      for (const line of lines) batch.write(line);
+      assert.equal(chunks.length > 0, true, 'full chunks are written without waiting for the timer');
+      batch.close();
+      assert.equal(chunks.join(''), lines.join(''), 'every line, in order, nothing added');
+      for (const chunk of chunks) {
+        assert.ok(Buffer.byteLength(chunk) <= PIPE_BUF, `chunk of ${Buffer.byteLength(chunk)} bytes`);
+        assert.ok(chunk.endsWith('\n'), 'a chunk ends where a line ends');
+      }
+      const full = chunks.slice(0, -1).map((chunk) => Buffer.byteLength(chunk));
+      const longestLine = Math.max(...lines.map((line) => Buffer.byteLength(line)));
+      assert.ok(Math.min(...full) > PIPE_BUF - longestLine, `a chunk is written only when the next line would not fit: ${Math.min(...full)} bytes`);
+    });
+
+    it('a waiting line is written after LOG_FLUSH_INTERVAL_MS even when no other line follows', (ctx) => {
+      ctx.mock.timers.enable({ apis: ['setInterval'] });
+      const chunks: string[] = [];
+      const batch = new LineBatch({ write: (chunk: string) => void chunks.push(chunk) }, PIPE_BUF);
+      batch.write('{"msg":"lonely"}\n');
+      ctx.mock.timers.tick(LOG_FLUSH_INTERVAL_MS - 1);
+      assert.deepEqual(chunks, []);
+      ctx.mock.timers.tick(1);
+      assert.deepEqual(chunks, ['{"msg":"lonely"}\n']);
+      batch.close();
     });
   });
 });
