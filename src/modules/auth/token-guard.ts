@@ -5,8 +5,10 @@
  * A token is good when its signature and claims verify (tokens.ts), its session is not revoked
  * or past its end, its jti is not on the revocation list, and its user is active. The database
  * is the truth; the first use of a token checks all of that (one HMAC, one indexed query) and the
- * answer is cached under the exact token string, so later requests with the same token cost one
- * map lookup: a different string, however close, is a miss and is verified in full. An entry
+ * answer is cached for the exact token string, so later requests with the same token cost one
+ * map lookup and one string comparison: a different string, however close, is a miss and is
+ * verified in full. The map is keyed by the signature segment alone (hashing 43 characters, not
+ * the whole token); the comparison with the whole cached string is what proves the match. An entry
  * lives until the token expires or ENTRY_TTL_MS passes, whichever is first. Anything that
  * revokes or changes a user publishes to the ChangeFeed, which evicts the affected entries here
  * and in every other process.
@@ -24,7 +26,10 @@ export interface Principal {
   claims: TokenClaims;
 }
 
-interface Entry extends Principal {
+interface Entry {
+  principal: Principal;
+  /** The whole token string this entry was proved for (kept off the principal, which handlers see). */
+  token: string;
   /** Epoch ms after which the entry must be checked again. */
   validUntil: number;
 }
@@ -33,10 +38,15 @@ interface Entry extends Principal {
 const ENTRY_TTL_MS = 60_000;
 const MAX_ENTRIES = 20_000;
 
+/** A signed token's last segment: its signature. */
+function cacheKey(token: string): string {
+  return token.slice(token.lastIndexOf('.') + 1);
+}
+
 export class TokenGuard {
-  /** Token string → what it proved, and jti → token string for revocations by jti. */
+  /** Signature segment → what its token proved, and jti → signature for revocations by jti. */
   private readonly cache = new Map<string, Entry>();
-  private readonly tokenByJti = new Map<string, string>();
+  private readonly keyByJti = new Map<string, string>();
   /** Bumped on every invalidation so a check that raced one is not cached. */
   private generation = 0;
   /** The token's user with its session's state and the jti's revocation, in one indexed query. */
@@ -62,8 +72,9 @@ export class TokenGuard {
 
   async authenticate(token: string): Promise<Principal> {
     const now = Date.now();
-    const hit = this.cache.get(token);
-    if (hit && now < hit.validUntil) return hit;
+    const key = cacheKey(token);
+    const hit = this.cache.get(key);
+    if (hit && hit.token === token && now < hit.validUntil) return hit.principal;
 
     const claims = await this.tokens.verify(token, 'access');
     const generation = this.generation;
@@ -73,35 +84,36 @@ export class TokenGuard {
     }
     if (!row.is_active) throw authenticationError('Account is deactivated');
     const { session_revoked_at: _r, session_expires_at: _e, revoked_jti: _j, ...user } = row;
-    const entry: Entry = { user, claims, validUntil: Math.min(now + ENTRY_TTL_MS, claims.exp * 1000, row.session_expires_at) };
-    if (generation === this.generation) this.remember(token, entry);
-    return entry;
+    const entry: Entry = { principal: { user, claims }, token, validUntil: Math.min(now + ENTRY_TTL_MS, claims.exp * 1000, row.session_expires_at) };
+    if (generation === this.generation) this.remember(key, entry);
+    return entry.principal;
   }
 
-  private remember(token: string, entry: Entry): void {
+  private remember(key: string, entry: Entry): void {
     if (this.cache.size >= MAX_ENTRIES) this.forget(this.cache.keys().next().value!);
-    this.cache.set(token, entry);
-    this.tokenByJti.set(entry.claims.jti, token);
+    this.cache.set(key, entry);
+    this.keyByJti.set(entry.principal.claims.jti, key);
   }
 
-  private forget(token: string): void {
-    const entry = this.cache.get(token);
+  private forget(key: string): void {
+    const entry = this.cache.get(key);
     if (!entry) return;
-    this.cache.delete(token);
+    this.cache.delete(key);
     // Only the signer can make a second string for a jti, so the jti names this entry alone.
-    this.tokenByJti.delete(entry.claims.jti);
+    this.keyByJti.delete(entry.principal.claims.jti);
   }
 
   private invalidate(kind: ChangeKind, key: string): void {
     this.generation++;
     if (kind === 'jti') {
-      const cachedAs = this.tokenByJti.get(key);
+      const cachedAs = this.keyByJti.get(key);
       if (cachedAs) this.forget(cachedAs);
       return;
     }
     if (kind !== 'session' && kind !== 'user') return;
-    for (const [token, entry] of this.cache) {
-      if ((kind === 'session' && entry.claims.sid === key) || (kind === 'user' && entry.user.id === key)) this.forget(token);
+    for (const [cached, entry] of this.cache) {
+      const { claims, user } = entry.principal;
+      if ((kind === 'session' && claims.sid === key) || (kind === 'user' && user.id === key)) this.forget(cached);
     }
   }
 }
