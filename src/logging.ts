@@ -84,14 +84,14 @@ export class LineBatch implements DestinationStream {
     this.out.write(chunk);
   }
 
-  /** Writes what waits and stops the timer (tests; the service's stream lives as long as the process). */
+  /** Writes what waits and stops the timer (tests: the service's stream lives with the process). */
   close(): void {
     clearInterval(this.timer);
     this.flushSync();
   }
 }
 
-/** One stdout stream per buffer size, shared by every logger of the process: lines stay in order. */
+/** One stdout stream per buffer size, shared by every logger of the process: lines keep order. */
 const stdoutStreams = new Map<number, DestinationStream>();
 
 /**

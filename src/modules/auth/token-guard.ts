@@ -8,8 +8,8 @@
  * answer is cached for the exact token string, so later requests with the same token cost one
  * map lookup and one string comparison: a different string, however close, is a miss and is
  * verified in full. The map is keyed by the signature segment alone (hashing 43 characters, not
- * the whole token); the comparison with the whole cached string is what proves the match. An entry
- * lives until the token expires or ENTRY_TTL_MS passes, whichever is first. Anything that
+ * the whole token); the comparison with the whole cached string is what proves the match. An
+ * entry lives until the token expires or ENTRY_TTL_MS passes, whichever is first. Anything that
  * revokes or changes a user publishes to the ChangeFeed, which evicts the affected entries here
  * and in every other process.
  */
@@ -28,7 +28,7 @@ export interface Principal {
 
 interface Entry {
   principal: Principal;
-  /** The whole token string this entry was proved for (kept off the principal, which handlers see). */
+  /** The whole token string this entry was proved for (not on the principal handlers see). */
   token: string;
   /** Epoch ms after which the entry must be checked again. */
   validUntil: number;
