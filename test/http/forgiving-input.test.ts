@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bearer, createTestApp, json, login, makeAdmin, register, registerAndLogin, STRONG_PASSWORD, type TestApp } from '../helpers/app.js';
 
-const EMPTY_JSON = [
+const EMPTY_JSON: Record<string, string>[] = [
   { 'content-type': 'application/json', 'content-length': '0' },
   { 'content-type': 'application/json; charset=utf-8', 'content-length': '0' },
   { 'content-type': 'application/json' }, // no Content-Length at all

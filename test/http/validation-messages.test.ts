@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
 import { KEYWORD_MESSAGES, KNOWN_FORMATS, MAX_DETAIL_FIELDS, MAX_FIELD_NAME_LENGTH, MAX_MESSAGES_PER_FIELD, validationDetails } from '../../src/http/validation.js';
 import { bearer, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../helpers/app.js';
 
@@ -119,7 +120,7 @@ describe('validation messages: every keyword in our words, every field listed, b
 
   it('a failing value for each keyword of each field of each route gets our message under that field', async () => {
     const exercised = new Set<string>();
-    const send = async (c: Compiled, field: string, value: unknown) => {
+    const send = async (c: Compiled, field: string, value: unknown): Promise<LightMyRequestResponse> => {
       const url = c.url.replace(/:(\w+)/g, 'x');
       if (c.httpPart === 'body') return t.app.inject({ method: c.method as 'POST', url, headers: auth, payload: { [field]: value } as Record<string, unknown> });
       if (c.httpPart === 'querystring') return t.app.inject({ method: c.method as 'GET', url, headers: auth, query: { [field]: String(value) } });
@@ -133,7 +134,7 @@ describe('validation messages: every keyword in our words, every field listed, b
         for (const k of casesFor(schema, c.httpPart !== 'body')) {
           if (c.httpPart === 'params' && k.keyword !== 'maxLength') continue; // a path segment can only be too long
           const res = await send(c, field, k.value);
-          const where = `${c.method} ${c.url} ${c.httpPart}.${field} (${k.describe})`;
+          const where: string = `${c.method} ${c.url} ${c.httpPart}.${field} (${k.describe})`;
           assert.equal(res.statusCode, 400, `${where}: ${res.body}`);
           const body = json(res);
           assert.equal(body.error.code, 'VALIDATION_ERROR');
