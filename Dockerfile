@@ -18,6 +18,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+# npm ci runs package.json's "prepare" script (scripts/compile.mjs); without src/ yet it has
+# nothing to do. The type-checked build of src/ is `npm run build` below.
+COPY scripts/compile.mjs ./scripts/compile.mjs
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src

@@ -22,6 +22,7 @@ import sentry from './modules/security/sentry.js';
 import adminRoutes from './modules/users/admin-routes.js';
 import profileRoutes from './modules/users/profile-routes.js';
 import { httpServerOptions } from './http/tls.js';
+import { acceptQueryBooleans } from './http/validation.js';
 import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/request-guard.js';
 import clientAddress, { trustProxyOption } from './plugins/client-address.js';
 import corsPlugin from './plugins/cors.js';
@@ -46,15 +47,18 @@ export interface BuildOptions {
 
 /**
  * Bodies are validated strictly: no type coercion, no silently removed fields, so a wrong type
- * or an unknown field is a 400. Query strings and params are text on the wire and are coerced.
+ * or an unknown field is a 400. Query strings and params are text on the wire and are coerced
+ * (query booleans also from True/False/1/0, see http/validation.ts). Every failing field is
+ * reported (allErrors): our request schemas use only keywords whose cost stays linear in the
+ * input (the allow-list in http/validation.ts), and the answer is capped there.
  */
 function validatorFactory() {
   const pool = AjvCompiler();
-  const shared = { useDefaults: true, allErrors: false, removeAdditional: false as const };
+  const shared = { useDefaults: true, allErrors: true, removeAdditional: false as const };
   return (externalSchemas: any, options: { customOptions?: Record<string, unknown> }) => {
     const body = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: false } });
     const text = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: 'array' } });
-    return (route: any) => (route.httpPart === 'body' ? body(route) : text(route));
+    return (route: any) => (route.httpPart === 'body' ? body(route) : route.httpPart === 'querystring' ? acceptQueryBooleans(route.schema, text(route)) : text(route));
   };
 }
 
@@ -133,6 +137,9 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
         api.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
         // indexPrefix: the page's asset links must carry the outer /api prefix.
         await api.register(swaggerUi, { routePrefix: '/docs', indexPrefix: '/api', staticCSP: DOCS_CSP, uiConfig: { deepLinking: false } });
+        // The original Flokie's documentation paths (docs/migrating-from-flokie-python.md).
+        api.get('/doc', { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) => reply.redirect('/api/docs/', 301));
+        api.get('/swagger.json', { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) => reply.redirect('/api/openapi.json', 301));
       }
     },
     { prefix: '/api' },

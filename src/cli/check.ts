@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { secretProblem, type Config } from '../config/index.js';
+import { secretProblem, type Config, type ConfigProblem } from '../config/index.js';
 import { dialectOf } from '../db/index.js';
 
 export type Status = 'pass' | 'warn' | 'fail';
@@ -120,7 +120,15 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
     publicHttp && config.isProduction ? 'fail' : https ? 'pass' : 'warn',
     publicHttp && config.isProduction ? 'PUBLIC_URL is http://: links in e-mails would go out unencrypted' : https ? (config.TLS_CERT_FILE ? 'TLS served directly' : config.FORCE_HTTPS ? 'plain HTTP redirected to HTTPS' : 'TLS terminated by a trusted proxy') : 'no TLS_CERT_FILE, FORCE_HTTPS or TRUSTED_PROXIES: make sure a proxy terminates TLS',
   );
-  add('network.hsts', 'HSTS is sent', config.HSTS_MAX_AGE === 0 ? 'fail' : config.HSTS_MAX_AGE < 15_552_000 ? 'warn' : 'pass', `max-age=${config.HSTS_MAX_AGE}${config.HSTS_MAX_AGE < 15_552_000 ? ' (use at least 6 months)' : ''}`, true);
+  // Where it is sent is plugins/security-headers.ts's rule: every answer in production, HTTPS requests elsewhere.
+  const hstsWhere = config.isProduction ? 'on every answer' : `on HTTPS requests only (NODE_ENV=${config.NODE_ENV}; production sends it on every answer)`;
+  add(
+    'network.hsts',
+    'HSTS is sent',
+    config.HSTS_MAX_AGE === 0 ? 'fail' : config.HSTS_MAX_AGE < 15_552_000 ? 'warn' : 'pass',
+    config.HSTS_MAX_AGE === 0 ? 'HSTS_MAX_AGE=0: never sent' : `max-age=${config.HSTS_MAX_AGE}${config.HSTS_MAX_AGE < 15_552_000 ? ' (use at least 6 months)' : ''}, ${hstsWhere}`,
+    true,
+  );
   const wildcard = config.CORS_ORIGINS.includes('*');
   const plainOrigins = config.CORS_ORIGINS.filter((o) => o.startsWith('http://') && !/^http:\/\/(localhost|127\.0\.0\.1)(:|$)/.test(o));
   add('network.cors', 'CORS is restricted', wildcard ? 'fail' : plainOrigins.length ? 'warn' : 'pass', wildcard ? 'CORS_ORIGINS contains "*"' : plainOrigins.length ? `plain-HTTP origins allowed: ${plainOrigins.join(', ')}` : config.CORS_ORIGINS.length ? `allowed: ${config.CORS_ORIGINS.join(', ')}` : 'no cross-origin access', true);
@@ -151,9 +159,24 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
   }
   add('monitoring.sentry', 'Error monitoring is configured', sentry[0], sentry[1]);
   add('monitoring.intrusion', 'Intrusion detection is active', config.BRUTE_FORCE_ALERT_THRESHOLD > 100 ? 'warn' : 'pass', `alert after ${config.BRUTE_FORCE_ALERT_THRESHOLD} failed logins per IP per hour${config.BRUTE_FORCE_BLOCK_MINUTES ? `, block ${config.BRUTE_FORCE_BLOCK_MINUTES} min` : ''}`);
-  add('debug.off', 'Debug mode is off', config.NODE_ENV !== 'production' ? 'fail' : config.DOCS_ENABLED ? 'warn' : 'pass', config.NODE_ENV !== 'production' ? `NODE_ENV=${config.NODE_ENV} (development conveniences on: generated secrets, no HSTS)` : config.DOCS_ENABLED ? 'API docs are served (DOCS_ENABLED=true); fine if intended' : 'NODE_ENV=production');
+  add('debug.off', 'Debug mode is off', config.NODE_ENV !== 'production' ? 'fail' : config.DOCS_ENABLED ? 'warn' : 'pass', config.NODE_ENV !== 'production' ? `NODE_ENV=${config.NODE_ENV} (development conveniences on: generated secrets, HSTS only over HTTPS, operator health views open)` : config.DOCS_ENABLED ? 'API docs are served (DOCS_ENABLED=true); fine if intended' : 'NODE_ENV=production');
 
   return results;
+}
+
+/**
+ * The whole checklist for a configuration read by inspectConfig: each setting it could not accept
+ * is one FAIL item (`config.<VARIABLE>`), unless a checklist item already reports that rule; the
+ * other items are rated with that setting's default in its place.
+ */
+export function runChecklist(inspection: { config: Config; problems: ConfigProblem[] }, options: CheckOptions & { criticalOnly?: boolean } = {}): CheckResult[] {
+  const results = options.criticalOnly ? criticalFailures(inspection.config, options) : runChecks(inspection.config, options);
+  // The rules that carry a `check` id are items that fail whenever the rule does, so they are in `results` too.
+  const reported = new Set(results.map((r) => r.id));
+  const invalid = inspection.problems
+    .filter((p) => !(p.check && reported.has(p.check)))
+    .map((p): CheckResult => ({ id: `config.${p.setting}`, title: `${p.setting} is valid`, status: 'fail', detail: `${p.message} (the service refuses to start; other items use its default)`, critical: true }));
+  return [...invalid, ...results];
 }
 
 /** The failures that stop a production start. */

@@ -5,11 +5,9 @@
  */
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import pino from 'pino';
 import { loadConfig, SettingError, type Config } from '../config/index.js';
 import type { Container } from '../container.js';
 import { ApiError } from '../http/errors.js';
-import { createLogger } from '../logging.js';
 import type { Actor } from '../modules/users/admin-service.js';
 
 /** The CLI acts as the operator: recorded as `via: "cli"` with no user id. */
@@ -29,7 +27,7 @@ export function config(): Config {
 export async function withContainer<T>(run: (c: Container) => Promise<T>, logLevel = process.env.FLOKIE_CLI_LOG_LEVEL ?? 'silent'): Promise<T> {
   const cfg = config();
   // Loaded on demand: `--help`, `secrets generate` and `check` start faster without the whole service.
-  const { createContainer } = await import('../container.js');
+  const [{ createContainer }, { createLogger }, { default: pino }] = await Promise.all([import('../container.js'), import('../logging.js'), import('pino')]);
   const log = createLogger(logLevel, pino.destination(2));
   const container = await createContainer(cfg, { log });
   try {

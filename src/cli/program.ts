@@ -4,20 +4,21 @@
  * explains each. Run from a checkout with `npx flokie …` or `npm run flokie -- …`.
  */
 import { randomBytes } from 'node:crypto';
-import { Ajv } from 'ajv';
-import addFormats from 'ajv-formats';
 import { Command, InvalidArgumentError } from 'commander';
 import { SettingError, parseRate } from '../config/index.js';
-import { Email, Username } from '../http/fields.js';
-import { eventQuery, toEventView } from '../modules/security/routes.js';
-import { getEmergencyLimit, setEmergencyLimit } from '../state/emergency-limit.js';
-import { criticalFailures, formatResult, runChecks } from './check.js';
-import { CLI_ACTOR, CliError, config, describeError, note, readPassword, withContainer } from './context.js';
+import type { toEventView } from '../modules/security/routes.js';
+import { CLI_ACTOR, CliError, describeError, note, readPassword, withContainer } from './context.js';
 
-const ajv = new Ajv({ allErrors: false });
-(addFormats as unknown as (a: Ajv) => void)(ajv);
-const validUsername = ajv.compile(Username);
-const validEmail = ajv.compile(Email);
+// Modules a command needs are imported when it runs (`await import`): `--help` and the light
+// commands then load commander and the configuration only, not the database drivers.
+
+/** The API's own field schemas, checked here before anything is read from stdin. */
+async function fieldValidators() {
+  const [{ Ajv }, { default: addFormats }, { Email, Username }] = await Promise.all([import('ajv'), import('ajv-formats'), import('../http/fields.js')]);
+  const ajv = new Ajv({ allErrors: false });
+  (addFormats as unknown as (a: InstanceType<typeof Ajv>) => void)(ajv);
+  return { validUsername: ajv.compile(Username), validEmail: ajv.compile(Email) };
+}
 
 /** "2026-01-01T00:00:00Z", or a duration back from now: "15m", "2h", "7d". */
 function parseSince(value: string): number {
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
     .argument('<username>', 'username: 3–50 of A–Z, a–z, 0–9, _ and -')
     .argument('<email>', 'e-mail address')
     .action(async (username: string, email: string) => {
+      const { validUsername, validEmail } = await fieldValidators();
       if (!validUsername(username)) throw new CliError('username must be 3–50 of A–Z, a–z, 0–9, _ and -');
       if (!validEmail(email)) throw new CliError('not a valid e-mail address');
       const password = await readPassword();
@@ -117,8 +119,14 @@ export function buildProgram(): Command {
     .action(async (jti: string) => {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new CliError('a jti is 1–64 of A–Z, a–z, 0–9, _ and -');
       await withContainer(async (c) => {
-        const { session_revoked } = await c.admin.revokeToken(jti, CLI_ACTOR);
-        console.log(`Revoked token ${jti}${session_revoked ? ' and its session' : ''}`);
+        const { session, already_revoked } = await c.admin.revokeToken(jti, CLI_ACTOR);
+        const again = already_revoked ? ' (it was already revoked)' : '';
+        if (session) {
+          const owner = session.username ? `${session.username} (${session.user_id})` : `user ${session.user_id}`;
+          console.log(`Revoked refresh token ${jti}${again}: session ${session.id} of ${owner}${session.ended_before ? ', which had already ended,' : ''} is revoked with it`);
+        } else {
+          console.log(`Revoked token ${jti}${again}: no refresh token with this id is known (an access token's id, or an unknown one); any token with this jti is refused from now on`);
+        }
       });
     });
 
@@ -151,6 +159,7 @@ export function buildProgram(): Command {
           throw new CliError(`${(error as SettingError).message}; or "off"`);
         }
       }
+      const { setEmergencyLimit } = await import('../state/emergency-limit.js');
       await withContainer(async (c) => {
         const spec = await setEmergencyLimit(c.db, c.changes, off ? null : rate);
         c.events.emit({
@@ -165,6 +174,7 @@ export function buildProgram(): Command {
     .command('status')
     .description('Show the emergency limit in force')
     .action(async () => {
+      const { getEmergencyLimit } = await import('../state/emergency-limit.js');
       await withContainer(async (c) => {
         const spec = await getEmergencyLimit(c.db);
         console.log(spec ? `Emergency rate limit on: ${spec.text}` : 'Emergency rate limit off');
@@ -189,8 +199,10 @@ export function buildProgram(): Command {
     .description("The pre-deployment security checklist: inspects the configuration this environment would run with and prints pass/warn/fail per item; exits non-zero on any failure")
     .option('--json', 'one JSON object per line', false)
     .option('--critical', 'only the items a production start refuses to start on', false)
-    .action((options: { json: boolean; critical: boolean }) => {
-      const results = options.critical ? criticalFailures(config()) : runChecks(config());
+    .action(async (options: { json: boolean; critical: boolean }) => {
+      const [{ formatResult, runChecklist }, { inspectConfig }] = await Promise.all([import('./check.js'), import('../config/index.js')]);
+      // Every item even when settings are invalid: each invalid one is a FAIL line among the others.
+      const results = runChecklist(inspectConfig(), { criticalOnly: options.critical });
       for (const r of results) console.log(options.json ? JSON.stringify(r) : formatResult(r));
       const failed = results.filter((r) => r.status === 'fail').length;
       const warned = results.filter((r) => r.status === 'warn').length;
@@ -209,6 +221,7 @@ export function buildProgram(): Command {
     .option('--interval <ms>', 'poll interval in milliseconds', positiveInt, 1000)
     .option('--json', 'one JSON object per line', false)
     .action(async (options: { since?: number; type?: string; severity?: string; interval: number; json: boolean }) => {
+      const { eventQuery, toEventView } = await import('../modules/security/routes.js');
       await withContainer(async (c) => {
         let stopped = false;
         const stop = () => {
@@ -250,6 +263,7 @@ export function buildProgram(): Command {
     .option('--user-id <id>', 'only events of this user')
     .option('--ip <address>', 'only events from this address')
     .action(async (options: { since?: number; until?: number; type?: string; userId?: string; ip?: string }) => {
+      const { eventQuery, toEventView } = await import('../modules/security/routes.js');
       await withContainer(async (c) => {
         const filter = { since: options.since, until: options.until, type: options.type, user_id: options.userId, ip: options.ip };
         let lastId = 0;

@@ -52,17 +52,37 @@ export interface LoadOptions {
   dotenv?: boolean;
 }
 
+/** One thing wrong with the configuration. */
+export interface ConfigProblem {
+  /** The variable at fault (the first, when a rule ties several). */
+  setting: string;
+  /** One line naming the variable, e.g. `PORT must be an integer, got "x"`. */
+  message: string;
+  /** The `flokie check` item that already reports this rule (src/cli/check.ts), if any. */
+  check?: string;
+}
+
+/** Every problem of a configuration; the message names them all, on one line. */
+export class ConfigError extends SettingError {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map((p) => p.message).join('; '));
+  }
+}
+
 /**
- * Builds the typed config from the environment (and .env). Throws SettingError with one line
- * naming the variable on any bad value.
+ * Reads the environment (and .env) into the typed config and collects every problem instead of
+ * stopping at the first: a value the parser refuses is reported and replaced by its default, so
+ * `flokie check` can still rate everything else. `loadConfig` is this plus a throw.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
+export function inspectConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): { config: Config; problems: ConfigProblem[] } {
   const cwd = options.cwd ?? process.cwd();
   const fromFile: Record<string, string> = {};
   const envFile = resolve(cwd, '.env');
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the .env beside the service
   if (options.dotenv !== false && existsSync(envFile)) Object.assign(fromFile, parseDotenv(readFileSync(envFile)));
   const source = { ...fromFile, ...env };
+  const problems: ConfigProblem[] = [];
+  const problem = (setting: string, message: string, check?: string) => problems.push({ setting, message, ...(check ? { check } : {}) });
 
   const values = {} as Record<SettingKey, unknown>;
   for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
@@ -70,8 +90,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
     try {
       values[key] = setting.parse(raw);
     } catch (e) {
-      if (e instanceof SettingError) throw new SettingError(`${setting.env} ${e.message}`);
-      throw e;
+      if (!(e instanceof SettingError)) throw e;
+      problem(setting.env, `${setting.env} ${e.message}`);
+      values[key] = setting.parse(setting.default);
     }
   }
   const settings = values as Settings;
@@ -79,27 +100,37 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
 
   if (isProduction) {
     for (const key of ['SECRET_KEY', 'JWT_SECRET_KEY'] as const) {
-      const problem = secretProblem(settings[key]);
-      if (problem) throw new SettingError(`${key} ${problem}; generate one with \`npx flokie secrets generate\``);
+      const trouble = secretProblem(settings[key]);
+      if (trouble) problem(key, `${key} ${trouble}; generate one with \`npx flokie secrets generate\``, `secret.${key}`);
     }
-    if (settings.SECRET_KEY === settings.JWT_SECRET_KEY) throw new SettingError('JWT_SECRET_KEY must differ from SECRET_KEY');
-    if (!settings.WTF_CSRF_ENABLED) throw new SettingError('WTF_CSRF_ENABLED cannot be false in production');
-    if (!settings.RATE_LIMIT_ENABLED) throw new SettingError('RATE_LIMIT_ENABLED cannot be false in production');
+    if (settings.SECRET_KEY && settings.SECRET_KEY === settings.JWT_SECRET_KEY) problem('JWT_SECRET_KEY', 'JWT_SECRET_KEY must differ from SECRET_KEY', 'secret.unique');
+    if (!settings.WTF_CSRF_ENABLED) problem('WTF_CSRF_ENABLED', 'WTF_CSRF_ENABLED cannot be false in production', 'network.csrf');
+    if (!settings.RATE_LIMIT_ENABLED) problem('RATE_LIMIT_ENABLED', 'RATE_LIMIT_ENABLED cannot be false in production', 'ratelimit.enabled');
   } else if (!settings.SECRET_KEY || !settings.JWT_SECRET_KEY) {
     const generated = developmentSecrets(cwd);
     settings.SECRET_KEY ||= generated.SECRET_KEY;
     settings.JWT_SECRET_KEY ||= generated.JWT_SECRET_KEY;
   }
   if (settings.CORS_SUPPORTS_CREDENTIALS && settings.CORS_ORIGINS.includes('*')) {
-    throw new SettingError('CORS_ORIGINS cannot contain "*" while CORS_SUPPORTS_CREDENTIALS is true');
+    problem('CORS_ORIGINS', 'CORS_ORIGINS cannot contain "*" while CORS_SUPPORTS_CREDENTIALS is true', 'network.cors');
   }
   if (Boolean(settings.TLS_CERT_FILE) !== Boolean(settings.TLS_KEY_FILE)) {
-    throw new SettingError('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+    problem(settings.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', 'TLS_CERT_FILE and TLS_KEY_FILE must be set together');
   }
   if (settings.MIN_PASSWORD_LENGTH > settings.MAX_PASSWORD_LENGTH) {
-    throw new SettingError('MIN_PASSWORD_LENGTH must not exceed MAX_PASSWORD_LENGTH');
+    problem('MIN_PASSWORD_LENGTH', 'MIN_PASSWORD_LENGTH must not exceed MAX_PASSWORD_LENGTH');
   }
   const scheme = settings.TLS_CERT_FILE ? 'https' : 'http';
   const publicUrl = (settings.PUBLIC_URL || `${scheme}://${settings.HOST}:${settings.PORT}`).replace(/\/+$/, '');
-  return { ...settings, isProduction, publicUrl };
+  return { config: { ...settings, isProduction, publicUrl }, problems };
+}
+
+/**
+ * Builds the typed config from the environment (and .env). Throws ConfigError (a SettingError)
+ * naming every bad variable, on one line, when anything is wrong.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
+  const { config, problems } = inspectConfig(env, options);
+  if (problems.length) throw new ConfigError(problems);
+  return config;
 }

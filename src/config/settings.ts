@@ -178,7 +178,7 @@ export const SETTINGS = {
   LOG_LEVEL: S({ env: 'LOG_LEVEL', default: 'info', group: 'Server', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
   LOG_BUFFER_BYTES: S({ env: 'LOG_BUFFER_BYTES', default: '4096', group: 'Server', doc: 'Log lines are written to stdout in batches of up to this many bytes (at most 4096, so a write to a pipe shared by workers is never split), at the latest after 1 s and always on exit (a SIGKILL loses at most that second). 0 writes each line at once.', parse: int(0, 4096) }),
   DOCS_ENABLED: S({ env: 'DOCS_ENABLED', default: 'true', group: 'Server', doc: 'Serve OpenAPI at /api/openapi.json and Swagger UI at /api/docs.', parse: bool }),
-  HEALTH_TOKEN: S({ env: 'HEALTH_TOKEN', default: '', group: 'Server', doc: 'Token (header X-Health-Token) that opens /api/health/detailed to monitors outside development.', parse: str, secret: true }),
+  HEALTH_TOKEN: S({ env: 'HEALTH_TOKEN', default: '', group: 'Server', doc: 'Token (header X-Health-Token) that opens /api/health/detailed, /database and /system to monitors outside development.', parse: str, secret: true }),
 
   SECRET_KEY: S({ env: 'SECRET_KEY', default: '', group: 'Secrets', doc: 'Signs CSRF tokens and cookies. ≥ 32 bytes; required in production (development generates one in var/).', parse: str, secret: true }),
   JWT_SECRET_KEY: S({ env: 'JWT_SECRET_KEY', default: '', group: 'Secrets', doc: 'HS256 key for access and refresh tokens. ≥ 32 bytes, distinct from SECRET_KEY; required in production.', parse: str, secret: true }),

@@ -1,7 +1,7 @@
 /** Field schemas shared by every route that accepts them: one definition of each input rule. */
 import { Type } from '@sinclair/typebox';
 
-export const Username = Type.String({ minLength: 3, maxLength: 50, pattern: '^[A-Za-z0-9_-]+$', description: '3–50 of A–Z, a–z, 0–9, _ and -' });
+export const Username = Type.String({ minLength: 3, maxLength: 50, pattern: '^[A-Za-z0-9_-]*$', description: '3–50 of A–Z, a–z, 0–9, _ and -' });
 export const Email = Type.String({ format: 'email', maxLength: 254 });
 /** Length rules beyond this sanity bound are the password policy's (400 with the rule that failed). */
 export const Password = Type.String({ minLength: 1, maxLength: 1024 });

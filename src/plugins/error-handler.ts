@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
-import { ApiError, type ErrorCode, type ErrorDetails } from '../http/errors.js';
+import { ApiError, type ErrorCode } from '../http/errors.js';
+import { validationDetails, type AjvError } from '../http/validation.js';
 
 /** Status code → contract code for errors raised by Fastify itself or its plugins. */
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
@@ -18,54 +19,21 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   503: 'SERVICE_UNAVAILABLE',
 };
 
-interface AjvError {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-/** Ajv errors → {"field": ["message", …]}, with the field named the way the client sent it. */
-export function validationDetails(errors: AjvError[], part: string | undefined): ErrorDetails {
-  // Field names come from the client ("toString", "__proto__"): no inherited keys to collide with.
-  const details = Object.create(null) as ErrorDetails;
-  for (const err of errors) {
-    let field = err.instancePath.replace(/^\//, '').replace(/\//g, '.');
-    let message = err.message ?? 'is invalid';
-    if (err.keyword === 'required') {
-      field = [field, String(err.params.missingProperty)].filter(Boolean).join('.');
-      message = 'This field is required';
-    } else if (err.keyword === 'additionalProperties') {
-      field = [field, String(err.params.additionalProperty)].filter(Boolean).join('.');
-      message = 'Unknown field';
-    } else if (err.keyword === 'minLength') {
-      message = `Must be at least ${String(err.params.limit)} characters`;
-    } else if (err.keyword === 'maxLength') {
-      message = `Must be at most ${String(err.params.limit)} characters`;
-    } else if (err.keyword === 'format' && err.params.format === 'email') {
-      message = 'Not a valid e-mail address';
-    } else if (err.keyword === 'type') {
-      message = `Must be of type ${String(err.params.type)}`;
-    } else if (err.keyword === 'pattern') {
-      message = 'Contains characters that are not allowed';
-    }
-    const key = field || part || 'body';
-    (details[key] ??= []).push(message);
-  }
-  return details;
-}
-
-function toApiError(error: FastifyError & { validation?: AjvError[]; validationContext?: string }): ApiError {
+function toApiError(error: FastifyError & { validation?: AjvError[]; validationContext?: string }, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
   if (error.validation) {
-    return new ApiError(400, 'VALIDATION_ERROR', 'Request validation failed', validationDetails(error.validation, error.validationContext));
+    const { details, total } = validationDetails(error.validation, error.validationContext);
+    const shown = Object.values(details).reduce((n, messages) => n + messages.length, 0);
+    let message = total > shown ? `Request validation failed (${shown} of ${total} problems shown)` : 'Request validation failed';
+    // No body at all (or an empty one sent as JSON) where the route needs one.
+    if (error.validationContext === 'body' && request.body == null) message = 'A JSON request body is required';
+    return new ApiError(400, 'VALIDATION_ERROR', message, details);
   }
   const status = error.statusCode ?? 500;
   if (status >= 500) return new ApiError(500, 'INTERNAL_SERVER_ERROR', 'An unexpected error occurred');
   const code = CODE_BY_STATUS[status] ?? 'VALIDATION_ERROR';
   const messages: Partial<Record<string, string>> = {
     FST_ERR_CTP_INVALID_JSON_BODY: 'Malformed JSON body',
-    FST_ERR_CTP_EMPTY_JSON_BODY: 'Request body is empty but Content-Type is application/json',
     FST_ERR_CTP_BODY_TOO_LARGE: 'Request body is too large',
     FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Unsupported Content-Type; send application/json',
     FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'Content-Length does not match the body',
@@ -107,7 +75,7 @@ export default fp(
     app.decorate('reportError', () => {});
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      const apiError = toApiError(error);
+      const apiError = toApiError(error, request);
       if (apiError.statusCode >= 500) {
         request.log.error({ err: error }, 'unhandled error');
         app.reportError(error, request);

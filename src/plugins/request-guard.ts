@@ -9,6 +9,7 @@
  * - URLs longer than MAX_URL_LENGTH: 414; a NUL byte anywhere in the URL (raw or %00): 400.
  *   Bodies over BODY_LIMIT (413), non-JSON bodies (415) and malformed JSON (400) are Fastify's
  *   content-type parser errors mapped by plugins/error-handler.ts; text/plain gets no parser, so it is 415 too.
+ * - An empty body sent as application/json counts as no body (see the parser below).
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
@@ -79,6 +80,15 @@ export default fp(
     // Every route speaks JSON: a text/plain body (what a cross-site "simple" request can send
     // without a preflight) is 415, like any other non-JSON type, instead of a string for the schema.
     app.removeContentTypeParser('text/plain');
+    // `Content-Type: application/json` with an empty body (what Python's requests sends with
+    // `json=None`) is no body at all, as if the header were absent; routes that need a body
+    // answer 400 "A JSON request body is required". Anything else goes to Fastify's own parser.
+    const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      if (body.length === 0) return done(null, undefined);
+      return parseJson(request, body as string, done);
+    });
     app.addHook('onRequest', (request, _reply, done) => {
       if (request.url.length > MAX_URL_LENGTH) return done(new ApiError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`));
       if (/%00|\u0000/i.test(request.url)) return done(new ApiError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte'));

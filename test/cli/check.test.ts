@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { criticalFailures, runChecks, type CheckResult } from '../../src/cli/check.js';
-import { loadConfig } from '../../src/config/index.js';
+import { criticalFailures, runChecklist, runChecks, type CheckResult } from '../../src/cli/check.js';
+import { inspectConfig, loadConfig } from '../../src/config/index.js';
 import { cliEnv, ROOT, runCli } from './helpers.js';
 
 const STRONG = {
@@ -127,6 +127,42 @@ describe('flokie check', () => {
     assert.ok(!good.stdout.includes(STRONG.SECRET_KEY) && !good.stdout.includes('Rq8vT2mW9xL4nB7cY3kJ'));
     const json = await runCli(['check', '--json'], { env: GOOD, cwd: goodRepo });
     assert.ok(json.stdout.trim().split('\n').every((l) => ['pass', 'warn'].includes(JSON.parse(l).status)));
+  });
+
+  it('invalid settings: every checklist item is still listed, each invalid setting one FAIL line among them, exit 1', async () => {
+    const env = { ...GOOD, PORT: 'not-a-port', HSTS_MAX_AGE: 'forever', RATE_LIMITS: '{"auth.login": "lots"}' };
+    const res = await runCli(['check'], { env, cwd: goodRepo });
+    assert.equal(res.code, 1, res.stderr);
+    const lines = res.stdout.trim().split('\n');
+    assert.ok(lines.every((l) => /^(PASS|WARN|FAIL)  /.test(l)), res.stdout);
+    const good = await runCli(['check'], { env: GOOD, cwd: goodRepo });
+    assert.equal(lines.length, good.stdout.trim().split('\n').length + 3, res.stdout);
+    assert.match(res.stdout, /^FAIL {2}PORT is valid: PORT must be an integer, got "not-a-port"/m);
+    assert.match(res.stdout, /^FAIL {2}HSTS_MAX_AGE is valid: HSTS_MAX_AGE must be an integer/m);
+    assert.match(res.stdout, /^FAIL {2}RATE_LIMITS is valid: RATE_LIMITS key "auth.login"/m);
+    for (const title of ['SECRET_KEY is strong', 'HTTPS is enforced', 'CORS is restricted', 'Rate limits are on', 'Debug mode is off']) assert.match(res.stdout, new RegExp(`^(PASS|WARN|FAIL) {2}${title}`, 'm'), title);
+    assert.doesNotMatch(res.stderr, /configuration error/);
+    const critical = await runCli(['check', '--critical'], { env, cwd: goodRepo });
+    assert.equal(critical.code, 1);
+    assert.equal(critical.stdout.trim().split('\n').length, 3, critical.stdout);
+  });
+
+  it('a rule the checklist already rates (a production secret, CSRF off) is one FAIL line, not two', () => {
+    const env = { ...GOOD, SECRET_KEY: 'changeme', WTF_CSRF_ENABLED: 'false', BCRYPT_ROUNDS: '2' };
+    const results = runChecklist(inspectConfig(env, { dotenv: false }), { env, cwd: goodRepo });
+    const failing = results.filter((r) => r.status === 'fail').map((r) => r.id);
+    assert.deepEqual(failing.sort(), ['config.BCRYPT_ROUNDS', 'network.csrf', 'secret.SECRET_KEY']);
+  });
+
+  it('the HSTS line says where HSTS is sent, in development and in production', () => {
+    const dev = byId(runChecks(loadConfig({ ...GOOD, NODE_ENV: 'development' }, { dotenv: false }), { env: GOOD, cwd: goodRepo }));
+    assert.equal(dev['network.hsts']!.status, 'pass');
+    assert.match(dev['network.hsts']!.detail, /^max-age=31536000, on HTTPS requests only \(NODE_ENV=development; production sends it on every answer\)$/);
+    assert.doesNotMatch(dev['debug.off']!.detail, /no HSTS/);
+    const prod = byId(runChecks(loadConfig(GOOD, { dotenv: false }), { env: GOOD, cwd: goodRepo }));
+    assert.equal(prod['network.hsts']!.detail, 'max-age=31536000, on every answer');
+    const off = byId(runChecks(loadConfig({ ...GOOD, HSTS_MAX_AGE: '0' }, { dotenv: false }), { env: GOOD, cwd: goodRepo }));
+    assert.deepEqual([off['network.hsts']!.status, off['network.hsts']!.detail], ['fail', 'HSTS_MAX_AGE=0: never sent']);
   });
 
   it('the critical part: what a production start refuses', () => {

@@ -134,7 +134,18 @@ describe('flokie CLI', () => {
     assert.ok(row && row.expires_at > Date.now());
     assert.ok((await changes('jti', access.jti)) >= 1);
     await assert.rejects(c.tokenGuard.authenticate(access.token), /revoked/);
+    // An access token's jti is not stored: the command says it did not know it, and revoked it anyway.
+    assert.match(r.stdout, new RegExp(`^Revoked token ${access.jti}: no refresh token with this id is known .*refused from now on\n$`));
     assert.equal((await runCli(['tokens', 'revoke', "x' OR 1=1 --"], { env })).code, 1);
+
+    // A refresh token's jti names its session and user, which are revoked with it.
+    const refreshed = await c.sessions.create(user.id, null, null);
+    const byRefresh = await runCli(['tokens', 'revoke', refreshed.refresh_jti], { env });
+    assert.equal(byRefresh.code, 0, byRefresh.stderr);
+    assert.equal(byRefresh.stdout, `Revoked refresh token ${refreshed.refresh_jti}: session ${refreshed.id} of clitokens (${user.id}) is revoked with it\n`);
+    assert.notEqual((await c.db.selectFrom('sessions').select('revoked_at').where('id', '=', refreshed.id).executeTakeFirstOrThrow()).revoked_at, null);
+    const again = await runCli(['tokens', 'revoke', refreshed.refresh_jti], { env });
+    assert.match(again.stdout, /\(it was already revoked\): session .* which had already ended, is revoked with it/);
 
     const second = await c.sessions.create(user.id, null, null);
     const all = await runCli(['sessions', 'revoke-all', 'clitokens'], { env });

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadConfig, SettingError } from '../../src/config/index.js';
+import { ConfigError, inspectConfig, loadConfig, SettingError } from '../../src/config/index.js';
 import { SETTINGS } from '../../src/config/settings.js';
 
 const STRONG_A = 'a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4';
@@ -50,6 +50,25 @@ describe('configuration', () => {
     }
   });
 
+  it('every problem is reported, not only the first; a refused value falls back to its default for the rest', () => {
+    const env = { NODE_ENV: 'production', PORT: 'abc', BCRYPT_ROUNDS: '3', HSTS_MAX_AGE: '-1', SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_A, TLS_CERT_FILE: '/x.pem' };
+    const { config, problems } = inspectConfig(env, { cwd: tmp(), dotenv: false });
+    assert.deepEqual(
+      problems.map((p) => p.setting),
+      ['PORT', 'BCRYPT_ROUNDS', 'HSTS_MAX_AGE', 'JWT_SECRET_KEY', 'TLS_KEY_FILE'],
+    );
+    assert.equal(problems.find((p) => p.setting === 'JWT_SECRET_KEY')!.check, 'secret.unique');
+    assert.equal(config.PORT, 5000);
+    assert.equal(config.BCRYPT_ROUNDS, 12);
+    assert.throws(
+      () => loadConfig(env, { cwd: tmp(), dotenv: false }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.length === 5 &&
+        e.message === 'PORT must be an integer, got "abc"; BCRYPT_ROUNDS must be between 4 and 16, got 3; HSTS_MAX_AGE must be between 0 and 63072000, got -1; JWT_SECRET_KEY must differ from SECRET_KEY; TLS_CERT_FILE and TLS_KEY_FILE must be set together',
+    );
+  });
+
   it('production refuses missing, example, short or shared secrets', () => {
     const prod = (env: Record<string, string>) => () => loadConfig({ NODE_ENV: 'production', ...env }, { cwd: tmp(), dotenv: false });
     assert.throws(prod({}), /SECRET_KEY is not set/);
@@ -82,6 +101,16 @@ describe('configuration', () => {
       assert.match(example, new RegExp(`^#? ?${s.env}=`, 'm'), `.env.example lacks ${s.env}`);
       assert.ok(readme.includes(`\`${s.env}\``), `README lacks ${s.env}`);
     }
+  });
+
+  it('the server exits with one line naming every bad variable', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, PORT: 'not-a-port', BCRYPT_ROUNDS: '99', NODE_ENV: 'development' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(result.status, 1);
+    assert.equal(result.stderr.trim(), 'flokie: configuration error: PORT must be an integer, got "not-a-port"; BCRYPT_ROUNDS must be between 4 and 16, got 99');
   });
 
   it('the server exits with one line naming the bad variable', () => {

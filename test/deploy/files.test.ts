@@ -122,6 +122,16 @@ describe('Dockerfile', () => {
     assert.match(SETTINGS.MAIL_OUTBOX_DIR.default, /^var\//);
   });
 
+  it("npm ci can run its prepare script in the build stage: the script is copied before `RUN npm ci`", () => {
+    const prepare = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.prepare!;
+    const script = /^node (\S+)$/.exec(prepare)?.[1];
+    assert.ok(script, `prepare runs one node script: ${prepare}`);
+    const build = stages[0]!;
+    const install = build.findIndex((i) => i.keyword === 'RUN' && /npm ci/.test(i.args));
+    const copied = build.slice(0, install).filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    assert.ok(copied.includes(script), `${script} is copied before npm ci (copied: ${copied.join(' ')})`);
+  });
+
   it('copies only files that exist and that .dockerignore lets through; .dockerignore keeps secrets out', () => {
     const ignore = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     assert.equal(ignore[0], '*', 'allow-list: everything is excluded first');

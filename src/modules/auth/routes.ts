@@ -2,12 +2,12 @@
  * /api/auth/* — every URL of API.md's Authentication section, in the order listed there.
  * Handlers only translate HTTP to AuthService calls and back.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Container } from '../../container.js';
 import { ok } from '../../http/envelope.js';
-import { authenticationError, validationError } from '../../http/errors.js';
+import { ApiError, authenticationError, validationError } from '../../http/errors.js';
 import { bearerToken } from '../../plugins/authenticate.js';
 import { iso, principalUserView } from '../users/user-view.js';
 import type { TokenPair } from './auth-service.js';
@@ -31,9 +31,32 @@ import {
 
 export const REFRESH_COOKIE = 'flokie_refresh';
 export const REFRESH_COOKIE_PATH = '/api/auth';
+/**
+ * Set to "session" beside a refresh cookie that must end with the browser session (login with
+ * remember_me: false), so the cookies a later refresh sets stay session cookies too. It only
+ * shortens the cookie's life; it grants nothing.
+ */
+export const REFRESH_SCOPE_COOKIE = 'flokie_refresh_scope';
 
 /** Browser mode: the client asked for the refresh token as an HttpOnly cookie. */
 const wantsCookie = (request: FastifyRequest) => String(request.headers['x-auth-mode'] ?? '').toLowerCase() === 'cookie';
+
+/**
+ * Login: `username_or_email` (the original Flokie's field name) is read as `username`. It is
+ * renamed before validation and before the per-username login limit reads the body
+ * (plugins/rate-limit.ts), so the alias is counted like the name. Both at once: 400.
+ */
+const loginAlias: preValidationHookHandler = (request, _reply, done) => {
+  const body = request.body as Record<string, unknown> | null | undefined;
+  if (body && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'username_or_email')) {
+    if (Object.hasOwn(body, 'username')) {
+      return done(validationError('Send username or username_or_email, not both', { username_or_email: ['Send either username or username_or_email, not both'] }));
+    }
+    body.username = body.username_or_email;
+    delete body.username_or_email;
+  }
+  done();
+};
 
 export default async function authRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -41,19 +64,38 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
   const tags = ['Authentication'];
   const bearer = [{ bearerAuth: [] }];
 
-  /** Token pair into the response: both in the body, or the refresh token as a cookie in browser mode. */
-  function deliver(reply: FastifyReply, pair: TokenPair, asCookie: boolean) {
+  const isAccessToken = (token: string) =>
+    container.tokens.verify(token, 'access').then(
+      () => true,
+      () => false,
+    );
+
+  const cookieOptions = () => ({
+    httpOnly: true,
+    secure: true,
+    sameSite: config.SESSION_COOKIE_SAMESITE.toLowerCase() as 'lax' | 'strict' | 'none',
+    path: REFRESH_COOKIE_PATH,
+  });
+
+  /**
+   * Token pair into the response: both in the body, or the refresh token as a cookie in browser
+   * mode. The cookie lasts as long as the refresh token, or only for the browser session when
+   * `persistent` is false (login's remember_me: false, remembered by REFRESH_SCOPE_COOKIE).
+   */
+  function deliver(request: FastifyRequest, reply: FastifyReply, pair: TokenPair, asCookie: boolean, persistent?: boolean) {
     const { refresh_expires_in, ...body } = pair;
     if (!asCookie) return body;
-    reply.setCookie(REFRESH_COOKIE, pair.refresh_token, {
-      httpOnly: true,
-      secure: true,
-      sameSite: config.SESSION_COOKIE_SAMESITE.toLowerCase() as 'lax' | 'strict' | 'none',
-      path: REFRESH_COOKIE_PATH,
-      maxAge: refresh_expires_in,
-    });
+    const lasting = persistent ?? request.cookies?.[REFRESH_SCOPE_COOKIE] !== 'session';
+    reply.setCookie(REFRESH_COOKIE, pair.refresh_token, { ...cookieOptions(), ...(lasting ? { maxAge: refresh_expires_in } : {}) });
+    if (!lasting) reply.setCookie(REFRESH_SCOPE_COOKIE, 'session', cookieOptions());
+    else if (request.cookies?.[REFRESH_SCOPE_COOKIE] !== undefined) reply.clearCookie(REFRESH_SCOPE_COOKIE, { path: REFRESH_COOKIE_PATH });
     const { refresh_token: _omit, ...withoutRefresh } = body;
     return withoutRefresh;
+  }
+
+  function clearRefreshCookies(reply: FastifyReply) {
+    reply.clearCookie(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+    reply.clearCookie(REFRESH_SCOPE_COOKIE, { path: REFRESH_COOKIE_PATH });
   }
 
   app.post(
@@ -72,17 +114,19 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/login',
     {
       config: { rateLimit: 'auth.login' },
+      preValidation: loginAlias,
       schema: {
         tags,
         summary: 'Log in with username or e-mail and password',
-        description: 'Send `X-Auth-Mode: cookie` to receive the refresh token as an HttpOnly cookie instead of in the body.',
+        description:
+          'Send `X-Auth-Mode: cookie` to receive the refresh token as an HttpOnly cookie instead of in the body. `username_or_email` is accepted as an alias of `username` (original Flokie clients).',
         body: LoginBody,
         response: { 200: Envelope(LoginData), ...errors(400, 401, 423, 429) },
       },
     },
     async (request, reply) => {
       const { tokens, user } = await auth.login(request.body.username, request.body.password, request);
-      return ok('Login successful', { ...deliver(reply, tokens, wantsCookie(request)), user });
+      return ok('Login successful', { ...deliver(request, reply, tokens, wantsCookie(request), request.body.remember_me ?? true), user });
     },
   );
 
@@ -105,9 +149,18 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       const fromCookie = !explicit;
       // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/csrf.ts).
       if (fromCookie) app.verifyCsrf(request, reply);
-      const pair = await auth.refresh(token, request);
+      let pair: TokenPair;
+      try {
+        pair = await auth.refresh(token, request);
+      } catch (error) {
+        // Clients of the original Flokie sometimes send the access token here: say so.
+        if (error instanceof ApiError && error.statusCode === 401 && (await isAccessToken(token))) {
+          throw authenticationError('This is an access token: /refresh needs the refresh token from login or from the last refresh');
+        }
+        throw error;
+      }
       // A refresh that came by cookie answers by cookie, so the browser never sees the token.
-      return ok('Token refreshed', deliver(reply, pair, wantsCookie(request) || fromCookie));
+      return ok('Token refreshed', deliver(request, reply, pair, wantsCookie(request) || fromCookie));
     },
   );
 
@@ -116,7 +169,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke this session', response: { 200: MessageEnvelope, ...errors(401) } } },
     async (request, reply) => {
       await auth.logout(request.principal!, request);
-      reply.clearCookie(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+      clearRefreshCookies(reply);
       return ok('Logged out', {});
     },
   );
@@ -126,7 +179,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke every session of this user', response: { 200: Envelope(Type.Object({ revoked_sessions: Type.Integer() })), ...errors(401) } } },
     async (request, reply) => {
       const count = await auth.logoutAll(request.principal!, request);
-      reply.clearCookie(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+      clearRefreshCookies(reply);
       return ok('Logged out of every session', { revoked_sessions: count });
     },
   );
@@ -183,7 +236,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       const { current_password, new_password, confirm_password } = request.body;
       if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
       const pair = await auth.changePassword(request.principal!, current_password, new_password, request);
-      return ok('Password changed; other sessions were signed out', deliver(reply, pair, wantsCookie(request)));
+      return ok('Password changed; other sessions were signed out', deliver(request, reply, pair, wantsCookie(request)));
     },
   );
 
@@ -227,14 +280,15 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     },
   );
 
-  app.post(
-    '/verify-email',
-    { schema: { tags, summary: 'Confirm an e-mail address with the token from the e-mail', body: VerifyEmailBody, response: { 200: MessageEnvelope, ...errors(400) } } },
-    async (request) => {
+  for (const [path, summary] of [
+    ['/verify-email', 'Confirm an e-mail address with the token from the e-mail'],
+    ['/email/verify', 'Alias of POST /api/auth/verify-email (the original Flokie path)'],
+  ] as const) {
+    app.post(path, { schema: { tags, summary, body: VerifyEmailBody, response: { 200: MessageEnvelope, ...errors(400) } } }, async (request) => {
       await auth.verifyEmail(request.body.token, request);
       return ok('E-mail address verified', {});
-    },
-  );
+    });
+  }
 
   app.post(
     '/verify-email/resend',

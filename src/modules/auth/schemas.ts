@@ -9,7 +9,20 @@ export const RegisterBody = Type.Object(
   { username: Username, email: Email, password: Password, first_name: Type.Optional(PersonName), last_name: Type.Optional(PersonName) },
   strict,
 );
-export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 254, pattern: NO_NUL, description: 'Username or e-mail' }), password: Password }, strict);
+const LoginName = { minLength: 1, maxLength: 254, pattern: NO_NUL };
+export const LoginBody = Type.Object(
+  {
+    username: Type.String({ ...LoginName, description: 'Username or e-mail address. The alias `username_or_email` is read as this field.' }),
+    username_or_email: Type.Optional(
+      Type.String({ ...LoginName, description: 'Alias of `username` (the original Flokie\'s name for it): send one of the two, not both. Read as `username`, so errors name `username`.' }),
+    ),
+    password: Password,
+    remember_me: Type.Optional(
+      Type.Boolean({ description: 'Cookie mode only. false: the refresh cookie ends with the browser session (no Max-Age). true or absent: it lasts as long as the refresh token.' }),
+    ),
+  },
+  strict,
+);
 export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(OpaqueToken) }, strict), Type.Null()]);
 export const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password, confirm_password: Password }, strict);
 export const ResetRequestBody = Type.Object({ email: Email }, strict);

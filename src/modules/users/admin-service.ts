@@ -417,23 +417,38 @@ export class AdminService {
     this.record(actor, 'hard_delete_user', id, { username: user.username });
   }
 
-  /** Revokes one token by its jti (access or refresh); it fails everywhere at once. */
-  async revokeToken(jti: string, actor: Actor): Promise<{ session_revoked: boolean }> {
+  /**
+   * Revokes one token by its jti (access or refresh); it fails everywhere at once. Says what the
+   * jti belonged to: a refresh token's session (revoked with it) and user, or nothing known (an
+   * access token's jti is not stored; it is refused by jti all the same).
+   */
+  async revokeToken(
+    jti: string,
+    actor: Actor,
+  ): Promise<{ session_revoked: boolean; already_revoked: boolean; session: { id: string; user_id: string; username: string | null; ended_before: boolean } | null }> {
     const now = Date.now();
     // A refresh jti names its session: revoke the session so its access tokens die with it.
-    const session = await this.d.db.selectFrom('sessions').select(['id', 'user_id', 'expires_at']).where('refresh_jti', '=', jti).executeTakeFirst();
+    const session = await this.d.db.selectFrom('sessions').select(['id', 'user_id', 'expires_at', 'revoked_at']).where('refresh_jti', '=', jti).executeTakeFirst();
     // We do not know the token's own expiry from its jti; keep the entry as long as any token can live.
     const keepUntil = session?.expires_at ?? now + this.d.config.SESSION_MAX_LIFETIME_DAYS * 86_400_000;
+    let alreadyRevoked = false;
     try {
       await this.d.db.insertInto('revoked_tokens').values({ jti, user_id: session?.user_id ?? null, expires_at: keepUntil, revoked_at: now }).execute();
     } catch (error) {
       if (!isUniqueViolation(error)) throw error; // already revoked: fine
+      alreadyRevoked = true;
     }
     await this.d.changes.publish('jti', jti);
     if (session) await this.d.sessions.revoke(session.id, 'admin');
     this.d.events.emit({ type: 'token_revoked', request: actor.request, userId: session?.user_id ?? null, details: { jti, by: actor.userId ?? actor.via } });
     this.record(actor, 'revoke_token', session?.user_id ?? null, { jti });
-    return { session_revoked: Boolean(session) };
+    if (!session) return { session_revoked: false, already_revoked: alreadyRevoked, session: null };
+    const owner = await this.d.users.findById(session.user_id);
+    return {
+      session_revoked: true,
+      already_revoked: alreadyRevoked,
+      session: { id: session.id, user_id: session.user_id, username: owner?.username ?? null, ended_before: session.revoked_at !== null || session.expires_at <= now },
+    };
   }
 
   /** Revokes every session of a user (every access and refresh token descended from them). */
