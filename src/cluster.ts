@@ -16,7 +16,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { createLogger } from './logging.js';
-import { openDatabase } from './db/index.js';
+import { databaseTimeouts, openDatabase } from './db/index.js';
 import { migrateToLatest } from './db/migrator.js';
 
 export const BACKOFF_INITIAL_MS = 500;
@@ -45,7 +45,8 @@ interface Slot {
 
 export async function runPrimary(config: Config, log: Logger = createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES })): Promise<void> {
   if (config.AUTO_MIGRATE) {
-    const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 1, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined });
+    // Migrations run without a statement timeout (an index build may take minutes); connecting is bounded.
+    const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 1, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined, timeouts: { ...databaseTimeouts(config), statementMs: 0 } });
     try {
       await migrateToLatest(handle.db);
     } finally {

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
-import { openDatabase, type DatabaseHandle } from './db/index.js';
+import { databaseTimeouts, openDatabase, type DatabaseHandle } from './db/index.js';
 import { migrateToLatest } from './db/migrator.js';
 import { createLogger } from './logging.js';
 import { Mailer } from './mail/mailer.js';
@@ -35,9 +35,11 @@ export async function createContainer(config: Config, options: ContainerOptions 
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,
     sslCaFile: config.DATABASE_SSL_CA_FILE || undefined,
+    timeouts: databaseTimeouts(config),
+    log,
   });
   const { db } = database;
-  if (options.migrate ?? config.AUTO_MIGRATE) await migrateToLatest(db);
+  if (options.migrate ?? config.AUTO_MIGRATE) await database.withoutStatementTimeout(migrateToLatest);
 
   const background = new Set<Promise<unknown>>();
   const track = (task: Promise<unknown>) => {

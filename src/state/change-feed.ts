@@ -6,6 +6,7 @@
  * With Redis, a pub/sub message makes the other instances apply it immediately as well.
  */
 import type { Kysely } from 'kysely';
+import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Database } from '../db/types.js';
 
 export type ChangeKind = 'session' | 'user' | 'jti' | 'setting';
@@ -82,7 +83,8 @@ export class ChangeFeed {
         await this.db.deleteFrom('change_log').where('created_at', '<', now - RETAIN_MS).execute();
       }
     } catch (error) {
-      this.onError(error);
+      // An unreachable database is logged once per outage (src/db/availability.ts), not every poll.
+      if (!isDatabaseUnavailable(error)) this.onError(error);
     } finally {
       this.polling = false;
     }
