@@ -48,7 +48,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   };
 
   /** Shared Redis client when REDIS_URL is set (rate limits, counters, change bus); null on the embedded default. */
-  const redis: RedisClient | null = config.REDIS_URL ? createRedis(config.REDIS_URL, log) : null;
+  const redis: RedisClient | null = config.REDIS_URL ? createRedis(config.REDIS_URL, log, 'redis', config.REDIS_COMMAND_TIMEOUT_MS) : null;
   const bus = redis ? new RedisChangeBus(config.REDIS_URL, redis, `${config.REDIS_KEY_PREFIX}changes`, log) : undefined;
   const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, bus, (error) => log.warn({ err: error }, 'change feed failed'));
   const users = new UserRepository(db);

@@ -194,6 +194,7 @@ export const SETTINGS = {
 
   REDIS_URL: S({ env: 'REDIS_URL', default: '', group: 'Shared state', doc: 'Redis for rate limits, brute-force counters and instant cross-instance invalidation. Unset: in-process.', parse: url('redis:', 'rediss:'), secret: true }),
   REDIS_KEY_PREFIX: S({ env: 'REDIS_KEY_PREFIX', default: 'flokie:', group: 'Shared state', doc: 'Prefix for every Redis key and channel.', parse: str }),
+  REDIS_COMMAND_TIMEOUT_MS: S({ env: 'REDIS_COMMAND_TIMEOUT_MS', default: '1000', group: 'Shared state', doc: 'Longest wait for a Redis answer; a Redis that stalls without closing the connection is then treated as down (in-process fallback).', parse: int(50, 60000) }),
   CACHE_SYNC_INTERVAL_MS: S({ env: 'CACHE_SYNC_INTERVAL_MS', default: '1000', group: 'Shared state', doc: 'How often each instance reads revocations and settings written by others.', parse: int(50, 60000) }),
 
   JWT_ACCESS_TOKEN_EXPIRES_HOURS: S({ env: 'JWT_ACCESS_TOKEN_EXPIRES_HOURS', default: '1', group: 'Tokens', doc: 'Access token lifetime in hours.', parse: num(0.01, 24) }),
