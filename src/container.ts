@@ -20,7 +20,8 @@ import { SecurityEvents } from './modules/security/events.js';
 import { AdminService } from './modules/users/admin-service.js';
 import { UserRepository } from './modules/users/user-repository.js';
 import { IntrusionDetector } from './modules/security/intrusion.js';
-import { ChangeFeed } from './state/change-feed.js';
+import { ChangeFeed, combineBuses } from './state/change-feed.js';
+import { clusterWorkerBus } from './state/cluster-bus.js';
 import { createRedis, RedisChangeBus, type RedisClient } from './state/redis.js';
 
 export interface ContainerOptions {
@@ -50,7 +51,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   /** Shared Redis client when REDIS_URL is set (rate limits, counters, change bus); null on the embedded default. */
   const redis: RedisClient | null = config.REDIS_URL ? createRedis(config.REDIS_URL, log, 'redis', config.REDIS_COMMAND_TIMEOUT_MS) : null;
   const bus = redis ? new RedisChangeBus(config.REDIS_URL, redis, `${config.REDIS_KEY_PREFIX}changes`, log) : undefined;
-  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, bus, (error) => log.warn({ err: error }, 'change feed failed'));
+  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, combineBuses(bus, clusterWorkerBus()), (error) => log.warn({ err: error }, 'change feed failed'));
   const users = new UserRepository(db);
   const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS, config.PASSWORD_HASH_CONCURRENCY);
   const policy = new PasswordPolicy(config);
