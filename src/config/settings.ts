@@ -200,7 +200,7 @@ export const SETTINGS = {
   JWT_ACCESS_TOKEN_EXPIRES_HOURS: S({ env: 'JWT_ACCESS_TOKEN_EXPIRES_HOURS', default: '1', group: 'Tokens', doc: 'Access token lifetime in hours.', parse: num(0.01, 24) }),
   JWT_REFRESH_TOKEN_EXPIRES_DAYS: S({ env: 'JWT_REFRESH_TOKEN_EXPIRES_DAYS', default: '30', group: 'Tokens', doc: 'Refresh token lifetime in days (each refresh issues a new one).', parse: num(0.001, 365) }),
   SESSION_MAX_LIFETIME_DAYS: S({ env: 'SESSION_MAX_LIFETIME_DAYS', default: '90', group: 'Tokens', doc: 'Absolute session lifetime; refreshing cannot extend a session past it.', parse: num(0.001, 3650) }),
-  REFRESH_REUSE_GRACE_SECONDS: S({ env: 'REFRESH_REUSE_GRACE_SECONDS', default: '0', group: 'Tokens', doc: 'A just-rotated refresh token reused within this many seconds fails without revoking the session (racing tabs).', parse: int(0, 300) }),
+  REFRESH_REUSE_GRACE_SECONDS: S({ env: 'REFRESH_REUSE_GRACE_SECONDS', default: '10', group: 'Tokens', doc: 'A refresh token presented again within this many seconds of its rotation, while its successor is unused, gets a fresh pair and the successor is revoked (a retry after a lost answer); later, or once the successor was used, it is theft. 0: always theft.', parse: int(0, 300) }),
   JWT_ISSUER: S({ env: 'JWT_ISSUER', default: 'flokie', group: 'Tokens', doc: 'iss claim issued and required.', parse: str }),
   JWT_AUDIENCE: S({ env: 'JWT_AUDIENCE', default: 'flokie-api', group: 'Tokens', doc: 'aud claim issued and required.', parse: str }),
 
