@@ -10,25 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { startTcpProxy, throughProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { createLoggedApp, sleep, type LoggedApp } from './support.js';
+import { createLoggedApp, REDIS_URL, redisSkip, sleep, type LoggedApp } from './support.js';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const COMMAND_TIMEOUT_MS = 300;
-
-async function redisReachable(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-const reachable = await redisReachable();
-const skip = !reachable && !process.env.CI ? `no Redis at ${REDIS_URL}` : false;
+const skip = await redisSkip();
 
 describe('a stalled Redis (REDIS_COMMAND_TIMEOUT_MS)', { skip, timeout: 60_000 }, () => {
   const prefix = `flokie-test-${randomBytes(4).toString('hex')}:`;
