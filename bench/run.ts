@@ -20,6 +20,9 @@
  *   --large N              users and revoked tokens in the "large" database (default 1,000,000)
  *   --runs N, --duration S override the repeat count and seconds per run
  *   --cache-dir DIR        where seeded databases are kept between runs (default var/bench)
+ *   --only propagation     run only scenario 7 (bench/propagation.ts: how long a revocation takes
+ *                          to reach another instance without Redis, and the other cluster worker);
+ *                          writes propagation.{json,md} to the results folder
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +37,7 @@ import ts from 'typescript';
 import { TokenService } from '../src/modules/auth/tokens.js';
 import { SEED_PASSWORD, seed, seedRefreshJti, seedSessionId, seedSessionUser, seedUserId, seedUsername } from '../scripts/seed-users.js';
 import type { LoadJob, LoadResult } from './load.js';
+import { measurePropagation, type PropagationResult } from './propagation.js';
 import { explainAdminQueries, type PlanReport } from './query-plan.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,8 +57,13 @@ const { values: args } = parseArgs({
     runs: { type: 'string' },
     duration: { type: 'string' },
     'cache-dir': { type: 'string', default: join(ROOT, 'var', 'bench') },
+    only: { type: 'string' },
   },
 });
+if (args.only !== undefined && args.only !== 'propagation') {
+  console.error('bench: --only takes: propagation');
+  process.exit(2);
+}
 if (args.db !== 'sqlite' && args.db !== 'postgres') {
   console.error('bench: --db must be sqlite or postgres');
   process.exit(2);
@@ -292,10 +301,10 @@ async function startProcess(name: string, argv: string[], env: NodeJS.ProcessEnv
   };
 }
 
-async function startService(databaseUrl: string): Promise<Running> {
+async function startService(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<Running> {
   const port = await freePort();
   const entry = args['from-source'] ? [...tsxArgs, join(ROOT, 'src', 'server.ts')] : [join(ROOT, 'dist', 'server.js')];
-  return startProcess('flokie', entry, serviceEnv(databaseUrl, port), port);
+  return startProcess('flokie', entry, { ...serviceEnv(databaseUrl, port), ...extraEnv }, port);
 }
 
 // Inside the project so its imports resolve from node_modules, whatever --cache-dir says.
@@ -387,6 +396,70 @@ function pairedRatio(a: Figure | null | undefined, b: Figure | null | undefined,
   return ratios.length ? median(ratios) : null;
 }
 
+/** An empty database of its own (the scenario needs no seed). */
+async function freshDatabase(name: string): Promise<DatabaseTarget> {
+  if (args.db === 'sqlite') {
+    const file = join(cacheDir, `propagation_${process.pid}_${name}.db`);
+    const files = [file, `${file}-wal`, `${file}-shm`];
+    files.forEach((f) => rmSync(f, { force: true }));
+    return { url: `sqlite:${file}`, cleanup: async () => files.forEach((f) => rmSync(f, { force: true })) };
+  }
+  const database = `flokie_bench_prop_${process.pid}_${name}`;
+  await pgAdmin((c) => c.query(`create database ${database}`));
+  return { url: pgUrlFor(database), cleanup: () => pgAdmin((c) => c.query(`drop database if exists ${database} with (force)`)).then(() => {}) };
+}
+
+/** Scenario 7 (bench/propagation.ts), never with Redis: it measures what holds without it. */
+async function runPropagation(): Promise<PropagationResult> {
+  const shared = await freshDatabase('instances');
+  const own = await freshDatabase('cluster');
+  const noRedis = { REDIS_URL: '' };
+  try {
+    return await measurePropagation({
+      startInstance: () => startService(shared.url, noRedis),
+      startCluster: () => startService(own.url, { ...noRedis, WEB_CONCURRENCY: '2' }),
+      // serviceEnv leaves CACHE_SYNC_INTERVAL_MS at its default.
+      syncIntervalMs: 1000,
+      trials: quick ? 3 : 20,
+      password: SEED_PASSWORD,
+      log,
+    });
+  } finally {
+    await shared.cleanup();
+    await own.cleanup();
+  }
+}
+
+function propagationRows(p: PropagationResult): Row[] {
+  const allowanceMs = 50;
+  return [
+    {
+      id: 'propagation.instances',
+      scenario: `7. revocation reaching another instance without Redis (slowest of ${p.instances.trials})`,
+      flokie: p.instances.maxMs,
+      reference: p.instances.syncIntervalMs,
+      referenceLabel: 'CACHE_SYNC_INTERVAL_MS',
+      unit: 'ms',
+      ratio: null,
+      target: `≤ interval + one poll (${allowanceMs} ms)`,
+      pass: p.instances.maxMs <= p.instances.syncIntervalMs + allowanceMs,
+      note: `median ${p.instances.medianMs} ms, p95 ${p.instances.p95Ms} ms, fastest ${p.instances.minMs} ms`,
+    },
+    {
+      id: 'propagation.cluster',
+      scenario: '7. logouts refused by both workers on the next two requests (WEB_CONCURRENCY=2, no Redis)',
+      flokie: p.cluster.refusedOnNextRequests,
+      reference: p.cluster.trials,
+      referenceLabel: 'logouts',
+      unit: '',
+      ratio: p.cluster.trials ? p.cluster.refusedOnNextRequests / p.cluster.trials : null,
+      target: 'all',
+      pass: p.cluster.refusedOnNextRequests === p.cluster.trials,
+      note: `the two requests took ${p.cluster.medianMs} ms median, ${p.cluster.maxMs} ms max`,
+    },
+  ];
+}
+
 async function main() {
   const machine = {
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -405,6 +478,23 @@ async function main() {
     log('building (npm run build)');
     const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
     if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}${build.stderr}`);
+  }
+  if (args.only === 'propagation') {
+    const propagation = await runPropagation();
+    const out = resolve(args.out!);
+    mkdirSync(out, { recursive: true });
+    const rows = propagationRows(propagation);
+    const md = [
+      `Run ${new Date().toISOString()} at commit ${commit} — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; database ${args.db}, no Redis${quick ? ' — QUICK SMOKE RUN' : ''}.`,
+      '',
+      '| Scenario | Flokie | Reference | Target | Result |',
+      '| --- | ---: | ---: | --- | --- |',
+      ...rows.map((r) => `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${fmt(r.reference, r.unit)} (${r.referenceLabel}) | ${r.target} | ${r.pass ? 'met' : 'MISSED'} (${r.note}) |`),
+    ].join('\n');
+    writeFileSync(join(out, 'propagation.json'), `${JSON.stringify({ date: new Date().toISOString(), commit, machine, options: { db: args.db, quick }, rows, raw: propagation }, null, 2)}\n`);
+    writeFileSync(join(out, 'propagation.md'), `${md}\n`);
+    process.stdout.write(`\n${md}\n\nwritten: ${join(out, 'propagation.json')}, ${join(out, 'propagation.md')}\n`);
+    return;
   }
   const baselineSource = readFileSync(join(ROOT, 'bench', 'baseline.ts'), 'utf8');
   mkdirSync(dirname(baselineFile), { recursive: true });
@@ -545,6 +635,7 @@ async function main() {
       for (const plan of plans) log(`query plan ${plan.request}: ${plan.indexed ? 'indexed' : 'NOT INDEXED'}`);
     }
 
+    const propagation = await runPropagation();
     const results = buildResults({
       machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
       commit,
@@ -565,6 +656,8 @@ async function main() {
       admin,
       plans,
     });
+    results.rows.push(...propagationRows(propagation));
+    Object.assign(results.raw, { propagation });
     writeOutputs(results);
   } finally {
     for (const proc of running) await proc.stop().catch(() => {});

@@ -5,13 +5,11 @@
 #   ca.pem, ca.key            private CA (the app verifies PostgreSQL against ca.pem)
 #   fullchain.pem, privkey.pem nginx's certificate for the hostname (and localhost, 127.0.0.1)
 #   postgres.crt, postgres.key PostgreSQL's certificate for the host name "postgres"
-#   dhparam.pem               DH parameters for nginx (DHPARAM_BITS, default 2048; DHPARAM_FAST=1
-#                             makes DSA-style parameters in a second, for throwaway test set-ups)
+# (No DH parameters: nginx and the service offer ECDHE key exchange only.)
 # Private keys are written with mode 600 and never overwritten.
 set -eu
 dir=${1:-deploy/certs}
 host=${2:-localhost}
-bits=${DHPARAM_BITS:-2048}
 days=${CERT_DAYS:-825}
 mkdir -p "$dir"
 umask 077
@@ -41,10 +39,5 @@ rm -f ca.srl
 # PostgreSQL refuses a key readable by others and must own it (uid 999 in the official image).
 if [ "$(id -u)" -eq 0 ]; then chown 999:999 postgres.key postgres.crt; fi
 
-if [ "${DHPARAM_FAST:-0}" = 1 ]; then
-  openssl dhparam -dsaparam -out dhparam.pem "$bits" 2>/dev/null
-else
-  openssl dhparam -out dhparam.pem "$bits" 2>/dev/null
-fi
-chmod 644 ca.pem fullchain.pem postgres.crt dhparam.pem
+chmod 644 ca.pem fullchain.pem postgres.crt
 echo "make-certs: wrote $(pwd)"

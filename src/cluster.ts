@@ -8,6 +8,8 @@
  *     (BACKOFF_INITIAL_MS … BACKOFF_MAX_MS) and resets once a worker has stayed up STABLE_MS;
  *   - gives up (exit 1) when workers keep dying before they ever listen, so a broken deployment
  *     fails loudly instead of spinning;
+ *   - passes cache invalidations (ChangeFeed) from each worker to the others over IPC
+ *     (src/state/cluster-bus.ts), so a revocation on one worker holds on all at once;
  *   - forwards SIGTERM/SIGINT to every worker (each finishes its in-flight requests, see
  *     server.ts) and exits when all are gone, killing stragglers after SHUTDOWN_TIMEOUT_MS.
  * WEB_CONCURRENCY=1 (the default) never comes here: server.ts serves in-process.
@@ -16,8 +18,9 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { createLogger } from './logging.js';
-import { openDatabase } from './db/index.js';
+import { databaseTimeouts, openDatabase } from './db/index.js';
 import { migrateToLatest } from './db/migrator.js';
+import { relayChanges } from './state/cluster-bus.js';
 
 export const BACKOFF_INITIAL_MS = 500;
 export const BACKOFF_MAX_MS = 30_000;
@@ -45,7 +48,8 @@ interface Slot {
 
 export async function runPrimary(config: Config, log: Logger = createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES })): Promise<void> {
   if (config.AUTO_MIGRATE) {
-    const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 1, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined });
+    // Migrations run without a statement timeout (an index build may take minutes); connecting is bounded.
+    const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 1, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined, timeouts: { ...databaseTimeouts(config), statementMs: 0 } });
     try {
       await migrateToLatest(handle.db);
     } finally {
@@ -67,6 +71,7 @@ export async function runPrimary(config: Config, log: Logger = createLogger(conf
     slot.startedAt = Date.now();
     const worker = cluster.fork({ AUTO_MIGRATE: 'false', FLOKIE_WORKER_SLOT: String(index) });
     slot.worker = worker;
+    relayChanges(worker, () => slots.map((s) => s.worker));
     let listening = false;
     worker.on('listening', (address) => {
       listening = true;

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
-import { openDatabase, type DatabaseHandle } from './db/index.js';
+import { databaseTimeouts, openDatabase, type DatabaseHandle } from './db/index.js';
 import { migrateToLatest } from './db/migrator.js';
 import { createLogger } from './logging.js';
 import { Mailer } from './mail/mailer.js';
@@ -20,7 +20,8 @@ import { SecurityEvents } from './modules/security/events.js';
 import { AdminService } from './modules/users/admin-service.js';
 import { UserRepository } from './modules/users/user-repository.js';
 import { IntrusionDetector } from './modules/security/intrusion.js';
-import { ChangeFeed } from './state/change-feed.js';
+import { ChangeFeed, combineBuses } from './state/change-feed.js';
+import { clusterWorkerBus } from './state/cluster-bus.js';
 import { createRedis, RedisChangeBus, type RedisClient } from './state/redis.js';
 
 export interface ContainerOptions {
@@ -35,9 +36,11 @@ export async function createContainer(config: Config, options: ContainerOptions 
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,
     sslCaFile: config.DATABASE_SSL_CA_FILE || undefined,
+    timeouts: databaseTimeouts(config),
+    log,
   });
   const { db } = database;
-  if (options.migrate ?? config.AUTO_MIGRATE) await migrateToLatest(db);
+  if (options.migrate ?? config.AUTO_MIGRATE) await database.withoutStatementTimeout(migrateToLatest);
 
   const background = new Set<Promise<unknown>>();
   const track = (task: Promise<unknown>) => {
@@ -46,9 +49,9 @@ export async function createContainer(config: Config, options: ContainerOptions 
   };
 
   /** Shared Redis client when REDIS_URL is set (rate limits, counters, change bus); null on the embedded default. */
-  const redis: RedisClient | null = config.REDIS_URL ? createRedis(config.REDIS_URL, log) : null;
+  const redis: RedisClient | null = config.REDIS_URL ? createRedis(config.REDIS_URL, log, 'redis', config.REDIS_COMMAND_TIMEOUT_MS) : null;
   const bus = redis ? new RedisChangeBus(config.REDIS_URL, redis, `${config.REDIS_KEY_PREFIX}changes`, log) : undefined;
-  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, bus, (error) => log.warn({ err: error }, 'change feed failed'));
+  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, combineBuses(bus, clusterWorkerBus()), (error) => log.warn({ err: error }, 'change feed failed'));
   const users = new UserRepository(db);
   const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS, config.PASSWORD_HASH_CONCURRENCY);
   const policy = new PasswordPolicy(config);

@@ -187,15 +187,20 @@ export const SETTINGS = {
   DATABASE_POOL_SIZE: S({ env: 'DATABASE_POOL_SIZE', default: '10', group: 'Database', doc: 'Connections per process for PostgreSQL/MySQL.', parse: int(1, 500) }),
   DATABASE_SSL_CA_FILE: S({ env: 'DATABASE_SSL_CA_FILE', default: '', group: 'Database', doc: 'CA bundle for sslmode=verify-full.', parse: str }),
   AUTO_MIGRATE: S({ env: 'AUTO_MIGRATE', default: 'true', group: 'Database', doc: 'Apply pending migrations at start (else run `npm run migrate`).', parse: bool }),
+  DATABASE_CONNECT_TIMEOUT_MS: S({ env: 'DATABASE_CONNECT_TIMEOUT_MS', default: '5000', group: 'Database', doc: 'Longest wait to open a PostgreSQL/MySQL connection; then the request gets 503.', parse: int(100, 600000) }),
+  DATABASE_STATEMENT_TIMEOUT_MS: S({ env: 'DATABASE_STATEMENT_TIMEOUT_MS', default: '5000', group: 'Database', doc: 'Longest statement: the server cancels it (statement_timeout, max_statement_time) and the client gives up 1 s later, even on a silent network; then 503. Migrations are exempt.', parse: int(100, 3600000) }),
+  DATABASE_POOL_TIMEOUT_MS: S({ env: 'DATABASE_POOL_TIMEOUT_MS', default: '5000', group: 'Database', doc: 'Longest wait for a free pooled connection (opening one included); then 503.', parse: int(100, 600000) }),
+  DATABASE_BUSY_TIMEOUT_MS: S({ env: 'DATABASE_BUSY_TIMEOUT_MS', default: '5000', group: 'Database', doc: 'SQLite: longest wait for another process holding the write lock (it blocks the process meanwhile); then 503.', parse: int(0, 60000) }),
 
   REDIS_URL: S({ env: 'REDIS_URL', default: '', group: 'Shared state', doc: 'Redis for rate limits, brute-force counters and instant cross-instance invalidation. Unset: in-process.', parse: url('redis:', 'rediss:'), secret: true }),
   REDIS_KEY_PREFIX: S({ env: 'REDIS_KEY_PREFIX', default: 'flokie:', group: 'Shared state', doc: 'Prefix for every Redis key and channel.', parse: str }),
+  REDIS_COMMAND_TIMEOUT_MS: S({ env: 'REDIS_COMMAND_TIMEOUT_MS', default: '1000', group: 'Shared state', doc: 'Longest wait for a Redis answer; a Redis that stalls without closing the connection is then treated as down (in-process fallback).', parse: int(50, 60000) }),
   CACHE_SYNC_INTERVAL_MS: S({ env: 'CACHE_SYNC_INTERVAL_MS', default: '1000', group: 'Shared state', doc: 'How often each instance reads revocations and settings written by others.', parse: int(50, 60000) }),
 
   JWT_ACCESS_TOKEN_EXPIRES_HOURS: S({ env: 'JWT_ACCESS_TOKEN_EXPIRES_HOURS', default: '1', group: 'Tokens', doc: 'Access token lifetime in hours.', parse: num(0.01, 24) }),
   JWT_REFRESH_TOKEN_EXPIRES_DAYS: S({ env: 'JWT_REFRESH_TOKEN_EXPIRES_DAYS', default: '30', group: 'Tokens', doc: 'Refresh token lifetime in days (each refresh issues a new one).', parse: num(0.001, 365) }),
   SESSION_MAX_LIFETIME_DAYS: S({ env: 'SESSION_MAX_LIFETIME_DAYS', default: '90', group: 'Tokens', doc: 'Absolute session lifetime; refreshing cannot extend a session past it.', parse: num(0.001, 3650) }),
-  REFRESH_REUSE_GRACE_SECONDS: S({ env: 'REFRESH_REUSE_GRACE_SECONDS', default: '0', group: 'Tokens', doc: 'A just-rotated refresh token reused within this many seconds fails without revoking the session (racing tabs).', parse: int(0, 300) }),
+  REFRESH_REUSE_GRACE_SECONDS: S({ env: 'REFRESH_REUSE_GRACE_SECONDS', default: '10', group: 'Tokens', doc: 'A refresh token presented again within this many seconds of its rotation, while its successor is unused, gets a fresh pair and the successor is revoked (a retry after a lost answer); later, or once the successor was used, it is theft. 0: always theft.', parse: int(0, 300) }),
   JWT_ISSUER: S({ env: 'JWT_ISSUER', default: 'flokie', group: 'Tokens', doc: 'iss claim issued and required.', parse: str }),
   JWT_AUDIENCE: S({ env: 'JWT_AUDIENCE', default: 'flokie-api', group: 'Tokens', doc: 'aud claim issued and required.', parse: str }),
 

@@ -1,12 +1,13 @@
 /** `npm run migrate [-- up|down|status]`: apply, revert the last, or list migrations. */
 import { loadConfig } from '../config/index.js';
-import { openDatabase } from './index.js';
+import { databaseTimeouts, openDatabase } from './index.js';
 import { migrateDown, migrateToLatest, migrator } from './migrator.js';
 
 const command = process.argv[2] ?? 'up';
 try {
   const config = loadConfig();
-  const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 2, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined });
+  // Migrations run without a statement timeout (an index build may take minutes); connecting is bounded.
+  const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 2, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined, timeouts: { ...databaseTimeouts(config), statementMs: 0 } });
   try {
     if (command === 'up') {
       const { results = [] } = await migrateToLatest(handle.db);

@@ -47,5 +47,5 @@ export const rateLimited = (retryAfterSeconds: number, message = 'Too many reque
   new ApiError(429, 'RATE_LIMIT_EXCEEDED', message, undefined, {
     'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
   });
-export const serviceUnavailable = (message = 'Service temporarily unavailable') =>
-  new ApiError(503, 'SERVICE_UNAVAILABLE', message);
+export const serviceUnavailable = (message = 'Service temporarily unavailable', retryAfterSeconds?: number) =>
+  new ApiError(503, 'SERVICE_UNAVAILABLE', message, undefined, retryAfterSeconds ? { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } : undefined);

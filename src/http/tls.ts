@@ -1,22 +1,26 @@
 /**
- * HTTPS served by the process itself (TLS_CERT_FILE + TLS_KEY_FILE): TLS 1.2 and 1.3 only, and
- * for TLS 1.2 only forward-secret AEAD suites. The guide's nginx line names
+ * HTTPS served by the process itself (TLS_CERT_FILE + TLS_KEY_FILE), with the same settings as
+ * the nginx in front of it (deploy/nginx.conf; test/http/tls.test.ts holds the two equal): TLS 1.2
+ * and 1.3 only; for TLS 1.2 only ECDHE (forward-secret) AEAD suites. The guide's nginx line names
  * "ECDHE-RSA-AES256-GCM-SHA512:DHE-RSA-AES256-GCM-SHA512", which are not real OpenSSL suite names
- * (AES-256-GCM suites use SHA384); we keep its intent — ECDHE/DHE key exchange, AES-256-GCM first —
- * and add the other modern AEAD suites browsers need. As in the guide (ssl_prefer_server_ciphers
- * off), the client picks among them: every suite on the list is strong. TLS 1.3 suites are
- * OpenSSL's defaults, all AEAD.
+ * (AES-256-GCM suites use SHA384); we keep its intent — forward secrecy, AES-256-GCM first — with
+ * ECDHE only: DHE needs DH parameters, which neither the service nor nginx is given. As in the
+ * guide (ssl_prefer_server_ciphers off), the client picks among them: every suite on the list is
+ * strong. TLS 1.3 suites are OpenSSL's defaults, all AEAD. Session tickets are off, as in nginx
+ * (ssl_session_tickets off): a ticket key is a long-lived secret whose theft would decrypt every
+ * recorded session it protected.
  */
+import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecureVersion } from 'node:tls';
 import { SettingError, type Config } from '../config/index.js';
 
 export const TLS_MIN_VERSION: SecureVersion = 'TLSv1.2';
 
+/** TLS 1.2 suites, the same list as ssl_ciphers in deploy/nginx.conf. */
 export const TLS12_CIPHERS = [
   'ECDHE-ECDSA-AES256-GCM-SHA384',
   'ECDHE-RSA-AES256-GCM-SHA384',
-  'DHE-RSA-AES256-GCM-SHA384',
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
   'ECDHE-ECDSA-AES128-GCM-SHA256',
@@ -29,6 +33,7 @@ export interface TlsServerOptions {
   minVersion: SecureVersion;
   ciphers: string;
   honorCipherOrder: boolean;
+  secureOptions: number;
 }
 
 /** Options for https.createServer, or null when TLS is not configured. Throws SettingError on unreadable files. */
@@ -48,6 +53,7 @@ export function tlsServerOptions(config: Pick<Config, 'TLS_CERT_FILE' | 'TLS_KEY
     minVersion: TLS_MIN_VERSION,
     ciphers: TLS12_CIPHERS,
     honorCipherOrder: false,
+    secureOptions: constants.SSL_OP_NO_TICKET,
   };
 }
 

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
-import { ApiError, type ErrorCode } from '../http/errors.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/index.js';
+import { ApiError, serviceUnavailable, type ErrorCode } from '../http/errors.js';
 import { validationDetails, type AjvError } from '../http/validation.js';
 
 /** Status code → contract code for errors raised by Fastify itself or its plugins. */
@@ -68,13 +69,19 @@ declare module 'fastify' {
 /**
  * Every failure → the contract's error envelope: thrown ApiErrors, schema validation errors,
  * Fastify's body-parsing errors, unknown routes (404) and known paths with the wrong method (405).
- * 500s carry no internals; the original is logged and reported.
+ * 500s carry no internals; the original is logged and reported. A database that is unreachable or
+ * too slow is a 503 with Retry-After, never a 500 (src/db/availability.ts decides which errors).
  */
 export default fp(
   async function errorHandler(app: FastifyInstance) {
     app.decorate('reportError', () => {});
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
+      if (!(error instanceof ApiError) && isDatabaseUnavailable(error)) {
+        // Not a bug: the database did not answer. Logged once per outage (src/db/availability.ts), not per request.
+        if (app.hasDecorator('container')) app.container.database.outage.note(error);
+        return sendApiError(reply, serviceUnavailable('Service temporarily unavailable; retry shortly', DATABASE_RETRY_AFTER_SECONDS));
+      }
       const apiError = toApiError(error, request);
       if (apiError.statusCode >= 500) {
         request.log.error({ err: error }, 'unhandled error');

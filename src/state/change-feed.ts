@@ -1,11 +1,14 @@
 /**
  * Cross-process cache invalidation. Whoever changes a fact that other processes cache (a session
  * revoked, a user deactivated, a setting changed) publishes it here; the change is written to the
- * `change_log` table and applied locally at once, and every other process (other instances, the
- * CLI's effect on a running server) picks it up on its next poll, CACHE_SYNC_INTERVAL_MS later.
- * With Redis, a pub/sub message makes the other instances apply it immediately as well.
+ * `change_log` table and applied locally at once, and sent on the buses at once: to the sibling
+ * workers of a node:cluster through the primary (src/state/cluster-bus.ts) and, with Redis, to
+ * every instance by pub/sub. Every process also polls `change_log` every CACHE_SYNC_INTERVAL_MS:
+ * that is how other instances without Redis (or while it is down) and the CLI's changes arrive —
+ * within CACHE_SYNC_INTERVAL_MS plus one poll query after the commit (docs/security.md).
  */
 import type { Kysely } from 'kysely';
+import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Database } from '../db/types.js';
 
 export type ChangeKind = 'session' | 'user' | 'jti' | 'setting';
@@ -19,6 +22,17 @@ export interface ChangeBus {
   publish(message: string): Promise<void>;
   subscribe(onMessage: (message: string) => void): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One bus out of several (each may be absent): publishes on all, listens on all. */
+export function combineBuses(...buses: (ChangeBus | undefined)[]): ChangeBus | undefined {
+  const present = buses.filter((bus): bus is ChangeBus => bus !== undefined);
+  if (present.length <= 1) return present[0];
+  return {
+    publish: async (message) => void (await Promise.all(present.map((bus) => bus.publish(message)))),
+    subscribe: async (onMessage) => void (await Promise.all(present.map((bus) => bus.subscribe(onMessage)))),
+    close: async () => void (await Promise.all(present.map((bus) => bus.close()))),
+  };
 }
 
 export class ChangeFeed {
@@ -82,7 +96,8 @@ export class ChangeFeed {
         await this.db.deleteFrom('change_log').where('created_at', '<', now - RETAIN_MS).execute();
       }
     } catch (error) {
-      this.onError(error);
+      // An unreachable database is logged once per outage (src/db/availability.ts), not every poll.
+      if (!isDatabaseUnavailable(error)) this.onError(error);
     } finally {
       this.polling = false;
     }

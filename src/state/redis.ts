@@ -10,20 +10,50 @@ import type { ChangeBus } from './change-feed.js';
 
 export type RedisClient = Redis;
 
-export function createRedis(url: string, log: Logger, name = 'redis'): Redis {
-  const client = new Redis(url, {
+const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
+/**
+ * The shared client. A Redis that refuses or drops the connection is noticed by ioredis itself; one
+ * that stalls (connection open, no answers) is bounded by `commandTimeoutMs`: the first command it
+ * leaves unanswered that long closes the connection and opens a new one, and until that one is
+ * ready (Redis answers again) every command fails at once, so callers fall back without waiting.
+ */
+export function createRedis(url: string, log: Logger, name = 'redis', commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Redis {
+  let down = false;
+  const markDown = (reason: string) => {
+    if (!down) log.error({ err: { message: reason }, client: name }, 'redis unavailable; using in-process fallback');
+    down = true;
+  };
+  const watched = new WeakSet<object>();
+  class BoundedRedis extends Redis {
+    override sendCommand(...args: Parameters<Redis['sendCommand']>): ReturnType<Redis['sendCommand']> {
+      const [command] = args;
+      const result = super.sendCommand(...args);
+      // Once per command: ioredis hands the same command to sendCommand again when it resends it.
+      if (!watched.has(command)) {
+        watched.add(command);
+        void (result as Promise<unknown> | undefined)?.catch((error: Error) => {
+          if (error.message === 'Command timed out' && this.status === 'ready') {
+            markDown(`no answer within ${commandTimeoutMs} ms`);
+            this.disconnect(true);
+          }
+        });
+      }
+      return result;
+    }
+  }
+  const client = new BoundedRedis(url, {
     // Fail fast while disconnected instead of queueing commands: callers fall back at once.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
+    commandTimeout: commandTimeoutMs,
+    // A command that timed out has been answered (with an error): never send it again later.
+    autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     lazyConnect: false,
   });
-  let down = false;
-  client.on('error', (error: Error) => {
-    if (!down) log.error({ err: { message: error.message }, client: name }, 'redis unavailable; using in-process fallback');
-    down = true;
-  });
+  client.on('error', (error: Error) => markDown(error.message));
   client.on('ready', () => {
     if (down) log.warn({ client: name }, 'redis connection restored');
     down = false;

@@ -55,10 +55,13 @@ describe('tokens and sessions', () => {
   it('presenting a spent refresh token revokes the whole session and is logged', async () => {
     const u = await registerAndLogin(t.app);
     const rotated = json(await t.app.inject(refreshWith(u.refresh))).data;
+    // Its successor has been used, so this is no retry after a lost answer (refresh-retry.test.ts).
+    const newest = json(await t.app.inject(refreshWith(rotated.refresh_token))).data;
     const reuse = await t.app.inject(refreshWith(u.refresh));
     assert.equal(reuse.statusCode, 401);
-    // Every token descended from that login is dead: the newest refresh token and both access tokens.
-    assert.equal((await t.app.inject(refreshWith(rotated.refresh_token))).statusCode, 401);
+    // Every token descended from that login is dead: the newest refresh token and every access token.
+    assert.equal((await t.app.inject(refreshWith(newest.refresh_token))).statusCode, 401);
+    assert.equal((await t.app.inject(me(newest.access_token))).statusCode, 401);
     assert.equal((await t.app.inject(me(rotated.access_token))).statusCode, 401);
     assert.equal((await t.app.inject(me(u.access))).statusCode, 401);
     await t.app.container.events.flush();
@@ -66,11 +69,12 @@ describe('tokens and sessions', () => {
     assert.deepEqual(events, [{ type: 'refresh_token_reuse', severity: 'critical' }]);
   });
 
-  it('of two concurrent uses of one refresh token exactly one succeeds', async () => {
+  it('of concurrent uses of one refresh token exactly one rotates it (one more may be served as a retry)', async () => {
     for (let round = 0; round < 5; round++) {
       const u = await registerAndLogin(t.app);
       const results = await Promise.all(Array.from({ length: 8 }, () => t.app.inject(refreshWith(u.refresh))));
-      assert.equal(results.filter((r) => r.statusCode === 200).length, 1, results.map((r) => r.statusCode).join(','));
+      const ok = results.filter((r) => r.statusCode === 200).length;
+      assert.ok(ok === 1 || ok === 2, results.map((r) => r.statusCode).join(','));
     }
   });
 
@@ -233,11 +237,13 @@ describe('session lifetime and refresh grace', () => {
   });
   after(() => t.close());
 
-  it('within the grace period a second use fails without revoking the session', async () => {
+  it('within the grace period a second use is a retry: a fresh pair, and the unused successor is dead', async () => {
     const u = await registerAndLogin(t.app);
     const rotated = json(await t.app.inject(refreshWith(u.refresh))).data;
-    assert.equal((await t.app.inject(refreshWith(u.refresh))).statusCode, 401);
-    assert.equal((await t.app.inject(refreshWith(rotated.refresh_token))).statusCode, 200);
+    const retried = await t.app.inject(refreshWith(u.refresh));
+    assert.equal(retried.statusCode, 200);
+    assert.equal((await t.app.inject(refreshWith(json(retried).data.refresh_token))).statusCode, 200);
+    assert.equal((await t.app.inject(refreshWith(rotated.refresh_token))).statusCode, 401);
   });
 
   it('refreshing cannot extend a session past its absolute end', async () => {

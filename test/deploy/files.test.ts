@@ -18,6 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { parse as parseDotenv } from 'dotenv';
 import { runChecks } from '../../src/cli/check.js';
 import { loadConfig, SETTINGS } from '../../src/config/index.js';
+import { TLS12_CIPHERS } from '../../src/http/tls.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -201,7 +202,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('mounts only files the repository or its generators provide', () => {
-    const certs = ['ca.pem', 'fullchain.pem', 'privkey.pem', 'dhparam.pem', 'postgres.crt', 'postgres.key'];
+    const certs = ['ca.pem', 'fullchain.pem', 'privkey.pem', 'postgres.crt', 'postgres.key'];
     for (const [name, service] of Object.entries(services)) {
       for (const volume of service.volumes ?? []) {
         const source = String(volume).split(':')[0]!;
@@ -252,14 +253,19 @@ describe('deploy/nginx.conf', () => {
   const directive = (name: string) => [...conf.matchAll(new RegExp(`^\\s*${name}\\s+([^;]+);`, 'gm'))].map((m) => m[1]!.trim());
   const location = (path: string) => new RegExp(`location ${path.replace(/[/.]/g, '\\$&')} \\{([^}]*)\\}`).exec(conf)?.[1] ?? '';
 
-  it("has the guide's TLS settings: TLS 1.2/1.3 only, AES-256-GCM forward-secret ciphers, HTTP/2, dhparam", () => {
+  it("has the guide's TLS settings: TLS 1.2/1.3 only, the service's own ECDHE AEAD suites, no tickets, HTTP/2", () => {
     assert.deepEqual(directive('ssl_protocols'), ['TLSv1.2 TLSv1.3']);
     assert.deepEqual(directive('ssl_prefer_server_ciphers'), ['off']);
+    assert.deepEqual(directive('ssl_session_tickets'), ['off']);
     const ciphers = directive('ssl_ciphers')[0]!.split(':');
-    assert.ok(ciphers.includes('ECDHE-RSA-AES256-GCM-SHA384') && ciphers.includes('DHE-RSA-AES256-GCM-SHA384'));
-    for (const cipher of ciphers) assert.match(cipher, /^(ECDHE|DHE)-/, `${cipher} has forward secrecy`);
-    assert.ok(directive('listen').includes('443 ssl http2'));
-    assert.equal(directive('ssl_dhparam').length, 1);
+    assert.ok(ciphers.includes('ECDHE-RSA-AES256-GCM-SHA384'));
+    assert.deepEqual(ciphers, TLS12_CIPHERS.split(':'), 'the same list as src/http/tls.ts');
+    for (const cipher of ciphers) assert.match(cipher, /^ECDHE-.*(GCM|POLY1305)/, `${cipher}: forward secrecy, AEAD`);
+    assert.equal(directive('ssl_dhparam').length, 0, 'no DHE, so no DH parameters');
+    assert.match(read('deploy/nginx/listen-https.conf'), /^listen 443 ssl http2;$/m);
+    for (const place of ['upstream.conf', 'listen-http.conf', 'listen-https.conf', 'security-headers.conf']) {
+      assert.ok(directive('include').includes(`flokie/${place}`), `includes flokie/${place}`);
+    }
   });
 
   it("has the guide's limit_req zones: api 10r/s burst 20, login 1r/s burst 5", () => {

@@ -8,26 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createLoggedApp, sleep, type LoggedApp } from './support.js';
+import { createLoggedApp, REDIS_URL, redisSkip, sleep, type LoggedApp } from './support.js';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function redisReachable(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
-const reachable = await redisReachable();
-// In CI Redis is always started; a missing Redis there is a failure, not a skip.
-const skip = !reachable && !process.env.CI ? `no Redis at ${REDIS_URL}` : false;
+const skip = await redisSkip();
 
 const login = (app: LoggedApp, ip: string, i: number) =>
   app.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: ip, payload: { username: `r${i}`, password: 'wrong' } });

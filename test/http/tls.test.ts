@@ -1,12 +1,15 @@
-/** HTTPS served by the process: TLS 1.2+ only, forward-secret AEAD suites, HSTS; FORCE_HTTPS redirects. */
+/**
+ * HTTPS served by the process: TLS 1.2+ only, ECDHE AEAD suites (the same list as nginx's), no DHE,
+ * no session tickets (as nginx), HSTS; FORCE_HTTPS redirects.
+ */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type ConnectionOptions } from 'node:tls';
-import { tlsServerOptions } from '../../src/http/tls.js';
+import { TLS12_CIPHERS, tlsServerOptions } from '../../src/http/tls.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 
 function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; cipher: string }> {
@@ -54,6 +57,46 @@ describe('TLS', () => {
     assert.equal((await handshake(port, { minVersion: 'TLSv1.3' })).protocol, 'TLSv1.3');
     const tls12 = await handshake(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' });
     assert.deepEqual(tls12, { protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES256-GCM-SHA384' });
+  });
+
+  it('offers exactly the TLS 1.2 suites nginx offers (deploy/nginx.conf), every one of them ECDHE with AEAD', async () => {
+    const nginx = /^\s*ssl_ciphers\s+([^;]+);/m.exec(readFileSync(join(import.meta.dirname, '../../deploy/nginx.conf'), 'utf8'))?.[1];
+    assert.equal(nginx, TLS12_CIPHERS);
+    for (const cipher of TLS12_CIPHERS.split(':')) assert.match(cipher, /^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
+    for (const cipher of TLS12_CIPHERS.split(':').filter((c) => c.startsWith('ECDHE-RSA-'))) {
+      assert.equal((await handshake(port, { maxVersion: 'TLSv1.2', ciphers: cipher })).cipher, cipher, 'an RSA certificate serves each RSA suite');
+    }
+  });
+
+  it('refuses DHE (there are no DH parameters to offer it with)', async () => {
+    await assert.rejects(handshake(port, { maxVersion: 'TLSv1.2', ciphers: 'DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256' }), /handshake|cipher|alert/i);
+  });
+
+  it('issues no session tickets (ssl_session_tickets off, as in nginx): nothing to resume a session with', async () => {
+    for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+      const first = await new Promise<{ session?: Buffer; ticket?: Buffer }>((resolve, reject) => {
+        let session: Buffer | undefined;
+        const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: version, maxVersion: version }, () => {
+          // TLS 1.3 delivers its session after the handshake: wait for the server's first bytes.
+          setTimeout(() => {
+            resolve({ session, ticket: socket.getTLSTicket() });
+            socket.destroy();
+          }, 100);
+        });
+        socket.on('session', (s: Buffer) => (session = s));
+        socket.on('error', reject);
+        socket.write('GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      });
+      if (version === 'TLSv1.2') assert.equal(first.ticket, undefined, 'no TLS 1.2 ticket');
+      const reused = await new Promise<boolean>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: version, maxVersion: version, session: first.session }, () => {
+          resolve(socket.isSessionReused());
+          socket.destroy();
+        });
+        socket.on('error', reject);
+      });
+      assert.equal(reused, false, `${version}: no resumption from a ticket`);
+    }
   });
 
   it('refuses TLS 1.0/1.1 and TLS 1.2 suites without forward secrecy or AEAD', async () => {

@@ -1,21 +1,27 @@
 /**
- * deploy/nginx.conf for real: Debian's nginx (installed by scripts/install-nginx.sh when
- * missing) runs a copy of the file with only paths and ports changed, on loopback, in front of a
- * real service process (TRUSTED_PROXIES=127.0.0.1), with a certificate and DH parameters made
- * by deploy/make-certs.sh. Checks: `nginx -t`; TLS 1.2 and 1.3 with the configured ciphers and
- * HTTP/2, TLS 1.0/1.1 refused by the server; the client address, protocol and request id reach
- * the service as trusted facts (security events record the real client ip; HSTS because the
- * request was HTTPS); a login burst answered 429 by nginx's limit_req; the HTTP port redirects.
+ * deploy/nginx.conf for real: Debian's nginx (installed by scripts/install-nginx.sh when missing)
+ * runs the shipped file itself, unmodified (a symbolic link to it), on loopback in front of a
+ * real service process (TRUSTED_PROXIES=127.0.0.1). Only the folder deploy/nginx.conf reads its
+ * places from is the test's own: flokie/upstream.conf names the service's port, the listen files
+ * loopback ports (made from the shipped ones by changing the address only), and the shipped
+ * security-headers.conf is linked in; certs/ comes from deploy/make-certs.sh. Checks: `nginx -t`
+ * (also with the shipped listen files); TLS 1.2 and 1.3 with the service's own cipher list and
+ * HTTP/2, TLS 1.0/1.1 and DHE refused, no session tickets; the client address, protocol and
+ * request id reach the service as trusted facts; a login burst answered 429 by limit_req; the
+ * HTTP port redirects; every answer nginx writes itself (404, 413, 429, 503, the redirect) is the
+ * API's JSON envelope with the same security headers as the service's answers; with the service
+ * gone, 503 SERVICE_UNAVAILABLE with Retry-After.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import SQLite from 'better-sqlite3';
-import { freePort, request, ROOT, sleep, startServer, type ServerProcess } from './servers.js';
+import { TLS12_CIPHERS } from '../../src/http/tls.js';
+import { freePort, request, ROOT, sleep, startServer, type Response, type ServerProcess } from './servers.js';
 
 function ensureNginx(): string {
   const found = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' });
@@ -25,31 +31,46 @@ function ensureNginx(): string {
   return install.stdout.trim().split('\n').at(-1)!;
 }
 
-/** deploy/nginx.conf with local paths and ports; every replaced text must be there, so drift fails loudly. */
-export function renderNginxConf(source: string, dir: string, ports: { app: number; http: number; https: number }, certs: string): string {
-  const replacements: [string, string][] = [
-    ['user nginx;', process.getuid?.() === 0 ? 'user root root;' : ''],
-    ['pid /var/run/nginx.pid;', `pid ${dir}/nginx.pid;`],
-    ['error_log /var/log/nginx/error.log warn;', `error_log ${dir}/error.log info;`],
-    ['access_log /var/log/nginx/access.log;', `access_log ${dir}/access.log;`],
-    ['server app:5000;', `server 127.0.0.1:${ports.app};`],
-    ['listen 80;', `listen 127.0.0.1:${ports.http};`],
-    ['listen 443 ssl http2;', `listen 127.0.0.1:${ports.https} ssl http2;`],
-  ];
-  let text = source;
-  for (const [from, to] of replacements) {
-    assert.ok(text.includes(from), `deploy/nginx.conf contains "${from}"`);
-    text = text.split(from).join(to);
-  }
-  for (const [from, to] of [
-    ['/etc/nginx/certs/', `${certs}/`],
-    ['/tmp/nginx-', `${dir}/nginx-`],
-  ] as const) {
-    assert.ok(text.includes(from));
-    text = text.split(from).join(to);
-  }
-  return text;
+const SHIPPED = join(ROOT, 'deploy/nginx.conf');
+const SHIPPED_PLACES = join(ROOT, 'deploy/nginx');
+
+/**
+ * A folder for nginx -c: nginx.conf is a link to the shipped file, certs/ the test's certificates,
+ * flokie/ the places (the service's port, loopback listen addresses) and the shipped headers.
+ */
+export function nginxFolder(dir: string, ports: { app: number; http: number; https: number }, certs: string): string {
+  symlinkSync(SHIPPED, join(dir, 'nginx.conf'));
+  if (certs !== join(dir, 'certs')) symlinkSync(certs, join(dir, 'certs'));
+  const places = join(dir, 'flokie');
+  mkdirSync(places);
+  symlinkSync(join(SHIPPED_PLACES, 'security-headers.conf'), join(places, 'security-headers.conf'));
+  writeFileSync(join(places, 'upstream.conf'), `server 127.0.0.1:${ports.app};\n`);
+  const relisten = (file: string, from: string, to: string) => {
+    const text = readFileSync(join(SHIPPED_PLACES, file), 'utf8');
+    assert.ok(text.includes(from), `deploy/nginx/${file} contains "${from}"`);
+    writeFileSync(join(places, file), text.replace(from, to));
+  };
+  relisten('listen-http.conf', 'listen 80;', `listen 127.0.0.1:${ports.http};`);
+  relisten('listen-https.conf', 'listen 443 ssl http2;', `listen 127.0.0.1:${ports.https} ssl http2;`);
+  return join(dir, 'nginx.conf');
 }
+
+/** The service's security headers, as it sends them on its own answers. */
+const SECURITY_HEADERS = [
+  'content-security-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-resource-policy',
+  'origin-agent-cluster',
+  'referrer-policy',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-dns-prefetch-control',
+  'x-download-options',
+  'x-frame-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+  'cache-control',
+];
 
 describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000 }, () => {
   let nginxBin: string;
@@ -62,12 +83,29 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
   let httpUrl: string;
   let httpsPort: number;
   let nginxOutput = '';
+  /** The security headers of an answer the service itself sent through nginx. */
+  let serviceHeaders: Record<string, string | string[] | undefined>;
+
+  function assertServiceHeaders(res: Response, what: string): void {
+    for (const name of SECURITY_HEADERS) assert.equal(res.headers[name], serviceHeaders[name], `${what}: ${name}`);
+  }
+
+  /** An answer nginx wrote itself: the API's error envelope as JSON, with the service's headers. */
+  function assertNginxEnvelope(res: Response, status: number, code: string): void {
+    assert.equal(res.status, status, res.text);
+    assert.equal(res.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(res.body?.success, false, res.text);
+    assert.equal(res.body.error.code, code);
+    assert.ok(!Number.isNaN(Date.parse(res.body.timestamp)), res.body.timestamp);
+    assert.equal(res.body.request_id, res.headers['x-request-id']);
+    assertServiceHeaders(res, `nginx's ${status}`);
+  }
 
   before(async () => {
     nginxBin = ensureNginx();
     dir = mkdtempSync(join(tmpdir(), 'flokie-nginx-'));
     certs = join(dir, 'certs');
-    const made = spawnSync('sh', [join(ROOT, 'deploy/make-certs.sh'), certs, 'localhost'], { encoding: 'utf8', env: { ...process.env, DHPARAM_FAST: '1' } });
+    const made = spawnSync('sh', [join(ROOT, 'deploy/make-certs.sh'), certs, 'localhost'], { encoding: 'utf8' });
     assert.equal(made.status, 0, made.stderr);
     ca = readFileSync(join(certs, 'ca.pem'), 'utf8');
 
@@ -88,7 +126,7 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     httpsPort = https;
     httpUrl = `http://127.0.0.1:${http}`;
     httpsUrl = `https://127.0.0.1:${https}`;
-    writeFileSync(join(dir, 'nginx.conf'), renderNginxConf(readFileSync(join(ROOT, 'deploy/nginx.conf'), 'utf8'), dir, { app: app.port, http, https }, certs));
+    nginxFolder(dir, { app: app.port, http, https }, certs);
   });
 
   after(async () => {
@@ -97,13 +135,32 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const nginxArgs = () => ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')];
+  // The pid file moves by command line; the file names none (nor a user: nobody, Debian's default).
+  const nginxArgs = (folder = dir) => ['-p', `${folder}/`, '-e', join(folder, 'error.log'), '-c', join(folder, 'nginx.conf'), '-g', `pid ${join(folder, 'nginx.pid')};`];
 
-  it('nginx -t accepts the configuration', () => {
+  it('nginx -t accepts the shipped file', () => {
     const test = spawnSync(nginxBin, ['-t', ...nginxArgs()], { encoding: 'utf8' });
     assert.equal(test.status, 0, test.stderr);
     assert.match(test.stderr, /syntax is ok/);
     assert.match(test.stderr, /test is successful/);
+    assert.equal(readFileSync(join(dir, 'nginx.conf'), 'utf8'), readFileSync(SHIPPED, 'utf8'), 'the very file, unmodified');
+  });
+
+  it('nginx -t accepts it with the shipped listen files too (only the upstream host, unknown here, replaced)', () => {
+    const other = mkdtempSync(join(tmpdir(), 'flokie-nginx-shipped-'));
+    try {
+      symlinkSync(SHIPPED, join(other, 'nginx.conf'));
+      symlinkSync(certs, join(other, 'certs'));
+      mkdirSync(join(other, 'flokie'));
+      for (const file of ['listen-http.conf', 'listen-https.conf', 'security-headers.conf']) symlinkSync(join(SHIPPED_PLACES, file), join(other, 'flokie', file));
+      assert.match(readFileSync(join(SHIPPED_PLACES, 'upstream.conf'), 'utf8'), /^server app:5000;$/m);
+      writeFileSync(join(other, 'flokie', 'upstream.conf'), 'server 127.0.0.1:5000;\n');
+      const test = spawnSync(nginxBin, ['-t', ...nginxArgs(other)], { encoding: 'utf8' });
+      assert.equal(test.status, 0, test.stderr);
+      assert.match(test.stderr, /test is successful/);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 
   it('starts on loopback and proxies /api/health over TLS', async () => {
@@ -119,6 +176,8 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     assert.ok(res, `nginx did not answer: ${nginxOutput}`);
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.status, 'healthy');
+    serviceHeaders = Object.fromEntries(SECURITY_HEADERS.map((name) => [name, res.headers[name]]));
+    for (const name of SECURITY_HEADERS) assert.ok(serviceHeaders[name], `the service sends ${name}`);
   });
 
   /** A raw TLS handshake: the negotiated protocol, cipher and ALPN, or the error code. */
@@ -133,18 +192,55 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     });
   }
 
-  it('speaks TLS 1.3 and TLS 1.2 with the configured ciphers, HTTP/2 by ALPN, a verified certificate', async () => {
+  it("speaks TLS 1.3 and TLS 1.2 with the service's own cipher list, HTTP/2 by ALPN, a verified certificate; no DHE, no tickets", async () => {
     const v13 = await handshake({ minVersion: 'TLSv1.3', ALPNProtocols: ['h2', 'http/1.1'] });
     assert.equal(v13.protocol, 'TLSv1.3', JSON.stringify(v13));
     assert.equal(v13.alpn, 'h2', 'HTTP/2 offered');
     const v12 = await handshake({ minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
     assert.equal(v12.protocol, 'TLSv1.2', JSON.stringify(v12));
-    assert.equal(v12.cipher, 'ECDHE-RSA-AES256-GCM-SHA384');
+    assert.ok(TLS12_CIPHERS.split(':').includes(v12.cipher!), String(v12.cipher));
+    // Every RSA suite of the list works (the certificate is RSA), in the guide's preferred one too.
+    for (const cipher of TLS12_CIPHERS.split(':').filter((c) => c.startsWith('ECDHE-RSA-'))) {
+      assert.equal((await handshake({ maxVersion: 'TLSv1.2', ciphers: cipher })).cipher, cipher);
+    }
     const dhe = await handshake({ maxVersion: 'TLSv1.2', ciphers: 'DHE-RSA-AES256-GCM-SHA384' });
-    assert.equal(dhe.cipher, 'DHE-RSA-AES256-GCM-SHA384', `the DH parameters are loaded: ${JSON.stringify(dhe)}`);
+    assert.ok(dhe.error, `DHE is not offered: ${JSON.stringify(dhe)}`);
     const weak = await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-SHA:AES128-GCM-SHA256' });
     assert.ok(weak.error, `a cipher outside the list is refused: ${JSON.stringify(weak)}`);
+    assert.equal(await tls12Ticket(), false, 'ssl_session_tickets off');
+    assert.equal(await tls12Resumed(), true, 'resumed from the session cache instead');
   });
+
+  /** Whether a TLS 1.2 handshake left the client holding a session ticket. */
+  function tls12Ticket(): Promise<boolean> {
+    return new Promise((done, fail) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2' }, () => {
+        const ticket = socket.getTLSTicket();
+        socket.end();
+        done(ticket !== undefined);
+      });
+      socket.on('error', fail);
+    });
+  }
+
+  /** Whether a second TLS 1.2 connection resumes the first one's session (by its id: there is no ticket). */
+  async function tls12Resumed(): Promise<boolean> {
+    const session = await new Promise<Buffer>((done, fail) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2' });
+      socket.once('session', (s: Buffer) => {
+        socket.end();
+        done(s);
+      });
+      socket.on('error', fail);
+    });
+    return new Promise((done, fail) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2', session }, () => {
+        done(socket.isSessionReused());
+        socket.end();
+      });
+      socket.on('error', fail);
+    });
+  }
 
   it('refuses TLS 1.0 and 1.1: the server answers with a protocol_version alert', async () => {
     // SECLEVEL=0 lets this client offer the old versions, so the refusal is the server's.
@@ -191,16 +287,16 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
       ),
     );
     const statuses = attempts.map((r) => r.status);
-    const limited = attempts.filter((r) => r.status === 429 || r.status === 503);
+    const limited = attempts.filter((r) => r.status === 429);
     const passed = statuses.filter((s) => s === 401).length;
     console.log(`# nginx login burst of 14: ${passed} reached the service, ${limited.length} refused by nginx`);
     assert.ok(limited.length >= 7, `statuses ${statuses.join(',')}`);
     assert.ok(passed <= 7, 'at most 1 + burst 5 (+1 refilled) reach the service');
     const refusal = limited[0]!;
-    assert.equal(refusal.body.error.code, 'RATE_LIMIT_EXCEEDED');
+    assertNginxEnvelope(refusal, 429, 'RATE_LIMIT_EXCEEDED');
     assert.equal(refusal.headers['retry-after'], '1');
     assert.equal(refusal.headers['ratelimit-limit'], undefined, 'answered by nginx, not the service');
-    assert.match(readFileSync(join(dir, 'error.log'), 'utf8'), /limiting requests, excess: .* zone "login"/);
+    assert.match(nginxOutput, /limiting requests, excess: .* zone "login"/, 'logged on stderr');
     const other = await request('POST', `${httpsUrl}/api/auth/login`, { ca, from: '127.0.0.4', body: { username: 'someone', password: 'Wrong-Password-123' } });
     assert.equal(other.status, 401, 'another client address is not limited');
   });
@@ -209,8 +305,30 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     const redirect = await request('GET', `${httpUrl}/api/health`);
     assert.equal(redirect.status, 308);
     assert.equal(redirect.headers.location, 'https://127.0.0.1/api/health');
+    assertServiceHeaders(redirect, 'the redirect');
     const big = await request('POST', `${httpsUrl}/api/auth/register`, { ca, from: '127.0.0.5', body: { bio: 'x'.repeat(200 * 1024) } });
-    assert.equal(big.status, 413);
-    assert.equal(big.body.error.code, 'PAYLOAD_TOO_LARGE');
+    assertNginxEnvelope(big, 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it("answers outside /api/ with a 404 envelope of its own; the service's 404 under /api/ passes through", async () => {
+    for (const path of ['/', '/nothing', '/api', '/index.html', '/.env']) {
+      const res = await request('GET', `${httpsUrl}${path}`, { ca, from: '127.0.0.6', headers: { 'x-request-id': 'nginx-404-check' } });
+      assertNginxEnvelope(res, 404, 'NOT_FOUND');
+      assert.equal(res.body.request_id, 'nginx-404-check');
+      assert.equal(res.headers['x-request-id'], 'nginx-404-check');
+    }
+    const fromService = await request('GET', `${httpsUrl}/api/nothing`, { ca, from: '127.0.0.6' });
+    assert.equal(fromService.status, 404);
+    assert.equal(fromService.headers.vary, 'Origin', "this one is the service's own answer");
+    assert.equal(fromService.headers['x-frame-options'], 'DENY', 'and is not given the headers twice');
+  });
+
+  it('with the service gone: 503 SERVICE_UNAVAILABLE with Retry-After in the envelope (not 502)', async () => {
+    await app.stop();
+    const res = await request('GET', `${httpsUrl}/api/health`, { ca, from: '127.0.0.7' });
+    assertNginxEnvelope(res, 503, 'SERVICE_UNAVAILABLE');
+    assert.equal(res.headers['retry-after'], '5');
+    const login = await request('POST', `${httpsUrl}/api/auth/login`, { ca, from: '127.0.0.7', body: { username: 'a', password: 'b' } });
+    assertNginxEnvelope(login, 503, 'SERVICE_UNAVAILABLE');
   });
 });

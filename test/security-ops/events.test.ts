@@ -41,6 +41,9 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
     secrets.add(first.access).add(first.refresh);
     const refreshed = json(await app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: first.refresh } })).data;
     secrets.add(refreshed.access_token).add(refreshed.refresh_token);
+    // The successor is used, so presenting the first token again is theft, not a retry.
+    const again = json(await app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: refreshed.refresh_token } })).data;
+    secrets.add(again.access_token).add(again.refresh_token);
     const reuse = await app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: first.refresh } });
     assert.equal(reuse.statusCode, 401);
 

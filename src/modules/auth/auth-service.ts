@@ -203,7 +203,9 @@ export class AuthService {
       await this.d.sessions.revoke(result.session.id, 'deactivated');
       throw authenticationError('Account is deactivated');
     }
-    this.d.events.emit({ type: 'token_refreshed', request, userId: user.id, details: { session_id: result.session.id } });
+    // A retry after a lost answer (sessions.ts) is recorded as such: its unused successor was replaced.
+    const retry = result.replacedJti ? { retry_of_lost_answer: true } : {};
+    this.d.events.emit({ type: 'token_refreshed', request, userId: user.id, details: { session_id: result.session.id, ...retry } });
     return this.issuePair(result.session, result.refreshJti);
   }
 

@@ -5,9 +5,20 @@
  * Each login creates a session row holding the jti of the one refresh token that may still be
  * spent. Refreshing is a compare-and-swap on that column (`UPDATE … WHERE refresh_jti = :presented`),
  * so of two concurrent uses exactly one changes a row, on every database, with no lock held across
- * the request. A presented refresh token whose jti is no longer current has been spent before:
- * that is treated as theft and the whole session (every token descended from that login) is
- * revoked. The session's absolute end (`expires_at`) is set at login and never moves.
+ * the request. The session's absolute end (`expires_at`) is set at login and never moves.
+ *
+ * A presented refresh token whose jti is no longer current has been spent before. Within
+ * REFRESH_REUSE_GRACE_SECONDS of that rotation, while its successor is still unused (still the
+ * current jti), it is a retry after a lost answer: the session gets a fresh pair and the unused
+ * successor stops working — a compare-and-swap on the successor, served once per rotation, so of
+ * several retries racing exactly one gets the pair and the others a plain 401 (the session lives).
+ * Otherwise — after the window, or once the successor was used — it is theft: the whole session
+ * (every token descended from that login) is revoked. A thief replaying within the window does not
+ * escape: the successor it replaced is the one the real client holds, and that client's next
+ * refresh is then a reuse (docs/security.md).
+ *
+ * "Served once" is recorded without a column of its own: a rotation sets last_used_at = rotated_at,
+ * a served retry moves last_used_at past it.
  */
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
@@ -21,7 +32,7 @@ export type SessionRow = Selectable<SessionsTable>;
 export type RevokeReason = 'logout' | 'logout_all' | 'user_revoked' | 'password_change' | 'password_reset' | 'deactivated' | 'refresh_reuse' | 'admin';
 
 export type RotateResult =
-  | { ok: true; session: SessionRow; refreshJti: string }
+  | { ok: true; session: SessionRow; refreshJti: string; /** The unused successor a retry replaced. */ replacedJti?: string }
   | { ok: false; reason: 'unknown' | 'revoked' | 'expired' | 'reuse' | 'grace' };
 
 export class SessionStore {
@@ -65,17 +76,48 @@ export class SessionStore {
       .where('revoked_at', 'is', null)
       .where('expires_at', '>', now)
       .executeTakeFirst();
-    const session = await this.db.selectFrom('sessions').selectAll().where('id', '=', claims.sid).executeTakeFirst();
-    if (!session || session.user_id !== claims.sub) return { ok: false, reason: 'unknown' };
+    const session = await this.find(claims);
+    if (!session) return { ok: false, reason: 'unknown' };
     if (Number(updated.numUpdatedRows) === 1) return { ok: true, session, refreshJti: nextJti };
     if (session.revoked_at !== null) return { ok: false, reason: 'revoked' };
     if (session.expires_at <= now) return { ok: false, reason: 'expired' };
-    // The token was valid once but is no longer current: it has been spent before.
-    if (this.reuseGraceMs > 0 && session.previous_refresh_jti === claims.jti && now - session.rotated_at <= this.reuseGraceMs) {
-      return { ok: false, reason: 'grace' };
+    if (this.isRetry(session, claims.jti, now)) {
+      if (session.last_used_at === session.rotated_at) {
+        // Swap the unused successor for a new one, only if it is still the one we saw and no retry was served.
+        const servedAt = Math.max(now, session.rotated_at + 1);
+        const retried = await this.db
+          .updateTable('sessions')
+          .set({ refresh_jti: nextJti, last_used_at: servedAt })
+          .where('id', '=', session.id)
+          .where('refresh_jti', '=', session.refresh_jti)
+          .where('previous_refresh_jti', '=', claims.jti)
+          .where('last_used_at', '=', session.rotated_at)
+          .where('revoked_at', 'is', null)
+          .where('expires_at', '>', now)
+          .executeTakeFirst();
+        if (Number(retried.numUpdatedRows) === 1) {
+          return { ok: true, session: { ...session, refresh_jti: nextJti, last_used_at: servedAt }, refreshJti: nextJti, replacedJti: session.refresh_jti };
+        }
+      }
+      // A retry of this token was served already (a racing or repeated retry): refused, not theft.
+      // Unless the session changed meanwhile by a use of the successor or a revocation: decided below.
+      const current = await this.find(claims);
+      if (current && current.revoked_at !== null) return { ok: false, reason: 'revoked' };
+      if (current && this.isRetry(current, claims.jti, Date.now())) return { ok: false, reason: 'grace' };
     }
+    // The token was valid once, its successor has been used or the window is over: theft.
     await this.revoke(session.id, 'refresh_reuse');
     return { ok: false, reason: 'reuse' };
+  }
+
+  /** A re-presented token counts as a retry within the grace period of the rotation that spent it, while its successor is unused. */
+  private isRetry(session: SessionRow, presentedJti: string, now: number): boolean {
+    return this.reuseGraceMs > 0 && session.previous_refresh_jti === presentedJti && now - session.rotated_at <= this.reuseGraceMs;
+  }
+
+  private async find(claims: TokenClaims): Promise<SessionRow | undefined> {
+    const session = await this.db.selectFrom('sessions').selectAll().where('id', '=', claims.sid).executeTakeFirst();
+    return session && session.user_id === claims.sub ? session : undefined;
   }
 
   async revoke(sessionId: string, reason: RevokeReason): Promise<boolean> {

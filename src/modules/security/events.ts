@@ -7,6 +7,7 @@
  */
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
+import { isDatabaseUnavailable } from '../../db/availability.js';
 import type { Database } from '../../db/types.js';
 import { REDACTED, SECRET_KEY_PATTERN } from '../../logging.js';
 
@@ -138,7 +139,8 @@ export class SecurityEvents {
       .execute()
       .then(() => undefined)
       .catch((error: unknown) => {
-        this.log.error({ err: error, count: batch.length }, 'could not write security events; will retry');
+        // An unreachable database is logged once per outage (src/db/availability.ts), not every 250 ms.
+        if (!isDatabaseUnavailable(error)) this.log.error({ err: error, count: batch.length }, 'could not write security events; will retry');
         this.queue = batch.concat(this.queue).slice(-10_000);
       })
       .finally(() => {
