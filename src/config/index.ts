@@ -85,6 +85,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
     if (settings.SECRET_KEY === settings.JWT_SECRET_KEY) throw new SettingError('JWT_SECRET_KEY must differ from SECRET_KEY');
     if (!settings.WTF_CSRF_ENABLED) throw new SettingError('WTF_CSRF_ENABLED cannot be false in production');
     if (!settings.RATE_LIMIT_ENABLED) throw new SettingError('RATE_LIMIT_ENABLED cannot be false in production');
+    // Alert receivers and metrics scrapers trust what these keys sign or open (docs/deployment.md).
+    const webhookSecret = settings.ALERT_WEBHOOK_URL ? secretProblem(settings.ALERT_WEBHOOK_SECRET) : null;
+    if (webhookSecret) throw new SettingError(`ALERT_WEBHOOK_SECRET ${webhookSecret}; it signs every alert sent to ALERT_WEBHOOK_URL (\`npx flokie secrets generate\` makes one)`);
+    const metricsToken = settings.METRICS_TOKEN ? secretProblem(settings.METRICS_TOKEN) : null;
+    if (metricsToken) throw new SettingError(`METRICS_TOKEN ${metricsToken}`);
   } else if (!settings.SECRET_KEY || !settings.JWT_SECRET_KEY) {
     const generated = developmentSecrets(cwd);
     settings.SECRET_KEY ||= generated.SECRET_KEY;
