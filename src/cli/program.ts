@@ -13,6 +13,7 @@ import { eventQuery, toEventView } from '../modules/security/routes.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../state/emergency-limit.js';
 import { criticalFailures, formatResult, runChecks } from './check.js';
 import { CLI_ACTOR, CliError, config, describeError, note, readPassword, withContainer } from './context.js';
+import { registerOperationsCommands } from './operations.js';
 
 const ajv = new Ajv({ allErrors: false });
 (addFormats as unknown as (a: Ajv) => void)(ajv);
@@ -266,6 +267,9 @@ export function buildProgram(): Command {
         note(`Exported ${count} event(s)`);
       });
     });
+
+  // alerts, backup, purge (src/cli/operations.ts)
+  registerOperationsCommands(program);
 
   return program;
 }

@@ -86,7 +86,7 @@ export const RETENTION: RetentionPolicy[] = [
     setting: 'DEACTIVATED_USER_RETENTION_DAYS',
     describe: (c) =>
       c.DEACTIVATED_USER_RETENTION_DAYS === 0
-        ? 'kept (DEACTIVATED_USER_RETENTION_DAYS=0)'
+        ? 'forever (0 = keep)'
         : `${c.DEACTIVATED_USER_RETENTION_DAYS} days after the last change to a deactivated account (its sessions, links and password history go with it)`,
     purge: async (db, c, now) => {
       if (c.DEACTIVATED_USER_RETENTION_DAYS === 0) return 0;
