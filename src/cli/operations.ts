@@ -12,7 +12,9 @@ import { dialectOf, openDatabase } from '../db/index.js';
 import { BackupError, createBackup, parseIdentity, restoreBackup } from '../modules/backup/backup.js';
 import { verifyBackup } from '../modules/backup/verify.js';
 import { RETENTION } from '../modules/retention/retention.js';
+import { formatResult } from './check.js';
 import { CliError, config, note, withContainer } from './context.js';
+import { runRemoteChecks } from './remote-check.js';
 
 const VERSION = process.env.npm_package_version ?? '1.0.0';
 
@@ -149,4 +151,19 @@ export function registerOperationsCommands(program: Command): void {
         for (const policy of RETENTION) console.log(`${policy.table.padEnd(22)} ${String(deleted[policy.table] ?? 'failed').padStart(8)}  kept: ${policy.describe(c.config)}`);
       });
     });
+}
+
+/** `flokie check --url`: the same PASS/WARN/FAIL lines, for a deployment probed from outside. */
+export async function printRemoteChecks(options: { url?: string; httpUrl?: string; insecure: boolean; ca?: string; burst: number; json: boolean }): Promise<void> {
+  let results;
+  try {
+    results = await runRemoteChecks({ url: options.url!, httpUrl: options.httpUrl, insecure: options.insecure, caFile: options.ca, burst: options.burst });
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+  for (const r of results) console.log(options.json ? JSON.stringify(r) : formatResult(r));
+  const failed = results.filter((r) => r.status === 'fail').length;
+  const warned = results.filter((r) => r.status === 'warn').length;
+  note(`${options.url}: ${results.length} checks: ${results.length - failed - warned} pass, ${warned} warn, ${failed} fail`);
+  if (failed) process.exitCode = 1;
 }

@@ -13,7 +13,7 @@ import { eventQuery, toEventView } from '../modules/security/routes.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../state/emergency-limit.js';
 import { criticalFailures, formatResult, runChecks } from './check.js';
 import { CLI_ACTOR, CliError, config, describeError, note, readPassword, withContainer } from './context.js';
-import { registerOperationsCommands } from './operations.js';
+import { printRemoteChecks, registerOperationsCommands } from './operations.js';
 
 const ajv = new Ajv({ allErrors: false });
 (addFormats as unknown as (a: Ajv) => void)(ajv);
@@ -190,7 +190,13 @@ export function buildProgram(): Command {
     .description("The pre-deployment security checklist: inspects the configuration this environment would run with and prints pass/warn/fail per item; exits non-zero on any failure")
     .option('--json', 'one JSON object per line', false)
     .option('--critical', 'only the items a production start refuses to start on', false)
-    .action((options: { json: boolean; critical: boolean }) => {
+    .option('--url <https-url>', 'instead, probe a running deployment from outside: TLS, redirect, headers, CORS, docs, detailed health, rate limits, banners (src/cli/remote-check.ts)')
+    .option('--http-url <url>', 'with --url: where plain HTTP answers (default: port 80 of the same host)')
+    .option('--insecure', 'with --url: accept a certificate that does not verify (self-signed staging)', false)
+    .option('--ca <file>', 'with --url: also trust this CA certificate (PEM)')
+    .option('--burst <n>', 'with --url: most requests sent looking for a 429 when no RateLimit header shows', positiveInt, 15)
+    .action(async (options: { json: boolean; critical: boolean; url?: string; httpUrl?: string; insecure: boolean; ca?: string; burst: number }) => {
+      if (options.url) return printRemoteChecks(options);
       const results = options.critical ? criticalFailures(config()) : runChecks(config());
       for (const r of results) console.log(options.json ? JSON.stringify(r) : formatResult(r));
       const failed = results.filter((r) => r.status === 'fail').length;
