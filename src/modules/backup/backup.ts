@@ -176,7 +176,6 @@ export async function createBackup(db: Db, dialect: DialectName, file: string, r
       return { header, bytes: out.bytesWritten };
     });
   } catch (error) {
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- idem
     rmSync(partial, { force: true });
     throw error;
   }
