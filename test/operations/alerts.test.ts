@@ -104,8 +104,10 @@ describe('alert delivery through the outbox', () => {
       assert.equal(alert.body.event.ip, '198.51.100.7');
       assert.equal(alert.body.test, false);
       assert.ok(!alert.raw.includes('Wrong-Password-1'), 'no password in an alert');
-      const row = await t.app.container.db.selectFrom('alert_outbox').selectAll().where('type', '=', 'brute_force_detected').executeTakeFirstOrThrow();
-      assert.ok(row.delivered_at! >= row.created_at, 'marked delivered after it was written');
+      const row = () => t.app.container.db.selectFrom('alert_outbox').selectAll().where('type', '=', 'brute_force_detected').executeTakeFirstOrThrow();
+      await waitFor(async () => (await row()).delivered_at !== null, 5000, 'marked delivered');
+      const delivered = await row();
+      assert.ok(delivered.delivered_at! >= delivered.created_at, 'marked delivered after it was written');
     } finally {
       await t.close();
     }
