@@ -52,7 +52,11 @@ describe('metrics behind METRICS_TOKEN', () => {
 
     const text = await scrape();
     assert.ok(value(text, 'flokie_http_requests_total{method="GET",route="/api/auth/me",status="200"}')! >= 3);
-    assert.ok(value(text, 'flokie_http_request_duration_seconds_count{method="GET",route="/api/auth/me",status="200"}')! >= 3);
+    const meCount = value(text, 'flokie_http_request_duration_seconds_count{method="GET",route="/api/auth/me",status="200"}')!;
+    assert.ok(meCount >= 3);
+    assert.equal(value(text, 'flokie_http_request_duration_seconds_bucket{method="GET",route="/api/auth/me",status="200",le="+Inf"}'), meCount, 'the +Inf bucket holds every response');
+    assert.ok(value(text, 'flokie_http_request_duration_seconds_sum{method="GET",route="/api/auth/me",status="200"}')! > 0);
+    assert.match(text, /# TYPE flokie_http_request_duration_seconds histogram/);
     assert.ok(value(text, 'flokie_http_requests_total{method="POST",route="/api/auth/login",status="429"}')! >= 1);
     assert.equal(value(text, 'flokie_logins_total{outcome="success"}'), 2);
     assert.ok(value(text, 'flokie_logins_total{outcome="bad_credentials"}')! >= 2);

@@ -6,8 +6,8 @@
  * the known reasons "other". So the number of series stays bounded whatever clients send
  * (test/operations/metrics.test.ts sends 1,000 random paths).
  *
- * Cost on the request path: one counter increment and one histogram observation per response
- * (docs/benchmarks.md has the measured figure). Everything else is read when Prometheus scrapes:
+ * Cost on the request path: a Map lookup and a few increments per response (the request counts
+ * and latency buckets are plain numbers until a scrape). Everything else is read when Prometheus scrapes:
  * token-cache hits and misses are plain integers TokenGuard keeps, the hash queue and database
  * pool are read from their owners, security events are counted by a listener.
  */
@@ -39,14 +39,49 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
   client.collectDefaultMetrics({ register: registry, prefix: 'flokie_' });
   const registers = [registry];
 
-  const requests = new client.Counter({ name: 'flokie_http_requests_total', help: 'HTTP responses by route pattern, method and status', labelNames: ['method', 'route', 'status'], registers });
-  const latency = new client.Histogram({
-    name: 'flokie_http_request_duration_seconds',
-    help: 'Time from request to response, by route pattern, method and status',
+  // Requests are tallied in plain numbers per (method, route, status) on the request path and
+  // handed to Prometheus at scrape time: a prom-client call per response measured several
+  // microseconds on /me (docs/benchmarks.md, "Metrics"), this costs a Map lookup and increments.
+  const tally = new Map<string, { labels: { method: string; route: string; status: string }; count: number; sum: number; buckets: number[] }>();
+  const reportedRequests = new Map<string, number>();
+  new client.Counter({
+    name: 'flokie_http_requests_total',
+    help: 'HTTP responses by route pattern, method and status',
     labelNames: ['method', 'route', 'status'],
-    buckets: LATENCY_BUCKETS,
     registers,
+    collect() {
+      for (const [key, series] of tally) {
+        const delta = series.count - (reportedRequests.get(key) ?? 0);
+        if (delta > 0) this.inc(series.labels, delta);
+        reportedRequests.set(key, series.count);
+      }
+    },
   });
+  // A histogram in Prometheus' text format, from the tallies (prom-client's Histogram would need one observe() per response).
+  const latencyName = 'flokie_http_request_duration_seconds';
+  registry.registerMetric({
+    name: latencyName,
+    help: 'Time from request to response, by route pattern, method and status',
+    type: 'histogram',
+    get: async () => ({
+      name: latencyName,
+      help: 'Time from request to response, by route pattern, method and status',
+      type: 'histogram',
+      aggregator: 'sum',
+      values: [...tally.values()].flatMap((series) => {
+        let cumulative = 0;
+        return [
+          ...LATENCY_BUCKETS.map((le, i) => {
+            cumulative += series.buckets[i]!;
+            return { metricName: `${latencyName}_bucket`, labels: { ...series.labels, le }, value: cumulative };
+          }),
+          { metricName: `${latencyName}_bucket`, labels: { ...series.labels, le: '+Inf' }, value: series.count },
+          { metricName: `${latencyName}_sum`, labels: series.labels, value: series.sum },
+          { metricName: `${latencyName}_count`, labels: series.labels, value: series.count },
+        ];
+      }),
+    }),
+  } as unknown as client.Metric);
 
   const logins = new client.Counter({ name: 'flokie_logins_total', help: 'Login attempts by outcome (success, bad_credentials, inactive, locked, other)', labelNames: ['outcome'], registers });
   const lockouts = new client.Counter({ name: 'flokie_account_lockouts_total', help: 'Accounts locked after too many failed logins', registers });
@@ -143,9 +178,22 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
   return {
     registry,
     observeRequest({ method, route, status, seconds }) {
-      const labels = { method: METHODS.has(method) ? method : 'OTHER', route: route ?? 'unmatched', status };
-      requests.inc(labels);
-      latency.observe(labels, seconds);
+      const m = METHODS.has(method) ? method : 'OTHER';
+      const r = route ?? 'unmatched';
+      const key = `${m} ${status} ${r}`;
+      let series = tally.get(key);
+      if (!series) {
+        series = { labels: { method: m, route: r, status: String(status) }, count: 0, sum: 0, buckets: LATENCY_BUCKETS.map(() => 0) };
+        tally.set(key, series);
+      }
+      series.count++;
+      series.sum += seconds;
+      for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+        if (seconds <= LATENCY_BUCKETS[i]!) {
+          series.buckets[i]!++;
+          break;
+        }
+      }
     },
     close() {
       unsubscribe();
