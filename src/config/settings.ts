@@ -268,7 +268,7 @@ export const SETTINGS = {
   ALERT_RETRY_MAX_SECONDS: S({ env: 'ALERT_RETRY_MAX_SECONDS', default: '900', group: 'Alerts', doc: 'Longest delay between two delivery attempts.', parse: num(0.1, 86400) }),
   ALERT_MAX_AGE_HOURS: S({ env: 'ALERT_MAX_AGE_HOURS', default: '24', group: 'Alerts', doc: 'An alert still undelivered after this long is given up (logged at error level, kept in alert_outbox).', parse: num(0.0002, 720) }),
 
-  METRICS_PORT: S({ env: 'METRICS_PORT', default: '0', group: 'Metrics', doc: 'Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics (0 = off). With WEB_CONCURRENCY > 1 each worker needs its own port: use METRICS_TOKEN instead.', parse: int(0, 65535) }),
+  METRICS_PORT: S({ env: 'METRICS_PORT', default: '0', group: 'Metrics', doc: 'Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics, unauthenticated (0 = off). With WEB_CONCURRENCY > 1 each scrape reaches one worker (docs/deployment.md, "Metrics").', parse: int(0, 65535) }),
   METRICS_HOST: S({ env: 'METRICS_HOST', default: '127.0.0.1', group: 'Metrics', doc: 'Interface for METRICS_PORT (loopback unless a scraper on another host needs it).', parse: str }),
   METRICS_TOKEN: S({ env: 'METRICS_TOKEN', default: '', group: 'Metrics', doc: 'Serve metrics at GET /api/metrics to `Authorization: Bearer <METRICS_TOKEN>` (≥ 32 bytes in production). Unset: no such route.', parse: str, secret: true }),
 
