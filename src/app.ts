@@ -33,6 +33,7 @@ import securityHeaders, { DOCS_CSP } from './plugins/security-headers.js';
 import authenticate from './plugins/authenticate.js';
 import errorHandler from './plugins/error-handler.js';
 import httpBasics, { genReqId } from './plugins/http-basics.js';
+import metricsPlugin from './modules/metrics/plugin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -110,6 +111,8 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
   await app.register(sentry, { container });
   await app.register(ipBlockPlugin, { detector: container.intrusion });
   await app.register(rateLimit, { container, docsPrefix: '/api/docs' });
+  // Prometheus metrics on METRICS_PORT and/or /api/metrics (off unless configured).
+  await app.register(metricsPlugin, { container });
 
   if (config.DOCS_ENABLED) {
     await app.register(swagger, {

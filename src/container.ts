@@ -9,7 +9,7 @@ import { migrateToLatest } from './db/migrator.js';
 import { createLogger } from './logging.js';
 import { Mailer } from './mail/mailer.js';
 import { AuthService } from './modules/auth/auth-service.js';
-import { Lockout, purgeStaleLoginAttempts } from './modules/auth/lockout.js';
+import { Lockout } from './modules/auth/lockout.js';
 import { OneTimeTokens } from './modules/auth/one-time-tokens.js';
 import { PasswordHasher } from './modules/auth/password-hasher.js';
 import { PasswordPolicy } from './modules/auth/password-policy.js';
@@ -22,6 +22,8 @@ import { UserRepository } from './modules/users/user-repository.js';
 import { IntrusionDetector } from './modules/security/intrusion.js';
 import { ChangeFeed, combineBuses } from './state/change-feed.js';
 import { clusterWorkerBus } from './state/cluster-bus.js';
+import { Alerts } from './modules/alerts/alerts.js';
+import { purgeByRetention } from './modules/retention/retention.js';
 import { createRedis, RedisChangeBus, type RedisClient } from './state/redis.js';
 
 export interface ContainerOptions {
@@ -74,16 +76,19 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
   const intrusion = new IntrusionDetector(config, redis, events, log);
+  /** Critical events to ALERT_WEBHOOK_URL / ALERT_EMAIL_TO through the alert_outbox table (src/modules/alerts/). */
+  const alerts = new Alerts(db, config, mailer, events, log);
 
-  /** Periodic clean-up of rows that can no longer matter. */
-  async function purgeStale(): Promise<void> {
-    const now = Date.now();
-    const refreshMs = config.JWT_REFRESH_TOKEN_EXPIRES_DAYS * 86_400_000;
-    await sessions.purgeExpired(refreshMs);
-    await db.deleteFrom('revoked_tokens').where('expires_at', '<', now).execute();
-    await purgeStaleLoginAttempts(db, config.ACCOUNT_LOCKOUT_DURATION * 60_000);
-    await oneTimeTokens.purgeExpired();
-    await events.purgeOlderThan(config.SECURITY_EVENT_RETENTION_DAYS);
+  /**
+   * Periodic clean-up: every table that grows keeps rows only as long as src/modules/retention/
+   * says. Returns rows deleted per table (`flokie purge` prints them); a table that failed is logged.
+   */
+  async function purgeStale(): Promise<Record<string, number>> {
+    const { deleted, errors } = await purgeByRetention(db, config);
+    for (const [table, error] of Object.entries(errors)) log.warn({ err: error, table }, 'retention purge failed');
+    const users = deleted['users (deactivated)'] ?? 0;
+    if (users > 0) events.emit({ type: 'admin_action', message: `retention: deleted ${users} deactivated account(s)`, details: { action: 'retention_delete_users', count: users, via: 'retention', days: config.DEACTIVATED_USER_RETENTION_DAYS } });
+    return deleted;
   }
 
   let maintenance: NodeJS.Timeout | undefined;
@@ -108,6 +113,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
     auth,
     admin,
     intrusion,
+    alerts,
     track,
     purgeStale,
     /** Starts the background loops a long-running server needs (the CLI does not). */
@@ -115,6 +121,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
       if (started) return;
       started = true;
       await changes.start();
+      alerts.start();
       maintenance = setInterval(() => void purgeStale().catch((error: unknown) => log.warn({ err: error }, 'maintenance failed')), 10 * 60_000);
       maintenance.unref();
     },
@@ -126,6 +133,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
       // Counting in flight may still raise an alert: let it, then stop listening.
       await intrusion.settle();
       intrusion.close();
+      await alerts.close();
       await events.close();
       await mailer.close();
       redis?.disconnect();

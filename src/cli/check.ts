@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { secretProblem, type Config, type ConfigProblem } from '../config/index.js';
 import { dialectOf } from '../db/index.js';
+import { operationsChecks } from './operations-checks.js';
 
 export type Status = 'pass' | 'warn' | 'fail';
 
@@ -160,6 +161,8 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
   add('monitoring.sentry', 'Error monitoring is configured', sentry[0], sentry[1]);
   add('monitoring.intrusion', 'Intrusion detection is active', config.BRUTE_FORCE_ALERT_THRESHOLD > 100 ? 'warn' : 'pass', `alert after ${config.BRUTE_FORCE_ALERT_THRESHOLD} failed logins per IP per hour${config.BRUTE_FORCE_BLOCK_MINUTES ? `, block ${config.BRUTE_FORCE_BLOCK_MINUTES} min` : ''}`);
   add('debug.off', 'Debug mode is off', config.NODE_ENV !== 'production' ? 'fail' : config.DOCS_ENABLED ? 'warn' : 'pass', config.NODE_ENV !== 'production' ? `NODE_ENV=${config.NODE_ENV} (development conveniences on: generated secrets, HSTS only over HTTPS, operator health views open)` : config.DOCS_ENABLED ? 'API docs are served (DOCS_ENABLED=true); fine if intended' : 'NODE_ENV=production');
+  // Operations: alerts, metrics, backups, retention (src/cli/operations-checks.ts).
+  results.push(...operationsChecks(config));
 
   return results;
 }

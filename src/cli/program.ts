@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SettingError, parseRate } from '../config/index.js';
 import type { toEventView } from '../modules/security/routes.js';
 import { CLI_ACTOR, CliError, describeError, note, readPassword, withContainer } from './context.js';
+import { printRemoteChecks, registerOperationsCommands } from './operations.js';
 
 // Modules a command needs are imported when it runs (`await import`): `--help` and the light
 // commands then load commander and the configuration only, not the database drivers.
@@ -199,7 +200,13 @@ export function buildProgram(): Command {
     .description("The pre-deployment security checklist: inspects the configuration this environment would run with and prints pass/warn/fail per item; exits non-zero on any failure")
     .option('--json', 'one JSON object per line', false)
     .option('--critical', 'only the items a production start refuses to start on', false)
-    .action(async (options: { json: boolean; critical: boolean }) => {
+    .option('--url <https-url>', 'instead, probe a running deployment from outside: TLS, redirect, headers, CORS, docs, detailed health, rate limits, banners (src/cli/remote-check.ts)')
+    .option('--http-url <url>', 'with --url: where plain HTTP answers (default: port 80 of the same host)')
+    .option('--insecure', 'with --url: accept a certificate that does not verify (self-signed staging)', false)
+    .option('--ca <file>', 'with --url: also trust this CA certificate (PEM)')
+    .option('--burst <n>', 'with --url: most requests sent looking for a 429 when no RateLimit header shows', positiveInt, 15)
+    .action(async (options: { json: boolean; critical: boolean; url?: string; httpUrl?: string; insecure: boolean; ca?: string; burst: number }) => {
+      if (options.url) return printRemoteChecks(options);
       const [{ formatResult, runChecklist }, { inspectConfig }] = await Promise.all([import('./check.js'), import('../config/index.js')]);
       // Every item even when settings are invalid: each invalid one is a FAIL line among the others.
       const results = runChecklist(inspectConfig(), { criticalOnly: options.critical });
@@ -280,6 +287,9 @@ export function buildProgram(): Command {
         note(`Exported ${count} event(s)`);
       });
     });
+
+  // alerts, backup, purge (src/cli/operations.ts)
+  registerOperationsCommands(program);
 
   return program;
 }

@@ -106,6 +106,11 @@ export function inspectConfig(env: NodeJS.ProcessEnv = process.env, options: Loa
     if (settings.SECRET_KEY && settings.SECRET_KEY === settings.JWT_SECRET_KEY) problem('JWT_SECRET_KEY', 'JWT_SECRET_KEY must differ from SECRET_KEY', 'secret.unique');
     if (!settings.WTF_CSRF_ENABLED) problem('WTF_CSRF_ENABLED', 'WTF_CSRF_ENABLED cannot be false in production', 'network.csrf');
     if (!settings.RATE_LIMIT_ENABLED) problem('RATE_LIMIT_ENABLED', 'RATE_LIMIT_ENABLED cannot be false in production', 'ratelimit.enabled');
+    // Alert receivers and metrics scrapers trust what these keys sign or open (docs/deployment.md).
+    const webhookSecret = settings.ALERT_WEBHOOK_URL ? secretProblem(settings.ALERT_WEBHOOK_SECRET) : null;
+    if (webhookSecret) problem('ALERT_WEBHOOK_SECRET', `ALERT_WEBHOOK_SECRET ${webhookSecret}; it signs every alert sent to ALERT_WEBHOOK_URL (\`npx flokie secrets generate\` makes one)`);
+    const metricsToken = settings.METRICS_TOKEN ? secretProblem(settings.METRICS_TOKEN) : null;
+    if (metricsToken) problem('METRICS_TOKEN', `METRICS_TOKEN ${metricsToken}`);
   } else if (!settings.SECRET_KEY || !settings.JWT_SECRET_KEY) {
     const generated = developmentSecrets(cwd);
     settings.SECRET_KEY ||= generated.SECRET_KEY;

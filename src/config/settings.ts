@@ -166,6 +166,20 @@ const cspMap: Parser<Record<string, string> | null> = (raw) => {
   return obj as Record<string, string>;
 };
 
+/** E-mail addresses for alerts: a list, each one plain address (no name, no header-breaking characters). */
+const emailList: Parser<string[]> = (raw) => {
+  const addresses = list(raw);
+  for (const a of addresses) if (!/^[^\s@,;<>"()\\]+@[^\s@,;<>"()\\]+\.[^\s@,;<>"()\\]+$/.test(a)) fail(`"${a.slice(0, 100)}" is not a plain e-mail address`);
+  return addresses;
+};
+
+/** An age X25519 recipient (Bech32, "age1" + 58 characters). */
+const ageRecipient: Parser<string> = (raw) => {
+  const value = raw.trim();
+  if (value !== '' && !/^age1[02-9ac-hj-np-z]{58}$/.test(value)) fail('must be an age public key (age1… , 62 characters), e.g. from `flokie backup keygen`');
+  return value;
+};
+
 const S = <T>(s: Setting<T>) => s;
 
 export const SETTINGS = {
@@ -250,6 +264,23 @@ export const SETTINGS = {
   BRUTE_FORCE_BLOCK_MINUTES: S({ env: 'BRUTE_FORCE_BLOCK_MINUTES', default: '0', group: 'Monitoring', doc: 'Block an IP over the threshold for this long (0 = alert only).', parse: int(0, 10080) }),
   CREDENTIAL_STUFFING_THRESHOLD: S({ env: 'CREDENTIAL_STUFFING_THRESHOLD', default: '10', group: 'Monitoring', doc: 'Distinct usernames failing from one IP per hour before a credential-stuffing alert.', parse: int(1, 100000) }),
   DISTRIBUTED_ATTACK_THRESHOLD: S({ env: 'DISTRIBUTED_ATTACK_THRESHOLD', default: '10', group: 'Monitoring', doc: 'Distinct IPs failing on one username per hour before a distributed-attack alert.', parse: int(1, 100000) }),
+
+  ALERT_WEBHOOK_URL: S({ env: 'ALERT_WEBHOOK_URL', default: '', group: 'Alerts', doc: 'POST every critical security event here as signed JSON (docs/deployment.md, "Alerts"); queued in the database, retried until delivered.', parse: url('http:', 'https:'), secret: true }),
+  ALERT_WEBHOOK_SECRET: S({ env: 'ALERT_WEBHOOK_SECRET', default: '', group: 'Alerts', doc: 'HMAC-SHA256 key for X-Flokie-Signature; ≥ 32 bytes, required in production when ALERT_WEBHOOK_URL is set.', parse: str, secret: true }),
+  ALERT_EMAIL_TO: S({ env: 'ALERT_EMAIL_TO', default: '', group: 'Alerts', doc: 'Also e-mail every alert to these addresses (JSON array or comma list), through SMTP_URL.', parse: emailList }),
+  ALERT_DEDUP_WINDOW_SECONDS: S({ env: 'ALERT_DEDUP_WINDOW_SECONDS', default: '300', group: 'Alerts', doc: 'Alerts of one kind about the same address or account within this window are folded into one, with a count.', parse: int(0, 86400) }),
+  ALERT_RETRY_INITIAL_SECONDS: S({ env: 'ALERT_RETRY_INITIAL_SECONDS', default: '5', group: 'Alerts', doc: 'First retry delay of an undelivered alert; doubles (with jitter) on each failure.', parse: num(0.05, 3600) }),
+  ALERT_RETRY_MAX_SECONDS: S({ env: 'ALERT_RETRY_MAX_SECONDS', default: '900', group: 'Alerts', doc: 'Longest delay between two delivery attempts.', parse: num(0.1, 86400) }),
+  ALERT_MAX_AGE_HOURS: S({ env: 'ALERT_MAX_AGE_HOURS', default: '24', group: 'Alerts', doc: 'An alert still undelivered after this long is given up (logged at error level, kept in alert_outbox).', parse: num(0.0002, 720) }),
+
+  METRICS_PORT: S({ env: 'METRICS_PORT', default: '0', group: 'Metrics', doc: 'Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics, unauthenticated (0 = off). With WEB_CONCURRENCY > 1 each scrape reaches one worker (docs/deployment.md, "Metrics").', parse: int(0, 65535) }),
+  METRICS_HOST: S({ env: 'METRICS_HOST', default: '127.0.0.1', group: 'Metrics', doc: 'Interface for METRICS_PORT (loopback unless a scraper on another host needs it).', parse: str }),
+  METRICS_TOKEN: S({ env: 'METRICS_TOKEN', default: '', group: 'Metrics', doc: 'Serve metrics at GET /api/metrics to `Authorization: Bearer <METRICS_TOKEN>` (≥ 32 bytes in production). Unset: no such route.', parse: str, secret: true }),
+
+  BACKUP_RECIPIENT: S({ env: 'BACKUP_RECIPIENT', default: '', group: 'Backups and retention', doc: 'age public key (age1…) that `flokie backup create` encrypts to; its identity (secret key) is kept off this host. `flokie backup keygen` makes a pair.', parse: ageRecipient }),
+  SESSION_RETENTION_DAYS: S({ env: 'SESSION_RETENTION_DAYS', default: '30', group: 'Backups and retention', doc: 'Ended sessions (expired or revoked) are deleted this many days after they ended.', parse: int(1, 3650) }),
+  ALERT_OUTBOX_RETENTION_DAYS: S({ env: 'ALERT_OUTBOX_RETENTION_DAYS', default: '30', group: 'Backups and retention', doc: 'Delivered or given-up alerts are deleted after this many days.', parse: int(1, 3650) }),
+  DEACTIVATED_USER_RETENTION_DAYS: S({ env: 'DEACTIVATED_USER_RETENTION_DAYS', default: '0', group: 'Backups and retention', doc: 'Deactivated (soft-deleted) accounts not changed for this many days are deleted with their sessions and history (0 = keep them).', parse: int(0, 36500) }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -1,11 +1,13 @@
-import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import { Migrator, NO_MIGRATIONS, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_user_search_indexes.js';
+import * as m004 from './migrations/004_operations.js';
 
 /** Migrations are imported statically so the built app and tsx run the same list. */
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
   '002_user_search_indexes': m002,
+  '004_operations': m004,
 };
 
 export function migrator(db: Kysely<any>): Migrator {
@@ -32,4 +34,17 @@ export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultS
 
 export async function migrateDown(db: Kysely<any>): Promise<MigrationResultSet> {
   return check(await migrator(db).migrateDown());
+}
+
+/** Every migration this version knows, in order (backups record and check them). */
+export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();
+
+/** Applies or reverts migrations until exactly `name` is the last applied (null: none). */
+export async function migrateTo(db: Kysely<any>, name: string | null): Promise<MigrationResultSet> {
+  return check(await migrator(db).migrateTo(name ?? NO_MIGRATIONS));
+}
+
+/** The migrations applied to this database, oldest first ([] for a database without our table). */
+export async function appliedMigrations(db: Kysely<any>): Promise<string[]> {
+  return (await migrator(db).getMigrations()).filter((m) => m.executedAt).map((m) => m.name);
 }

@@ -97,6 +97,34 @@ export interface AppSettingsTable {
   updated_at: number;
 }
 
+/** Critical events waiting to reach a person (src/modules/alerts/). */
+export interface AlertOutboxTable {
+  id: Generated<number>;
+  type: string;
+  /** type|subject (address, account…): alerts with the same fold key within the window are one. */
+  fold_key: string;
+  /** fold_key while the row still takes duplicates, else NULL (unique). */
+  open_key: string | null;
+  severity: string;
+  summary: string;
+  /** JSON: the first event's address, user, endpoint, request id and details. */
+  details: string | null;
+  occurrences: number;
+  created_at: number;
+  last_seen_at: number;
+  fold_until: number;
+  attempts: number;
+  next_attempt_at: number;
+  /** A dispatcher holds the row until then (lease); 0 = free. */
+  claimed_until: number;
+  claim_token: string | null;
+  webhook_sent_at: number | null;
+  email_sent_at: number | null;
+  delivered_at: number | null;
+  given_up_at: number | null;
+  last_error: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   password_history: PasswordHistoryTable;
@@ -107,4 +135,5 @@ export interface Database {
   security_events: SecurityEventsTable;
   change_log: ChangeLogTable;
   app_settings: AppSettingsTable;
+  alert_outbox: AlertOutboxTable;
 }

@@ -45,6 +45,14 @@ export class Mailer {
     this.pending.add(task);
   }
 
+  /** Sends now and reports the outcome (alerts: the outbox marks a row sent only when this resolved). */
+  sendNow(message: MailMessage): Promise<void> {
+    const task = this.deliver(message);
+    const tracked = task.catch(() => {}).finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+    return task;
+  }
+
   private async deliver(message: MailMessage): Promise<void> {
     const info = await this.transport.sendMail({ from: this.options.from, ...message });
     if (this.outboxDir) {

@@ -21,6 +21,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The counters behind every limit (shared through Redis when REDIS_URL is set). */
     rateLimits: RateLimitStore;
+    /** Refusals per limit name since start (read by /metrics). */
+    rateLimitRefusals: Map<string, number>;
   }
 }
 
@@ -51,6 +53,8 @@ export default fp(
     const { config, events } = container;
     const store = new RateLimitStore({ redis: container.redis, keyPrefix: `${config.REDIS_KEY_PREFIX}rl:`, log: container.log });
     app.decorate('rateLimits', store);
+    const refusals = new Map<string, number>();
+    app.decorate('rateLimitRefusals', refusals);
     const stopFollowing = await store.followEmergencyLimit(container.db, container.changes);
     app.addHook('onClose', async () => stopFollowing());
 
@@ -58,6 +62,7 @@ export default fp(
       const decision = await store.consume(name, spec, key);
       setHeaders(reply, decision);
       if (decision.allowed) return;
+      refusals.set(name, (refusals.get(name) ?? 0) + 1);
       if (decision.firstRefusal) {
         events.emit({
           type: 'rate_limit_exceeded',

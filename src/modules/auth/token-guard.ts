@@ -49,6 +49,8 @@ export class TokenGuard {
   private readonly keyByJti = new Map<string, string>();
   /** Bumped on every invalidation so a check that raced one is not cached. */
   private generation = 0;
+  /** Cache hits and misses, plain counters read by /metrics at scrape time (nothing else on this path). */
+  readonly stats = { hits: 0, misses: 0 };
   /** The token's user with its session's state and the jti's revocation, in one indexed query. */
   private readonly lookup;
 
@@ -74,7 +76,11 @@ export class TokenGuard {
     const now = Date.now();
     const key = cacheKey(token);
     const hit = this.cache.get(key);
-    if (hit && hit.token === token && now < hit.validUntil) return hit.principal;
+    if (hit && hit.token === token && now < hit.validUntil) {
+      this.stats.hits++;
+      return hit.principal;
+    }
+    this.stats.misses++;
 
     const claims = await this.tokens.verify(token, 'access');
     const generation = this.generation;
