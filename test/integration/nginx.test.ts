@@ -21,39 +21,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import SQLite from 'better-sqlite3';
 import { TLS12_CIPHERS } from '../../src/http/tls.js';
+import { ensureNginx, nginxArgs, nginxFolder, SHIPPED, SHIPPED_PLACES } from '../helpers/nginx.js';
 import { freePort, request, ROOT, sleep, startServer, type Response, type ServerProcess } from './servers.js';
-
-function ensureNginx(): string {
-  const found = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' });
-  if (found.status === 0) return found.stdout.trim().split('\n')[0]!;
-  const install = spawnSync('bash', [join(ROOT, 'scripts/install-nginx.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  assert.equal(install.status, 0, 'scripts/install-nginx.sh failed');
-  return install.stdout.trim().split('\n').at(-1)!;
-}
-
-const SHIPPED = join(ROOT, 'deploy/nginx.conf');
-const SHIPPED_PLACES = join(ROOT, 'deploy/nginx');
-
-/**
- * A folder for nginx -c: nginx.conf is a link to the shipped file, certs/ the test's certificates,
- * flokie/ the places (the service's port, loopback listen addresses) and the shipped headers.
- */
-export function nginxFolder(dir: string, ports: { app: number; http: number; https: number }, certs: string): string {
-  symlinkSync(SHIPPED, join(dir, 'nginx.conf'));
-  if (certs !== join(dir, 'certs')) symlinkSync(certs, join(dir, 'certs'));
-  const places = join(dir, 'flokie');
-  mkdirSync(places);
-  symlinkSync(join(SHIPPED_PLACES, 'security-headers.conf'), join(places, 'security-headers.conf'));
-  writeFileSync(join(places, 'upstream.conf'), `server 127.0.0.1:${ports.app};\n`);
-  const relisten = (file: string, from: string, to: string) => {
-    const text = readFileSync(join(SHIPPED_PLACES, file), 'utf8');
-    assert.ok(text.includes(from), `deploy/nginx/${file} contains "${from}"`);
-    writeFileSync(join(places, file), text.replace(from, to));
-  };
-  relisten('listen-http.conf', 'listen 80;', `listen 127.0.0.1:${ports.http};`);
-  relisten('listen-https.conf', 'listen 443 ssl http2;', `listen 127.0.0.1:${ports.https} ssl http2;`);
-  return join(dir, 'nginx.conf');
-}
 
 /** The service's security headers, as it sends them on its own answers. */
 const SECURITY_HEADERS = [
@@ -136,10 +105,9 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
   });
 
   // The pid file moves by command line; the file names none (nor a user: nobody, Debian's default).
-  const nginxArgs = (folder = dir) => ['-p', `${folder}/`, '-e', join(folder, 'error.log'), '-c', join(folder, 'nginx.conf'), '-g', `pid ${join(folder, 'nginx.pid')};`];
 
   it('nginx -t accepts the shipped file', () => {
-    const test = spawnSync(nginxBin, ['-t', ...nginxArgs()], { encoding: 'utf8' });
+    const test = spawnSync(nginxBin, ['-t', ...nginxArgs(dir)], { encoding: 'utf8' });
     assert.equal(test.status, 0, test.stderr);
     assert.match(test.stderr, /syntax is ok/);
     assert.match(test.stderr, /test is successful/);
@@ -164,7 +132,7 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
   });
 
   it('starts on loopback and proxies /api/health over TLS', async () => {
-    nginx = spawn(nginxBin, [...nginxArgs(), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    nginx = spawn(nginxBin, [...nginxArgs(dir), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
     nginx.stdout!.on('data', (c: Buffer) => (nginxOutput += c.toString()));
     nginx.stderr!.on('data', (c: Buffer) => (nginxOutput += c.toString()));
     let res;

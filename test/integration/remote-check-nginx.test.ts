@@ -1,46 +1,19 @@
 /**
- * `flokie check --url` against the shipped deploy/nginx.conf (used as it is, only paths and ports
- * changed, as test/integration/nginx.test.ts does) in front of a real service: every item passes,
+ * `flokie check --url` against the shipped deploy/nginx.conf (run unmodified, with test/helpers/nginx.ts
+ * as test/integration/nginx.test.ts does) in front of a real service: every item passes,
  * including the plain-HTTP redirect, TLS versions and headers on answers that went through nginx;
  * and a deployment whose proxy is not trusted by the service (no HSTS on the proxied answers) fails.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from '../cli/helpers.js';
+import { ensureNginx, nginxArgs, nginxFolder } from '../helpers/nginx.js';
 import { statuses } from '../operations/remote-support.js';
 import { freePort, request, ROOT, sleep, startServer, type ServerProcess } from './servers.js';
-
-function nginxBinary(): string {
-  const found = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' });
-  if (found.status === 0) return found.stdout.trim().split('\n')[0]!;
-  const install = spawnSync('bash', [join(ROOT, 'scripts/install-nginx.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  assert.equal(install.status, 0, 'scripts/install-nginx.sh failed');
-  return install.stdout.trim().split('\n').at(-1)!;
-}
-
-/** deploy/nginx.conf with local paths and ports only (the same substitutions as nginx.test.ts). */
-function localConf(dir: string, certs: string, ports: { app: number; http: number; https: number }): string {
-  let text = readFileSync(join(ROOT, 'deploy/nginx.conf'), 'utf8');
-  for (const [from, to] of [
-    ['user nginx;', process.getuid?.() === 0 ? 'user root root;' : ''],
-    ['pid /var/run/nginx.pid;', `pid ${dir}/nginx.pid;`],
-    ['error_log /var/log/nginx/error.log warn;', `error_log ${dir}/error.log info;`],
-    ['access_log /var/log/nginx/access.log;', `access_log ${dir}/access.log;`],
-    ['server app:5000;', `server 127.0.0.1:${ports.app};`],
-    ['listen 80;', `listen 127.0.0.1:${ports.http};`],
-    ['listen 443 ssl http2;', `listen 127.0.0.1:${ports.https} ssl http2;`],
-    ['/etc/nginx/certs/', `${certs}/`],
-    ['/tmp/nginx-', `${dir}/nginx-`],
-  ]) {
-    assert.ok(text.includes(from!), `deploy/nginx.conf contains "${from}"`);
-    text = text.split(from!).join(to!);
-  }
-  return text;
-}
 
 describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_000 }, () => {
   let dir: string;
@@ -48,17 +21,20 @@ describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_
   let app: ServerProcess;
   let nginx: ChildProcess | undefined;
   let ports: { app: number; http: number; https: number };
+  let nginxDir = '';
 
   async function startNginx(appPort: number) {
     ports = { app: appPort, http: await freePort(), https: await freePort() };
-    writeFileSync(join(dir, 'nginx.conf'), localConf(dir, certs, ports));
-    nginx = spawn(nginxBinary(), ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
+    const folder = mkdtempSync(join(dir, 'nginx-'));
+    nginxFolder(folder, ports, certs);
+    nginx = spawn(ensureNginx(), [...nginxArgs(folder), '-g', 'daemon off;'], { stdio: 'ignore' });
+    nginxDir = folder;
     const ca = readFileSync(join(certs, 'ca.pem'), 'utf8');
     for (let i = 0; i < 100; i++) {
       if ((await request('GET', `https://127.0.0.1:${ports.https}/api/health`, { ca }).catch(() => undefined))?.status === 200) return;
       await sleep(100);
     }
-    throw new Error(`nginx did not start: ${readFileSync(join(dir, 'error.log'), 'utf8')}`);
+    throw new Error(`nginx did not start: ${readFileSync(join(nginxDir, 'error.log'), 'utf8')}`);
   }
   async function stopNginx() {
     if (!nginx) return;
@@ -73,7 +49,7 @@ describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flokie-remote-nginx-'));
     certs = join(dir, 'certs');
-    const made = spawnSync('sh', [join(ROOT, 'deploy/make-certs.sh'), certs, 'localhost'], { encoding: 'utf8', env: { ...process.env, DHPARAM_FAST: '1' } });
+    const made = spawnSync('sh', [join(ROOT, 'deploy/make-certs.sh'), certs, 'localhost'], { encoding: 'utf8' });
     assert.equal(made.status, 0, made.stderr);
     const appDir = join(dir, 'app');
     mkdirSync(appDir);
