@@ -1,11 +1,13 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_user_search_indexes.js';
+import * as m003 from './migrations/003_account_security.js';
 
 /** Migrations are imported statically so the built app and tsx run the same list. */
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
   '002_user_search_indexes': m002,
+  '003_account_security': m003,
 };
 
 export function migrator(db: Kysely<any>): Migrator {
