@@ -15,6 +15,7 @@ import { Lockout, purgeStaleLoginAttempts } from './modules/auth/lockout.js';
 import { OneTimeTokens } from './modules/auth/one-time-tokens.js';
 import { PasswordHasher } from './modules/auth/password-hasher.js';
 import { PasswordPolicy } from './modules/auth/password-policy.js';
+import { WorkerStrengthEstimator } from './modules/auth/password-strength.js';
 import { SessionStore } from './modules/auth/sessions.js';
 import { TokenGuard } from './modules/auth/token-guard.js';
 import { TokenService } from './modules/auth/tokens.js';
@@ -53,7 +54,10 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, bus, (error) => log.warn({ err: error }, 'change feed failed'));
   const users = new UserRepository(db);
   const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS, config.PASSWORD_HASH_CONCURRENCY);
-  const policy = new PasswordPolicy(config);
+  const policy = new PasswordPolicy(
+    config,
+    new WorkerStrengthEstimator(config.PASSWORD_STRENGTH_WORKERS, (error) => log.error({ err: error }, 'password strength worker failed')),
+  );
   const tokens = new TokenService({
     secret: config.JWT_SECRET_KEY,
     issuer: config.JWT_ISSUER,

@@ -7,10 +7,23 @@
  * characters the hasher uses. Threads start on first use and stop after a minute idle.
  */
 import { Piscina } from 'piscina';
-import { rateLimited } from '../../http/errors.js';
+import { rateLimited, serviceUnavailable } from '../../http/errors.js';
 import type { StrengthTask } from './password-strength-worker.js';
 
 export const QUEUE_PER_THREAD = 32;
+/** A check that has not finished by then (a worker that cannot start, say) fails with 503 instead of hanging the request. */
+const TASK_TIMEOUT_MS = 30_000;
+
+/**
+ * Node options for the workers. From the TypeScript sources the workers need tsx's loader: the
+ * server and the tests get it through `--import tsx`, which workers inherit; the CLI
+ * (bin/flokie.js) registers it in its main thread only, so it is added here.
+ */
+function workerExecArgv(extension: string): string[] {
+  const inherited = process.execArgv;
+  if (extension !== 'ts' || inherited.some((arg) => arg.includes('tsx'))) return inherited;
+  return [...inherited, '--import', import.meta.resolve('tsx')];
+}
 
 export interface StrengthEstimator {
   /** zxcvbn score 0–4 of `password`, given the user's own words. */
@@ -26,6 +39,7 @@ export class WorkerStrengthEstimator implements StrengthEstimator {
     const extension = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
     this.pool = new Piscina({
       filename: new URL(`./password-strength-worker.${extension}`, import.meta.url).href,
+      execArgv: workerExecArgv(extension),
       minThreads: 0,
       maxThreads: threads,
       maxQueue: threads * QUEUE_PER_THREAD,
@@ -36,9 +50,10 @@ export class WorkerStrengthEstimator implements StrengthEstimator {
 
   async score(password: string, userInputs: string[]): Promise<number> {
     try {
-      return await this.pool.run({ password, userInputs });
+      return await this.pool.run({ password, userInputs }, { signal: AbortSignal.timeout(TASK_TIMEOUT_MS) });
     } catch (error) {
       if (error instanceof Error && /queue is at limit/i.test(error.message)) throw rateLimited(1, 'Too many password checks in progress; try again shortly');
+      if (error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError')) throw serviceUnavailable('The password strength check is unavailable; try again later');
       throw error;
     }
   }

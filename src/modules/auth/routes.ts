@@ -92,11 +92,12 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
         deviceCredential: deviceCredentialOf(request),
         untrustedLimit: () => app.perAccountRateLimit(request, reply, 'auth.login', request.body.username),
       });
+      const pair = deliver(reply, tokens, cookieMode);
       if (device) {
         reply.setCookie(DEVICE_COOKIE, device.value, { httpOnly: true, secure: true, sameSite: 'strict', path: REFRESH_COOKIE_PATH, maxAge: device.maxAgeSeconds });
       }
       // In cookie mode the browser keeps the credential in the HttpOnly cookie only, like the refresh token.
-      return ok('Login successful', { ...deliver(reply, tokens, cookieMode), ...(device && !cookieMode ? { device_token: device.value } : {}), user });
+      return ok('Login successful', { ...pair, ...(device && !cookieMode ? { device_token: device.value } : {}), user });
     },
   );
 
