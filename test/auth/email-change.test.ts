@@ -237,8 +237,9 @@ describe('e-mail change', () => {
     }
     const empty = await t.app.inject({ method: 'POST', url: '/api/auth/email/confirm' });
     assert.equal(empty.statusCode, 400);
-    for (const spelling of [token.toUpperCase(), encodeURIComponent(token).replace(/-/g, '%2D'), ` ${token}`, `${token}=`, token.slice(0, -1)]) {
-      if (spelling === token) continue;
+    const spellings = new Set([token.toUpperCase(), token.replace(/-/g, '%2D').replace(/_/g, '%5F'), ` ${token}`, `${token}=`, token.slice(0, -1)]);
+    spellings.delete(token);
+    for (const spelling of spellings) {
       assert.equal((await confirm({ token: spelling })).statusCode, 400, spelling);
     }
     for (const payload of [{ email: 42, current_password: STRONG_PASSWORD }, { email: 'not-an-address', current_password: STRONG_PASSWORD }, { email: 'a@b.example', current_password: 7 }, { email: 'a@b.example', current_password: 'x'.repeat(100_000) }]) {
