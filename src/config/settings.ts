@@ -189,7 +189,7 @@ export const SETTINGS = {
   DOCS_ENABLED: S({ env: 'DOCS_ENABLED', default: 'true', group: 'Server', doc: 'Serve OpenAPI at /api/openapi.json and Swagger UI at /api/docs.', parse: bool }),
   HEALTH_TOKEN: S({ env: 'HEALTH_TOKEN', default: '', group: 'Server', doc: 'Token (header X-Health-Token) that opens /api/health/detailed to monitors outside development.', parse: str, secret: true }),
 
-  SECRET_KEY: S({ env: 'SECRET_KEY', default: '', group: 'Secrets', doc: 'Signs CSRF tokens and cookies. ≥ 32 bytes; required in production (development generates one in var/).', parse: str, secret: true }),
+  SECRET_KEY: S({ env: 'SECRET_KEY', default: '', group: 'Secrets', doc: 'Signs CSRF tokens, cookies and device credentials. ≥ 32 bytes; required in production (development generates one in var/).', parse: str, secret: true }),
   JWT_SECRET_KEY: S({ env: 'JWT_SECRET_KEY', default: '', group: 'Secrets', doc: 'HS256 key for access and refresh tokens. ≥ 32 bytes, distinct from SECRET_KEY; required in production.', parse: str, secret: true }),
 
   DATABASE_URL: S({ env: 'DATABASE_URL', default: 'sqlite:var/flokie.db', group: 'Database', doc: 'sqlite:path, postgresql://… (sslmode=require|verify-full honoured) or mysql://…', parse: databaseUrl, secret: true }),

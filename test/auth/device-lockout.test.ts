@@ -233,6 +233,24 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
   });
 });
 
+describe('unlock clears exactly one user\'s device locks', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp();
+  });
+  after(() => t.close());
+
+  it("LIKE's wildcards in a user id match only themselves", async () => {
+    const db = t.app.container.db;
+    const now = Date.now();
+    const keys = ['device:ab_c%!:n1', 'device:abXcYZ:n2', 'device:ab_c%!x:n3', 'user:ab_c%!', 'admin:ab_c%!', 'user:abXcYZ'];
+    await db.insertInto('login_attempts').values(keys.map((key) => ({ key, failures: 5, window_started_at: now, locked_until: now + 600_000 }))).execute();
+    await t.app.container.lockout.unlock('ab_c%!');
+    const left = (await db.selectFrom('login_attempts').select('key').where('key', 'in', keys).execute()).map((r) => r.key).sort();
+    assert.deepEqual(left, ['device:ab_c%!x:n3', 'device:abXcYZ:n2', 'user:abXcYZ'].sort());
+  });
+});
+
 describe('a trusted device and the per-username login limit', () => {
   let t: TestApp;
   before(async () => {

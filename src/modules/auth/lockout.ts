@@ -29,7 +29,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type SqlBool } from 'kysely';
 import { withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
 import { lockedError, rateLimited } from '../../http/errors.js';
@@ -94,6 +94,8 @@ export const accountKey = (userId: string) => `user:${userId}`;
 const adminKey = (userId: string) => `admin:${userId}`;
 const deviceKey = (identity: DeviceIdentity) => `device:${identity.userId}:${identity.nonce}`;
 const nameKey = (login: string) => `name:${login.trim().toLowerCase().slice(0, 250)}`;
+/** Every device counter of a user (`device:<id>:…`); LIKE's wildcards in the id are escaped with `!` (same on every database). */
+const deviceKeysOf = (userId: string) => sql<SqlBool>`${sql.ref('key')} like ${`device:${userId.replace(/[!%_]/g, '!$&')}:%`} escape '!'`;
 
 export class Lockout {
   readonly devices: DeviceCredentials;
@@ -334,7 +336,7 @@ export class Lockout {
   async unlock(userId: string): Promise<void> {
     await this.db
       .deleteFrom('login_attempts')
-      .where((eb) => eb.or([eb('key', 'in', [accountKey(userId), adminKey(userId)]), eb('key', 'like', `device:${userId.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`)]))
+      .where((eb) => eb.or([eb('key', 'in', [accountKey(userId), adminKey(userId)]), deviceKeysOf(userId)]))
       .execute();
   }
 
@@ -342,7 +344,7 @@ export class Lockout {
   async clearFailures(userId: string): Promise<void> {
     await this.db
       .deleteFrom('login_attempts')
-      .where((eb) => eb.or([eb('key', '=', accountKey(userId)), eb('key', 'like', `device:${userId.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`)]))
+      .where((eb) => eb.or([eb('key', '=', accountKey(userId)), deviceKeysOf(userId)]))
       .execute();
   }
 

@@ -33,8 +33,15 @@ export interface StrengthEstimator {
 
 export class WorkerStrengthEstimator implements StrengthEstimator {
   private readonly pool: Piscina<StrengthTask, number>;
+  /**
+   * Checks running or waiting, and the most allowed. Counted here: piscina's own maxQueue does not
+   * apply to tasks with an abort signal (they wait in another queue of its own).
+   */
+  private inFlight = 0;
+  private readonly capacity: number;
 
   constructor(threads: number, onError: (error: unknown) => void = () => {}) {
+    this.capacity = threads * (1 + QUEUE_PER_THREAD);
     // The worker is a .ts file under tsx (development, tests) and .js once built.
     const extension = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
     this.pool = new Piscina({
@@ -42,19 +49,21 @@ export class WorkerStrengthEstimator implements StrengthEstimator {
       execArgv: workerExecArgv(extension),
       minThreads: 0,
       maxThreads: threads,
-      maxQueue: threads * QUEUE_PER_THREAD,
       idleTimeout: 60_000,
     });
     this.pool.on('error', onError);
   }
 
   async score(password: string, userInputs: string[]): Promise<number> {
+    if (this.inFlight >= this.capacity) throw rateLimited(1, 'Too many password checks in progress; try again shortly');
+    this.inFlight++;
     try {
       return await this.pool.run({ password, userInputs }, { signal: AbortSignal.timeout(TASK_TIMEOUT_MS) });
     } catch (error) {
-      if (error instanceof Error && /queue is at limit/i.test(error.message)) throw rateLimited(1, 'Too many password checks in progress; try again shortly');
       if (error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError')) throw serviceUnavailable('The password strength check is unavailable; try again later');
       throw error;
+    } finally {
+      this.inFlight--;
     }
   }
 
