@@ -8,7 +8,7 @@ import * as bcrypt from '@node-rs/bcrypt';
 import type { ApiError } from '../../src/http/errors.js';
 import { hashedText, PasswordHasher } from '../../src/modules/auth/password-hasher.js';
 import { PasswordPolicy } from '../../src/modules/auth/password-policy.js';
-import { QUEUE_PER_THREAD, WorkerStrengthEstimator, type StrengthEstimator } from '../../src/modules/auth/password-strength.js';
+import { QUEUE_PER_THREAD, TASK_TIMEOUT_MS, WorkerStrengthEstimator, type StrengthEstimator } from '../../src/modules/auth/password-strength.js';
 import { createTestApp, json, makeTestConfig, register, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
 
 describe('password policy', () => {
@@ -152,6 +152,19 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
       assert.ok(results.some((r) => r.status === 'fulfilled'));
     } finally {
       await pool.close();
+    }
+  });
+
+  it('a check that cannot finish (a worker that cannot start) is a 503, never a hung request', async () => {
+    const errors: unknown[] = [];
+    const broken = new WorkerStrengthEstimator(1, (e) => errors.push(e), { worker: new URL('./no-such-worker.ts', import.meta.url), timeoutMs: 300 });
+    try {
+      await assert.rejects(broken.score(STRONG_PASSWORD, []), (e: ApiError) => e.statusCode === 503 && e.code === 'SERVICE_UNAVAILABLE');
+      for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(errors.length >= 1, 'the failure reached the error handler (logged by the container)');
+      assert.ok(TASK_TIMEOUT_MS <= 60_000);
+    } finally {
+      await broken.close();
     }
   });
 });

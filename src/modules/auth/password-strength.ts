@@ -12,7 +12,7 @@ import type { StrengthTask } from './password-strength-worker.js';
 
 export const QUEUE_PER_THREAD = 32;
 /** A check that has not finished by then (a worker that cannot start, say) fails with 503 instead of hanging the request. */
-const TASK_TIMEOUT_MS = 30_000;
+export const TASK_TIMEOUT_MS = 30_000;
 
 /**
  * Node options for the workers. From the TypeScript sources the workers need tsx's loader: the
@@ -39,13 +39,16 @@ export class WorkerStrengthEstimator implements StrengthEstimator {
    */
   private inFlight = 0;
   private readonly capacity: number;
+  private readonly timeoutMs: number;
 
-  constructor(threads: number, onError: (error: unknown) => void = () => {}) {
+  /** `worker` and `timeoutMs` exist for tests (a worker that cannot start, a short timeout). */
+  constructor(threads: number, onError: (error: unknown) => void = () => {}, options: { worker?: URL; timeoutMs?: number } = {}) {
     this.capacity = threads * (1 + QUEUE_PER_THREAD);
+    this.timeoutMs = options.timeoutMs ?? TASK_TIMEOUT_MS;
     // The worker is a .ts file under tsx (development, tests) and .js once built.
     const extension = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
     this.pool = new Piscina({
-      filename: new URL(`./password-strength-worker.${extension}`, import.meta.url).href,
+      filename: (options.worker ?? new URL(`./password-strength-worker.${extension}`, import.meta.url)).href,
       execArgv: workerExecArgv(extension),
       minThreads: 0,
       maxThreads: threads,
@@ -58,7 +61,7 @@ export class WorkerStrengthEstimator implements StrengthEstimator {
     if (this.inFlight >= this.capacity) throw rateLimited(1, 'Too many password checks in progress; try again shortly');
     this.inFlight++;
     try {
-      return await this.pool.run({ password, userInputs }, { signal: AbortSignal.timeout(TASK_TIMEOUT_MS) });
+      return await this.pool.run({ password, userInputs }, { signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (error) {
       if (error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError')) throw serviceUnavailable('The password strength check is unavailable; try again later');
       throw error;
