@@ -60,12 +60,17 @@ export class WorkerStrengthEstimator implements StrengthEstimator {
   async score(password: string, userInputs: string[]): Promise<number> {
     if (this.inFlight >= this.capacity) throw rateLimited(1, 'Too many password checks in progress; try again shortly');
     this.inFlight++;
+    // A timer of our own, not AbortSignal.timeout's: that one is unref'd, and a process with
+    // nothing else to do (the CLI) would exit under a pending check instead of answering 503.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.timeoutMs);
     try {
-      return await this.pool.run({ password, userInputs }, { signal: AbortSignal.timeout(this.timeoutMs) });
+      return await this.pool.run({ password, userInputs }, { signal: abort.signal });
     } catch (error) {
-      if (error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError')) throw serviceUnavailable('The password strength check is unavailable; try again later');
+      if (abort.signal.aborted) throw serviceUnavailable('The password strength check is unavailable; try again later');
       throw error;
     } finally {
+      clearTimeout(timer);
       this.inFlight--;
     }
   }
