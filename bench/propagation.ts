@@ -1,5 +1,5 @@
 /**
- * Scenario 7 of `npm run bench` (alone: `npm run bench -- --only propagation`): how long a
+ * Scenario 8 of `npm run bench` (alone: `npm run bench -- --only propagation`): how long a
  * revocation takes to reach other processes when there is no Redis (or while it is down).
  *
  * - Two instances on one database: a token is checked (and cached) on B, logged out on A; B is

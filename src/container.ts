@@ -7,12 +7,15 @@ import type { Config } from './config/index.js';
 import { databaseTimeouts, openDatabase, type DatabaseHandle } from './db/index.js';
 import { migrateToLatest } from './db/migrator.js';
 import { createLogger } from './logging.js';
+import { MailLinks } from './mail/links.js';
 import { Mailer } from './mail/mailer.js';
 import { AuthService } from './modules/auth/auth-service.js';
 import { Lockout } from './modules/auth/lockout.js';
+import { EmailChanges } from './modules/auth/email-change.js';
 import { OneTimeTokens } from './modules/auth/one-time-tokens.js';
 import { PasswordHasher } from './modules/auth/password-hasher.js';
 import { PasswordPolicy } from './modules/auth/password-policy.js';
+import { WorkerStrengthEstimator } from './modules/auth/password-strength.js';
 import { SessionStore } from './modules/auth/sessions.js';
 import { TokenGuard } from './modules/auth/token-guard.js';
 import { TokenService } from './modules/auth/tokens.js';
@@ -56,8 +59,10 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, combineBuses(bus, clusterWorkerBus()), (error) => log.warn({ err: error }, 'change feed failed'));
   const users = new UserRepository(db);
   const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS, config.PASSWORD_HASH_CONCURRENCY);
-  const policy = new PasswordPolicy(config);
-  const lockout = new Lockout(db, { maxAttempts: config.MAX_LOGIN_ATTEMPTS, lockoutMs: config.ACCOUNT_LOCKOUT_DURATION * 60_000 });
+  const policy = new PasswordPolicy(
+    config,
+    new WorkerStrengthEstimator(config.PASSWORD_STRENGTH_WORKERS, (error) => log.error({ err: error }, 'password strength worker failed')),
+  );
   const tokens = new TokenService({
     secret: config.JWT_SECRET_KEY,
     issuer: config.JWT_ISSUER,
@@ -69,11 +74,24 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const tokenGuard = new TokenGuard(db, tokens, changes);
   const oneTimeTokens = new OneTimeTokens(db);
   const events = new SecurityEvents(db, log);
+  const lockout = new Lockout(
+    db,
+    {
+      maxAttempts: config.MAX_LOGIN_ATTEMPTS,
+      lockoutMs: config.ACCOUNT_LOCKOUT_DURATION * 60_000,
+      mode: config.LOCKOUT_MODE,
+      queueTimeoutMs: config.LOGIN_QUEUE_TIMEOUT * 1000,
+      secretKey: config.SECRET_KEY,
+    },
+    events,
+  );
+  const links = new MailLinks(config);
   const mailer = new Mailer({ smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR }, (error, message) =>
     log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
   );
-  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, events, track });
-  const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth });
+  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, links, events, track });
+  const emailChanges = new EmailChanges({ config, db, users, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track });
+  const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth, oneTimeTokens, emailChanges });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
   const intrusion = new IntrusionDetector(config, redis, events, log);
   /** Critical events to ALERT_WEBHOOK_URL / ALERT_EMAIL_TO through the alert_outbox table (src/modules/alerts/). */
@@ -111,6 +129,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
     events,
     mailer,
     auth,
+    emailChanges,
     admin,
     intrusion,
     alerts,
@@ -136,6 +155,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
       await alerts.close();
       await events.close();
       await mailer.close();
+      await policy.close();
       redis?.disconnect();
       await database.close();
     },

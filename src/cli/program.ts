@@ -72,7 +72,7 @@ export function buildProgram(): Command {
   for (const [name, verb, run] of [
     ['deactivate', 'Deactivate an account and revoke all its sessions at once (emergency lockout)', 'deactivate'],
     ['activate', 'Re-activate an account', 'activate'],
-    ['unlock', 'Clear a login lockout (failed-login counter)', 'unlock'],
+    ['unlock', 'Clear every login lock: untrusted devices, each trusted device, an administrator\'s lock', 'unlock'],
   ] as const) {
     users
       .command(name)
@@ -86,6 +86,20 @@ export function buildProgram(): Command {
         });
       });
   }
+
+  users
+    .command('lock')
+    .description('Lock logins for every device, trusted ones included, until `unlock` or for --minutes (sessions stay; `deactivate` ends them)')
+    .argument('<username>', 'username, e-mail address or user id')
+    .option('--minutes <n>', 'lock for this many minutes instead of until unlocked', positiveInt)
+    .action(async (ref: string, options: { minutes?: number }) => {
+      if (options.minutes !== undefined && options.minutes > 5_256_000) throw new CliError('--minutes is at most 5256000 (ten years)');
+      await withContainer(async (c) => {
+        const user = await c.admin.find(ref);
+        await c.admin.lock(user.id, options.minutes, CLI_ACTOR);
+        console.log(`Locked ${user.username} (${user.id}) for every device ${options.minutes ? `for ${options.minutes} minute(s)` : 'until unlocked'}`);
+      });
+    });
 
   users
     .command('list')

@@ -92,6 +92,15 @@ const url =
     return raw;
   };
 
+/** An e-mailed link: an http(s) URL with `{token}` where the token goes ('' = the default on PUBLIC_URL). */
+const linkTemplate: Parser<string> = (raw) => {
+  const text = raw.trim();
+  if (text === '') return '';
+  if (!text.includes('{token}')) fail('must contain {token} where the token goes');
+  url('http:', 'https:')(text.replaceAll('{token}', 'TOKEN'));
+  return text;
+};
+
 const databaseUrl: Parser<string> = (raw) => {
   if (/^sqlite:/.test(raw)) {
     if (raw.length <= 'sqlite:'.length) fail('needs a file path after sqlite:');
@@ -194,7 +203,7 @@ export const SETTINGS = {
   DOCS_ENABLED: S({ env: 'DOCS_ENABLED', default: 'true', group: 'Server', doc: 'Serve OpenAPI at /api/openapi.json and Swagger UI at /api/docs.', parse: bool }),
   HEALTH_TOKEN: S({ env: 'HEALTH_TOKEN', default: '', group: 'Server', doc: 'Token (header X-Health-Token) that opens /api/health/detailed, /database and /system to monitors outside development.', parse: str, secret: true }),
 
-  SECRET_KEY: S({ env: 'SECRET_KEY', default: '', group: 'Secrets', doc: 'Signs CSRF tokens and cookies. ≥ 32 bytes; required in production (development generates one in var/).', parse: str, secret: true }),
+  SECRET_KEY: S({ env: 'SECRET_KEY', default: '', group: 'Secrets', doc: 'Signs CSRF tokens, cookies and device credentials. ≥ 32 bytes; required in production (development generates one in var/).', parse: str, secret: true }),
   JWT_SECRET_KEY: S({ env: 'JWT_SECRET_KEY', default: '', group: 'Secrets', doc: 'HS256 key for access and refresh tokens. ≥ 32 bytes, distinct from SECRET_KEY; required in production.', parse: str, secret: true }),
 
   DATABASE_URL: S({ env: 'DATABASE_URL', default: 'sqlite:var/flokie.db', group: 'Database', doc: 'sqlite:path, postgresql://… (sslmode=require|verify-full honoured) or mysql://…', parse: databaseUrl, secret: true }),
@@ -228,20 +237,27 @@ export const SETTINGS = {
   PASSWORD_REQUIRE_DIGIT: S({ env: 'PASSWORD_REQUIRE_DIGIT', default: 'false', group: 'Passwords', doc: 'Require a digit.', parse: bool }),
   PASSWORD_REQUIRE_SYMBOL: S({ env: 'PASSWORD_REQUIRE_SYMBOL', default: 'false', group: 'Passwords', doc: 'Require a character that is not a letter or digit.', parse: bool }),
   PASSWORD_MIN_SCORE: S({ env: 'PASSWORD_MIN_SCORE', default: '3', group: 'Passwords', doc: 'Minimum zxcvbn score (0–4).', parse: int(0, 4) }),
+  PASSWORD_STRENGTH_WORKERS: S({ env: 'PASSWORD_STRENGTH_WORKERS', default: '1', group: 'Passwords', doc: 'Worker threads that run the zxcvbn estimate off the event loop; at most 32 checks per thread wait, more get 429.', parse: int(1, 64) }),
   BREACHED_PASSWORDS_FILE: S({ env: 'BREACHED_PASSWORDS_FILE', default: '', group: 'Passwords', doc: 'Extra breached-password list: one password or SHA-1 hex (HIBP format, ":count" allowed) per line.', parse: str }),
-  MAX_LOGIN_ATTEMPTS: S({ env: 'MAX_LOGIN_ATTEMPTS', default: '5', group: 'Passwords', doc: 'Failed logins before the account is locked.', parse: int(1, 1000) }),
+  MAX_LOGIN_ATTEMPTS: S({ env: 'MAX_LOGIN_ATTEMPTS', default: '5', group: 'Passwords', doc: 'Failed logins before a lock: per trusted device, and per account for attempts without a device credential (LOCKOUT_MODE). Also the most password checks in flight per counter.', parse: int(1, 1000) }),
   ACCOUNT_LOCKOUT_DURATION: S({ env: 'ACCOUNT_LOCKOUT_DURATION', default: '30', group: 'Passwords', doc: 'Lockout length in minutes (also the window failures are counted in).', parse: num(0.05, 10080) }),
+  LOCKOUT_MODE: S({ env: 'LOCKOUT_MODE', default: 'device', group: 'Passwords', doc: 'device: failures lock the device credential (flokie_device cookie / X-Device-Token) they came with, or the account for devices without one, so trusted devices keep logging in; account: every failure counts against the account (no device credentials).', parse: oneOf('device', 'account') }),
+  LOGIN_QUEUE_TIMEOUT: S({ env: 'LOGIN_QUEUE_TIMEOUT', default: '5', group: 'Passwords', doc: 'Seconds a login waits for a free slot when MAX_LOGIN_ATTEMPTS checks are already in flight on its counter; then 429 with Retry-After.', parse: num(0, 60) }),
   PASSWORD_HISTORY_COUNT: S({ env: 'PASSWORD_HISTORY_COUNT', default: '5', group: 'Passwords', doc: 'Previous passwords that may not be reused.', parse: int(0, 50) }),
   PASSWORD_RESET_EXPIRES_MINUTES: S({ env: 'PASSWORD_RESET_EXPIRES_MINUTES', default: '30', group: 'Passwords', doc: 'Lifetime of a password-reset link.', parse: int(1, 1440) }),
   EMAIL_VERIFICATION_EXPIRES_HOURS: S({ env: 'EMAIL_VERIFICATION_EXPIRES_HOURS', default: '48', group: 'Passwords', doc: 'Lifetime of an e-mail verification link.', parse: int(1, 720) }),
+  EMAIL_CHANGE_EXPIRES_HOURS: S({ env: 'EMAIL_CHANGE_EXPIRES_HOURS', default: '24', group: 'Passwords', doc: 'Lifetime of the link that confirms a new e-mail address.', parse: int(1, 720) }),
 
   SMTP_URL: S({ env: 'SMTP_URL', default: '', group: 'Mail', doc: 'smtp(s)://user:pass@host:port. Unset: messages are written as .eml files to MAIL_OUTBOX_DIR.', parse: url('smtp:', 'smtps:'), secret: true }),
   MAIL_FROM: S({ env: 'MAIL_FROM', default: 'Flokie <no-reply@localhost>', group: 'Mail', doc: 'From address of outgoing mail.', parse: str }),
   MAIL_OUTBOX_DIR: S({ env: 'MAIL_OUTBOX_DIR', default: 'var/outbox', group: 'Mail', doc: 'Folder for .eml files when SMTP_URL is unset.', parse: str }),
+  EMAIL_VERIFY_URL: S({ env: 'EMAIL_VERIFY_URL', default: '', group: 'Mail', doc: 'Link in verification mails, with {token} where the token goes (default PUBLIC_URL/verify-email?token={token}).', parse: linkTemplate }),
+  PASSWORD_RESET_URL: S({ env: 'PASSWORD_RESET_URL', default: '', group: 'Mail', doc: 'Link in password-reset mails, with {token} (default PUBLIC_URL/reset-password?token={token}).', parse: linkTemplate }),
+  EMAIL_CHANGE_CONFIRM_URL: S({ env: 'EMAIL_CHANGE_CONFIRM_URL', default: '', group: 'Mail', doc: 'Link that confirms a new e-mail address, with {token} (default PUBLIC_URL/confirm-email-change?token={token}); the page posts the token to POST /api/auth/email/confirm.', parse: linkTemplate }),
 
   CORS_ORIGINS: S({ env: 'CORS_ORIGINS', default: '', group: 'HTTP protection', doc: 'Allowed origins (JSON array or comma list). Empty: no cross-origin access.', parse: list }),
   CORS_METHODS: S({ env: 'CORS_METHODS', default: 'GET,POST,PUT,DELETE,OPTIONS', group: 'HTTP protection', doc: 'Methods allowed cross-origin.', parse: list }),
-  CORS_ALLOW_HEADERS: S({ env: 'CORS_ALLOW_HEADERS', default: 'Content-Type,Authorization,X-CSRF-Token,X-Auth-Mode,X-Request-ID', group: 'HTTP protection', doc: 'Request headers allowed cross-origin.', parse: list }),
+  CORS_ALLOW_HEADERS: S({ env: 'CORS_ALLOW_HEADERS', default: 'Content-Type,Authorization,X-CSRF-Token,X-Auth-Mode,X-Request-ID,X-Device-Token', group: 'HTTP protection', doc: 'Request headers allowed cross-origin.', parse: list }),
   CORS_SUPPORTS_CREDENTIALS: S({ env: 'CORS_SUPPORTS_CREDENTIALS', default: 'true', group: 'HTTP protection', doc: 'Send Access-Control-Allow-Credentials (refused with a * origin).', parse: bool }),
   CONTENT_SECURITY_POLICY: S({ env: 'CONTENT_SECURITY_POLICY', default: '', group: 'HTTP protection', doc: 'CSP directive map as JSON; default "default-src \'none\'; frame-ancestors \'none\'".', parse: cspMap }),
   X_XSS_PROTECTION: S({ env: 'X_XSS_PROTECTION', default: '0', group: 'HTTP protection', doc: 'X-XSS-Protection value: 0 (modern advice, see docs/security.md) or "1; mode=block".', parse: oneOf('0', '1; mode=block') }),

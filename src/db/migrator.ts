@@ -1,12 +1,14 @@
 import { Migrator, NO_MIGRATIONS, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_user_search_indexes.js';
+import * as m003 from './migrations/003_account_security.js';
 import * as m004 from './migrations/004_operations.js';
 
 /** Migrations are imported statically so the built app and tsx run the same list. */
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
   '002_user_search_indexes': m002,
+  '003_account_security': m003,
   '004_operations': m004,
 };
 

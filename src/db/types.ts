@@ -20,6 +20,8 @@ export interface UsersTable {
   created_at: number;
   updated_at: number;
   last_login_at: number | null;
+  /** An address the user asked to move to, not yet confirmed (docs/security.md "E-mail change"). */
+  pending_email: string | null;
 }
 
 export interface PasswordHistoryTable {
@@ -29,12 +31,23 @@ export interface PasswordHistoryTable {
   created_at: number;
 }
 
-/** Failed-login counter, keyed by `user:<id>` for accounts and `name:<login>` for unknown names. */
+/**
+ * Failed-login counter and lock, keyed by `user:<id>` (an account's attempts without a trusted
+ * device credential), `name:<login>` (unknown names), `device:<user id>:<nonce>` (one trusted
+ * device) and `admin:<user id>` (a lock an administrator set). See src/modules/auth/lockout.ts.
+ */
 export interface LoginAttemptsTable {
   key: string;
   failures: number;
   window_started_at: number;
   locked_until: number | null;
+}
+
+/** A login attempt in flight on a counter (lockout.ts), until its lease ends. */
+export interface LoginReservationsTable {
+  id: string;
+  key: string;
+  expires_at: number;
 }
 
 export interface SessionsTable {
@@ -64,10 +77,12 @@ export interface RevokedTokensTable {
 export interface OneTimeTokensTable {
   token_hash: string;
   user_id: string;
-  purpose: 'password_reset' | 'email_verification';
+  purpose: 'password_reset' | 'email_verification' | 'email_change';
   expires_at: number;
   used_at: number | null;
   created_at: number;
+  /** For `email_change`: the address the link confirms. */
+  target_email: string | null;
 }
 
 export interface SecurityEventsTable {
@@ -129,6 +144,7 @@ export interface Database {
   users: UsersTable;
   password_history: PasswordHistoryTable;
   login_attempts: LoginAttemptsTable;
+  login_reservations: LoginReservationsTable;
   sessions: SessionsTable;
   revoked_tokens: RevokedTokensTable;
   one_time_tokens: OneTimeTokensTable;

@@ -3,13 +3,16 @@
  * is done for a request. A route names its limit with `config: { rateLimit: 'auth.login' }`
  * (src/http/route-config.ts); unnamed routes use "default"; `false` exempts a route (health
  * checks, the OpenAPI document, the Swagger UI files). Counters are keyed by the real client
- * address (request.ip, see client-address.ts) and, for login, also by the username tried, so
- * neither rotating addresses nor rotating accounts escapes. Over the limit: 429
+ * address (request.ip, see client-address.ts). Login is also limited per username tried, so
+ * neither rotating addresses nor rotating accounts escapes; that limit is counted here
+ * (`perAccountRateLimit`) but applied by the lockout (src/modules/auth/lockout.ts), which alone
+ * knows whether the attempt carries a trusted device credential, and a trusted device is not
+ * held back by it. Over the limit: 429
  * RATE_LIMIT_EXCEEDED with Retry-After; RateLimit-Limit/-Remaining/-Reset on every limited answer.
  * The emergency limit (set by `flokie` or the admin API) applies to every route but health checks,
  * per client address, even when RATE_LIMIT_ENABLED is false.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RateSpec } from '../config/index.js';
 import type { Container } from '../container.js';
@@ -23,11 +26,14 @@ declare module 'fastify' {
     rateLimits: RateLimitStore;
     /** Refusals per limit name since start (read by /metrics). */
     rateLimitRefusals: Map<string, number>;
+    /**
+     * Counts one request against limit `name` for the account named `account` (case- and
+     * space-insensitive), whatever the address; 429 over the limit. The login route hands it to
+     * the lockout, which applies it to attempts without a trusted device credential.
+     */
+    perAccountRateLimit: (request: FastifyRequest, reply: FastifyReply, name: string, account: string) => Promise<void>;
   }
 }
-
-/** Limits that also count per account tried, by body field. */
-const PER_ACCOUNT_FIELD: Record<string, string> = { 'auth.login': 'username' };
 
 /** URL prefixes (route patterns) the emergency limit never applies to: monitors must keep working. */
 const EMERGENCY_EXEMPT = ['/api/health'];
@@ -90,23 +96,15 @@ export default fp(
       await enforce(request, reply, name, spec, `ip:${ip}`, 'ip');
     });
 
-    // Per-account counting needs the parsed body; it runs before validation so probing with
-    // malformed bodies counts too. Added only to the routes whose limit counts per account.
-    function perAccount(name: string, field: string): preValidationAsyncHookHandler {
-      return async (request, reply) => {
-        if (!config.RATE_LIMIT_ENABLED) return;
-        const value = (request.body as Record<string, unknown> | undefined)?.[field];
-        if (typeof value !== 'string' || value.trim() === '') return;
-        const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
-        await enforce(request, reply, name, spec, `${field}:${value.trim().toLowerCase().slice(0, 254)}`, field);
-      };
-    }
+    // Keyed `username:<name>` (the login field's name), as before the lockout applied it.
+    app.decorate('perAccountRateLimit', async (request: FastifyRequest, reply: FastifyReply, name: string, account: string) => {
+      if (!config.RATE_LIMIT_ENABLED || account.trim() === '') return;
+      const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
+      await enforce(request, reply, name, spec, `username:${account.trim().toLowerCase().slice(0, 254)}`, 'username');
+    });
 
     app.addHook('onRoute', (route) => {
       if (docsPrefix && route.url.startsWith(docsPrefix) && route.config?.rateLimit === undefined) route.config = { ...route.config, rateLimit: false };
-      const name = route.config?.rateLimit;
-      const field = typeof name === 'string' ? PER_ACCOUNT_FIELD[name] : undefined;
-      if (typeof name === 'string' && field) route.preValidation = [...[route.preValidation ?? []].flat(), perAccount(name, field)];
     });
   },
   { name: 'flokie-rate-limit' },

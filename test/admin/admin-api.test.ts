@@ -34,6 +34,7 @@ describe('administration API', () => {
       ['POST', `/api/users/${user.id}/activate`],
       ['POST', `/api/users/${user.id}/deactivate`],
       ['POST', `/api/users/${user.id}/unlock`],
+      ['POST', `/api/users/${user.id}/lock`, { minutes: 5 }],
       ['POST', `/api/users/${user.id}/admin`, { is_admin: true }],
       ['GET', '/api/security/events'],
       ['POST', '/api/security/tokens/revoke', { user_id: admin.id }],

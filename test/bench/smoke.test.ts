@@ -24,7 +24,7 @@ test('npm run bench -- --quick produces JSON and Markdown results', { timeout: 6
     for (const key of ['cpu', 'cores', 'memoryGiB', 'node']) assert.ok(results.machine[key], `machine.${key}`);
     assert.equal(results.options.quick, true);
     const ids = results.rows.map((r: { id: string }) => r.id);
-    for (const id of ['health.rps', 'me.rps', 'me_cold.rps', 'login.rps', 'health.p99_flood', 'refresh.rps', 'growth.me', 'memory.peak_rss', 'startup']) {
+    for (const id of ['health.rps', 'me.rps', 'me_cold.rps', 'login.rps', 'health.p99_flood', 'refresh.rps', 'growth.me', 'memory.peak_rss', 'startup', 'strength.health_p99', 'strength.registrations']) {
       assert.ok(ids.includes(id), `row ${id} present`);
     }
     for (const row of results.rows) {
@@ -45,6 +45,32 @@ test('npm run bench -- --quick produces JSON and Markdown results', { timeout: 6
     assert.match(md, /\| Scenario \| Flokie \| Reference \| Ratio \| Target \| Result \|/);
     assert.match(md, /AMD|Intel|cores/);
     assert.ok(readdirSync(join(dir, 'results')).some((f) => /^\d{4}-\d{2}-\d{2}T.*\.json$/.test(f)), 'timestamped copy written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('npm run bench -- --only strength runs scenario 7 alone', { timeout: 300_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flokie-bench-only-'));
+  try {
+    const run = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'bench/run.ts', '--only', 'strength', '--quick', '--from-source', '--out', join(dir, 'results'), '--cache-dir', join(dir, 'cache')],
+      { encoding: 'utf8', timeout: 240_000 },
+    );
+    assert.equal(run.status, 0, `bench exited ${run.status}:\n${run.stderr.slice(-3000)}`);
+    const files = readdirSync(join(dir, 'results'));
+    assert.ok(!files.includes('latest.json'), 'latest.* is the full run only');
+    const json = files.find((f) => /-strength\.json$/.test(f));
+    assert.ok(json, files.join(', '));
+    const results = JSON.parse(readFileSync(join(dir, 'results', json), 'utf8'));
+    const byId = Object.fromEntries(results.rows.map((r: { id: string }) => [r.id, r]));
+    assert.ok(byId['strength.health_p99'].flokie > 0, 'the probe answered');
+    assert.ok(byId['strength.registrations'].flokie > 0, 'registrations were answered');
+    assert.match(byId['strength.registrations'].note, /"400"/, 'refused as too easy to guess, after the estimate');
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--only', 'nope'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--only must be one of strength/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

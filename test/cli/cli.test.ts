@@ -114,6 +114,19 @@ describe('flokie CLI', () => {
     assert.equal((await runCli(['users', 'unlock', 'clivictim'], { env })).code, 0);
     assert.equal(await c.lockout.lockedUntil(`user:${user.id}`), null);
 
+    // lock: every device, until unlocked or for --minutes; unlock clears it.
+    const locked = await runCli(['users', 'lock', 'clivictim', '--minutes', '15'], { env });
+    assert.equal(locked.code, 0, locked.stderr);
+    assert.match(locked.stdout, /Locked clivictim .* for every device for 15 minute/);
+    const lock = (await c.lockout.accountLocks([user.id])).get(user.id)!;
+    assert.equal(lock.scope, 'all');
+    assert.ok(Math.abs(lock.until - (Date.now() + 15 * 60_000)) < 60_000);
+    assert.equal((await runCli(['users', 'lock', 'clivictim', '--minutes', 'soon'], { env })).code, 1);
+    assert.equal((await runCli(['users', 'lock', 'clivictim'], { env })).code, 0);
+    assert.equal((await c.lockout.accountLocks([user.id])).get(user.id)!.until, 253_402_300_799_999, 'without --minutes: until unlocked');
+    assert.equal((await runCli(['users', 'unlock', 'clivictim'], { env })).code, 0);
+    assert.equal((await c.lockout.accountLocks([user.id])).size, 0);
+
     const json = await runCli(['users', 'list', '--json', '--include-inactive'], { env });
     const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
     assert.ok(rows.some((u) => u.username === 'clivictim' && u.password_hash === undefined));
@@ -121,7 +134,7 @@ describe('flokie CLI', () => {
     await c.events.flush();
     const actions = await c.db.selectFrom('security_events').select('details').where('type', '=', 'admin_action').execute();
     const names = actions.map((a) => JSON.parse(a.details!).action);
-    for (const a of ['create_user', 'deactivate_user', 'activate_user', 'unlock_user']) assert.ok(names.includes(a), a);
+    for (const a of ['create_user', 'deactivate_user', 'activate_user', 'unlock_user', 'lock_user']) assert.ok(names.includes(a), a);
     assert.ok(actions.every((a) => JSON.parse(a.details!).via === 'cli'));
   });
 

@@ -43,7 +43,7 @@ describe('CORS', () => {
       assert.equal(res.statusCode, 204);
       assert.equal(res.headers['access-control-allow-origin'], GOOD);
       assert.equal(res.headers['access-control-allow-methods'], 'GET, POST, PUT, DELETE, OPTIONS');
-      assert.equal(res.headers['access-control-allow-headers'], 'Content-Type, Authorization, X-CSRF-Token, X-Auth-Mode, X-Request-ID');
+      assert.equal(res.headers['access-control-allow-headers'], 'Content-Type, Authorization, X-CSRF-Token, X-Auth-Mode, X-Request-ID, X-Device-Token');
       assert.equal(res.headers['access-control-max-age'], '600');
       assert.equal(res.headers['ratelimit-remaining'], undefined);
     }

@@ -122,6 +122,39 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
     assert.ok(Number(blocked.headers['retry-after']) > 0);
     assert.equal((await app.inject({ method: 'GET', url: '/api/health', remoteAddress: '203.0.113.9' })).statusCode, 200);
 
+    // Device credentials: failures with one deny-list it (from an address of its own, below the brute-force threshold).
+    const d = await register(app, uniqueUser('evdevice'));
+    const dLogin = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: d.username, password: STRONG_PASSWORD } });
+    const deviceToken = json(dLogin).data.device_token as string;
+    secrets.add(deviceToken).add(json(dLogin).data.access_token).add(json(dLogin).data.refresh_token);
+    for (let i = 0; i < 3; i++) {
+      await app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '192.0.2.50', headers: { 'x-device-token': deviceToken }, payload: { username: d.username, password: 'Wrong-Password-123' } });
+    }
+    // An administrator's lock for every device.
+    assert.equal((await app.inject({ method: 'POST', url: `/api/users/${d.id}/lock`, headers: bearer(admin.access), payload: { minutes: 5 } })).statusCode, 200);
+
+    // E-mail change: requested, confirmed, and refused when the address was taken meanwhile.
+    const changeTo = async (who: { id: string; access: string }, to: string) => {
+      assert.equal((await app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(who.access), payload: { email: to, current_password: STRONG_PASSWORD } })).statusCode, 202);
+      // The link is issued after the answer; replace it with one whose text the test knows.
+      for (let i = 0; i < 200 && !(await container.db.selectFrom('one_time_tokens').select('user_id').where('user_id', '=', who.id).where('purpose', '=', 'email_change').executeTakeFirst()); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const token = await container.oneTimeTokens.issue(who.id, 'email_change', 60_000, to);
+      secrets.add(token);
+      return token;
+    };
+    const e1 = await registerAndLogin(app, uniqueUser('evmail'));
+    secrets.add(e1.access).add(e1.refresh);
+    const e1Token = await changeTo(e1, `evmail-new-${Date.now()}@example.org`);
+    assert.equal((await app.inject({ method: 'POST', url: '/api/auth/email/confirm', payload: { token: e1Token } })).statusCode, 200);
+    const e2 = await registerAndLogin(app, uniqueUser('evmail2'));
+    secrets.add(e2.access).add(e2.refresh);
+    const contested = `evmail-contested-${Date.now()}@example.org`;
+    const e2Token = await changeTo(e2, contested);
+    await register(app, { ...uniqueUser('evsnatch'), email: contested });
+    assert.equal((await app.inject({ method: 'POST', url: '/api/auth/email/confirm', payload: { token: e2Token } })).statusCode, 409);
+
     const rows = await eventRows(container);
     const seen = new Set(rows.map((r) => r.type));
     const missing = Object.keys(EVENT_TYPES).filter((type) => !seen.has(type));

@@ -3,8 +3,10 @@
  *
  * - 50 concurrent wrong passwords get at most MAX_LOGIN_ATTEMPTS password checks (counted by a spy
  *   on the hasher and by login_failure events with reason bad_credentials), and the right password
- *   is then refused with 423 — on SQLite, on PostgreSQL, and across two real server processes
+ *   is then refused with 423 for clients without a device credential, while the owner's trusted
+ *   device still logs in — on SQLite, on PostgreSQL, and across two real server processes
  *   sharing PostgreSQL and Redis.
+ * - 16 concurrent logins with the right password all succeed: attempts in flight are not failures.
  * - Login, lockout and reset-request answer identically for unknown and known users (status, body
  *   without timestamp/request_id, the headers that matter), and their median response times
  *   differ by less than 10 ms. Timing runs use BCRYPT_ROUNDS=10 (about 50 ms a hash here) instead
@@ -78,6 +80,36 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         assert.equal(JSON.parse(right.body).error.code, 'LOCKED');
         assert.ok(Number(right.headers['retry-after']) > 0, 'Retry-After on 423');
         assert.ok(checks <= MAX, 'the locked attempt checked no password');
+      } finally {
+        await env.close();
+      }
+    });
+
+    it('16 concurrent logins with the right password: 16 x 200', async (t) => {
+      if (skip) return t.skip(skip);
+      const env = await appOn(engine);
+      try {
+        const user = await register(env.app, uniqueUser('rush'));
+        const results = await Promise.all(Array.from({ length: 16 }, () => loginReq(env.app, user.username, STRONG_PASSWORD)));
+        const statuses = results.map((r) => r.statusCode);
+        t.diagnostic(`${engine}: ${statuses.join(',')}`);
+        assert.deepEqual(statuses, Array(16).fill(200));
+      } finally {
+        await env.close();
+      }
+    });
+
+    it("50 concurrent wrong passwords do not lock the owner's trusted device", async (t) => {
+      if (skip) return t.skip(skip);
+      const env = await appOn(engine);
+      try {
+        const user = await register(env.app, uniqueUser('trusted'));
+        const first = await loginReq(env.app, user.username, STRONG_PASSWORD);
+        const device = JSON.parse(first.body).data.device_token as string;
+        await Promise.all(Array.from({ length: 50 }, (_, i) => loginReq(env.app, user.username, `Wrong-Password-${i}-x9`)));
+        assert.equal((await loginReq(env.app, user.username, STRONG_PASSWORD)).statusCode, 423);
+        const owner = await env.app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'x-device-token': device }, payload: { username: user.username, password: STRONG_PASSWORD } });
+        assert.equal(owner.statusCode, 200, owner.body);
       } finally {
         await env.close();
       }
@@ -276,6 +308,8 @@ describe('brute force across two server processes (PostgreSQL + Redis)', () => {
     const [a, b] = servers as [ServerProcess, ServerProcess];
     const user = uniqueUser('crossbrute');
     assert.equal((await http(a.url, 'POST', '/api/auth/register', { body: user })).statusCode, 201);
+    const owner = await http(a.url, 'POST', '/api/auth/login', { body: { username: user.username, password: STRONG_PASSWORD } });
+    const device = JSON.parse(owner.body).data.device_token as string;
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) => http(i % 2 ? b.url : a.url, 'POST', '/api/auth/login', { body: { username: user.username, password: `Wrong-Password-${i}-x9` } })),
     );
@@ -284,6 +318,8 @@ describe('brute force across two server processes (PostgreSQL + Redis)', () => {
     for (const server of servers) {
       const right = await http(server.url, 'POST', '/api/auth/login', { body: { username: user.username, password: STRONG_PASSWORD } });
       assert.equal(right.statusCode, 423, `${server.url}: ${right.body}`);
+      const trusted = await http(server.url, 'POST', '/api/auth/login', { body: { username: user.username, password: STRONG_PASSWORD }, headers: { 'x-device-token': device } });
+      assert.equal(trusted.statusCode, 200, `the trusted device on ${server.url}: ${trusted.body}`);
     }
     // Events are written in batches; a clean stop flushes them.
     await Promise.all(servers.map((s) => s.stop()));

@@ -1,20 +1,24 @@
 /**
- * Account flows: register, login, refresh, logout, password change/reset, e-mail verification.
+ * Account flows: register, login, refresh, logout, password change/reset, e-mail verification,
+ * and re-authentication (the current password, for password and e-mail change).
  * Each rule it applies is owned elsewhere (hashing: password-hasher.ts, strength:
- * password-policy.ts, lockout: lockout.ts, tokens: tokens.ts, sessions: sessions.ts); this file
- * puts them in order and records what happened as security events.
+ * password-policy.ts, lockout and device credentials: lockout.ts, tokens: tokens.ts, sessions:
+ * sessions.ts, links: one-time-tokens.ts and src/mail/links.ts); this file puts them in order and
+ * records what happened as security events.
  */
 import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import { isUniqueViolation } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
-import { ApiError, authenticationError, conflict, lockedError, notFound, validationError } from '../../http/errors.js';
+import { ApiError, authenticationError, conflict, notFound, validationError } from '../../http/errors.js';
+import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { UserRepository } from '../users/user-repository.js';
 import { toUserView, type UserRow, type UserView } from '../users/user-view.js';
-import { lockoutKey, type Lockout } from './lockout.js';
+import { deviceCredentialOf } from './device-credentials.js';
+import type { AttemptFlow, Lockout } from './lockout.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { PasswordHasher } from './password-hasher.js';
 import type { PasswordContext, PasswordPolicy } from './password-policy.js';
@@ -42,6 +46,20 @@ export interface RegisterInput {
 /** The one message for every failed login, whatever was wrong. */
 const BAD_CREDENTIALS = 'Invalid username or password';
 
+export interface LoginOptions {
+  /** The device credential the request carries (device-credentials.ts). */
+  deviceCredential?: string;
+  /** The per-username rate limit, which lockout.ts applies to attempts without a trusted device credential. */
+  untrustedLimit?: () => Promise<void>;
+}
+
+export interface LoginResult {
+  tokens: TokenPair;
+  user: UserView;
+  /** A fresh device credential (LOCKOUT_MODE=device), else null. */
+  device: { value: string; maxAgeSeconds: number } | null;
+}
+
 export interface AuthDeps {
   config: Config;
   db: Kysely<Database>;
@@ -53,6 +71,7 @@ export interface AuthDeps {
   sessions: SessionStore;
   oneTimeTokens: OneTimeTokens;
   mailer: Mailer;
+  links: MailLinks;
   events: SecurityEvents;
   /** Background work (mail, reset requests) that shutdown waits for. */
   track: (task: Promise<unknown>) => void;
@@ -63,7 +82,7 @@ export class AuthService {
 
   /** Rejects a new password that breaks a strength rule or repeats a recent one. */
   async assertAcceptablePassword(password: string, context: PasswordContext, userId?: string): Promise<void> {
-    const problems = this.d.policy.check(password, context);
+    const problems = await this.d.policy.check(password, context);
     if (problems.length) throw validationError('Password does not meet the requirements', { password: problems });
     if (userId && this.d.config.PASSWORD_HISTORY_COUNT > 0) {
       const recent = await this.d.db
@@ -83,7 +102,7 @@ export class AuthService {
     }
   }
 
-  /** Stores a new password hash, keeps the last N in history, and revokes every session. */
+  /** Stores a new password hash, keeps the last N in history, kills every outstanding link, and revokes every session. */
   private async setPassword(user: UserRow, password: string, reason: RevokeReason): Promise<void> {
     const hash = await this.d.hasher.hash(password);
     const now = Date.now();
@@ -107,6 +126,7 @@ export class AuthService {
           keep.map((k) => k.id),
         )
         .execute();
+      await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
     });
     await this.d.sessions.revokeAllForUser(user.id, reason);
   }
@@ -135,35 +155,46 @@ export class AuthService {
     return conflict('Username or e-mail address is already registered', details);
   }
 
-  async login(login: string, password: string, request: FastifyRequest): Promise<{ tokens: TokenPair; user: UserView }> {
+  async login(login: string, password: string, request: FastifyRequest, options: LoginOptions = {}): Promise<LoginResult> {
     const user = await this.d.users.findByLogin(login);
-    const key = lockoutKey(user, login);
-    const reservation = await this.d.lockout.reserve(key);
-    if (!reservation.allowed) {
-      this.d.events.emit({ type: 'login_failure', request, userId: user?.id, details: { reason: 'locked', login: login.slice(0, 100) } });
-      throw lockedError(reservation.retryAfterSeconds);
-    }
-    // Unknown users cost one hash verification too, so timing does not reveal which accounts exist.
-    const valid = user ? await this.d.hasher.verify(password, user.password_hash) : await this.d.hasher.verifyDummy(password);
-    if (!valid || !user || !user.is_active) {
-      const locked = await this.d.lockout.recordFailure(key, reservation.failures);
-      this.d.events.emit({
-        type: 'login_failure',
-        request,
-        userId: user?.id,
-        details: { reason: !valid ? 'bad_credentials' : 'inactive', login: login.slice(0, 100), attempt: reservation.failures },
-      });
-      if (locked) this.d.events.emit({ type: 'account_locked', request, userId: user?.id, details: { login: login.slice(0, 100) } });
-      throw authenticationError(BAD_CREDENTIALS);
-    }
-    await this.d.lockout.clear(key);
+    const attempt = await this.d.lockout.run(
+      { user, login, deviceCredential: options.deviceCredential, request, flow: 'login', untrustedLimit: options.untrustedLimit },
+      async () => {
+        // Unknown users cost one hash verification too, so timing does not reveal which accounts exist.
+        const valid = user ? await this.d.hasher.verify(password, user.password_hash) : await this.d.hasher.verifyDummy(password);
+        if (!valid || !user) return 'bad_credentials';
+        return user.is_active ? 'ok' : 'inactive';
+      },
+    );
+    if (!attempt.ok || !user) throw authenticationError(BAD_CREDENTIALS);
     const changes: Partial<UserRow> = { last_login_at: Date.now() };
     if (this.d.hasher.needsRehash(user.password_hash)) changes.password_hash = await this.d.hasher.hash(password);
     await this.d.users.update(user.id, changes);
     const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
     const tokens = await this.issuePair(session, session.refresh_jti);
-    this.d.events.emit({ type: 'login_success', request, userId: user.id, details: { session_id: session.id, password_upgraded: 'password_hash' in changes } });
-    return { tokens, user: toUserView({ ...user, ...changes, password_hash: '' }) };
+    const device = this.d.lockout.issueDeviceCredential(user.id);
+    this.d.events.emit({
+      type: 'login_success',
+      request,
+      userId: user.id,
+      details: { session_id: session.id, password_upgraded: 'password_hash' in changes, ...(device ? { device: attempt.trusted ? 'trusted' : 'new' } : {}) },
+    });
+    return { tokens, user: toUserView({ ...user, ...changes, password_hash: '' }), device };
+  }
+
+  /**
+   * The current password of a signed-in user, asked again before a sensitive change (password,
+   * e-mail). A wrong one is a failed login attempt for lockout (same counter, limits and events,
+   * lockout.ts) and a 400 on `current_password`; a locked counter is a 423.
+   */
+  async reauthenticate(userId: string, password: string, request: FastifyRequest, flow: Exclude<AttemptFlow, 'login'>): Promise<UserRow> {
+    const user = await this.d.users.findById(userId);
+    if (!user) throw authenticationError();
+    const attempt = await this.d.lockout.run({ user, login: user.username, deviceCredential: deviceCredentialOf(request), request, flow }, async () =>
+      (await this.d.hasher.verify(password, user.password_hash)) ? 'ok' : 'bad_credentials',
+    );
+    if (!attempt.ok) throw validationError('Current password is incorrect', { current_password: ['Current password is incorrect'] });
+    return user;
   }
 
   private async issuePair(session: SessionRow, refreshJti: string): Promise<TokenPair> {
@@ -229,11 +260,7 @@ export class AuthService {
 
   /** Changes the password, revokes every session (this one too) and starts a fresh one. */
   async changePassword(principal: Principal, current: string, next: string, request: FastifyRequest): Promise<TokenPair> {
-    const user = await this.d.users.findById(principal.user.id);
-    if (!user) throw authenticationError();
-    if (!(await this.d.hasher.verify(current, user.password_hash))) {
-      throw validationError('Current password is incorrect', { current_password: ['Current password is incorrect'] });
-    }
+    const user = await this.reauthenticate(principal.user.id, current, request, 'password_change');
     await this.assertAcceptablePassword(next, user, user.id);
     await this.setPassword(user, next, 'password_change');
     this.d.events.emit({ type: 'password_changed', request, userId: user.id });
@@ -251,7 +278,7 @@ export class AuthService {
       this.d.events.emit({ type: 'password_reset_requested', request, userId: user?.id, details: { known: Boolean(user) } });
       if (!user || !user.is_active) return;
       const token = await this.d.oneTimeTokens.issue(user.id, 'password_reset', this.d.config.PASSWORD_RESET_EXPIRES_MINUTES * 60_000);
-      const link = `${this.d.config.publicUrl}/reset-password?token=${encodeURIComponent(token)}`;
+      const link = this.d.links.build('password_reset', token);
       this.d.mailer.send({
         to: user.email,
         subject: 'Reset your password',
@@ -265,13 +292,14 @@ export class AuthService {
     // Check strength before spending the token, so a weak choice can be corrected with the same link.
     const userId = await this.d.oneTimeTokens.peek(token, 'password_reset');
     const user = userId ? await this.d.users.findById(userId) : undefined;
-    if (!user) throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
+    // Deactivation kills a user's links; a deactivated account is refused here as well.
+    if (!user?.is_active) throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
     await this.assertAcceptablePassword(password, user, user.id);
     if ((await this.d.oneTimeTokens.consume(token, 'password_reset')) !== user.id) {
       throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
     }
     await this.setPassword(user, password, 'password_reset');
-    await this.d.lockout.clear(lockoutKey(user, user.username));
+    await this.d.lockout.clearFailures(user.id);
     this.d.events.emit({ type: 'password_reset', request, userId: user.id });
   }
 
@@ -286,7 +314,7 @@ export class AuthService {
     if (user.is_verified) return;
     const hours = this.d.config.EMAIL_VERIFICATION_EXPIRES_HOURS;
     const token = await this.d.oneTimeTokens.issue(user.id, 'email_verification', hours * 3_600_000);
-    const link = `${this.d.config.publicUrl}/verify-email?token=${encodeURIComponent(token)}`;
+    const link = this.d.links.build('verify_email', token);
     this.d.mailer.send({
       to: user.email,
       subject: 'Confirm your e-mail address',

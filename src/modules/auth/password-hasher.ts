@@ -20,6 +20,27 @@ export type HasherName = 'bcrypt' | 'argon2id';
 const ARGON2ID = { algorithm: 2 /* Argon2id */, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
 const BCRYPT_PREFIX = /^\$2[abxy]\$(\d{2})\$/;
+/** bcrypt hashes the first 72 bytes of its input and ignores the rest. */
+export const BCRYPT_MAX_BYTES = 72;
+
+/**
+ * The part of a password that `algorithm` really hashes, as text: with bcrypt the longest run of
+ * whole characters within the first 72 UTF-8 bytes (a character cut by byte 72 is left out:
+ * its first bytes count for bcrypt, but as text it is not there); argon2id hashes all of it.
+ * password-policy.ts applies every rule to this text, so a long password cannot pass on a strong
+ * tail that bcrypt throws away.
+ */
+export function hashedText(password: string, algorithm: HasherName): string {
+  if (algorithm !== 'bcrypt' || Buffer.byteLength(password) <= BCRYPT_MAX_BYTES) return password;
+  let bytes = 0;
+  let end = 0;
+  for (const char of password) {
+    bytes += Buffer.byteLength(char);
+    if (bytes > BCRYPT_MAX_BYTES) break;
+    end += char.length;
+  }
+  return password.slice(0, end);
+}
 
 export class PasswordHasher {
   private dummyHash: Promise<string> | undefined;

@@ -11,8 +11,10 @@ import { ApiError, authenticationError, validationError } from '../../http/error
 import { bearerToken } from '../../plugins/authenticate.js';
 import { iso, principalUserView } from '../users/user-view.js';
 import type { TokenPair } from './auth-service.js';
+import { DEVICE_COOKIE, deviceCredentialOf } from './device-credentials.js';
 import {
   ChangePasswordBody,
+  ConfirmEmailChangeBody,
   Envelope,
   LoginBody,
   LoginData,
@@ -119,14 +121,27 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
         tags,
         summary: 'Log in with username or e-mail and password',
         description:
-          'Send `X-Auth-Mode: cookie` to receive the refresh token as an HttpOnly cookie instead of in the body. `username_or_email` is accepted as an alias of `username` (original Flokie clients).',
+          'Send `X-Auth-Mode: cookie` to receive the refresh token as an HttpOnly cookie instead of in the body. ' +
+          '`username_or_email` is accepted as an alias of `username` (original Flokie clients); `remember_me: false` makes the refresh cookie last only as long as the browser session. ' +
+          'A successful login also issues a device credential (LOCKOUT_MODE=device): the HttpOnly cookie `flokie_device` (Path=/api/auth, SameSite=Strict), and outside cookie mode `device_token` in the body. ' +
+          'Send it back (cookie, or `X-Device-Token` header) on later logins: failures from that device then count against that device only, and it keeps logging in while the account is locked for devices without one. ' +
+          'Answers 423 only when the counter the attempt belongs to is locked, and 429 when too many checks for it are already in flight for LOGIN_QUEUE_TIMEOUT seconds.',
         body: LoginBody,
         response: { 200: Envelope(LoginData), ...errors(400, 401, 423, 429) },
       },
     },
     async (request, reply) => {
-      const { tokens, user } = await auth.login(request.body.username, request.body.password, request);
-      return ok('Login successful', { ...deliver(request, reply, tokens, wantsCookie(request), request.body.remember_me ?? true), user });
+      const cookieMode = wantsCookie(request);
+      const { tokens, user, device } = await auth.login(request.body.username, request.body.password, request, {
+        deviceCredential: deviceCredentialOf(request),
+        untrustedLimit: () => app.perAccountRateLimit(request, reply, 'auth.login', request.body.username),
+      });
+      const pair = deliver(request, reply, tokens, cookieMode, request.body.remember_me ?? true);
+      if (device) {
+        reply.setCookie(DEVICE_COOKIE, device.value, { httpOnly: true, secure: true, sameSite: 'strict', path: REFRESH_COOKIE_PATH, maxAge: device.maxAgeSeconds });
+      }
+      // In cookie mode the browser keeps the credential in the HttpOnly cookie only, like the refresh token.
+      return ok('Login successful', { ...pair, ...(device && !cookieMode ? { device_token: device.value } : {}), user });
     },
   );
 
@@ -227,9 +242,11 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
         tags,
         security: bearer,
         summary: 'Change password',
-        description: 'Revokes every session, this one included, and returns a fresh token pair for a new session.',
+        description:
+          'Revokes every session, this one included, kills every outstanding reset, verification and e-mail change link, and returns a fresh token pair for a new session. ' +
+          'A wrong `current_password` is a 400 and counts as a failed login for lockout (send `X-Device-Token` or the device cookie to have it counted on your device); a locked counter is a 423.',
         body: ChangePasswordBody,
-        response: { 200: Envelope(TokenData), ...errors(400, 401) },
+        response: { 200: Envelope(TokenData), ...errors(400, 401, 423, 429) },
       },
     },
     async (request, reply) => {
@@ -289,6 +306,25 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       return ok('E-mail address verified', {});
     });
   }
+
+  app.post(
+    '/email/confirm',
+    {
+      schema: {
+        tags,
+        summary: 'Confirm a new e-mail address with the token from the confirmation e-mail',
+        description:
+          'Applies the pending address of PUT /api/users/profile, marks it verified, and kills every outstanding link. Every session of the user is revoked, except the one of a valid access token of that user sent with this request. ' +
+          '400 for an invalid, used or expired token or when the pending address changed since; 409 when the address was registered by another account meanwhile (nothing changes).',
+        body: ConfirmEmailChangeBody,
+        response: { 200: MessageEnvelope, ...errors(400, 409, 429) },
+      },
+    },
+    async (request) => {
+      await container.emailChanges.confirm(request.body.token, request);
+      return ok('E-mail address changed', {});
+    },
+  );
 
   app.post(
     '/verify-email/resend',

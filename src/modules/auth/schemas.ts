@@ -28,6 +28,7 @@ export const ChangePasswordBody = Type.Object({ current_password: Password, new_
 export const ResetRequestBody = Type.Object({ email: Email }, strict);
 export const ResetBody = Type.Object({ token: OpaqueToken, new_password: Password, confirm_password: Password }, strict);
 export const VerifyEmailBody = Type.Object({ token: OpaqueToken }, strict);
+export const ConfirmEmailChangeBody = Type.Object({ token: OpaqueToken }, strict);
 export const SessionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, strict);
 
 export const TokenData = Type.Object({
@@ -36,7 +37,15 @@ export const TokenData = Type.Object({
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'Access token lifetime in seconds' }),
 });
-export const LoginData = Type.Composite([TokenData, Type.Object({ user: UserSchema })]);
+export const LoginData = Type.Composite([
+  TokenData,
+  Type.Object({
+    device_token: Type.Optional(
+      Type.String({ description: 'Device credential for non-browser clients (LOCKOUT_MODE=device; absent in cookie mode, where it is the flokie_device cookie): send it back as X-Device-Token on later logins.' }),
+    ),
+    user: UserSchema,
+  }),
+]);
 export const UserData = Type.Object({ user: UserSchema });
 export const SessionSchema = Type.Object({
   id: Type.String(),

@@ -29,7 +29,7 @@ import { newJti, type TokenClaims } from './tokens.js';
 
 export type SessionRow = Selectable<SessionsTable>;
 
-export type RevokeReason = 'logout' | 'logout_all' | 'user_revoked' | 'password_change' | 'password_reset' | 'deactivated' | 'refresh_reuse' | 'admin';
+export type RevokeReason = 'logout' | 'logout_all' | 'user_revoked' | 'password_change' | 'password_reset' | 'deactivated' | 'refresh_reuse' | 'admin' | 'email_change';
 
 export type RotateResult =
   | { ok: true; session: SessionRow; refreshJti: string; /** The unused successor a retry replaced. */ replacedJti?: string }

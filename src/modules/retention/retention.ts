@@ -5,6 +5,7 @@
  * Rows are deleted only once they can no longer matter to a rule (a revoked token past its expiry,
  * a login counter whose window and lock are over) or once the operator's retention setting says so.
  */
+import { purgeStaleLoginAttempts } from '../auth/lockout.js';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import type { SettingKey } from '../../config/settings.js';
@@ -52,15 +53,9 @@ export const RETENTION: RetentionPolicy[] = [
   {
     table: 'login_attempts',
     setting: 'ACCOUNT_LOCKOUT_DURATION',
-    describe: (c) => `until the counting window and any lock are over (${c.ACCOUNT_LOCKOUT_DURATION} min)`,
-    purge: async (db, c, now) =>
-      deleted(
-        await db
-          .deleteFrom('login_attempts')
-          .where('window_started_at', '<', now - c.ACCOUNT_LOCKOUT_DURATION * 60_000)
-          .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
-          .executeTakeFirst(),
-      ),
+    describe: (c) => `until the counting window and any lock are over (${c.ACCOUNT_LOCKOUT_DURATION} min); in-flight slots when their lease ends`,
+    // The lockout owns its tables (counters and in-flight slots) and how they expire.
+    purge: (db, c, now) => purgeStaleLoginAttempts(db, c.ACCOUNT_LOCKOUT_DURATION * 60_000, now),
   },
   {
     table: 'one_time_tokens',

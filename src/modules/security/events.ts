@@ -35,6 +35,11 @@ export const EVENT_TYPES = {
   credential_stuffing_detected: 'critical',
   distributed_attack_detected: 'critical',
   ip_blocked: 'warning',
+  device_locked: 'warning',
+  account_locked_by_admin: 'warning',
+  email_change_requested: 'warning',
+  email_changed: 'warning',
+  email_change_failed: 'warning',
 } as const;
 
 export type SecurityEventType = keyof typeof EVENT_TYPES;

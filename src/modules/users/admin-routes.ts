@@ -82,6 +82,8 @@ const UpdateBody = Type.Object(
   { ...strict, description: 'Admin rights change only through POST /api/users/{id}/admin; activation through /activate and /deactivate.' },
 );
 const AdminBody = Type.Object({ is_admin: Type.Boolean() }, strict);
+/** No body (or no `minutes`): locked until unlocked. At most ten years. */
+const LockBody = Type.Union([Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 5_256_000 })) }, strict), Type.Null()]);
 
 const UserData = Envelope(Type.Object({ user: AdminUserSchema }));
 const UsersData = Envelope(Type.Object({ users: Type.Array(AdminUserSchema), pagination: PaginationSchema }));
@@ -195,7 +197,26 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
 
   action('/:id/activate', 'Activate a user', (id, request) => admin.activate(id, actorOf(request)), 'User activated');
   action('/:id/deactivate', 'Deactivate a user (revokes every session at once)', (id, request) => admin.deactivate(id, actorOf(request)), 'User deactivated');
-  action('/:id/unlock', 'Clear a login lockout', (id, request) => admin.unlock(id, actorOf(request)), 'User unlocked');
+  action('/:id/unlock', 'Clear every login lock (untrusted devices, each trusted device, an administrator\'s lock)', (id, request) => admin.unlock(id, actorOf(request)), 'User unlocked');
+
+  app.post(
+    '/:id/lock',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Lock logins for every device, trusted ones included',
+        description: 'For `minutes`, or until POST /api/users/{id}/unlock when absent. Logins (and re-authentication) answer 423; existing sessions stay (deactivate ends them).',
+        params: IdParams,
+        body: LockBody,
+        response: { 200: UserData, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const user = await admin.lock(request.params.id, request.body?.minutes, actorOf(request));
+      return ok('User locked', { user: await admin.view(user) });
+    },
+  );
 
   app.post(
     '/:id/admin',

@@ -17,13 +17,15 @@ import type { Database } from '../../db/types.js';
 import { ApiError, conflict, notFound, validationError } from '../../http/errors.js';
 import { sanitizeText } from '../../http/fields.js';
 import type { AuthService } from '../auth/auth-service.js';
-import type { Lockout } from '../auth/lockout.js';
+import type { EmailChanges } from '../auth/email-change.js';
+import { UNTIL_UNLOCKED, type Lockout } from '../auth/lockout.js';
+import type { OneTimeTokens } from '../auth/one-time-tokens.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { SessionStore } from '../auth/sessions.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
 import { normalizeEmail, normalizeUsername, type UserRepository } from './user-repository.js';
-import { toAdminUserView, type AdminUserView, type UserRow } from './user-view.js';
+import { iso, toAdminUserView, type AdminUserView, type UserRow } from './user-view.js';
 
 /** Who is acting: an admin over HTTP (with the request, for the event's context) or the CLI. */
 export interface Actor {
@@ -119,6 +121,8 @@ export interface AdminDeps {
   changes: ChangeFeed;
   events: SecurityEvents;
   auth: AuthService;
+  oneTimeTokens: OneTimeTokens;
+  emailChanges: EmailChanges;
 }
 
 export class AdminService {
@@ -139,24 +143,12 @@ export class AdminService {
   }
 
   async view(row: UserRow): Promise<AdminUserView> {
-    return toAdminUserView(row, await this.d.lockout.lockedUntil(`user:${row.id}`));
+    return (await this.views([row]))[0]!;
   }
 
   async views(rows: UserRow[]): Promise<AdminUserView[]> {
-    if (rows.length === 0) return [];
-    const now = Date.now();
-    const locks = await this.d.db
-      .selectFrom('login_attempts')
-      .select(['key', 'locked_until'])
-      .where(
-        'key',
-        'in',
-        rows.map((r) => `user:${r.id}`),
-      )
-      .where('locked_until', '>', now)
-      .execute();
-    const byKey = new Map(locks.map((l) => [l.key, l.locked_until]));
-    return rows.map((r) => toAdminUserView(r, byKey.get(`user:${r.id}`) ?? null));
+    const locks = await this.d.lockout.accountLocks(rows.map((r) => r.id));
+    return rows.map((r) => toAdminUserView(r, locks.get(r.id)));
   }
 
   async get(id: string): Promise<UserRow> {
@@ -269,15 +261,9 @@ export class AdminService {
     };
   }
 
-  /** Accounts whose lockout is running now (counter rows of unknown names are not accounts). */
-  private async countLocked(): Promise<number> {
-    const row = await this.d.db
-      .selectFrom('login_attempts')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('key', 'like', 'user:%')
-      .where('locked_until', '>', Date.now())
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
+  /** Accounts under an account-wide lock now (counters of unknown names and single devices are not accounts). */
+  private countLocked(): Promise<number> {
+    return this.d.lockout.countLockedAccounts();
   }
 
   private takenError(taken: { username: boolean; email: boolean }): ApiError {
@@ -337,7 +323,11 @@ export class AdminService {
     if (input.bio !== undefined) changes.bio = input.bio === null ? null : sanitizeText(input.bio) || null;
     if (input.is_verified !== undefined) changes.is_verified = input.is_verified ? 1 : 0;
     try {
-      await this.d.users.update(id, changes);
+      // A new address makes every outstanding link (and a pending self-service change) stale: they die with the change.
+      await this.d.db.transaction().execute(async (trx) => {
+        await this.d.users.update(id, changes, trx);
+        if (changes.email) await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
+      });
     } catch (error) {
       if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken({ username: changes.username, email: changes.email }, id));
       throw error;
@@ -345,7 +335,8 @@ export class AdminService {
     await this.d.changes.publish('user', id);
     this.record(actor, 'update_user', id, { fields: Object.keys(changes).filter((k) => k !== 'username_lower') });
     const updated = await this.get(id);
-    // A new, unconfirmed address gets the same verification e-mail as a profile change.
+    if (changes.email) this.d.emailChanges.notifyAdministratorChange(updated, current.email, updated.email, actor.request);
+    // A new, unconfirmed address gets a verification e-mail.
     if (changes.email && !updated.is_verified) await this.d.auth.sendVerification(updated);
     return updated;
   }
@@ -366,11 +357,14 @@ export class AdminService {
     if ((await this.activeAdminCount()) <= 1) throw validationError(`You cannot ${what} yourself: you are the last active administrator`);
   }
 
-  /** Deactivates and revokes every session: the user's existing tokens fail at once. */
+  /** Deactivates, kills every outstanding link and revokes every session: the user's existing tokens fail at once. */
   async deactivate(id: string, actor: Actor, reason = 'deactivate_user'): Promise<UserRow> {
     const user = await this.get(id);
     await this.assertNotLastActiveAdmin(user, actor, 'deactivate');
-    await this.d.users.update(id, { is_active: 0 });
+    await this.d.db.transaction().execute(async (trx) => {
+      await this.d.users.update(id, { is_active: 0 }, trx);
+      await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
+    });
     const revoked = await this.d.sessions.revokeAllForUser(id, 'deactivated');
     this.record(actor, reason, id, { username: user.username, revoked_sessions: revoked });
     return this.get(id);
@@ -384,10 +378,26 @@ export class AdminService {
     return this.get(id);
   }
 
+  /** Locks logins for every device, trusted or not, for `minutes` or until unlocked. Sessions are kept (deactivate ends them). */
+  async lock(id: string, minutes: number | undefined, actor: Actor): Promise<UserRow> {
+    const user = await this.get(id);
+    const until = minutes === undefined ? UNTIL_UNLOCKED : Date.now() + minutes * 60_000;
+    await this.d.lockout.lockForEveryone(id, until);
+    this.d.events.emit({
+      type: 'account_locked_by_admin',
+      request: actor.request,
+      userId: id,
+      details: { by: actor.userId ?? actor.via, until: minutes === undefined ? 'unlock' : iso(until), minutes: minutes ?? null },
+    });
+    this.record(actor, 'lock_user', id, { username: user.username, minutes: minutes ?? null });
+    return user;
+  }
+
+  /** Clears every lock: untrusted devices, each trusted device, an administrator's lock. */
   async unlock(id: string, actor: Actor): Promise<UserRow> {
     const user = await this.get(id);
-    const wasLocked = (await this.d.lockout.lockedUntil(`user:${id}`)) !== null;
-    await this.d.lockout.clear(`user:${id}`);
+    const wasLocked = (await this.d.lockout.accountLocks([id])).has(id);
+    await this.d.lockout.unlock(id);
     this.d.events.emit({ type: 'account_unlocked', request: actor.request, userId: id, details: { by: actor.userId ?? actor.via } });
     this.record(actor, 'unlock_user', id, { username: user.username, was_locked: wasLocked });
     return user;
@@ -411,8 +421,12 @@ export class AdminService {
     const user = await this.get(id);
     await this.assertNotLastActiveAdmin(user, actor, 'delete');
     await this.d.sessions.revokeAllForUser(id, 'deactivated');
-    await this.d.db.deleteFrom('users').where('id', '=', id).execute();
-    await this.d.lockout.clear(`user:${id}`);
+    // The rows cascade away with the user; killing the links first says so, in the same transaction.
+    await this.d.db.transaction().execute(async (trx) => {
+      await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
+      await trx.deleteFrom('users').where('id', '=', id).execute();
+    });
+    await this.d.lockout.unlock(id);
     await this.d.changes.publish('user', id);
     this.record(actor, 'hard_delete_user', id, { username: user.username });
   }

@@ -3,10 +3,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Container } from '../../container.js';
-import { isUniqueViolation } from '../../db/index.js';
 import { Envelope, ok } from '../../http/envelope.js';
-import { conflict } from '../../http/errors.js';
-import { Bio, Email, PersonName, sanitizeText } from '../../http/fields.js';
+import { validationError } from '../../http/errors.js';
+import { Bio, Email, Password, PersonName, sanitizeText } from '../../http/fields.js';
 import { errors } from '../auth/schemas.js';
 import { normalizeEmail } from './user-repository.js';
 import { principalUserView, toUserView, UserSchema, type UserRow } from './user-view.js';
@@ -18,6 +17,7 @@ const ProfileUpdate = Type.Object(
     last_name: Type.Optional(Type.Union([PersonName, Type.Null()])),
     bio: Type.Optional(Type.Union([Bio, Type.Null()])),
     email: Type.Optional(Email),
+    current_password: Type.Optional(Password),
   },
   { additionalProperties: false },
 );
@@ -40,34 +40,37 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
         tags,
         security,
         summary: 'Update your profile',
-        description: 'Changing the e-mail address marks it unverified and sends a new verification e-mail.',
+        description:
+          'A new `email` needs `current_password` in the same body (a wrong one is a 400 on that field and counts as a failed login for lockout; a locked counter is a 423). ' +
+          'The address is not changed yet: it is kept as `pending_email` and the answer is 202. A confirmation link goes to the new address (POST /api/auth/email/confirm) and a notice to the current one; ' +
+          'until it is confirmed, the account, login by e-mail, resets and all mail stay on the current address. Every outstanding reset, verification and e-mail change link stops working.',
         body: ProfileUpdate,
-        response: { 200: UserData, ...errors(400, 401, 409) },
+        response: { 200: UserData, 202: UserData, ...errors(400, 401, 423, 429) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const current = request.principal!.user;
       const body = request.body;
       const changes: Partial<UserRow> = {};
       if (body.first_name !== undefined) changes.first_name = body.first_name?.trim() || null;
       if (body.last_name !== undefined) changes.last_name = body.last_name?.trim() || null;
       if (body.bio !== undefined) changes.bio = body.bio === null ? null : sanitizeText(body.bio) || null;
-      if (body.email !== undefined && normalizeEmail(body.email) !== current.email) {
-        if ((await container.users.taken({ email: body.email }, current.id)).email) {
-          throw conflict('E-mail address is already registered', { email: ['E-mail address is already registered'] });
+      const newEmail = body.email !== undefined && normalizeEmail(body.email) !== current.email ? body.email : undefined;
+      if (newEmail !== undefined) {
+        if (body.current_password === undefined) {
+          throw validationError('Your current password is required to change the e-mail address', { current_password: ['Required to change the e-mail address'] });
         }
-        changes.email = normalizeEmail(body.email);
-        changes.is_verified = 0;
-      }
-      try {
+        // Re-authenticates before anything is written (src/modules/auth/auth-service.ts).
+        const user = await container.auth.reauthenticate(current.id, body.current_password, request, 'email_change');
+        await container.emailChanges.request(user, newEmail, changes, request);
+      } else {
         await container.users.update(current.id, changes);
-      } catch (error) {
-        if (isUniqueViolation(error)) throw conflict('E-mail address is already registered', { email: ['E-mail address is already registered'] });
-        throw error;
       }
       await container.changes.publish('user', current.id);
       const user = (await container.users.findById(current.id))!;
-      if (changes.email) await container.auth.sendVerification(user);
+      if (newEmail !== undefined) {
+        return reply.code(202).send(ok('Confirm the new e-mail address from the link sent to it; until then your current address stays in use', { user: toUserView(user) }));
+      }
       return ok('Profile updated', { user: toUserView(user) });
     },
   );

@@ -75,6 +75,7 @@ export class UserRepository {
       created_at: now,
       updated_at: now,
       last_login_at: null,
+      pending_email: null,
     };
     await db.insertInto('users').values(row).execute();
     await db.insertInto('password_history').values({ user_id: row.id, password_hash: row.password_hash, created_at: now }).execute();

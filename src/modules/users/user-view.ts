@@ -1,7 +1,8 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TUnsafe } from '@sinclair/typebox';
 import type { Selectable } from 'kysely';
 import type { UsersTable } from '../../db/types.js';
 import { Nullable } from '../../http/envelope.js';
+import type { AccountLock } from '../auth/lockout.js';
 
 export type UserRow = Selectable<UsersTable>;
 
@@ -22,13 +23,23 @@ export const UserSchema = Type.Object(
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     last_login_at: Timestamp,
+    pending_email: Nullable(Type.String({ description: 'An address asked for and not yet confirmed from the link mailed to it; null when none' })),
   },
   { $id: 'User' },
 );
 export type UserView = Static<typeof UserSchema>;
 
-/** Admin views add the lockout end. */
-export const AdminUserSchema = Type.Composite([Type.Omit(UserSchema, []), Type.Object({ locked_until: Timestamp })], { $id: 'AdminUser' });
+/** Admin views add the running account-wide lock: its end, and whether it stops every device or only devices without a trusted credential. */
+export const AdminUserSchema = Type.Composite(
+  [
+    Type.Omit(UserSchema, []),
+    Type.Object({
+      locked_until: Timestamp,
+      lock_scope: Nullable(Type.String({ enum: ['all', 'untrusted_devices'], description: 'all: every device (an administrator\'s lock, or LOCKOUT_MODE=account); untrusted_devices: devices without a trusted credential' })) as unknown as TUnsafe<AccountLock['scope'] | null>,
+    }),
+  ],
+  { $id: 'AdminUser' },
+);
 export type AdminUserView = Static<typeof AdminUserSchema>;
 
 export const iso = (ms: number | null) => (ms == null ? null : new Date(Number(ms)).toISOString());
@@ -47,6 +58,7 @@ export function toUserView(row: UserRow): UserView {
     created_at: iso(row.created_at)!,
     updated_at: iso(row.updated_at)!,
     last_login_at: iso(row.last_login_at),
+    pending_email: row.pending_email ?? null,
   };
 }
 
@@ -61,6 +73,7 @@ export function principalUserView(row: UserRow): UserView {
   return view;
 }
 
-export function toAdminUserView(row: UserRow, lockedUntil: number | null): AdminUserView {
-  return { ...toUserView(row), locked_until: lockedUntil && lockedUntil > Date.now() ? iso(lockedUntil) : null };
+export function toAdminUserView(row: UserRow, lock: AccountLock | undefined): AdminUserView {
+  const running = lock && lock.until > Date.now() ? lock : undefined;
+  return { ...toUserView(row), locked_until: running ? iso(running.until) : null, lock_scope: running?.scope ?? null };
 }
