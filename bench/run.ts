@@ -1,6 +1,6 @@
 /**
  * `npm run bench` — measures Flokie side by side with a bare Fastify baseline and writes the
- * figures to bench/results/ (JSON + Markdown, latest and timestamped) and docs/benchmarks.md.
+ * figures to bench/results/ (JSON + Markdown, the latest run per set-up) and docs/benchmarks.md.
  *
  * The service runs built (dist/server.js) in production mode; the baseline is bench/baseline.ts
  * transpiled and run with plain node; load comes from autocannon in a separate process
@@ -22,7 +22,7 @@
  *   --cache-dir DIR        where seeded databases are kept between runs (default var/bench)
  *   --only strength        run one scenario alone: `strength` = /api/health p99 while worst-case
  *                          registrations stream in (scenario 7). Its figures are printed and written
- *                          to the results folder as <date>-<db>-strength.{json,md}; latest.* and
+ *                          to the results folder as strength.{json,md}; latest.* and
  *                          docs/benchmarks.md are left as they are.
  *   --only propagation     run only scenario 8 (bench/propagation.ts: how long a revocation takes
  *                          to reach another instance without Redis, and the other cluster worker);
@@ -265,7 +265,7 @@ function serviceEnv(databaseUrl: string, port: number): NodeJS.ProcessEnv {
 }
 
 async function waitForHealth(base: string, child: ChildProcess, started: number, stderr: () => string): Promise<number> {
-  const deadline = started + 60_000;
+  const deadline = started + 180_000; // a loaded CI host can take a minute to start a cluster from source
   while (performance.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`process exited (${child.exitCode}) before answering: ${stderr().slice(-800)}`);
     try {
@@ -277,7 +277,7 @@ async function waitForHealth(base: string, child: ChildProcess, started: number,
     }
     await new Promise((r) => setTimeout(r, 5));
   }
-  throw new Error(`no 200 from ${base}/api/health within 60 s: ${stderr().slice(-800)}`);
+  throw new Error(`no 200 from ${base}/api/health within 180 s: ${stderr().slice(-800)}`);
 }
 
 async function startProcess(name: string, argv: string[], env: NodeJS.ProcessEnv, port: number): Promise<Running> {
@@ -906,14 +906,10 @@ function toMarkdown(results: Results): string {
 function writeOutputs(results: Results) {
   const out = resolve(args.out!);
   mkdirSync(out, { recursive: true });
-  const stamp = results.date.replace(/[:.]/g, '-');
+  // One run per set-up is kept (its date and commit are inside); earlier runs live in git history.
   const md = toMarkdown(results);
-  const json = `${JSON.stringify(results, null, 2)}\n`;
-  const suffix = `${args.db}${args.redis ? '-redis' : ''}`;
-  writeFileSync(join(out, 'latest.json'), json);
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(out, 'latest.md'), md);
-  writeFileSync(join(out, `${stamp}-${suffix}.json`), json);
-  writeFileSync(join(out, `${stamp}-${suffix}.md`), md);
   process.stdout.write(`\n${md}\nwritten: ${join(out, 'latest.json')}, ${join(out, 'latest.md')}\n`);
 
   const docs = join(ROOT, 'docs', 'benchmarks.md');
@@ -930,7 +926,7 @@ function writeOutputs(results: Results) {
   }
 }
 
-/** `--only <scenario>`: its rows as a table, and <date>-<db>-<scenario>.{json,md} in the results folder. */
+/** `--only <scenario>`: its rows as a table, and <scenario>.{json,md} in the results folder (the latest run). */
 function writeScenarioOutputs(scenario: string, results: { date: string; commit: string; machine: Record<string, unknown>; rows: Row[] }) {
   const out = resolve(args.out!);
   mkdirSync(out, { recursive: true });
@@ -943,7 +939,7 @@ function writeScenarioOutputs(scenario: string, results: { date: string; commit:
     ...results.rows.map((r) => `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${r.reference === null ? '—' : `${fmt(r.reference, r.unit)} (${r.referenceLabel})`} | ${r.target} | ${r.pass === null ? (r.note ?? '') : r.pass ? 'met' : 'MISSED'} |`),
   ];
   const md = `${lines.join('\n')}\n`;
-  const name = `${results.date.replace(/[:.]/g, '-')}-${args.db}${args.redis ? '-redis' : ''}-${scenario}`;
+  const name = scenario;
   writeFileSync(join(out, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(out, `${name}.md`), md);
   process.stdout.write(`\n${md}\nwritten: ${join(out, `${name}.md`)}\n`);

@@ -2,7 +2,7 @@
 -- Run once as a superuser, connected to the application database, with psql:
 --   psql -v ON_ERROR_STOP=1 -v app_password="$FLOKIE_APP_PASSWORD" \
 --        -v migrator_password="$FLOKIE_MIGRATOR_PASSWORD" -d flokie -f roles.sql
--- flokie_migrator owns the schema objects and runs `npm run migrate` (DDL).
+-- flokie_migrator owns the schema objects and runs `npx flokie migrate` (DDL).
 -- flokie_app is what the service logs in as: it reads and writes rows, and can neither create,
 -- alter, drop nor truncate anything.
 CREATE ROLE flokie_migrator LOGIN PASSWORD :'migrator_password'

@@ -209,7 +209,7 @@ export const SETTINGS = {
   DATABASE_URL: S({ env: 'DATABASE_URL', default: 'sqlite:var/flokie.db', group: 'Database', doc: 'sqlite:path, postgresql://… (sslmode=require|verify-full honoured) or mysql://…', parse: databaseUrl, secret: true }),
   DATABASE_POOL_SIZE: S({ env: 'DATABASE_POOL_SIZE', default: '10', group: 'Database', doc: 'Connections per process for PostgreSQL/MySQL.', parse: int(1, 500) }),
   DATABASE_SSL_CA_FILE: S({ env: 'DATABASE_SSL_CA_FILE', default: '', group: 'Database', doc: 'CA bundle for sslmode=verify-full.', parse: str }),
-  AUTO_MIGRATE: S({ env: 'AUTO_MIGRATE', default: 'true', group: 'Database', doc: 'Apply pending migrations at start (else run `npm run migrate`).', parse: bool }),
+  AUTO_MIGRATE: S({ env: 'AUTO_MIGRATE', default: 'true', group: 'Database', doc: 'Apply pending migrations at start (else run `npx flokie migrate`).', parse: bool }),
   DATABASE_CONNECT_TIMEOUT_MS: S({ env: 'DATABASE_CONNECT_TIMEOUT_MS', default: '5000', group: 'Database', doc: 'Longest wait to open a PostgreSQL/MySQL connection; then the request gets 503.', parse: int(100, 600000) }),
   DATABASE_STATEMENT_TIMEOUT_MS: S({ env: 'DATABASE_STATEMENT_TIMEOUT_MS', default: '5000', group: 'Database', doc: 'Longest statement: the server cancels it (statement_timeout, max_statement_time) and the client gives up 1 s later, even on a silent network; then 503. Migrations are exempt.', parse: int(100, 3600000) }),
   DATABASE_POOL_TIMEOUT_MS: S({ env: 'DATABASE_POOL_TIMEOUT_MS', default: '5000', group: 'Database', doc: 'Longest wait for a free pooled connection (opening one included); then 503.', parse: int(100, 600000) }),

@@ -197,8 +197,8 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(services.app.healthcheck.test, ['CMD', 'node', 'deploy/healthcheck.mjs']);
     assert.ok(services.app.volumes.some((v: string) => v.endsWith(':/app/var')), 'a volume for /app/var');
     assert.equal(services.app.depends_on.migrate.condition, 'service_completed_successfully');
-    assert.deepEqual(services.migrate.command, ['node', 'dist/db/migrate-cli.js', 'up']);
-    assert.ok(existsSync(join(root, 'src/db/migrate-cli.ts')));
+    assert.deepEqual(services.migrate.command, ['node', 'dist/cli/index.js', 'migrate', 'up']);
+    assert.ok(existsSync(join(root, 'src/cli/migrate.ts')));
   });
 
   it('mounts only files the repository or its generators provide', () => {

@@ -59,7 +59,7 @@ describe('least-privilege PostgreSQL roles (docs/deployment.md)', { timeout: 240
   });
 
   it('migrations run as the migration role, which owns every table', () => {
-    const run = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/db/migrate-cli.ts'), 'up'], {
+    const run = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli/index.ts'), 'migrate', 'up'], {
       cwd: ROOT,
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DATABASE_URL: withRole(database.url, MIGRATOR), SECRET_KEY: 'x'.repeat(40) + 'abcdefghij', JWT_SECRET_KEY: 'y'.repeat(40) + 'abcdefghij' },

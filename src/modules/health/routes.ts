@@ -191,7 +191,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
 
   /**
    * All migrations applied? Asked once per sharedPing window until the answer is yes, which is
-   * then kept: migrations are applied at start (AUTO_MIGRATE) or by `npm run migrate`, not undone
+   * then kept: migrations are applied at start (AUTO_MIGRATE) or by `npx flokie migrate`, not undone
    * under a running service.
    */
   let migrationsApplied = false;
