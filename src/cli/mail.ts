@@ -20,18 +20,22 @@ const printable = (text: string) => text.replace(CONTROL, '');
 function messageNumber(value: string): number | 'last' {
   if (value === 'last') return 'last';
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a message number from `flokie mail list`, or `last`');
+  if (!Number.isInteger(n) || n < 1) {
+    throw new InvalidArgumentError('expected a message number from `flokie mail list`, or `last`');
+  }
   return n;
 }
 
 function outboxDir(): string {
   const cfg = config();
-  if (cfg.SMTP_URL) note('SMTP_URL is set: new messages go over SMTP; this lists only what is left in MAIL_OUTBOX_DIR.');
+  if (cfg.SMTP_URL) note('SMTP_URL is set: new messages go over SMTP; only what is left in MAIL_OUTBOX_DIR is here.');
   return resolve(process.cwd(), cfg.MAIL_OUTBOX_DIR);
 }
 
 export function registerMailCommands(program: Command): void {
-  const mail = program.command('mail').description('The development outbox (MAIL_OUTBOX_DIR, used when SMTP_URL is unset): messages decoded, links whole');
+  const mail = program
+    .command('mail')
+    .description('The development outbox (MAIL_OUTBOX_DIR, when SMTP_URL is unset): messages decoded, links whole');
 
   mail
     .command('list')

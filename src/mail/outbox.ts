@@ -30,12 +30,20 @@ export async function parseMessage(raw: string | Buffer): Promise<Omit<OutboxMes
   // Loaded on use: the CLI's --help and the service never need the parser.
   const { simpleParser } = await import('mailparser');
   const mail = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
-  const addresses = (value: typeof mail.to) => (Array.isArray(value) ? value.map((a) => a.text).join(', ') : (value?.text ?? ''));
+  const addresses = (value: typeof mail.to) =>
+    Array.isArray(value) ? value.map((a) => a.text).join(', ') : (value?.text ?? '');
   const text = mail.text ?? '';
-  return { date: mail.date ?? null, from: mail.from?.text ?? '', to: addresses(mail.to), subject: mail.subject ?? '', text, links: linksIn(text) };
+  return {
+    date: mail.date ?? null,
+    from: mail.from?.text ?? '',
+    to: addresses(mail.to),
+    subject: mail.subject ?? '',
+    text,
+    links: linksIn(text),
+  };
 }
 
-/** The .eml file names of the folder, oldest first (Mailer names them by their ISO time); none when it does not exist. */
+/** The folder's .eml file names, oldest first (Mailer names them by their ISO time); none without the folder. */
 export async function outboxFiles(dir: string): Promise<string[]> {
   try {
     // eslint-disable-next-line security/detect-non-literal-fs-filename -- the outbox folder from MAIL_OUTBOX_DIR

@@ -9,7 +9,16 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { parseMessage } from '../../src/mail/outbox.js';
-import { bearer, createTestApp, OTHER_STRONG_PASSWORD, register, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  OTHER_STRONG_PASSWORD,
+  register,
+  registerAndLogin,
+  STRONG_PASSWORD,
+  uniqueUser,
+  type TestApp,
+} from '../helpers/app.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 import { browserSkip, launchChromium } from './support.js';
 
@@ -101,7 +110,7 @@ describe('e-mailed links in headless Chromium', { skip }, () => {
     await settled(page);
     assert.equal(await state(page), 'success');
     assert.match(String(await status(page)), /verified/i);
-    assert.equal(await page.evaluate(() => location.href), `${base}/verify-email`);
+    assert.equal(await page.evaluate('location.href'), `${base}/verify-email`);
     assert.equal(Boolean((await t.app.container.users.findById(user.id))!.is_verified), true);
     assert.deepEqual(await problems(), []);
 
@@ -124,14 +133,14 @@ describe('e-mailed links in headless Chromium', { skip }, () => {
     const { page, problems } = await openPage();
     await page.goto(link);
     await page.locator('#reset-form').waitFor({ state: 'visible' });
-    assert.equal(await page.evaluate(() => location.href), `${base}/reset-password`);
+    assert.equal(await page.evaluate('location.href'), `${base}/reset-password`);
 
     // Two different passwords: refused before anything is sent.
     const before = posts.length;
     await page.fill('#new-password', OTHER_STRONG_PASSWORD);
     await page.fill('#confirm-password', `${OTHER_STRONG_PASSWORD}x`);
     await page.click('#submit');
-    await page.waitForFunction(() => document.getElementById('flokie-link')?.getAttribute('data-state') === 'error');
+    await page.waitForSelector('#flokie-link[data-state="error"]');
     assert.match(String(await status(page)), /do not match/);
     assert.equal(posts.length, before, 'nothing was posted');
 
@@ -139,7 +148,7 @@ describe('e-mailed links in headless Chromium', { skip }, () => {
     await page.fill('#new-password', 'password');
     await page.fill('#confirm-password', 'password');
     await page.click('#submit');
-    await page.waitForFunction(() => document.querySelectorAll('#details li').length > 0);
+    await page.waitForSelector('#details li');
     assert.equal(await state(page), 'error');
     const lines = await page.locator('#details li').allTextContents();
     assert.ok(lines.length >= 1 && lines.every((l) => l.length > 0), JSON.stringify(lines));
@@ -149,7 +158,7 @@ describe('e-mailed links in headless Chromium', { skip }, () => {
     await page.fill('#new-password', OTHER_STRONG_PASSWORD);
     await page.fill('#confirm-password', OTHER_STRONG_PASSWORD);
     await page.click('#submit');
-    await page.waitForFunction(() => document.getElementById('flokie-link')?.getAttribute('data-state') === 'success');
+    await page.waitForSelector('#flokie-link[data-state="success"]');
     assert.match(String(await status(page)), /reset/i);
     assert.equal(await page.locator('#reset-form').isVisible(), false);
     assert.deepEqual(await problems(), []);
@@ -171,7 +180,7 @@ describe('e-mailed links in headless Chromium', { skip }, () => {
     await page.goto(link);
     await settled(page);
     assert.equal(await state(page), 'success', String(await status(page)));
-    assert.equal(await page.evaluate(() => location.href), `${base}/confirm-email-change`);
+    assert.equal(await page.evaluate('location.href'), `${base}/confirm-email-change`);
     assert.equal((await t.app.container.users.findById(user.id))!.email, to);
     assert.deepEqual(await problems(), []);
     await page.close();
@@ -187,7 +196,7 @@ describe('e-mailed links in headless Chromium', { skip }, () => {
       assert.match(String(await status(page)), /no token/, path);
       assert.equal(await page.locator('#reset-form').isVisible(), false);
       assert.equal(posts.length, before, 'nothing was posted');
-      assert.equal(await page.evaluate(() => location.href), `${base}${path}`);
+      assert.equal(await page.evaluate('location.href'), `${base}${path}`);
       assert.deepEqual(await problems(), []);
       await page.close();
     }

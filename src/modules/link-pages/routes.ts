@@ -21,9 +21,11 @@ interface LinkPage {
 const RESET_FORM = `
     <form id="reset-form" method="post" hidden>
       <p><label for="new-password">New password</label><br>
-        <input id="new-password" name="new_password" type="password" autocomplete="new-password" required maxlength="1024"></p>
+        <input id="new-password" name="new_password" type="password" autocomplete="new-password"
+          required maxlength="1024"></p>
       <p><label for="confirm-password">New password again</label><br>
-        <input id="confirm-password" name="confirm_password" type="password" autocomplete="new-password" required maxlength="1024"></p>
+        <input id="confirm-password" name="confirm_password" type="password" autocomplete="new-password"
+          required maxlength="1024"></p>
       <p><button id="submit" type="submit">Set the new password</button></p>
     </form>`;
 
@@ -64,7 +66,9 @@ export default async function linkPageRoutes(app: FastifyInstance) {
   // Constant answers cost less than the rate limiter's own bookkeeping.
   for (const page of LINK_PAGES) {
     const text = html(page);
-    app.get(page.path, { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) => send(reply, 'text/html; charset=utf-8', text));
+    app.get(page.path, { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) =>
+      send(reply, 'text/html; charset=utf-8', text),
+    );
   }
   app.get(LINK_PAGES_SCRIPT_PATH, { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) =>
     send(reply, 'text/javascript; charset=utf-8', LINK_PAGES_SCRIPT),

@@ -69,7 +69,9 @@ export const LINK_PAGES_SCRIPT = String.raw`'use strict';
       return true;
     }
     var error = payload.error || {};
-    var message = typeof error.message === 'string' ? error.message : 'The server refused the request (HTTP ' + result.status + ').';
+    var message = typeof error.message === 'string'
+      ? error.message
+      : 'The server refused the request (HTTP ' + result.status + ').';
     show('error', message, detailLines(error));
     return false;
   }
@@ -80,13 +82,16 @@ export const LINK_PAGES_SCRIPT = String.raw`'use strict';
 
   if (!token) {
     if (form) form.hidden = true;
-    show('error', 'This link has no token. Open the link from the e-mail again, exactly as it was sent; a link works once.');
+    show('error', 'This link has no token. Open the link from the e-mail again, exactly as it was sent; ' +
+      'a link works once.');
     return;
   }
 
   if (kind === 'verify-email' || kind === 'confirm-email-change') {
     var path = kind === 'verify-email' ? 'api/auth/verify-email' : 'api/auth/email/confirm';
-    var done = kind === 'verify-email' ? 'Your e-mail address is verified.' : 'Your new e-mail address is confirmed. Please log in again.';
+    var done = kind === 'verify-email'
+      ? 'Your e-mail address is verified.'
+      : 'Your new e-mail address is confirmed. Please log in again.';
     show('pending', 'Checking the link…');
     post(path, { token: token }).then(function (result) { report(result, done); }, unreachable);
     return;
