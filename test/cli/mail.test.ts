@@ -10,6 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { createTestApp, json, register, uniqueUser, type TestApp } from '../helpers/app.js';
 import { runCli } from './helpers.js';
 
+const HOST = 'accounts.a-rather-long-host-name-for-links.example.com';
+
 describe('flokie mail list / show', () => {
   const outbox = join(tmpdir(), `flokie-mail-cli-${process.pid}`);
   const empty = join(tmpdir(), `flokie-mail-cli-empty-${process.pid}`);
@@ -17,14 +19,17 @@ describe('flokie mail list / show', () => {
   let user: Awaited<ReturnType<typeof register>>;
   before(async () => {
     // A long PUBLIC_URL: the link is longer than a quoted-printable line, so the raw file breaks it.
-    t = await createTestApp({ MAIL_OUTBOX_DIR: outbox, PUBLIC_URL: 'https://accounts.a-rather-long-host-name-for-links.example.com' });
+    t = await createTestApp({ MAIL_OUTBOX_DIR: outbox, PUBLIC_URL: `https://${HOST}` });
     user = await register(t.app, uniqueUser('mailcli'));
     await t.app.container.mailer.flush();
     await new Promise((resolve) => setTimeout(resolve, 5)); // distinct file-name times
-    const reset = await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: user.email } });
+    const payload = { email: user.email };
+    const reset = await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload });
     assert.equal(reset.statusCode, 202);
     // The reset mail is queued after the answer (the lookup runs in the background).
-    for (let i = 0; i < 100 && readdirSync(outbox).length < 2; i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 100 && readdirSync(outbox).length < 2; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     await t.app.container.mailer.flush();
   });
   after(async () => {
@@ -71,7 +76,8 @@ describe('flokie mail list / show', () => {
     const r = await mail(['show', 'last']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Message 2 of 2/);
-    assert.match(r.stdout, /^ {2}https:\/\/accounts\.a-rather-long-host-name-for-links\.example\.com\/reset-password\?token=[A-Za-z0-9_-]+$/m);
+    const link = r.stdout.split('\n').find((line) => line.startsWith(`  https://${HOST}/reset-password?token=`));
+    assert.match(String(link), /\?token=[A-Za-z0-9_-]+$/);
   });
 
   it('refuses a bad message number with one line and a non-zero exit', async () => {

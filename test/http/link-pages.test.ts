@@ -35,7 +35,9 @@ describe('link pages over HTTP', () => {
   it('every page and the script carry the security headers, on GET and HEAD', async () => {
     for (const url of [...PAGES, LINK_PAGES_SCRIPT_PATH]) {
       for (const method of ['GET', 'HEAD'] as const) {
-        for (let i = 0; i < 3; i++) assertPageHeaders(await t.app.inject({ method, url: `${url}?token=abc` }), `${method} ${url}`);
+        for (let i = 0; i < 3; i++) {
+          assertPageHeaders(await t.app.inject({ method, url: `${url}?token=abc` }), `${method} ${url}`);
+        }
       }
     }
     const page = await t.app.inject({ method: 'GET', url: '/reset-password' });
@@ -45,7 +47,9 @@ describe('link pages over HTTP', () => {
   });
 
   it('the CSP is as strict as the docs page: no inline or eval anywhere, only our own script and API', () => {
-    const directives = new Map(LINK_PAGES_CSP.split(/;\s*/).map((d) => [d.split(' ')[0]!, d.split(' ').slice(1).join(' ')]));
+    const directives = new Map(
+      LINK_PAGES_CSP.split(/;\s*/).map((d) => [d.split(' ')[0]!, d.split(' ').slice(1).join(' ')]),
+    );
     assert.doesNotMatch(LINK_PAGES_CSP, /unsafe-|data:|\*|https?:/);
     for (const [name, value] of Object.entries({
       'default-src': "'none'",
@@ -79,13 +83,16 @@ describe('link pages over HTTP', () => {
     const script = (await t.app.inject({ method: 'GET', url: LINK_PAGES_SCRIPT_PATH })).body;
     assert.doesNotMatch(script, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
     assert.ok(script.indexOf('history.replaceState') < script.indexOf('fetch('), 'replaceState comes first');
-    for (const route of ['api/auth/verify-email', 'api/auth/password/reset', 'api/auth/email/confirm']) assert.ok(script.includes(`'${route}'`), route);
+    for (const route of ['api/auth/verify-email', 'api/auth/password/reset', 'api/auth/email/confirm']) {
+      assert.ok(script.includes(`'${route}'`), route);
+    }
   });
 
   it('nothing of the request reaches the HTML: unknown or hostile query parameters change nothing', async () => {
     for (const url of PAGES) {
       const plain = (await t.app.inject({ method: 'GET', url })).body;
-      const hostile = await t.app.inject({ method: 'GET', url: `${url}?token=%22%3E%3Cscript%3Ealert(1)%3C/script%3E&utm_source=x&token=2&a[b]=c` });
+      const query = '?token=%22%3E%3Cscript%3Ealert(1)%3C/script%3E&utm_source=x&token=2&a[b]=c';
+      const hostile = await t.app.inject({ method: 'GET', url: `${url}${query}` });
       assert.equal(hostile.statusCode, 200, url);
       assert.equal(hostile.body, plain, url);
     }
@@ -114,7 +121,10 @@ describe('link pages over HTTP', () => {
   });
 
   it('a team linking to its own front end still gets harmless pages here', async () => {
-    const own = await createTestApp({ EMAIL_VERIFY_URL: 'https://app.example.com/verify/{token}', PASSWORD_RESET_URL: 'https://app.example.com/reset#{token}' });
+    const own = await createTestApp({
+      EMAIL_VERIFY_URL: 'https://app.example.com/verify/{token}',
+      PASSWORD_RESET_URL: 'https://app.example.com/reset#{token}',
+    });
     try {
       for (const url of PAGES) assertPageHeaders(await own.app.inject({ method: 'GET', url }), url);
     } finally {
