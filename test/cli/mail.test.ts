@@ -3,12 +3,13 @@
  * whole (a link copied from the raw quoted-printable .eml is broken by soft line breaks and =3D).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, json, register, uniqueUser, type TestApp } from '../helpers/app.js';
-import { runCli } from './helpers.js';
+import { ROOT, runCli } from './helpers.js';
 
 const HOST = 'accounts.a-rather-long-host-name-for-links.example.com';
 
@@ -123,5 +124,23 @@ describe('flokie mail list / show', () => {
     }
     const shown = await mail(['show', '1'], empty);
     assert.match(shown.stdout, /^ {2}https:\/\/example\.com\/x\?token=abc$/m);
+  });
+
+  it('building the command tree (what --help does) does not load the MIME parser', () => {
+    const probe = [
+      "import { createRequire } from 'node:module';",
+      'const cache = createRequire(import.meta.url).cache;',
+      'const parser = () => Object.keys(cache).filter((file) => /node_modules.(mailparser|libmime)./.test(file)).length;',
+      "const { buildProgram } = await import('./src/cli/program.ts');",
+      'buildProgram();',
+      'const afterBuild = parser();',
+      // Control: the probe does see the parser once a message is decoded.
+      "await (await import('./src/mail/outbox.ts')).parseMessage('Subject: x\\r\\n\\r\\nhello');",
+      'console.log(JSON.stringify([afterBuild, parser() > 0]));',
+    ].join('\n');
+    const args = ['--import', 'tsx', '--input-type=module', '-e', probe];
+    const run = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout.trim(), '[0,true]');
   });
 });
