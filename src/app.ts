@@ -16,6 +16,7 @@ import { createLogger } from './logging.js';
 import './http/route-config.js';
 import authRoutes from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
+import linkPageRoutes from './modules/link-pages/routes.js';
 import { ipBlockPlugin } from './modules/security/intrusion.js';
 import securityRoutes from './modules/security/routes.js';
 import sentry from './modules/security/sentry.js';
@@ -147,6 +148,8 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
     },
     { prefix: '/api' },
   );
+  // The pages the e-mailed links open (src/mail/links.ts), outside /api.
+  await app.register(linkPageRoutes);
 
   app.addHook('onReady', async () => {
     await container.start();

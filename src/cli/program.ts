@@ -9,6 +9,7 @@ import { SettingError, parseRate } from '../config/index.js';
 import type { toEventView } from '../modules/security/routes.js';
 import { CLI_ACTOR, CliError, describeError, note, readPassword, withContainer } from './context.js';
 import { registerMigrateCommand } from './migrate.js';
+import { registerMailCommands } from './mail.js';
 import { printRemoteChecks, registerOperationsCommands } from './operations.js';
 
 // Modules a command needs are imported when it runs (`await import`): `--help` and the light
@@ -306,6 +307,8 @@ export function buildProgram(): Command {
   // alerts, backup, purge (src/cli/operations.ts)
   registerOperationsCommands(program);
   registerMigrateCommand(program);
+  // mail list / show (src/cli/mail.ts)
+  registerMailCommands(program);
 
   return program;
 }

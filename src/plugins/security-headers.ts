@@ -44,6 +44,34 @@ export const DOCS_CSP = [
   "object-src 'none'",
 ].join('; ');
 
+/**
+ * The pages behind the e-mailed links (src/modules/link-pages): static HTML and one script of
+ * ours, which may talk only to this origin. Stricter than DOCS_CSP: no style or image at all, and
+ * `form-action 'none'` so the reset form can never be submitted as a URL with the password in it.
+ */
+export const LINK_PAGES_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "script-src-attr 'none'",
+  "style-src 'none'",
+  "img-src 'none'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+  "object-src 'none'",
+].join('; ');
+
+/**
+ * Headers that replace the common ones on the link pages: the token is in their URL, so no
+ * Referer may ever carry it and no cache may keep the page.
+ */
+export const LINK_PAGES_HEADERS: Record<string, string> = {
+  'content-security-policy': LINK_PAGES_CSP,
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
 export function cspDirectives(config: Pick<Config, 'CONTENT_SECURITY_POLICY'>): Record<string, string[]> {
   const map = config.CONTENT_SECURITY_POLICY ?? API_CSP;
   return Object.fromEntries(Object.entries(map).map(([name, value]) => [name, value.split(/\s+/).filter(Boolean)]));

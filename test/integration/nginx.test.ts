@@ -291,6 +291,23 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     assert.equal(fromService.headers['x-frame-options'], 'DENY', 'and is not given the headers twice');
   });
 
+  it('passes the e-mailed link pages and their script to the service, query and page headers intact', async () => {
+    for (const path of ['/verify-email', '/reset-password', '/confirm-email-change', '/assets/flokie-links.js']) {
+      const res = await request('GET', `${httpsUrl}${path}?token=abc`, { ca, from: '127.0.0.8' });
+      assert.equal(res.status, 200, `${path}: ${res.text.slice(0, 200)}`);
+      assert.equal(res.headers['referrer-policy'], 'no-referrer', path);
+      assert.match(String(res.headers['content-security-policy']), /script-src 'self'/, path);
+      assert.equal(res.headers['x-frame-options'], 'DENY', path);
+      assert.equal(res.headers['cache-control'], 'no-store', path);
+    }
+    const page = await request('GET', `${httpsUrl}/reset-password`, { ca, from: '127.0.0.8' });
+    assert.match(page.text, /<form id="reset-form"/);
+    // Only these paths: their neighbours stay nginx's 404.
+    for (const path of ['/assets/', '/assets/other.js', '/verify-email/x']) {
+      assertNginxEnvelope(await request('GET', `${httpsUrl}${path}`, { ca, from: '127.0.0.8' }), 404, 'NOT_FOUND');
+    }
+  });
+
   it('with the service gone: 503 SERVICE_UNAVAILABLE with Retry-After in the envelope (not 502)', async () => {
     await app.stop();
     const res = await request('GET', `${httpsUrl}/api/health`, { ca, from: '127.0.0.7' });
