@@ -1,0 +1,42 @@
+/**
+ * Writes the live OpenAPI document of an in-process app (SQLite in memory, no port) to a file,
+ * then, with --lint, runs `redocly lint` on it (rules in redocly.yaml). `npm run lint:api`.
+ * Usage: tsx scripts/openapi.ts [--out file] [--lint]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config/index.js';
+
+const args = process.argv.slice(2);
+const outIndex = args.indexOf('--out');
+const out = outIndex >= 0 ? args[outIndex + 1]! : join(mkdtempSync(join(tmpdir(), 'flokie-openapi-')), 'openapi.json');
+
+const config = loadConfig(
+  {
+    NODE_ENV: 'test',
+    SECRET_KEY: 'openapi-dump-secret-key-0123456789abcdefghijklmnop',
+    JWT_SECRET_KEY: 'openapi-dump-jwt-secret-0123456789abcdefghijklmnop',
+    DATABASE_URL: 'sqlite::memory:',
+    LOG_LEVEL: 'silent',
+    PUBLIC_URL: process.env.PUBLIC_URL ?? 'https://api.example.com',
+  },
+  { dotenv: false },
+);
+const app = await buildApp(config);
+await app.ready();
+const response = await app.inject({ method: 'GET', url: '/api/openapi.json' });
+await app.close();
+if (response.statusCode !== 200) {
+  console.error(`GET /api/openapi.json answered ${response.statusCode}`);
+  process.exit(1);
+}
+// eslint-disable-next-line security/detect-non-literal-fs-filename -- the caller's own output path
+writeFileSync(out, JSON.stringify(JSON.parse(response.body), null, 2) + '\n');
+console.log(`OpenAPI document written to ${out}`);
+if (args.includes('--lint')) {
+  const result = spawnSync('npx', ['redocly', 'lint', out], { stdio: 'inherit' });
+  process.exit(result.status ?? 1);
+}
