@@ -1,6 +1,6 @@
 /** The live OpenAPI document of a test app, and its schemas as JSON Schema an ajv can check answers with. */
-import Ajv, { type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import { Ajv, type ValidateFunction } from 'ajv';
+import formats from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
 
 export type Schema = Record<string, unknown>;
@@ -65,6 +65,8 @@ export function toJsonSchema(value: unknown, refBase = ''): unknown {
 /** Validators of answer bodies against the document's response schemas. */
 export function responseValidator(document: OpenApiDocument) {
   const ajv = new Ajv({ strict: false, allErrors: true });
+  // ajv-formats is CommonJS: its default export arrives as the module object under tsx.
+  const addFormats = ((formats as unknown as { default?: typeof formats }).default ?? formats) as unknown as (ajv: Ajv) => void;
   addFormats(ajv);
   ajv.addSchema({ $id: 'openapi', components: toJsonSchema(document.components, 'openapi') as object });
   const cache = new Map<Schema, ValidateFunction>();
