@@ -36,6 +36,7 @@ if (response.statusCode !== 200) {
 writeFileSync(out, JSON.stringify(JSON.parse(response.body), null, 2) + '\n');
 console.log(`OpenAPI document written to ${out}`);
 if (args.includes('--lint')) {
-  const result = spawnSync('npx', ['redocly', 'lint', out], { stdio: 'inherit' });
+  // Telemetry off (also in redocly.yaml): a lint run sends nothing anywhere.
+  const result = spawnSync('npx', ['redocly', 'lint', out], { stdio: 'inherit', env: { ...process.env, REDOCLY_TELEMETRY: 'off' } });
   process.exit(result.status ?? 1);
 }
