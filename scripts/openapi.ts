@@ -4,15 +4,16 @@
  * Usage: tsx scripts/openapi.ts [--out file] [--lint]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 
 const args = process.argv.slice(2);
 const outIndex = args.indexOf('--out');
-const out = outIndex >= 0 ? args[outIndex + 1]! : join(mkdtempSync(join(tmpdir(), 'flokie-openapi-')), 'openapi.json');
+const temporary = outIndex < 0;
+const out = temporary ? join(mkdtempSync(join(tmpdir(), 'flokie-openapi-')), 'openapi.json') : args[outIndex + 1]!;
 
 const config = loadConfig(
   {
@@ -38,5 +39,6 @@ console.log(`OpenAPI document written to ${out}`);
 if (args.includes('--lint')) {
   // Telemetry off (also in redocly.yaml): a lint run sends nothing anywhere.
   const result = spawnSync('npx', ['redocly', 'lint', out], { stdio: 'inherit', env: { ...process.env, REDOCLY_TELEMETRY: 'off' } });
+  if (temporary) rmSync(dirname(out), { recursive: true, force: true });
   process.exit(result.status ?? 1);
 }
