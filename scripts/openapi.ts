@@ -38,7 +38,8 @@ writeFileSync(out, JSON.stringify(JSON.parse(response.body), null, 2) + '\n');
 console.log(`OpenAPI document written to ${out}`);
 if (args.includes('--lint')) {
   // Telemetry off (also in redocly.yaml): a lint run sends nothing anywhere.
-  const result = spawnSync('npx', ['redocly', 'lint', out], { stdio: 'inherit', env: { ...process.env, REDOCLY_TELEMETRY: 'off' } });
+  const env = { ...process.env, REDOCLY_TELEMETRY: 'off' };
+  const result = spawnSync('npx', ['redocly', 'lint', out], { stdio: 'inherit', env });
   if (temporary) rmSync(dirname(out), { recursive: true, force: true });
   process.exit(result.status ?? 1);
 }

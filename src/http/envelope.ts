@@ -25,9 +25,11 @@ export const ErrorEnvelope = Type.Object(
     success: Type.Literal(false),
     error: Type.Object({
       // An enum, not a union of literals: fast-json-stringify would check each branch with ajv.
-      code: Type.Unsafe<ErrorCode>({ type: 'string', enum: [...ERROR_CODES], description: 'Stable, machine-readable (docs/api.md)' }),
+      code: Type.Unsafe<ErrorCode>({ type: 'string', enum: [...ERROR_CODES], description: 'Stable (docs/api.md)' }),
       message: Type.String({ description: 'For people; may change' }),
-      details: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()), { description: 'Field name → what is wrong with it' })),
+      details: Type.Optional(
+        Type.Record(Type.String(), Type.Array(Type.String()), { description: 'Field name → what is wrong with it' }),
+      ),
     }),
     timestamp: Type.String({ format: 'date-time' }),
     request_id: Type.String(),

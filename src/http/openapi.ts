@@ -18,7 +18,9 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { ErrorEnvelope } from './envelope.js';
 
-const RETRY_AFTER = { 'Retry-After': { type: 'integer', minimum: 1, description: 'Seconds to wait before trying again' } };
+const RETRY_AFTER = {
+  'Retry-After': { type: 'integer', minimum: 1, description: 'Seconds to wait before trying again' },
+};
 
 /** What each error status means in this API; also the response description in the document. */
 export const ERROR_STATUSES = {
@@ -35,29 +37,38 @@ export const ERROR_STATUSES = {
   423: { description: 'Logins for this account (or device) are locked for now (LOCKED)', headers: RETRY_AFTER },
   429: { description: 'Rate limit exceeded (RATE_LIMIT_EXCEEDED)', headers: RETRY_AFTER },
   503: {
-    description: 'Temporarily unavailable: database unreachable, server shutting down or overloaded (SERVICE_UNAVAILABLE)',
+    description:
+      'Temporarily unavailable: database unreachable, server shutting down or overloaded (SERVICE_UNAVAILABLE)',
     headers: { 'Retry-After': { ...RETRY_AFTER['Retry-After'], description: 'Seconds to wait, when known' } },
   },
 } as const;
 export type ErrorStatus = keyof typeof ERROR_STATUSES;
 
-const SUCCESS_DESCRIPTIONS: Record<string, string> = { 200: 'OK', 201: 'Created', 202: 'Accepted' };
+/** Answers with a schema of their own (not Error): success, and the health checks' 503. */
+const OWN_SHAPE_DESCRIPTIONS: Record<string, string> = {
+  200: 'OK',
+  201: 'Created',
+  202: 'Accepted',
+  503: 'Unhealthy or not ready: the same shape as the 200 answer',
+};
 
 /** A schema as a response: its description, headers, and a $ref (allOf) when it is a named schema. */
-function describedResponse(schema: Record<string, unknown>, description: string, headers?: object): Record<string, unknown> {
+type Schema = Record<string, unknown>;
+
+function describedResponse(schema: Schema, description: string, headers?: object): Schema {
   const extra = headers ? { headers } : {};
   // A named root schema would be inlined by swagger; inside allOf it stays a $ref to its component.
   if (typeof schema.$id === 'string') return { description, ...extra, allOf: [schema] };
   return { ...schema, description: (schema.description as string | undefined) ?? description, ...extra };
 }
 
-export function errorResponse(status: ErrorStatus): Record<string, unknown> {
+export function errorResponse(status: ErrorStatus): Schema {
   const { description, ...rest } = ERROR_STATUSES[status];
   return describedResponse(ErrorEnvelope, description, 'headers' in rest ? rest.headers : undefined);
 }
 
 /** The errors of a route's own logic (401 on a public route, 403, 404, 409, 423), for its `response`. */
-export function errorResponses(...statuses: ErrorStatus[]): Record<number, Record<string, unknown>> {
+export function errorResponses(...statuses: ErrorStatus[]): Record<number, Schema> {
   return Object.fromEntries(statuses.map((status) => [status, errorResponse(status)]));
 }
 
@@ -67,7 +78,8 @@ export function errorResponses(...statuses: ErrorStatus[]): Record<number, Recor
  * while clients may leave them out.
  */
 export function defaultsOptional<T extends TObject>(schema: T): T {
-  const required = (schema.required ?? []).filter((name) => (schema.properties[name] as { default?: unknown }).default === undefined);
+  const hasDefault = (name: string) => (schema.properties[name] as { default?: unknown }).default !== undefined;
+  const required = (schema.required ?? []).filter((name) => !hasDefault(name));
   const { required: _all, ...rest } = schema;
   return (required.length > 0 ? { ...rest, required } : rest) as T;
 }
@@ -80,7 +92,11 @@ export interface ConventionOptions {
 }
 
 /** The standard error statuses of a route: what every request can meet before the route's own logic. */
-export function standardErrors(route: Pick<RouteOptions, 'method' | 'url'>, security: unknown[], options: ConventionOptions): ErrorStatus[] {
+export function standardErrors(
+  route: Pick<RouteOptions, 'method' | 'url'>,
+  security: unknown[],
+  options: ConventionOptions,
+): ErrorStatus[] {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   const statuses: ErrorStatus[] = [400]; // a URL that cannot be decoded or holds a NUL byte; bad JSON; bad fields
   if (methods.some((m) => BODY_METHODS.has(m))) statuses.push(413, 415);
@@ -90,7 +106,11 @@ export function standardErrors(route: Pick<RouteOptions, 'method' | 'url'>, secu
   return statuses;
 }
 
-type RouteSchema = Record<string, unknown> & { hide?: boolean; security?: Record<string, string[]>[]; response?: Record<string, Record<string, unknown>> };
+type RouteSchema = Schema & {
+  hide?: boolean;
+  security?: Record<string, string[]>[];
+  response?: Record<string, Schema>;
+};
 
 /**
  * Completes each documented route's schema: `security: []` when the route declares none, the
@@ -102,10 +122,10 @@ export const openApiConventions = fp(
       const schema = route.schema as RouteSchema | undefined;
       if (!schema || schema.hide || !schema.response) return;
       const security = schema.security ?? [];
-      const response: Record<string, Record<string, unknown>> = {};
+      const response: Record<string, Schema> = {};
       for (const [status, answer] of Object.entries(schema.response)) {
-        const own = Object.hasOwn(ERROR_STATUSES, status) && answer === ErrorEnvelope ? errorResponse(Number(status) as ErrorStatus) : answer;
-        response[status] = typeof own.description === 'string' && own.$id === undefined ? own : describedResponse(own, SUCCESS_DESCRIPTIONS[status] ?? ERROR_STATUSES[Number(status) as ErrorStatus]?.description ?? 'Answer');
+        const described = typeof answer.description === 'string' && answer.$id === undefined;
+        response[status] = described ? answer : describedResponse(answer, OWN_SHAPE_DESCRIPTIONS[status] ?? 'Answer');
       }
       for (const status of standardErrors(route, security, options)) response[status] ??= errorResponse(status);
       route.schema = { ...schema, security, response };
