@@ -10,6 +10,11 @@ export interface Parameter {
   required?: boolean;
   schema: Schema;
 }
+export interface Response {
+  description?: string;
+  headers?: Record<string, unknown>;
+  content?: Record<string, { schema: Schema }>;
+}
 export interface Operation {
   operationId?: string;
   summary?: string;
@@ -17,7 +22,7 @@ export interface Operation {
   security?: Record<string, string[]>[];
   parameters?: Parameter[];
   requestBody?: { required?: boolean; content: Record<string, { schema: Schema }> };
-  responses: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema: Schema }> }>;
+  responses: Record<string, Response>;
 }
 export interface OpenApiDocument {
   servers?: { url: string }[];
@@ -66,7 +71,8 @@ export function toJsonSchema(value: unknown, refBase = ''): unknown {
 export function responseValidator(document: OpenApiDocument) {
   const ajv = new Ajv({ strict: false, allErrors: true });
   // ajv-formats is CommonJS: its default export arrives as the module object under tsx.
-  const addFormats = ((formats as unknown as { default?: typeof formats }).default ?? formats) as unknown as (ajv: Ajv) => void;
+  const loaded = formats as unknown as { default?: unknown };
+  const addFormats = (loaded.default ?? formats) as (ajv: Ajv) => void;
   addFormats(ajv);
   ajv.addSchema({ $id: 'openapi', components: toJsonSchema(document.components, 'openapi') as object });
   const cache = new Map<Schema, ValidateFunction>();
