@@ -23,13 +23,14 @@ import sentry from './modules/security/sentry.js';
 import adminRoutes from './modules/users/admin-routes.js';
 import profileRoutes from './modules/users/profile-routes.js';
 import { httpServerOptions } from './http/tls.js';
+import { componentName, finishDocument, openApiConventions } from './http/openapi.js';
 import { acceptQueryBooleans } from './http/validation.js';
 import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/request-guard.js';
 import clientAddress, { trustProxyOption } from './plugins/client-address.js';
 import corsPlugin from './plugins/cors.js';
 import csrf from './plugins/csrf.js';
 import forceHttps from './plugins/force-https.js';
-import rateLimit from './plugins/rate-limit.js';
+import rateLimit, { EMERGENCY_EXEMPT } from './plugins/rate-limit.js';
 import securityHeaders, { DOCS_CSP } from './plugins/security-headers.js';
 import authenticate from './plugins/authenticate.js';
 import errorHandler from './plugins/error-handler.js';
@@ -116,10 +117,25 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
   await app.register(metricsPlugin, { container });
 
   if (config.DOCS_ENABLED) {
+    // The contract (docs/api.md): standard errors, security and descriptions on every route (src/http/openapi.ts).
+    await app.register(openApiConventions, { unlimitedPrefixes: EMERGENCY_EXEMPT });
     await app.register(swagger, {
       openapi: {
         openapi: '3.0.3',
-        info: { title: 'Flokie API', version: process.env.npm_package_version ?? '1.0.0', description: 'Secure-by-default account and session API. Every error uses the envelope `{success:false, error:{code,message,details}, timestamp, request_id}`.' },
+        info: {
+          title: 'Flokie API',
+          version: process.env.npm_package_version ?? '1.0.0',
+          description: 'Secure-by-default account and session API. Every error uses the envelope `{success:false, error:{code,message,details}, timestamp, request_id}` (the Error schema).',
+          license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' },
+        },
+        servers: [{ url: config.publicUrl, description: 'PUBLIC_URL' }],
+        tags: [
+          { name: 'Health', description: 'Probes and operators\' health views' },
+          { name: 'Authentication', description: 'Accounts, logins, tokens and sessions' },
+          { name: 'Profile', description: 'The authenticated user\'s own profile' },
+          { name: 'Administration', description: 'User administration (admin token)' },
+          { name: 'Security operations', description: 'Security events, token revocation, emergency rate limit (admin token)' },
+        ],
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
@@ -127,6 +143,8 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
           },
         },
       },
+      refResolver: { buildLocalReference: componentName },
+      transformObject: (documents) => finishDocument((documents as { openapiObject: Record<string, never> }).openapiObject),
     });
   }
 

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { ERROR_CODES, type ErrorCode } from './errors.js';
 
 /** Schema of the success envelope around a route's data, for validation-free fast serialisation and OpenAPI. */
 export function Envelope<T extends TSchema>(data: T) {
@@ -14,27 +15,33 @@ export function Nullable<T extends TSchema>(schema: T) {
 }
 
 /** Success envelope for routes with no data. */
-export const MessageEnvelope = Type.Object({ success: Type.Literal(true), message: Type.String(), data: Type.Optional(Type.Object({})) });
+export const MessageEnvelope = Type.Object(
+  { success: Type.Literal(true), message: Type.String(), data: Type.Optional(Type.Object({})) },
+  { $id: 'MessageResponse' },
+);
 
 export const ErrorEnvelope = Type.Object(
   {
     success: Type.Literal(false),
     error: Type.Object({
-      code: Type.String(),
-      message: Type.String(),
-      details: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+      // An enum, not a union of literals: fast-json-stringify would check each branch with ajv.
+      code: Type.Unsafe<ErrorCode>({ type: 'string', enum: [...ERROR_CODES], description: 'Stable (docs/api.md)' }),
+      message: Type.String({ description: 'For people; may change' }),
+      details: Type.Optional(
+        Type.Record(Type.String(), Type.Array(Type.String()), { description: 'Field name → what is wrong with it' }),
+      ),
     }),
     timestamp: Type.String({ format: 'date-time' }),
     request_id: Type.String(),
   },
-  { $id: 'ErrorEnvelope' },
+  { $id: 'Error' },
 );
 
 export function ok<T>(message: string, data: T): { success: true; message: string; data: T } {
   return { success: true, message, data };
 }
 
-/** JSON that never contains raw <, > or & (API.md): a browser mis-sniffing it finds no markup. */
+/** JSON that never contains raw <, > or & (docs/api.md): a browser mis-sniffing it finds no markup. */
 const HTML_CHARS = /[<>&\u2028\u2029]/g;
 const ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
 const ESCAPED = Object.keys(ESCAPES);

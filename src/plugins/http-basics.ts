@@ -12,7 +12,7 @@ export function genReqId(request: { headers: Record<string, string | string[] | 
 }
 
 /**
- * Request ids on every response, HTML-safe JSON (API.md), and Cache-Control: no-store on
+ * Request ids on every response, HTML-safe JSON (docs/api.md), and Cache-Control: no-store on
  * everything but the static docs assets, since API responses carry tokens and user data.
  */
 export default fp(

@@ -36,7 +36,7 @@ declare module 'fastify' {
 }
 
 /** URL prefixes (route patterns) the emergency limit never applies to: monitors must keep working. */
-const EMERGENCY_EXEMPT = ['/api/health'];
+export const EMERGENCY_EXEMPT = ['/api/health'];
 
 export interface RateLimitOptions {
   container: Container;

@@ -166,7 +166,7 @@ describe('administration API', () => {
     assert.equal(byEmail.users[0].id, user.id);
   });
 
-  it('statistics has every field API.md lists, with correct counts', async () => {
+  it('statistics has every field docs/api.md lists, with correct counts', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/api/users/statistics', headers: as(admin.access) });
     assert.equal(res.statusCode, 200);
     const s = json(res).data;

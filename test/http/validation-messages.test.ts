@@ -187,7 +187,8 @@ describe('validation messages: every keyword in our words, every field listed, b
     assert.deepEqual(json(res).error.details, {
       username: ['Must be at least 3 characters'],
       email: ['Not a valid e-mail address'],
-      password: ['Must not be empty'],
+      // A password being set is MIN_PASSWORD_LENGTH (8) long at least, a rule the contract states.
+      password: ['Must be at least 8 characters'],
       first_name: ['Contains characters that are not allowed'],
       last_name: ['Must be a string'],
       is_admin: ['Unknown field'],

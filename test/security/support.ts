@@ -190,7 +190,7 @@ export function assertNoLeak(res: { body: string }, context: string, echoed?: st
   for (const pattern of LEAK_PATTERNS) assert.doesNotMatch(body, pattern, `${context}: response leaks internals (${pattern}): ${res.body.slice(0, 300)}`);
 }
 
-/** Every response is in API.md's envelope: success with message/data, or error with code/message, timestamp and request_id. */
+/** Every response is in docs/api.md's envelope: success with message/data, or error with code/message, timestamp and request_id. */
 export function assertEnvelope(res: LightMyRequestResponse | { statusCode: number; body: string; headers: Record<string, unknown> }, context: string): any {
   let body: any;
   try {

@@ -1,5 +1,5 @@
 /**
- * /api/auth/* — every URL of API.md's Authentication section, in the order listed there.
+ * /api/auth/* — every URL of docs/api.md's Authentication section, in the order listed there.
  * Handlers only translate HTTP to AuthService calls and back.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify';
@@ -12,23 +12,23 @@ import { bearerToken } from '../../plugins/authenticate.js';
 import { iso, principalUserView } from '../users/user-view.js';
 import type { TokenPair } from './auth-service.js';
 import { DEVICE_COOKIE, deviceCredentialOf } from './device-credentials.js';
+import { errorResponses as errors } from '../../http/openapi.js';
 import {
-  ChangePasswordBody,
+  changePasswordBody,
   ConfirmEmailChangeBody,
   Envelope,
   LoginBody,
   LoginData,
   MessageEnvelope,
   RefreshBody,
-  RegisterBody,
-  ResetBody,
+  registerBody,
+  resetBody,
   ResetRequestBody,
   SessionParams,
   SessionSchema,
   TokenData,
   UserData,
   VerifyEmailBody,
-  errors,
 } from './schemas.js';
 
 export const REFRESH_COOKIE = 'flokie_refresh';
@@ -104,7 +104,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/register',
     {
       config: { rateLimit: 'auth.register' },
-      schema: { tags, summary: 'Create an account', body: RegisterBody, response: { 201: Envelope(UserData), ...errors(400, 409, 429) } },
+      schema: { tags, operationId: 'register', summary: 'Create an account', body: registerBody(config), response: { 201: Envelope(UserData), ...errors(409) } },
     },
     async (request, reply) => {
       const user = await auth.register(request.body, request);
@@ -119,6 +119,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       preValidation: loginAlias,
       schema: {
         tags,
+        operationId: 'login',
         summary: 'Log in with username or e-mail and password',
         description:
           'Send `X-Auth-Mode: cookie` to receive the refresh token as an HttpOnly cookie instead of in the body. ' +
@@ -127,7 +128,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
           'Send it back (cookie, or `X-Device-Token` header) on later logins: failures from that device then count against that device only, and it keeps logging in while the account is locked for devices without one. ' +
           'Answers 423 only when the counter the attempt belongs to is locked, and 429 when too many checks for it are already in flight for LOGIN_QUEUE_TIMEOUT seconds.',
         body: LoginBody,
-        response: { 200: Envelope(LoginData), ...errors(400, 401, 423, 429) },
+        response: { 200: Envelope(LoginData), ...errors(401, 423) },
       },
     },
     async (request, reply) => {
@@ -150,11 +151,13 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     {
       schema: {
         tags,
+        operationId: 'refreshTokens',
         summary: 'Exchange a refresh token for a new token pair',
         description:
-          'The refresh token may come as `Authorization: Bearer`, as `refresh_token` in the body, or as the refresh cookie. It is spent: presenting it again revokes the whole session.',
+          'The refresh token may come as `Authorization: Bearer`, as `refresh_token` in the body, or as the refresh cookie. It is spent: presenting it again revokes the whole session. ' +
+          'The body is optional (a header- or cookie-only refresh sends none); a refresh by cookie needs `X-CSRF-Token` (403 without it).',
         body: RefreshBody,
-        response: { 200: Envelope(TokenData), ...errors(400, 401, 403, 429) },
+        response: { 200: Envelope(TokenData), ...errors(401, 403) },
       },
     },
     async (request, reply) => {
@@ -181,7 +184,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
 
   app.post(
     '/logout',
-    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke this session', response: { 200: MessageEnvelope, ...errors(401) } } },
+    { preHandler: app.authenticate, schema: { tags, operationId: 'logout', security: bearer, summary: 'Revoke this session', response: { 200: MessageEnvelope } } },
     async (request, reply) => {
       await auth.logout(request.principal!, request);
       clearRefreshCookies(reply);
@@ -191,7 +194,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
 
   app.post(
     '/logout-all',
-    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke every session of this user', response: { 200: Envelope(Type.Object({ revoked_sessions: Type.Integer() })), ...errors(401) } } },
+    { preHandler: app.authenticate, schema: { tags, operationId: 'logoutAll', security: bearer, summary: 'Revoke every session of this user', response: { 200: Envelope(Type.Object({ revoked_sessions: Type.Integer() })) } } },
     async (request, reply) => {
       const count = await auth.logoutAll(request.principal!, request);
       clearRefreshCookies(reply);
@@ -201,7 +204,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
 
   app.get(
     '/sessions',
-    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'List active sessions', response: { 200: Envelope(Type.Object({ sessions: Type.Array(SessionSchema) })), ...errors(401) } } },
+    { preHandler: app.authenticate, schema: { tags, operationId: 'listSessions', security: bearer, summary: 'List active sessions', response: { 200: Envelope(Type.Object({ sessions: Type.Array(SessionSchema) })) } } },
     async (request) => {
       const current = request.principal!.claims.sid;
       const sessions = await container.sessions.listActive(request.principal!.user.id);
@@ -221,7 +224,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
 
   app.delete(
     '/sessions/:id',
-    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Revoke one of your sessions', params: SessionParams, response: { 200: MessageEnvelope, ...errors(401, 404) } } },
+    { preHandler: app.authenticate, schema: { tags, operationId: 'revokeSession', security: bearer, summary: 'Revoke one of your sessions', params: SessionParams, response: { 200: MessageEnvelope, ...errors(404) } } },
     async (request) => {
       await auth.revokeSession(request.principal!, request.params.id, request);
       return ok('Session revoked', {});
@@ -230,7 +233,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
 
   app.get(
     '/me',
-    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'The authenticated user', response: { 200: Envelope(UserData), ...errors(401) } } },
+    { preHandler: app.authenticate, schema: { tags, operationId: 'getCurrentUser', security: bearer, summary: 'The authenticated user', response: { 200: Envelope(UserData) } } },
     async (request) => ok('Current user', { user: principalUserView(request.principal!.user) }),
   );
 
@@ -240,13 +243,14 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       preHandler: app.authenticate,
       schema: {
         tags,
+        operationId: 'changePassword',
         security: bearer,
         summary: 'Change password',
         description:
           'Revokes every session, this one included, kills every outstanding reset, verification and e-mail change link, and returns a fresh token pair for a new session. ' +
           'A wrong `current_password` is a 400 and counts as a failed login for lockout (send `X-Device-Token` or the device cookie to have it counted on your device); a locked counter is a 423.',
-        body: ChangePasswordBody,
-        response: { 200: Envelope(TokenData), ...errors(400, 401, 423, 429) },
+        body: changePasswordBody(config),
+        response: { 200: Envelope(TokenData), ...errors(423) },
       },
     },
     async (request, reply) => {
@@ -262,10 +266,11 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     {
       schema: {
         tags,
+        operationId: 'getCsrfToken',
         summary: 'CSRF token for browser (cookie) mode',
         description:
           'Send it back as `X-CSRF-Token` on state-changing requests that authenticate by the refresh cookie (POST /api/auth/refresh without a token in the header or body). Valid for `expires_in` seconds; also sets the HttpOnly cookie it is checked against.',
-        response: { 200: Envelope(Type.Object({ csrf_token: Type.String(), expires_in: Type.Integer() })) },
+        response: { 200: Envelope(Type.Object({ csrf_token: Type.String(), expires_in: Type.Integer() }, { $id: 'CsrfToken' })) },
       },
     },
     async (_request, reply) => ok('CSRF token', { csrf_token: app.issueCsrfToken(reply), expires_in: config.WTF_CSRF_TIME_LIMIT }),
@@ -275,7 +280,14 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/password/reset-request',
     {
       config: { rateLimit: 'password.reset' },
-      schema: { tags, summary: 'E-mail a password-reset link', description: 'Answers 202 whether or not the address is registered.', body: ResetRequestBody, response: { 202: MessageEnvelope, ...errors(400, 429) } },
+      schema: {
+        tags,
+        operationId: 'requestPasswordReset',
+        summary: 'E-mail a password-reset link',
+        description: 'Answers 202 whether or not the address is registered.',
+        body: ResetRequestBody,
+        response: { 202: MessageEnvelope },
+      },
     },
     async (request, reply) => {
       auth.requestPasswordReset(request.body.email, request);
@@ -287,7 +299,14 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/password/reset',
     {
       config: { rateLimit: 'password.reset' },
-      schema: { tags, summary: 'Set a new password with a reset token', description: 'The token works once; every session is revoked.', body: ResetBody, response: { 200: MessageEnvelope, ...errors(400, 429) } },
+      schema: {
+        tags,
+        operationId: 'resetPassword',
+        summary: 'Set a new password with a reset token',
+        description: 'The token works once; every session is revoked.',
+        body: resetBody(config),
+        response: { 200: MessageEnvelope },
+      },
     },
     async (request) => {
       const { token, new_password, confirm_password } = request.body;
@@ -297,11 +316,11 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     },
   );
 
-  for (const [path, summary] of [
-    ['/verify-email', 'Confirm an e-mail address with the token from the e-mail'],
-    ['/email/verify', 'Alias of POST /api/auth/verify-email (the original Flokie path)'],
+  for (const [path, operationId, summary] of [
+    ['/verify-email', 'verifyEmail', 'Confirm an e-mail address with the token from the e-mail'],
+    ['/email/verify', 'verifyEmailAlias', 'Alias of POST /api/auth/verify-email (the original Flokie path)'],
   ] as const) {
-    app.post(path, { schema: { tags, summary, body: VerifyEmailBody, response: { 200: MessageEnvelope, ...errors(400) } } }, async (request) => {
+    app.post(path, { schema: { tags, operationId, summary, body: VerifyEmailBody, response: { 200: MessageEnvelope } } }, async (request) => {
       await auth.verifyEmail(request.body.token, request);
       return ok('E-mail address verified', {});
     });
@@ -312,12 +331,13 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     {
       schema: {
         tags,
+        operationId: 'confirmEmailChange',
         summary: 'Confirm a new e-mail address with the token from the confirmation e-mail',
         description:
           'Applies the pending address of PUT /api/users/profile, marks it verified, and kills every outstanding link. Every session of the user is revoked, except the one of a valid access token of that user sent with this request. ' +
           '400 for an invalid, used or expired token or when the pending address changed since; 409 when the address was registered by another account meanwhile (nothing changes).',
         body: ConfirmEmailChangeBody,
-        response: { 200: MessageEnvelope, ...errors(400, 409, 429) },
+        response: { 200: MessageEnvelope, ...errors(409) },
       },
     },
     async (request) => {
@@ -328,7 +348,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
 
   app.post(
     '/verify-email/resend',
-    { preHandler: app.authenticate, schema: { tags, security: bearer, summary: 'Send the verification e-mail again', response: { 202: MessageEnvelope, ...errors(401, 429) } } },
+    { preHandler: app.authenticate, schema: { tags, operationId: 'resendVerificationEmail', security: bearer, summary: 'Send the verification e-mail again', response: { 202: MessageEnvelope } } },
     async (request, reply) => {
       const user = await container.users.findById(request.principal!.user.id);
       if (user && !user.is_verified) await auth.sendVerification(user);

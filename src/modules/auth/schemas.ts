@@ -1,14 +1,16 @@
 import { Type } from '@sinclair/typebox';
-import { Envelope, ErrorEnvelope, MessageEnvelope } from '../../http/envelope.js';
-import { Email, NO_NUL, OpaqueToken, Password, PersonName, Username } from '../../http/fields.js';
+import type { Config } from '../../config/index.js';
+import { Envelope, MessageEnvelope } from '../../http/envelope.js';
+import { Email, NewPassword, NO_NUL, OpaqueToken, Password, PersonName, Username } from '../../http/fields.js';
 import { UserSchema } from '../users/user-view.js';
 
 const strict = { additionalProperties: false } as const;
 
-export const RegisterBody = Type.Object(
-  { username: Username, email: Email, password: Password, first_name: Type.Optional(PersonName), last_name: Type.Optional(PersonName) },
-  strict,
-);
+export const registerBody = (config: Config) =>
+  Type.Object(
+    { username: Username, email: Email, password: NewPassword(config), first_name: Type.Optional(PersonName), last_name: Type.Optional(PersonName) },
+    strict,
+  );
 const LoginName = { minLength: 1, maxLength: 254, pattern: NO_NUL };
 export const LoginBody = Type.Object(
   {
@@ -23,20 +25,27 @@ export const LoginBody = Type.Object(
   },
   strict,
 );
-export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(OpaqueToken) }, strict), Type.Null()]);
-export const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password, confirm_password: Password }, strict);
+export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(OpaqueToken) }, strict), Type.Null()], {
+  description: 'Optional: the refresh token may come instead as `Authorization: Bearer` or as the refresh cookie.',
+});
+export const changePasswordBody = (config: Config) =>
+  Type.Object({ current_password: Password, new_password: NewPassword(config), confirm_password: NewPassword(config) }, strict);
 export const ResetRequestBody = Type.Object({ email: Email }, strict);
-export const ResetBody = Type.Object({ token: OpaqueToken, new_password: Password, confirm_password: Password }, strict);
+export const resetBody = (config: Config) =>
+  Type.Object({ token: OpaqueToken, new_password: NewPassword(config), confirm_password: NewPassword(config) }, strict);
 export const VerifyEmailBody = Type.Object({ token: OpaqueToken }, strict);
 export const ConfirmEmailChangeBody = Type.Object({ token: OpaqueToken }, strict);
 export const SessionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, strict);
 
-export const TokenData = Type.Object({
-  access_token: Type.String(),
-  refresh_token: Type.Optional(Type.String({ description: 'Absent in cookie mode (X-Auth-Mode: cookie): it is set as an HttpOnly cookie.' })),
-  token_type: Type.Literal('Bearer'),
-  expires_in: Type.Integer({ description: 'Access token lifetime in seconds' }),
-});
+export const TokenData = Type.Object(
+  {
+    access_token: Type.String(),
+    refresh_token: Type.Optional(Type.String({ description: 'Absent in cookie mode (X-Auth-Mode: cookie): it is set as an HttpOnly cookie.' })),
+    token_type: Type.Literal('Bearer'),
+    expires_in: Type.Integer({ description: 'Access token lifetime in seconds' }),
+  },
+  { $id: 'TokenPair' },
+);
 export const LoginData = Type.Composite([
   TokenData,
   Type.Object({
@@ -45,7 +54,7 @@ export const LoginData = Type.Composite([
     ),
     user: UserSchema,
   }),
-]);
+], { $id: 'LoginResult' });
 export const UserData = Type.Object({ user: UserSchema });
 export const SessionSchema = Type.Object({
   id: Type.String(),
@@ -55,9 +64,6 @@ export const SessionSchema = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
   user_agent: Type.Union([Type.String(), Type.Null()]),
   current: Type.Boolean(),
-});
-
-/** Error responses every route may give, for the OpenAPI document. */
-export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorEnvelope]));
+}, { $id: 'Session' });
 
 export { Envelope, MessageEnvelope };

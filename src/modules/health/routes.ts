@@ -13,6 +13,7 @@ import { pingDatabase } from '../../db/index.js';
 import { migrator } from '../../db/migrator.js';
 import { Nullable } from '../../http/envelope.js';
 import { authorizationError } from '../../http/errors.js';
+import { errorResponses } from '../../http/openapi.js';
 import { timingSafeEqual } from 'node:crypto';
 
 const VERSION = process.env.npm_package_version ?? '1.0.0';
@@ -28,13 +29,13 @@ const HealthSchema = Type.Object({
   version: Type.String(),
   environment: Type.String(),
   database: Type.Object({ status: Type.String(), response_time: Nullable(Type.Number({ description: 'milliseconds' })) }),
-});
+}, { $id: 'Health' });
 
 const SystemFigures = Type.Object({ cpus: Type.Integer(), load_average: Type.Array(Type.Number()), memory_total: Type.Number(), memory_free: Type.Number() });
 const ApplicationFigures = Type.Object({ pid: Type.Integer(), node: Type.String(), rss: Type.Number(), heap_used: Type.Number(), event_loop_delay_ms: Type.Number() });
 const Timestamp = Type.String({ format: 'date-time' });
 
-const LivenessSchema = Type.Object({ status: Type.Literal('alive'), alive: Type.Boolean(), timestamp: Timestamp });
+const LivenessSchema = Type.Object({ status: Type.Literal('alive'), alive: Type.Boolean(), timestamp: Timestamp }, { $id: 'Liveness' });
 
 const ReadinessSchema = Type.Object({
   status: Type.Unsafe<'ready' | 'not_ready'>({ type: 'string', enum: ['ready', 'not_ready'] }),
@@ -45,7 +46,7 @@ const ReadinessSchema = Type.Object({
     migrations: Type.Object({ status: Type.String({ description: 'applied, pending or unknown' }), pending: Nullable(Type.Integer()) }),
     redis: Type.Object({ status: Type.String({ description: 'ready, unavailable (served from in-process state meanwhile: not a reason to stop traffic) or not configured' }) }),
   }),
-});
+}, { $id: 'Readiness' });
 
 const DatabaseHealthSchema = Type.Object({
   status: Type.Unsafe<'healthy' | 'unhealthy'>({ type: 'string', enum: ['healthy', 'unhealthy'] }),
@@ -56,9 +57,12 @@ const DatabaseHealthSchema = Type.Object({
     dialect: Type.String(),
     pool: Type.Record(Type.String(), Type.Number()),
   }),
-});
+}, { $id: 'DatabaseHealth' });
 
-const SystemHealthSchema = Type.Object({ status: Type.Literal('healthy'), timestamp: Timestamp, uptime: Type.Number({ description: 'seconds' }), system: SystemFigures, application: ApplicationFigures });
+const SystemHealthSchema = Type.Object(
+  { status: Type.Literal('healthy'), timestamp: Timestamp, uptime: Type.Number({ description: 'seconds' }), system: SystemFigures, application: ApplicationFigures },
+  { $id: 'SystemHealth' },
+);
 
 const DetailedSchema = Type.Composite([
   HealthSchema,
@@ -70,7 +74,7 @@ const DetailedSchema = Type.Composite([
     application: ApplicationFigures,
     password_hashing: Type.Object({ active: Type.Integer(), waiting: Type.Integer({ description: 'hashes queued behind PASSWORD_HASH_CONCURRENCY' }) }),
   }),
-]);
+], { $id: 'DetailedHealth' });
 
 /** CPU, load and memory of the machine. */
 function systemFigures() {
@@ -143,7 +147,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
 
   app.get(
     '/',
-    { config: { rateLimit: false }, schema: { tags, summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
+    { config: { rateLimit: false }, schema: { tags, operationId: 'getHealth', summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
     async (_request, reply) => {
       const health = probe(await sharedPing());
       return reply.code(health.status === 'healthy' ? 200 : 503).send(health);
@@ -164,7 +168,13 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
     {
       config: { rateLimit: false },
       preHandler: detailedAccess,
-      schema: { tags, summary: 'Detailed health (admin or health token outside development)', security: operatorsOnly, response: { 200: DetailedSchema, 503: DetailedSchema } },
+      schema: {
+        tags,
+        operationId: 'getDetailedHealth',
+        summary: 'Detailed health (admin or health token outside development)',
+        security: operatorsOnly,
+        response: { 200: DetailedSchema, 503: DetailedSchema, ...errorResponses(403) },
+      },
     },
     async (_request, reply) => {
       const health = probe(await ping());
@@ -184,7 +194,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
     '/liveness',
     {
       config: { rateLimit: false },
-      schema: { tags, summary: 'Liveness probe: the process answers (no database, no dependency)', response: { 200: LivenessSchema } },
+      schema: { tags, operationId: 'getLiveness', summary: 'Liveness probe: the process answers (no database, no dependency)', response: { 200: LivenessSchema } },
     },
     async () => ({ status: 'alive' as const, alive: true, timestamp: new Date().toISOString() }),
   );
@@ -220,6 +230,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
       config: { rateLimit: false },
       schema: {
         tags,
+        operationId: 'getReadiness',
         summary: 'Readiness probe: 200 when the database answers and its schema is up to date, else 503',
         description: 'Redis is reported but never makes the service unready: without it the service serves from in-process state.',
         response: { 200: ReadinessSchema, 503: ReadinessSchema },
@@ -243,7 +254,13 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
     {
       config: { rateLimit: false },
       preHandler: detailedAccess,
-      schema: { tags, summary: 'Database round trip and pool (admin or health token outside development)', security: operatorsOnly, response: { 200: DatabaseHealthSchema, 503: DatabaseHealthSchema } },
+      schema: {
+        tags,
+        operationId: 'getDatabaseHealth',
+        summary: 'Database round trip and pool (admin or health token outside development)',
+        security: operatorsOnly,
+        response: { 200: DatabaseHealthSchema, 503: DatabaseHealthSchema, ...errorResponses(403) },
+      },
     },
     async (_request, reply) => {
       const database = await ping();
@@ -261,7 +278,13 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
     {
       config: { rateLimit: false },
       preHandler: detailedAccess,
-      schema: { tags, summary: 'Machine and process figures (admin or health token outside development)', security: operatorsOnly, response: { 200: SystemHealthSchema } },
+      schema: {
+        tags,
+        operationId: 'getSystemHealth',
+        summary: 'Machine and process figures (admin or health token outside development)',
+        security: operatorsOnly,
+        response: { 200: SystemHealthSchema, ...errorResponses(403) },
+      },
     },
     async () => ({ status: 'healthy' as const, timestamp: new Date().toISOString(), uptime: uptime(), system: systemFigures(), application: await applicationFigures() }),
   );

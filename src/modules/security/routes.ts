@@ -1,5 +1,5 @@
 /**
- * /api/security — security operations for administrators (API.md "Security operations"):
+ * /api/security — security operations for administrators (docs/api.md "Security operations"):
  * the security event log, token revocation, and the emergency global rate limit. Admin only,
  * checked in onRequest before anything is parsed. The rules live in admin-service.ts (revocation)
  * and state/emergency-limit.ts (the limit).
@@ -15,7 +15,7 @@ import { Envelope, ok } from '../../http/envelope.js';
 import { validationError } from '../../http/errors.js';
 import { NO_NUL } from '../../http/fields.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limit.js';
-import { errors } from '../auth/schemas.js';
+import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { pagination } from '../users/admin-service.js';
 import { actorOf, PaginationSchema } from '../users/admin-routes.js';
 import { EVENT_TYPES } from './events.js';
@@ -23,7 +23,7 @@ import { EVENT_TYPES } from './events.js';
 const strict = { additionalProperties: false } as const;
 const DateTime = Type.String({ format: 'date-time', description: 'ISO 8601, e.g. 2026-01-01T00:00:00Z' });
 
-const EventsQuery = Type.Object(
+const EventsQuery = defaultsOptional(Type.Object(
   {
     type: Type.Optional(Type.Union(Object.keys(EVENT_TYPES).map((t) => Type.Literal(t)))),
     severity: Type.Optional(Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('critical')])),
@@ -35,7 +35,7 @@ const EventsQuery = Type.Object(
     per_page: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
   },
   strict,
-);
+));
 
 export const SecurityEventSchema = Type.Object({
   id: Type.Integer(),
@@ -48,7 +48,7 @@ export const SecurityEventSchema = Type.Object({
   endpoint: Type.Union([Type.String(), Type.Null()]),
   details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   created_at: Type.String({ format: 'date-time' }),
-});
+}, { $id: 'SecurityEvent' });
 
 const RevokeBody = Type.Object(
   {
@@ -63,7 +63,7 @@ const LimitData = Type.Object({
   limit: Type.Union([Type.String(), Type.Null()]),
   points: Type.Union([Type.Integer(), Type.Null()]),
   duration_seconds: Type.Union([Type.Integer(), Type.Null()]),
-});
+}, { $id: 'EmergencyRateLimit' });
 
 export interface EventFilter {
   type?: string;
@@ -126,10 +126,11 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
     {
       schema: {
         tags,
+        operationId: 'listSecurityEvents',
         security,
         summary: 'Security events, newest first',
         querystring: EventsQuery,
-        response: { 200: Envelope(Type.Object({ events: Type.Array(SecurityEventSchema), pagination: PaginationSchema })), ...errors(400, 401, 403) },
+        response: { 200: Envelope(Type.Object({ events: Type.Array(SecurityEventSchema), pagination: PaginationSchema })), ...errors(403) },
       },
     },
     async (request) => {
@@ -156,10 +157,11 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
     {
       schema: {
         tags,
+        operationId: 'revokeTokens',
         security,
         summary: 'Revoke a token (by jti) or every session of a user',
         body: RevokeBody,
-        response: { 200: Envelope(Type.Object({ jti: Type.Optional(Type.String()), user_id: Type.Optional(Type.String()), revoked_sessions: Type.Integer() })), ...errors(400, 401, 403, 404) },
+        response: { 200: Envelope(Type.Object({ jti: Type.Optional(Type.String()), user_id: Type.Optional(Type.String()), revoked_sessions: Type.Integer() })), ...errors(403, 404) },
       },
     },
     async (request) => {
@@ -178,7 +180,7 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
 
   app.get(
     '/emergency-rate-limit',
-    { schema: { tags, security, summary: 'The emergency global rate limit (null when off)', response: { 200: Envelope(LimitData), ...errors(401, 403) } } },
+    { schema: { tags, operationId: 'getEmergencyRateLimit', security, summary: 'The emergency global rate limit (null when off)', response: { 200: Envelope(LimitData), ...errors(403) } } },
     async () => ok('Emergency rate limit', limitView(await getEmergencyLimit(container.db))),
   );
 
@@ -187,11 +189,12 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
     {
       schema: {
         tags,
+        operationId: 'setEmergencyRateLimit',
         security,
         summary: 'Set or lift the emergency global rate limit',
         description: 'Every running instance applies it within CACHE_SYNC_INTERVAL_MS (immediately with Redis), without a restart.',
         body: LimitBody,
-        response: { 200: Envelope(LimitData), ...errors(400, 401, 403) },
+        response: { 200: Envelope(LimitData), ...errors(403) },
       },
     },
     async (request) => {

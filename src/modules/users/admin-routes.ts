@@ -1,5 +1,5 @@
 /**
- * /api/users — administration (API.md "Administration"). Admin only: every route here checks the
+ * /api/users — administration (docs/api.md "Administration"). Admin only: every route here checks the
  * token and the admin flag in onRequest, before the body is even parsed, so a non-admin learns
  * nothing (403) and an anonymous caller gets 401. Bodies are strict (unknown fields are a 400), so
  * no flag can be mass-assigned; the admin flag changes only through POST /{id}/admin.
@@ -8,10 +8,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../../config/index.js';
 import type { Container } from '../../container.js';
 import { Envelope, MessageEnvelope, ok } from '../../http/envelope.js';
-import { Bio, Email, Password, PersonName, Username } from '../../http/fields.js';
-import { errors } from '../auth/schemas.js';
+import { Bio, Email, NewPassword, PersonName, Username } from '../../http/fields.js';
+import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { AdminService, SORT_FIELDS, type Actor } from './admin-service.js';
 import { AdminUserSchema } from './user-view.js';
 
@@ -26,9 +27,9 @@ export const PaginationSchema = Type.Object({
   has_next: Type.Boolean(),
   prev_num: Type.Union([Type.Integer(), Type.Null()]),
   next_num: Type.Union([Type.Integer(), Type.Null()]),
-});
+}, { $id: 'Pagination' });
 
-const ListQuery = Type.Object(
+const ListQuery = defaultsOptional(Type.Object(
   {
     page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
     per_page: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
@@ -41,26 +42,26 @@ const ListQuery = Type.Object(
     sort_order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
   },
   strict,
-);
+));
 
-const SearchQuery = Type.Object(
+const SearchQuery = defaultsOptional(Type.Object(
   {
     q: Type.String({ minLength: 2, maxLength: 254, description: 'Prefix of a username or e-mail address (case-insensitive)' }),
     limit: Type.Integer({ minimum: 1, maximum: 50, default: 10 }),
     include_inactive: Type.Boolean({ default: false }),
   },
   strict,
-);
+));
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, strict);
-const DeleteQuery = Type.Object({ hard_delete: Type.Boolean({ default: false }) }, strict);
+const DeleteQuery = defaultsOptional(Type.Object({ hard_delete: Type.Boolean({ default: false }) }, strict));
 
 const NullableName = Type.Union([PersonName, Type.Null()]);
-const CreateBody = Type.Object(
+const createBody = (config: Config) => Type.Object(
   {
     username: Username,
     email: Email,
-    password: Password,
+    password: NewPassword(config),
     first_name: Type.Optional(NullableName),
     last_name: Type.Optional(NullableName),
     bio: Type.Optional(Type.Union([Bio, Type.Null()])),
@@ -83,7 +84,9 @@ const UpdateBody = Type.Object(
 );
 const AdminBody = Type.Object({ is_admin: Type.Boolean() }, strict);
 /** No body (or no `minutes`): locked until unlocked. At most ten years. */
-const LockBody = Type.Union([Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 5_256_000 })) }, strict), Type.Null()]);
+const LockBody = Type.Union([Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 5_256_000 })) }, strict), Type.Null()], {
+  description: 'Optional: no body (or no `minutes`) locks until POST /api/users/{id}/unlock.',
+});
 
 const UserData = Envelope(Type.Object({ user: AdminUserSchema }));
 const UsersData = Envelope(Type.Object({ users: Type.Array(AdminUserSchema), pagination: PaginationSchema }));
@@ -104,11 +107,12 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     {
       schema: {
         tags,
+        operationId: 'listUsers',
         security,
         summary: 'List users',
         description: '`search` matches the start of the username or e-mail address (an index range scan, fast on millions of rows).',
         querystring: ListQuery,
-        response: { 200: UsersData, ...errors(400, 401, 403) },
+        response: { 200: UsersData, ...errors(403) },
       },
     },
     async (request) => ok('Users', await admin.list(request.query)),
@@ -116,7 +120,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
 
   app.post(
     '/',
-    { schema: { tags, security, summary: 'Create a user', body: CreateBody, response: { 201: UserData, ...errors(400, 401, 403, 409) } } },
+    { schema: { tags, operationId: 'createUser', security, summary: 'Create a user', body: createBody(container.config), response: { 201: UserData, ...errors(403, 409) } } },
     async (request, reply) => {
       const user = await admin.create(request.body, actorOf(request));
       return reply.code(201).send(ok('User created', { user: await admin.view(user) }));
@@ -125,7 +129,16 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
 
   app.get(
     '/search',
-    { schema: { tags, security, summary: 'Search users by username or e-mail prefix', querystring: SearchQuery, response: { 200: Envelope(Type.Object({ users: Type.Array(AdminUserSchema) })), ...errors(400, 401, 403) } } },
+    {
+      schema: {
+        tags,
+        operationId: 'searchUsers',
+        security,
+        summary: 'Search users by username or e-mail prefix',
+        querystring: SearchQuery,
+        response: { 200: Envelope(Type.Object({ users: Type.Array(AdminUserSchema) })), ...errors(403) },
+      },
+    },
     async (request) => ok('Search results', { users: await admin.search(request.query.q, request.query.limit, request.query.include_inactive) }),
   );
 
@@ -134,6 +147,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     {
       schema: {
         tags,
+        operationId: 'getUserStatistics',
         security,
         summary: 'User statistics',
         description: '"today", "this week" (from Monday) and "this month" are calendar periods in UTC.',
@@ -150,22 +164,22 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
               users_created_today: Type.Integer(),
               users_created_this_week: Type.Integer(),
               users_created_this_month: Type.Integer(),
-            }),
+            }, { $id: 'UserStatistics' }),
           ),
-          ...errors(401, 403),
+          ...errors(403),
         },
       },
     },
     async () => ok('User statistics', await admin.statistics()),
   );
 
-  app.get('/:id', { schema: { tags, security, summary: 'Read a user', params: IdParams, response: { 200: UserData, ...errors(401, 403, 404) } } }, async (request) =>
+  app.get('/:id', { schema: { tags, operationId: 'getUser', security, summary: 'Read a user', params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) =>
     ok('User', { user: await admin.view(await admin.get(request.params.id)) }),
   );
 
   app.put(
     '/:id',
-    { schema: { tags, security, summary: 'Update a user', params: IdParams, body: UpdateBody, response: { 200: UserData, ...errors(400, 401, 403, 404, 409) } } },
+    { schema: { tags, operationId: 'updateUser', security, summary: 'Update a user', params: IdParams, body: UpdateBody, response: { 200: UserData, ...errors(403, 404, 409) } } },
     async (request) => ok('User updated', { user: await admin.view(await admin.update(request.params.id, request.body, actorOf(request))) }),
   );
 
@@ -174,12 +188,13 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     {
       schema: {
         tags,
+        operationId: 'deleteUser',
         security,
         summary: 'Delete a user',
         description: 'Soft delete (default) deactivates the account and revokes its sessions; `hard_delete=true` removes the row and everything that belongs to it.',
         params: IdParams,
         querystring: DeleteQuery,
-        response: { 200: MessageEnvelope, ...errors(400, 401, 403, 404) },
+        response: { 200: MessageEnvelope, ...errors(403, 404) },
       },
     },
     async (request) => {
@@ -188,28 +203,29 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     },
   );
 
-  const action = (path: string, summary: string, run: (id: string, request: FastifyRequest) => Promise<unknown>, message: string) =>
-    app.post(path, { schema: { tags, security, summary, params: IdParams, response: { 200: UserData, ...errors(400, 401, 403, 404) } } }, async (request) => {
+  const action = (path: string, operationId: string, summary: string, run: (id: string, request: FastifyRequest) => Promise<unknown>, message: string) =>
+    app.post(path, { schema: { tags, operationId, security, summary, params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) => {
       const { id } = request.params as { id: string };
       await run(id, request);
       return ok(message, { user: await admin.view(await admin.get(id)) });
     });
 
-  action('/:id/activate', 'Activate a user', (id, request) => admin.activate(id, actorOf(request)), 'User activated');
-  action('/:id/deactivate', 'Deactivate a user (revokes every session at once)', (id, request) => admin.deactivate(id, actorOf(request)), 'User deactivated');
-  action('/:id/unlock', 'Clear every login lock (untrusted devices, each trusted device, an administrator\'s lock)', (id, request) => admin.unlock(id, actorOf(request)), 'User unlocked');
+  action('/:id/activate', 'activateUser', 'Activate a user', (id, request) => admin.activate(id, actorOf(request)), 'User activated');
+  action('/:id/deactivate', 'deactivateUser', 'Deactivate a user (revokes every session at once)', (id, request) => admin.deactivate(id, actorOf(request)), 'User deactivated');
+  action('/:id/unlock', 'unlockUser', 'Clear every login lock (untrusted devices, each trusted device, an administrator\'s lock)', (id, request) => admin.unlock(id, actorOf(request)), 'User unlocked');
 
   app.post(
     '/:id/lock',
     {
       schema: {
         tags,
+        operationId: 'lockUser',
         security,
         summary: 'Lock logins for every device, trusted ones included',
         description: 'For `minutes`, or until POST /api/users/{id}/unlock when absent. Logins (and re-authentication) answer 423; existing sessions stay (deactivate ends them).',
         params: IdParams,
         body: LockBody,
-        response: { 200: UserData, ...errors(400, 401, 403, 404) },
+        response: { 200: UserData, ...errors(403, 404) },
       },
     },
     async (request) => {
@@ -220,7 +236,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
 
   app.post(
     '/:id/admin',
-    { schema: { tags, security, summary: 'Grant or remove administrator rights', params: IdParams, body: AdminBody, response: { 200: UserData, ...errors(400, 401, 403, 404) } } },
+    { schema: { tags, operationId: 'setUserAdmin', security, summary: 'Grant or remove administrator rights', params: IdParams, body: AdminBody, response: { 200: UserData, ...errors(403, 404) } } },
     async (request) => {
       const user = await admin.setAdmin(request.params.id, request.body.is_admin, actorOf(request));
       return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', { user: await admin.view(user) });

@@ -1,4 +1,4 @@
-/** /api/users/profile — the authenticated user's own profile (API.md "Own profile"). */
+/** /api/users/profile — the authenticated user's own profile (docs/api.md "Own profile"). */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
@@ -6,7 +6,7 @@ import type { Container } from '../../container.js';
 import { Envelope, ok } from '../../http/envelope.js';
 import { validationError } from '../../http/errors.js';
 import { Bio, Email, Password, PersonName, sanitizeText } from '../../http/fields.js';
-import { errors } from '../auth/schemas.js';
+import { errorResponses as errors } from '../../http/openapi.js';
 import { normalizeEmail } from './user-repository.js';
 import { principalUserView, toUserView, UserSchema, type UserRow } from './user-view.js';
 
@@ -28,7 +28,7 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
   const security = [{ bearerAuth: [] }];
   const UserData = Envelope(Type.Object({ user: UserSchema }));
 
-  app.get('/profile', { preHandler: app.authenticate, schema: { tags, security, summary: 'Your profile', response: { 200: UserData, ...errors(401) } } }, async (request) =>
+  app.get('/profile', { preHandler: app.authenticate, schema: { tags, operationId: 'getProfile', security, summary: 'Your profile', response: { 200: UserData } } }, async (request) =>
     ok('Profile', { user: principalUserView(request.principal!.user) }),
   );
 
@@ -38,6 +38,7 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
       preHandler: app.authenticate,
       schema: {
         tags,
+        operationId: 'updateProfile',
         security,
         summary: 'Update your profile',
         description:
@@ -45,7 +46,7 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
           'The address is not changed yet: it is kept as `pending_email` and the answer is 202. A confirmation link goes to the new address (POST /api/auth/email/confirm) and a notice to the current one; ' +
           'until it is confirmed, the account, login by e-mail, resets and all mail stay on the current address. Every outstanding reset, verification and e-mail change link stops working.',
         body: ProfileUpdate,
-        response: { 200: UserData, 202: UserData, ...errors(400, 401, 423, 429) },
+        response: { 200: UserData, 202: UserData, ...errors(423) },
       },
     },
     async (request, reply) => {

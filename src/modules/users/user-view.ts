@@ -8,7 +8,7 @@ export type UserRow = Selectable<UsersTable>;
 
 const Timestamp = Nullable(Type.String({ format: 'date-time' }));
 
-/** A user as every response shows it (API.md). Never a hash, token or lockout counter. */
+/** A user as every response shows it (docs/api.md). Never a hash, token or lockout counter. */
 export const UserSchema = Type.Object(
   {
     id: Type.String(),
