@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { loadConfig } from '../../src/config/index.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 import { createTestApp, json, register, STRONG_PASSWORD, type TestApp } from '../helpers/app.js';
 
 /** name → full Set-Cookie line */
@@ -141,7 +142,7 @@ describe('WTF_CSRF_ENABLED', () => {
       await t.close();
     }
     assert.throws(
-      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'prod-secret-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0', JWT_SECRET_KEY: 'prod-jwt-secret-0a1b2c3d4e5f60718293a4b5c6d7e8f9', WTF_CSRF_ENABLED: 'false' }, { dotenv: false }),
+      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret(), WTF_CSRF_ENABLED: 'false' }, { dotenv: false }),
       /WTF_CSRF_ENABLED/,
     );
   });
