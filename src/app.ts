@@ -14,7 +14,7 @@ import type { Config } from './config/index.js';
 import { createContainer, type Container } from './container.js';
 import { createLogger } from './logging.js';
 import './http/route-config.js';
-import authRoutes from './modules/auth/routes.js';
+import authRoutes, { REFRESH_COOKIE, REFRESH_COOKIE_PATH } from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
 import linkPageRoutes from './modules/link-pages/routes.js';
 import { ipBlockPlugin } from './modules/security/intrusion.js';
@@ -108,7 +108,7 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
   await app.register(corsPlugin, { config });
   await app.register(clientAddress, { container });
   await app.register(cookie, { secret: config.SECRET_KEY });
-  await app.register(csrf, { container, cookiePath: '/api/auth' });
+  await app.register(csrf, { container, cookiePath: REFRESH_COOKIE_PATH, refreshCookie: REFRESH_COOKIE });
   await app.register(authenticate, { container });
   await app.register(sentry, { container });
   await app.register(ipBlockPlugin, { detector: container.intrusion });

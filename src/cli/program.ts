@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import { SettingError, parseRate } from '../config/index.js';
+import { generateSecret } from '../config/secret-strength.js';
 import type { toEventView } from '../modules/security/routes.js';
 import { CLI_ACTOR, CliError, describeError, note, readPassword, withContainer } from './context.js';
 import { registerMigrateCommand } from './migrate.js';
@@ -205,8 +206,8 @@ export function buildProgram(): Command {
     .command('generate')
     .description('Print strong random SECRET_KEY, JWT_SECRET_KEY and DB_PASSWORD values (.env format)')
     .action(() => {
-      console.log(`SECRET_KEY=${randomBytes(48).toString('base64url')}`);
-      console.log(`JWT_SECRET_KEY=${randomBytes(48).toString('base64url')}`);
+      console.log(`SECRET_KEY=${generateSecret()}`);
+      console.log(`JWT_SECRET_KEY=${generateSecret()}`);
       console.log(`DB_PASSWORD=${randomBytes(24).toString('base64url')}`);
     });
 

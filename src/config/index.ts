@@ -2,35 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
+import { secretProblem } from './secret-strength.js';
 import { SETTINGS, SettingError, type SettingKey, type Settings } from './settings.js';
 
 export { SETTINGS, SettingError, parseRate, type RateSpec } from './settings.js';
+export { secretProblem } from './secret-strength.js';
 
 export type Config = Settings & {
   isProduction: boolean;
   /** Base URL for links in e-mails, without a trailing slash. */
   publicUrl: string;
 };
-
-/** Values that must never be accepted as secrets (examples from docs, the guide, placeholders). */
-const KNOWN_WEAK_SECRETS = new Set([
-  'your-cryptographically-secure-secret-key',
-  'change-me',
-  'changeme',
-  'secret',
-  'dev',
-  'development',
-  'replace-me-with-a-long-random-value',
-]);
-
-/** Why a secret is unfit for production, or null. Shared with `flokie check`. */
-export function secretProblem(value: string): string | null {
-  if (!value) return 'is not set';
-  if (KNOWN_WEAK_SECRETS.has(value.trim().toLowerCase())) return 'is a known example value';
-  if (Buffer.byteLength(value) < 32) return 'is shorter than 32 bytes';
-  if (new Set(value).size < 8) return 'has too little variety to be random';
-  return null;
-}
 
 /** Development convenience: secrets generated once and kept in var/ so tokens survive restarts. */
 function developmentSecrets(dir: string): { SECRET_KEY: string; JWT_SECRET_KEY: string } {

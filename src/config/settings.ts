@@ -203,8 +203,8 @@ export const SETTINGS = {
   DOCS_ENABLED: S({ env: 'DOCS_ENABLED', default: 'true', group: 'Server', doc: 'Serve OpenAPI at /api/openapi.json and Swagger UI at /api/docs.', parse: bool }),
   HEALTH_TOKEN: S({ env: 'HEALTH_TOKEN', default: '', group: 'Server', doc: 'Token (header X-Health-Token) that opens /api/health/detailed, /database and /system to monitors outside development.', parse: str, secret: true }),
 
-  SECRET_KEY: S({ env: 'SECRET_KEY', default: '', group: 'Secrets', doc: 'Signs CSRF tokens, cookies and device credentials. ≥ 32 bytes; required in production (development generates one in var/).', parse: str, secret: true }),
-  JWT_SECRET_KEY: S({ env: 'JWT_SECRET_KEY', default: '', group: 'Secrets', doc: 'HS256 key for access and refresh tokens. ≥ 32 bytes, distinct from SECRET_KEY; required in production.', parse: str, secret: true }),
+  SECRET_KEY: S({ env: 'SECRET_KEY', default: '', group: 'Secrets', doc: 'Signs CSRF tokens, cookies and device credentials. ≥ 32 random bytes (`npx flokie secrets generate`; guessable or repository values are refused); required in production (development generates one in var/).', parse: str, secret: true }),
+  JWT_SECRET_KEY: S({ env: 'JWT_SECRET_KEY', default: '', group: 'Secrets', doc: 'HS256 key for access and refresh tokens. ≥ 32 random bytes, same rule as SECRET_KEY, distinct from it; required in production.', parse: str, secret: true }),
 
   DATABASE_URL: S({ env: 'DATABASE_URL', default: 'sqlite:var/flokie.db', group: 'Database', doc: 'sqlite:path, postgresql://… (sslmode=require|verify-full honoured) or mysql://…', parse: databaseUrl, secret: true }),
   DATABASE_POOL_SIZE: S({ env: 'DATABASE_POOL_SIZE', default: '10', group: 'Database', doc: 'Connections per process for PostgreSQL/MySQL.', parse: int(1, 500) }),
@@ -282,7 +282,7 @@ export const SETTINGS = {
   DISTRIBUTED_ATTACK_THRESHOLD: S({ env: 'DISTRIBUTED_ATTACK_THRESHOLD', default: '10', group: 'Monitoring', doc: 'Distinct IPs failing on one username per hour before a distributed-attack alert.', parse: int(1, 100000) }),
 
   ALERT_WEBHOOK_URL: S({ env: 'ALERT_WEBHOOK_URL', default: '', group: 'Alerts', doc: 'POST every critical security event here as signed JSON (docs/deployment.md, "Alerts"); queued in the database, retried until delivered.', parse: url('http:', 'https:'), secret: true }),
-  ALERT_WEBHOOK_SECRET: S({ env: 'ALERT_WEBHOOK_SECRET', default: '', group: 'Alerts', doc: 'HMAC-SHA256 key for X-Flokie-Signature; ≥ 32 bytes, required in production when ALERT_WEBHOOK_URL is set.', parse: str, secret: true }),
+  ALERT_WEBHOOK_SECRET: S({ env: 'ALERT_WEBHOOK_SECRET', default: '', group: 'Alerts', doc: 'HMAC-SHA256 key for X-Flokie-Signature; ≥ 32 random bytes (same rule as SECRET_KEY), required in production when ALERT_WEBHOOK_URL is set.', parse: str, secret: true }),
   ALERT_EMAIL_TO: S({ env: 'ALERT_EMAIL_TO', default: '', group: 'Alerts', doc: 'Also e-mail every alert to these addresses (JSON array or comma list), through SMTP_URL.', parse: emailList }),
   ALERT_DEDUP_WINDOW_SECONDS: S({ env: 'ALERT_DEDUP_WINDOW_SECONDS', default: '300', group: 'Alerts', doc: 'Alerts of one kind about the same address or account within this window are folded into one, with a count.', parse: int(0, 86400) }),
   ALERT_RETRY_INITIAL_SECONDS: S({ env: 'ALERT_RETRY_INITIAL_SECONDS', default: '5', group: 'Alerts', doc: 'First retry delay of an undelivered alert; doubles (with jitter) on each failure.', parse: num(0.05, 3600) }),
@@ -291,7 +291,7 @@ export const SETTINGS = {
 
   METRICS_PORT: S({ env: 'METRICS_PORT', default: '0', group: 'Metrics', doc: 'Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics, unauthenticated (0 = off). With WEB_CONCURRENCY > 1 each scrape reaches one worker (docs/deployment.md, "Metrics").', parse: int(0, 65535) }),
   METRICS_HOST: S({ env: 'METRICS_HOST', default: '127.0.0.1', group: 'Metrics', doc: 'Interface for METRICS_PORT (loopback unless a scraper on another host needs it).', parse: str }),
-  METRICS_TOKEN: S({ env: 'METRICS_TOKEN', default: '', group: 'Metrics', doc: 'Serve metrics at GET /api/metrics to `Authorization: Bearer <METRICS_TOKEN>` (≥ 32 bytes in production). Unset: no such route.', parse: str, secret: true }),
+  METRICS_TOKEN: S({ env: 'METRICS_TOKEN', default: '', group: 'Metrics', doc: 'Serve metrics at GET /api/metrics to `Authorization: Bearer <METRICS_TOKEN>` (≥ 32 random bytes in production, same rule as SECRET_KEY). Unset: no such route.', parse: str, secret: true }),
 
   BACKUP_RECIPIENT: S({ env: 'BACKUP_RECIPIENT', default: '', group: 'Backups and retention', doc: 'age public key (age1…) that `flokie backup create` encrypts to; its identity (secret key) is kept off this host. `flokie backup keygen` makes a pair.', parse: ageRecipient }),
   SESSION_RETENTION_DAYS: S({ env: 'SESSION_RETENTION_DAYS', default: '30', group: 'Backups and retention', doc: 'Ended sessions (expired or revoked) are deleted this many days after they ended.', parse: int(1, 3650) }),

@@ -92,7 +92,8 @@ describe('remember_me and the browser refresh cookie', () => {
   }
 
   async function refreshByCookie(cookieHeader: string) {
-    const csrf = await t.app.inject({ method: 'GET', url: '/api/auth/csrf-token' });
+    // Like a browser, which sends the refresh cookie along: the token is bound to that session.
+    const csrf = await t.app.inject({ method: 'GET', url: '/api/auth/csrf-token', headers: { cookie: cookieHeader } });
     const secret = pair(setCookies(csrf).flokie_csrf!);
     const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${cookieHeader}; ${secret}`, 'x-csrf-token': json(csrf).data.csrf_token } });
     assert.equal(res.statusCode, 200, res.body);

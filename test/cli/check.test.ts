@@ -7,12 +7,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { criticalFailures, runChecklist, runChecks, type CheckResult } from '../../src/cli/check.js';
 import { inspectConfig, loadConfig } from '../../src/config/index.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 import { cliEnv, ROOT, runCli } from './helpers.js';
 
-const STRONG = {
-  SECRET_KEY: 'Zt3q9sLx1VbN7mKe4RwPa8YcDf2HgJu6Ti0Oy5Qn',
-  JWT_SECRET_KEY: 'Kp7Wn2Xr5Lm9Bq3Vt8Hs1Jd6Fg4Cz0Ya2Ue7Io5P',
-};
+// Generated per run: a secret written in the repository is public, so production refuses it.
+const STRONG = { SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret() };
 
 /** A production deployment done right. */
 const GOOD: Record<string, string> = {

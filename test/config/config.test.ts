@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, inspectConfig, loadConfig, SettingError } from '../../src/config/index.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 import { SETTINGS } from '../../src/config/settings.js';
 
-const STRONG_A = 'a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4';
-const STRONG_B = 'f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6';
+// Generated per run: a secret written in the repository is public, so production refuses it.
+const STRONG_A = generateSecret();
+const STRONG_B = generateSecret();
 const tmp = () => mkdtempSync(join(tmpdir(), 'flokie-config-'));
 
 describe('configuration', () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { loadConfig } from '../../src/config/index.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 import { createTestApp, json, register, STRONG_PASSWORD, type TestApp } from '../helpers/app.js';
 
 /** name → full Set-Cookie line */
@@ -57,7 +58,7 @@ describe('CSRF in cookie mode', () => {
 
   it('refresh by cookie without X-CSRF-Token: 403 AUTHORIZATION_ERROR and a csrf_failure event; the cookie is not spent', async () => {
     const { refreshCookie } = await cookieLogin(t.app);
-    const { secretCookie } = await csrfToken(t.app);
+    const { secretCookie } = await csrfToken(t.app, pair(refreshCookie));
     const before = events.filter((e) => e.type === 'csrf_failure').length;
     const refused = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}` } });
     assert.equal(refused.statusCode, 403);
@@ -67,14 +68,14 @@ describe('CSRF in cookie mode', () => {
     const bare = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: pair(refreshCookie) } });
     assert.equal(bare.statusCode, 403);
     // The refused attempts did not spend the refresh token: the legitimate client can still use it.
-    const { token, secretCookie: secret2 } = await csrfToken(t.app);
+    const { token, secretCookie: secret2 } = await csrfToken(t.app, pair(refreshCookie));
     const ok = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${secret2}`, 'x-csrf-token': token } });
     assert.equal(ok.statusCode, 200, ok.body);
   });
 
   it('refresh by cookie with a valid token: 200, a new cookie, no token in the body', async () => {
     const { refreshCookie } = await cookieLogin(t.app);
-    const { token, secretCookie } = await csrfToken(t.app);
+    const { token, secretCookie } = await csrfToken(t.app, pair(refreshCookie));
     const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}`, 'x-csrf-token': token } });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(json(res).data.refresh_token, undefined);
@@ -84,8 +85,8 @@ describe('CSRF in cookie mode', () => {
 
   it('a wrong, foreign, duplicated or tampered token is refused', async () => {
     const { refreshCookie } = await cookieLogin(t.app);
-    const mine = await csrfToken(t.app);
-    const theirs = await csrfToken(t.app); // another browser: other secret
+    const mine = await csrfToken(t.app, pair(refreshCookie));
+    const theirs = await csrfToken(t.app, pair(refreshCookie)); // another browser: other secret
     const cookie = `${pair(refreshCookie)}; ${mine.secretCookie}`;
     for (const header of ['nonsense', theirs.token, `${mine.token}x`, `${mine.token}, ${mine.token}`]) {
       const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie, 'x-csrf-token': header } });
@@ -99,7 +100,7 @@ describe('CSRF in cookie mode', () => {
 
   it('a token older than WTF_CSRF_TIME_LIMIT is refused', async () => {
     const { refreshCookie } = await cookieLogin(t.app);
-    const { token, secretCookie } = await csrfToken(t.app);
+    const { token, secretCookie } = await csrfToken(t.app, pair(refreshCookie));
     const realNow = Date.now;
     Date.now = () => realNow() + 3601 * 1000;
     try {
@@ -108,6 +109,56 @@ describe('CSRF in cookie mode', () => {
     } finally {
       Date.now = realNow;
     }
+  });
+
+  it('a token is bound to the refresh session it was fetched with: another session\'s valid pair is refused (cookie tossing)', async () => {
+    const victim = await cookieLogin(t.app);
+    const attacker = await cookieLogin(t.app);
+    // The attacker's own, server-issued, valid pair: it works with the attacker's own cookie...
+    const own = await csrfToken(t.app, pair(attacker.refreshCookie));
+    // ...but not beside the victim's refresh cookie, with the attacker's secret cookie tossed in.
+    const tossed = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${pair(victim.refreshCookie)}; ${own.secretCookie}`, 'x-csrf-token': own.token },
+    });
+    assert.equal(tossed.statusCode, 403, tossed.body);
+    assert.equal(json(tossed).error.code, 'AUTHORIZATION_ERROR');
+    // A pair fetched with no refresh cookie (or a forged one) binds to no session: refused as well.
+    const anonymous = await csrfToken(t.app);
+    const forgedCookie = `flokie_refresh=${pair(victim.refreshCookie).split('=')[1]!.slice(0, -2)}xx`;
+    const withForged = await csrfToken(t.app, forgedCookie);
+    for (const pairUsed of [anonymous, withForged]) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        headers: { cookie: `${pair(victim.refreshCookie)}; ${pairUsed.secretCookie}`, 'x-csrf-token': pairUsed.token },
+      });
+      assert.equal(res.statusCode, 403, res.body);
+    }
+    // None of that spent the victim's refresh token; the victim's own pair works, and keeps working
+    // after the rotation (the session id, which the token is bound to, survives refresh).
+    const mine = await csrfToken(t.app, pair(victim.refreshCookie));
+    const first = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${pair(victim.refreshCookie)}; ${mine.secretCookie}`, 'x-csrf-token': mine.token },
+    });
+    assert.equal(first.statusCode, 200, first.body);
+    const rotated = pair(setCookies(first).flokie_refresh!);
+    const second = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${rotated}; ${mine.secretCookie}`, 'x-csrf-token': mine.token },
+    });
+    assert.equal(second.statusCode, 200, second.body);
+    // And the attacker's pair still works for the attacker alone.
+    const attackers = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${pair(attacker.refreshCookie)}; ${own.secretCookie}`, 'x-csrf-token': own.token },
+    });
+    assert.equal(attackers.statusCode, 200, attackers.body);
   });
 
   it('bearer and body refresh tokens need no CSRF token; a password change by cookie alone is refused', async () => {
@@ -141,7 +192,7 @@ describe('WTF_CSRF_ENABLED', () => {
       await t.close();
     }
     assert.throws(
-      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'prod-secret-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0', JWT_SECRET_KEY: 'prod-jwt-secret-0a1b2c3d4e5f60718293a4b5c6d7e8f9', WTF_CSRF_ENABLED: 'false' }, { dotenv: false }),
+      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret(), WTF_CSRF_ENABLED: 'false' }, { dotenv: false }),
       /WTF_CSRF_ENABLED/,
     );
   });

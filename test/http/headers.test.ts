@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { bearer, createTestApp, registerAndLogin, type TestApp } from '../helpers/app.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 import { createLoggedApp } from './support.js';
 
 function assertGuideHeaders(res: LightMyRequestResponse, label: string) {
@@ -90,8 +91,8 @@ describe('HSTS', () => {
   it('is always sent in production, with HSTS_MAX_AGE', async () => {
     const t = await createTestApp({
       NODE_ENV: 'production',
-      SECRET_KEY: 'prod-secret-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0',
-      JWT_SECRET_KEY: 'prod-jwt-secret-0a1b2c3d4e5f60718293a4b5c6d7e8f9',
+      SECRET_KEY: generateSecret(),
+      JWT_SECRET_KEY: generateSecret(),
       RATE_LIMIT_ENABLED: 'true',
       HSTS_MAX_AGE: '63072000',
     });

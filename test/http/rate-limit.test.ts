@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig } from '../../src/config/index.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 import { setEmergencyLimit } from '../../src/state/emergency-limit.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { uniqueUser } from '../helpers/app.js';
@@ -126,7 +127,7 @@ describe('rate limits (in-process store, guide defaults)', () => {
       await off.close();
     }
     assert.throws(
-      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'prod-secret-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0', JWT_SECRET_KEY: 'prod-jwt-secret-0a1b2c3d4e5f60718293a4b5c6d7e8f9', RATE_LIMIT_ENABLED: 'false' }, { dotenv: false }),
+      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret(), RATE_LIMIT_ENABLED: 'false' }, { dotenv: false }),
       /RATE_LIMIT_ENABLED/,
     );
   });

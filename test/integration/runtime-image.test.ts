@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort, request, ROOT, sleep } from './servers.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 
 const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
@@ -42,8 +43,8 @@ describe('the runtime image layout, read-only but for var/ and /tmp', { timeout:
         HOST: '127.0.0.1',
         PORT: String(port),
         WEB_CONCURRENCY: '2',
-        SECRET_KEY: 'image-test-secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0',
-        JWT_SECRET_KEY: 'image-test-jwt-0a1b2c3d4e5f60718293a4b5c6d7e8f9',
+        SECRET_KEY: generateSecret(),
+        JWT_SECRET_KEY: generateSecret(),
         LOG_LEVEL: 'warn',
         HOME: '/nonexistent',
       };

@@ -19,8 +19,10 @@ import { startSmtpServer } from '../helpers/smtp.js';
 import { runCli, waitFor } from '../cli/helpers.js';
 import { startServer, type ServerProcess } from '../integration/servers.js';
 import { startReceiver } from './receiver.js';
+import { generateSecret } from '../../src/config/secret-strength.js';
 
-const SECRET = 'alert-signing-secret-0123456789-abcdefghijklmnop';
+// Generated per run: a secret written in the repository is public, so production refuses it.
+const SECRET = generateSecret();
 const FAST_RETRY = { ALERT_RETRY_INITIAL_SECONDS: '0.05', ALERT_RETRY_MAX_SECONDS: '0.3' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -72,7 +74,7 @@ describe('alert catalog and signature', () => {
   });
 
   it('production refuses a webhook without a strong secret, and a weak METRICS_TOKEN', () => {
-    const prod = { ...TEST_ENV, NODE_ENV: 'production', RATE_LIMIT_ENABLED: 'true', DATABASE_URL: 'sqlite::memory:', ALERT_WEBHOOK_URL: 'https://hooks.example.com/x' };
+    const prod = { ...TEST_ENV, SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret(), NODE_ENV: 'production', RATE_LIMIT_ENABLED: 'true', DATABASE_URL: 'sqlite::memory:', ALERT_WEBHOOK_URL: 'https://hooks.example.com/x' };
     assert.throws(() => loadConfig(prod, { dotenv: false }), (e: Error) => e instanceof SettingError && /ALERT_WEBHOOK_SECRET is not set/.test(e.message));
     assert.throws(() => loadConfig({ ...prod, ALERT_WEBHOOK_SECRET: 'changeme' }, { dotenv: false }), /ALERT_WEBHOOK_SECRET is a known example value/);
     assert.ok(loadConfig({ ...prod, ALERT_WEBHOOK_SECRET: SECRET }, { dotenv: false }));

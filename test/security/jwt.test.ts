@@ -239,6 +239,61 @@ describe('JWT attacks', () => {
     }
   });
 
+  /**
+   * Every other spelling of the same signed bytes: the last character of a segment with other
+   * values in its unused low bits, padding, and the standard base64 alphabet. Each decodes to the
+   * very bytes of the original, so a lenient decoder accepts them all.
+   */
+  function otherSpellings(token: string): string[] {
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const segments = token.split('.');
+    const out = new Set<string>();
+    const respell = (index: number, segment: string) => out.add(segments.map((s, i) => (i === index ? segment : s)).join('.'));
+    segments.forEach((segment, index) => {
+      const unusedBits = (segment.length * 6) % 8;
+      const last = ALPHABET.indexOf(segment.at(-1)!);
+      for (let low = 1; low < 1 << unusedBits; low++) respell(index, segment.slice(0, -1) + ALPHABET[last ^ low]);
+      if (segment.length % 4) respell(index, segment + '='.repeat(4 - (segment.length % 4)));
+      if (/[-_]/.test(segment)) respell(index, segment.replace(/-/g, '+').replace(/_/g, '/'));
+    });
+    out.delete(token);
+    for (const spelling of out) {
+      const same = spelling.split('.').every((s, i) => Buffer.from(s, 'base64').equals(Buffer.from(segments[i]!, 'base64url')));
+      assert.ok(same, `${spelling} decodes to the original bytes`);
+    }
+    return [...out];
+  }
+
+  it('a token has exactly one accepted spelling: unused bits, padding and other alphabets are refused', async () => {
+    const u = await login(t.app, victim.username);
+    const spellings = otherSpellings(u.access);
+    const signature = u.access.split('.')[2]!;
+    assert.equal((signature.length * 6) % 8, 2, 'an HS256 signature ends in a character with 2 unused bits');
+    assert.ok(spellings.length >= 4, `${spellings.length} spellings`);
+    assert.equal((await me(u.access)).statusCode, 200);
+    for (const spelling of spellings) await assertRejected(spelling, `other spelling ${spelling.slice(-12)}`);
+    // Refresh tokens are JWTs too: another spelling is refused and does not spend the real one.
+    for (const spelling of otherSpellings(u.refresh)) {
+      const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: spelling } });
+      assert.equal(res.statusCode, 401, `refresh spelling ${spelling.slice(-12)}: ${res.statusCode}`);
+    }
+    const refreshed = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: u.refresh } });
+    assert.equal(refreshed.statusCode, 200, refreshed.body);
+  });
+
+  it('revoking a jti refuses the token at once, however it is spelled (no cached second spelling)', async () => {
+    const u = await login(t.app, victim.username);
+    const signature = u.access.split('.')[2]!;
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const flipped = `${u.access.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(signature.at(-1)!) ^ 1]}`;
+    // Both spellings used before the revocation (each would be cached if it were accepted).
+    assert.equal((await me(u.access)).statusCode, 200);
+    await assertRejected(flipped, 'flipped unused bit before revocation');
+    const revoke = await t.app.inject({ method: 'POST', url: '/api/security/tokens/revoke', headers: bearer(admin.access), payload: { jti: decodeJwt(u.access).jti } });
+    assert.equal(revoke.statusCode, 200, revoke.body);
+    for (const spelling of [u.access, flipped, ...otherSpellings(u.access)]) await assertRejected(spelling, `after revocation: ${spelling.slice(-12)}`);
+  });
+
   it('claims are what this suite assumes (iss/aud of the test config)', () => {
     assert.equal(claims.iss, ISSUER);
     assert.equal(claims.aud, AUDIENCE);

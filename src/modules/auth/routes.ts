@@ -166,7 +166,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       if (!token) throw authenticationError('Refresh token required');
       const fromCookie = !explicit;
       // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/csrf.ts).
-      if (fromCookie) app.verifyCsrf(request, reply);
+      if (fromCookie) await app.verifyCsrf(request, reply);
       let pair: TokenPair;
       try {
         pair = await auth.refresh(token, request);
@@ -269,11 +269,11 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
         operationId: 'getCsrfToken',
         summary: 'CSRF token for browser (cookie) mode',
         description:
-          'Send it back as `X-CSRF-Token` on state-changing requests that authenticate by the refresh cookie (POST /api/auth/refresh without a token in the header or body). Valid for `expires_in` seconds; also sets the HttpOnly cookie it is checked against.',
+          'Send it back as `X-CSRF-Token` on state-changing requests that authenticate by the refresh cookie (POST /api/auth/refresh without a token in the header or body). Valid for `expires_in` seconds, and only beside the refresh cookie of the session it was fetched with (fetch it after logging in); also sets the HttpOnly cookie it is checked against.',
         response: { 200: Envelope(Type.Object({ csrf_token: Type.String(), expires_in: Type.Integer() }, { $id: 'CsrfToken' })) },
       },
     },
-    async (_request, reply) => ok('CSRF token', { csrf_token: app.issueCsrfToken(reply), expires_in: config.WTF_CSRF_TIME_LIMIT }),
+    async (request, reply) => ok('CSRF token', { csrf_token: await app.issueCsrfToken(request, reply), expires_in: config.WTF_CSRF_TIME_LIMIT }),
   );
 
   app.post(

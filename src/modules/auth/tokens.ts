@@ -3,7 +3,8 @@
  *
  * The algorithm is pinned (HS256), the token type is carried in the protected header (`typ`:
  * `at+jwt` for access tokens per RFC 9068, `rt+jwt` for refresh tokens) and checked on every
- * use, and iss, aud, sub, sid, jti, iat, nbf and exp are all required. Revocation is not decided
+ * use, and iss, aud, sub, sid, jti, iat, nbf and exp are all required. A token has exactly one
+ * accepted spelling (canonical base64url segments, checked before the signature). Revocation is not decided
  * here: see token-guard.ts (access) and sessions.ts (refresh).
  *
  * Signing and verification use fast-jwt (Nearform's library behind @fastify/jwt), which computes
@@ -43,6 +44,21 @@ export interface TokenSettings {
 
 export const newJti = () => randomBytes(18).toString('base64url');
 
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * True when the token is three segments, each in the one spelling base64url allows: no padding,
+ * no other alphabet, and no bits set past the data in the last character (decoding and encoding
+ * again gives the same text). fast-jwt decodes leniently, so without this one signed token has
+ * several accepted spellings, and a check keyed by the string (revocation, cache) sees strangers.
+ */
+export function isCanonicalToken(token: string): boolean {
+  const segments = token.split('.');
+  return segments.length === 3 && segments.every(
+    (segment) => BASE64URL.test(segment) && Buffer.from(segment, 'base64url').toString('base64url') === segment,
+  );
+}
+
 export class TokenService {
   private readonly signers: Record<TokenType, (payload: Record<string, unknown>) => string>;
   private readonly verifiers: Record<TokenType, (token: string) => Record<string, unknown>>;
@@ -79,7 +95,7 @@ export class TokenService {
 
   /** Verifies signature, algorithm, type and claims; any failure is a 401 that says no more than needed. */
   async verify(token: string, type: TokenType): Promise<TokenClaims> {
-    if (token.length > MAX_TOKEN_LENGTH) throw authenticationError('Invalid token');
+    if (token.length > MAX_TOKEN_LENGTH || !isCanonicalToken(token)) throw authenticationError('Invalid token');
     let payload: Record<string, unknown>;
     try {
       payload = this.verifiers[type](token);
