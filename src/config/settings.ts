@@ -267,6 +267,7 @@ export const SETTINGS = {
   SESSION_COOKIE_SAMESITE: S({ env: 'SESSION_COOKIE_SAMESITE', default: 'Lax', group: 'HTTP protection', doc: 'SameSite of the refresh cookie: Strict, Lax (or None, which needs HTTPS).', parse: oneOf('Strict', 'Lax', 'None') }),
   RATE_LIMIT_ENABLED: S({ env: 'RATE_LIMIT_ENABLED', default: 'true', group: 'HTTP protection', doc: 'Per-route rate limits (cannot be off in production).', parse: bool }),
   RATE_LIMITS: S({ env: 'RATE_LIMITS', default: '', group: 'HTTP protection', doc: 'JSON object of per-route limits; keys named override the defaults default=100 per hour, auth.login=5 per minute, auth.register=3 per minute, password.reset=2 per minute.', parse: rateLimits }),
+  RATE_LIMIT_IPV6_PREFIX: S({ env: 'RATE_LIMIT_IPV6_PREFIX', default: '64', group: 'HTTP protection', doc: 'Every per-address counter (rate limits, emergency limit, intrusion detection, IP block) counts an IPv6 client by its network of this many bits (IPv4: the address; ::ffff:a.b.c.d: as a.b.c.d).', parse: int(32, 128) }),
   TRUSTED_PROXIES: S({ env: 'TRUSTED_PROXIES', default: '', group: 'HTTP protection', doc: 'Proxy addresses/CIDRs whose X-Forwarded-For/-Proto are believed.', parse: list }),
   TLS_CERT_FILE: S({ env: 'TLS_CERT_FILE', default: '', group: 'HTTP protection', doc: 'Serve HTTPS with this certificate (PEM).', parse: str }),
   TLS_KEY_FILE: S({ env: 'TLS_KEY_FILE', default: '', group: 'HTTP protection', doc: 'Private key for TLS_CERT_FILE.', parse: str }),

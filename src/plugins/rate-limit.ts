@@ -3,7 +3,7 @@
  * is done for a request. A route names its limit with `config: { rateLimit: 'auth.login' }`
  * (src/http/route-config.ts); unnamed routes use "default"; `false` exempts a route (health
  * checks, the OpenAPI document, the Swagger UI files). Counters are keyed by the real client
- * address (request.ip, see client-address.ts). Login is also limited per username tried, so
+ * address (request.ip, see client-address.ts) through clientAddressKey: an IPv6 client by its /64. Login is also limited per username tried, so
  * neither rotating addresses nor rotating accounts escapes; that limit is counted here
  * (`perAccountRateLimit`) but applied by the lockout (src/modules/auth/lockout.ts), which alone
  * knows whether the attempt carries a trusted device credential, and a trusted device is not
@@ -18,7 +18,7 @@ import type { RateSpec } from '../config/index.js';
 import type { Container } from '../container.js';
 import { rateLimited } from '../http/errors.js';
 import { RateLimitStore, type LimitDecision } from '../state/rate-limiter.js';
-import { normalizeAddress } from './client-address.js';
+import { clientAddressKey } from './client-address.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -81,7 +81,7 @@ export default fp(
     }
 
     app.addHook('onRequest', async (request, reply) => {
-      const ip = normalizeAddress(request.ip);
+      const ip = clientAddressKey(request.ip, config.RATE_LIMIT_IPV6_PREFIX);
       const emergency = store.emergencyLimit;
       // Read once: Fastify builds a new routeOptions object on every access.
       const route = request.routeOptions;
