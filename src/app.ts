@@ -137,12 +137,12 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
       await api.register(adminRoutes, { prefix: '/users', container });
       await api.register(securityRoutes, { prefix: '/security', container });
       if (config.DOCS_ENABLED) {
-        api.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+        api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
         // indexPrefix: the page's asset links must carry the outer /api prefix.
         await api.register(swaggerUi, { routePrefix: '/docs', indexPrefix: '/api', staticCSP: DOCS_CSP, uiConfig: { deepLinking: false } });
         // The original Flokie's documentation paths (docs/migrating-from-flokie-python.md).
-        api.get('/doc', { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) => reply.redirect('/api/docs/', 301));
-        api.get('/swagger.json', { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) => reply.redirect('/api/openapi.json', 301));
+        api.get('/doc', { schema: { hide: true } }, (_request, reply) => reply.redirect('/api/docs/', 301));
+        api.get('/swagger.json', { schema: { hide: true } }, (_request, reply) => reply.redirect('/api/openapi.json', 301));
       }
     },
     { prefix: '/api' },

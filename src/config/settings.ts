@@ -131,6 +131,7 @@ export const DEFAULT_RATE_LIMITS: Record<string, string> = {
   'auth.login': '5 per minute',
   'auth.register': '3 per minute',
   'password.reset': '2 per minute',
+  'password.reset.complete': '10 per minute',
 };
 
 const rateLimits: Parser<Record<string, RateSpec>> = (raw) => {
@@ -266,7 +267,7 @@ export const SETTINGS = {
   WTF_CSRF_TIME_LIMIT: S({ env: 'WTF_CSRF_TIME_LIMIT', default: '3600', group: 'HTTP protection', doc: 'CSRF token lifetime in seconds.', parse: int(60, 86400) }),
   SESSION_COOKIE_SAMESITE: S({ env: 'SESSION_COOKIE_SAMESITE', default: 'Lax', group: 'HTTP protection', doc: 'SameSite of the refresh cookie: Strict, Lax (or None, which needs HTTPS).', parse: oneOf('Strict', 'Lax', 'None') }),
   RATE_LIMIT_ENABLED: S({ env: 'RATE_LIMIT_ENABLED', default: 'true', group: 'HTTP protection', doc: 'Per-route rate limits (cannot be off in production).', parse: bool }),
-  RATE_LIMITS: S({ env: 'RATE_LIMITS', default: '', group: 'HTTP protection', doc: 'JSON object of per-route limits; keys named override the defaults default=100 per hour, auth.login=5 per minute, auth.register=3 per minute, password.reset=2 per minute.', parse: rateLimits }),
+  RATE_LIMITS: S({ env: 'RATE_LIMITS', default: '', group: 'HTTP protection', doc: 'JSON object of per-route limits; keys named override the defaults default=100 per hour (per user when authenticated, else per address), auth.login=5 per minute (per address, and per username), auth.register=3 per minute, password.reset=2 per minute (reset requests), password.reset.complete=10 per minute (setting the new password with a token). Each is a bucket: N at once, then one every D/N (docs/security.md).', parse: rateLimits }),
   RATE_LIMIT_IPV6_PREFIX: S({ env: 'RATE_LIMIT_IPV6_PREFIX', default: '64', group: 'HTTP protection', doc: 'Every per-address counter (rate limits, emergency limit, intrusion detection, IP block) counts an IPv6 client by its network of this many bits (IPv4: the address; ::ffff:a.b.c.d: as a.b.c.d).', parse: int(32, 128) }),
   TRUSTED_PROXIES: S({ env: 'TRUSTED_PROXIES', default: '', group: 'HTTP protection', doc: 'Proxy addresses/CIDRs whose X-Forwarded-For/-Proto are believed.', parse: list }),
   TLS_CERT_FILE: S({ env: 'TLS_CERT_FILE', default: '', group: 'HTTP protection', doc: 'Serve HTTPS with this certificate (PEM).', parse: str }),

@@ -286,7 +286,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
   app.post(
     '/password/reset',
     {
-      config: { rateLimit: 'password.reset' },
+      config: { rateLimit: 'password.reset.complete' },
       schema: { tags, summary: 'Set a new password with a reset token', description: 'The token works once; every session is revoked.', body: ResetBody, response: { 200: MessageEnvelope, ...errors(400, 429) } },
     },
     async (request) => {

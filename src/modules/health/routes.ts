@@ -143,7 +143,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
 
   app.get(
     '/',
-    { config: { rateLimit: false }, schema: { tags, summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
+    { schema: { tags, summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
     async (_request, reply) => {
       const health = probe(await sharedPing());
       return reply.code(health.status === 'healthy' ? 200 : 503).send(health);
@@ -162,7 +162,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/detailed',
     {
-      config: { rateLimit: false },
       preHandler: detailedAccess,
       schema: { tags, summary: 'Detailed health (admin or health token outside development)', security: operatorsOnly, response: { 200: DetailedSchema, 503: DetailedSchema } },
     },
@@ -183,7 +182,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/liveness',
     {
-      config: { rateLimit: false },
       schema: { tags, summary: 'Liveness probe: the process answers (no database, no dependency)', response: { 200: LivenessSchema } },
     },
     async () => ({ status: 'alive' as const, alive: true, timestamp: new Date().toISOString() }),
@@ -217,7 +215,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/readiness',
     {
-      config: { rateLimit: false },
       schema: {
         tags,
         summary: 'Readiness probe: 200 when the database answers and its schema is up to date, else 503',
@@ -241,7 +238,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/database',
     {
-      config: { rateLimit: false },
       preHandler: detailedAccess,
       schema: { tags, summary: 'Database round trip and pool (admin or health token outside development)', security: operatorsOnly, response: { 200: DatabaseHealthSchema, 503: DatabaseHealthSchema } },
     },
@@ -259,7 +255,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/system',
     {
-      config: { rateLimit: false },
       preHandler: detailedAccess,
       schema: { tags, summary: 'Machine and process figures (admin or health token outside development)', security: operatorsOnly, response: { 200: SystemHealthSchema } },
     },

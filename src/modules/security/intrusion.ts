@@ -20,6 +20,7 @@ import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'r
 import type { Config } from '../../config/index.js';
 import { rateLimited } from '../../http/errors.js';
 import { clientAddressKey } from '../../plugins/client-address.js';
+import { isUnlimitedHealthRoute } from '../../plugins/rate-limit.js';
 import type { RedisClient } from '../../state/redis.js';
 import type { SecurityEvents } from './events.js';
 
@@ -142,14 +143,14 @@ export class IntrusionDetector {
 
 /**
  * Refuses every request from a blocked address (429 with Retry-After) before any other work;
- * health checks stay open so a load balancer never drops the instance. Only registered when
+ * the health checks no limit applies to stay open, so a load balancer never drops the instance. Only registered when
  * BRUTE_FORCE_BLOCK_MINUTES is set, so it costs nothing otherwise.
  */
 export const ipBlockPlugin = fp(
   async function ipBlock(app: FastifyInstance, { detector }: { detector: IntrusionDetector }) {
     if (!detector.blocking) return;
     app.addHook('onRequest', async (request) => {
-      if (request.url.startsWith('/api/health')) return;
+      if (isUnlimitedHealthRoute(request.routeOptions.url)) return;
       let seconds = 0;
       try {
         seconds = await detector.blockedFor(request.ip);
