@@ -21,6 +21,7 @@ import securityRoutes from './modules/security/routes.js';
 import sentry from './modules/security/sentry.js';
 import adminRoutes from './modules/users/admin-routes.js';
 import profileRoutes from './modules/users/profile-routes.js';
+import { fastifyTimeouts, serverTimeouts } from './http/connections.js';
 import { httpServerOptions } from './http/tls.js';
 import { acceptQueryBooleans } from './http/validation.js';
 import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/request-guard.js';
@@ -92,10 +93,13 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
     schemaController: { compilersFactory: { buildValidator: validatorFactory() as never } },
     // HTTP protection layer (docs/security.md): proxies believed only from TRUSTED_PROXIES, HTTPS, raw-socket errors.
     trustProxy: trustProxyOption(config.TRUSTED_PROXIES),
-    ...httpServerOptions(config, MAX_HEADER_BYTES),
+    ...httpServerOptions(config, MAX_HEADER_BYTES, serverTimeouts(config)),
+    // No request holds a connection forever (src/http/connections.ts).
+    ...fastifyTimeouts(config),
     clientErrorHandler: clientErrorHandler(config),
     frameworkErrors: frameworkErrors(config),
   });
+  app.server.maxConnections = config.MAX_CONNECTIONS;
   app.decorate('container', container);
 
   await app.register(errorHandler);

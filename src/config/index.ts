@@ -125,6 +125,9 @@ export function inspectConfig(env: NodeJS.ProcessEnv = process.env, options: Loa
   if (Boolean(settings.TLS_CERT_FILE) !== Boolean(settings.TLS_KEY_FILE)) {
     problem(settings.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', 'TLS_CERT_FILE and TLS_KEY_FILE must be set together');
   }
+  if (settings.HEADERS_TIMEOUT_SECONDS > settings.REQUEST_TIMEOUT_SECONDS) {
+    problem('HEADERS_TIMEOUT_SECONDS', 'HEADERS_TIMEOUT_SECONDS must not exceed REQUEST_TIMEOUT_SECONDS');
+  }
   if (settings.MIN_PASSWORD_LENGTH > settings.MAX_PASSWORD_LENGTH) {
     problem('MIN_PASSWORD_LENGTH', 'MIN_PASSWORD_LENGTH must not exceed MAX_PASSWORD_LENGTH');
   }
