@@ -22,6 +22,7 @@ import securityRoutes from './modules/security/routes.js';
 import sentry from './modules/security/sentry.js';
 import adminRoutes from './modules/users/admin-routes.js';
 import profileRoutes from './modules/users/profile-routes.js';
+import { fastifyTimeouts, serverTimeouts } from './http/connections.js';
 import { httpServerOptions } from './http/tls.js';
 import { componentName, finishDocument, openApiConventions } from './http/openapi.js';
 import { acceptQueryBooleans } from './http/validation.js';
@@ -30,7 +31,7 @@ import clientAddress, { trustProxyOption } from './plugins/client-address.js';
 import corsPlugin from './plugins/cors.js';
 import csrf from './plugins/csrf.js';
 import forceHttps from './plugins/force-https.js';
-import rateLimit, { EMERGENCY_EXEMPT } from './plugins/rate-limit.js';
+import rateLimit, { isUnlimitedHealthRoute } from './plugins/rate-limit.js';
 import securityHeaders, { DOCS_CSP } from './plugins/security-headers.js';
 import authenticate from './plugins/authenticate.js';
 import errorHandler from './plugins/error-handler.js';
@@ -94,10 +95,13 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
     schemaController: { compilersFactory: { buildValidator: validatorFactory() as never } },
     // HTTP protection layer (docs/security.md): proxies believed only from TRUSTED_PROXIES, HTTPS, raw-socket errors.
     trustProxy: trustProxyOption(config.TRUSTED_PROXIES),
-    ...httpServerOptions(config, MAX_HEADER_BYTES),
+    ...httpServerOptions(config, MAX_HEADER_BYTES, serverTimeouts(config)),
+    // No request holds a connection forever (src/http/connections.ts).
+    ...fastifyTimeouts(config),
     clientErrorHandler: clientErrorHandler(config),
     frameworkErrors: frameworkErrors(config),
   });
+  app.server.maxConnections = config.MAX_CONNECTIONS;
   app.decorate('container', container);
 
   await app.register(errorHandler);
@@ -118,7 +122,7 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
 
   if (config.DOCS_ENABLED) {
     // The contract (docs/api.md): standard errors, security and descriptions on every route (src/http/openapi.ts).
-    await app.register(openApiConventions, { unlimitedPrefixes: EMERGENCY_EXEMPT });
+    await app.register(openApiConventions, { isUnlimited: isUnlimitedHealthRoute });
     await app.register(swagger, {
       openapi: {
         openapi: '3.0.3',
@@ -156,12 +160,12 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
       await api.register(adminRoutes, { prefix: '/users', container });
       await api.register(securityRoutes, { prefix: '/security', container });
       if (config.DOCS_ENABLED) {
-        api.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+        api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
         // indexPrefix: the page's asset links must carry the outer /api prefix.
         await api.register(swaggerUi, { routePrefix: '/docs', indexPrefix: '/api', staticCSP: DOCS_CSP, uiConfig: { deepLinking: false } });
         // The original Flokie's documentation paths (docs/migrating-from-flokie-python.md).
-        api.get('/doc', { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) => reply.redirect('/api/docs/', 301));
-        api.get('/swagger.json', { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) => reply.redirect('/api/openapi.json', 301));
+        api.get('/doc', { schema: { hide: true } }, (_request, reply) => reply.redirect('/api/docs/', 301));
+        api.get('/swagger.json', { schema: { hide: true } }, (_request, reply) => reply.redirect('/api/openapi.json', 301));
       }
     },
     { prefix: '/api' },

@@ -61,6 +61,15 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
     const problem = raw ? secretProblem(raw) : 'is not set (development generates one; production refuses to start without it)';
     add(`secret.${key}`, `${key} is strong`, problem ? 'fail' : 'pass', problem ? `${key} ${problem}; run \`flokie secrets generate\`` : `${Buffer.byteLength(raw)} bytes`, true);
   }
+  const healthToken = rawValue('HEALTH_TOKEN', options);
+  const healthProblem = healthToken ? secretProblem(healthToken) : null;
+  add(
+    'secret.HEALTH_TOKEN',
+    'HEALTH_TOKEN is strong',
+    healthProblem ? 'fail' : 'pass',
+    healthProblem ? `HEALTH_TOKEN ${healthProblem}; run \`flokie secrets generate\`` : healthToken ? `${Buffer.byteLength(healthToken)} bytes` : 'not set: the operator health views open to admin tokens only',
+    true,
+  );
   const secret = rawValue('SECRET_KEY', options);
   const jwtSecret = rawValue('JWT_SECRET_KEY', options);
   const dbPassword = (() => {

@@ -91,6 +91,9 @@ export function inspectConfig(env: NodeJS.ProcessEnv = process.env, options: Loa
     // Alert receivers and metrics scrapers trust what these keys sign or open (docs/deployment.md).
     const webhookSecret = settings.ALERT_WEBHOOK_URL ? secretProblem(settings.ALERT_WEBHOOK_SECRET) : null;
     if (webhookSecret) problem('ALERT_WEBHOOK_SECRET', `ALERT_WEBHOOK_SECRET ${webhookSecret}; it signs every alert sent to ALERT_WEBHOOK_URL (\`npx flokie secrets generate\` makes one)`);
+    // HEALTH_TOKEN opens the operators' health views (internals, load, pool): a secret like the others.
+    const healthToken = settings.HEALTH_TOKEN ? secretProblem(settings.HEALTH_TOKEN) : null;
+    if (healthToken) problem('HEALTH_TOKEN', `HEALTH_TOKEN ${healthToken}; generate one with \`npx flokie secrets generate\``, 'secret.HEALTH_TOKEN');
     const metricsToken = settings.METRICS_TOKEN ? secretProblem(settings.METRICS_TOKEN) : null;
     if (metricsToken) problem('METRICS_TOKEN', `METRICS_TOKEN ${metricsToken}`);
   } else if (!settings.SECRET_KEY || !settings.JWT_SECRET_KEY) {
@@ -103,6 +106,9 @@ export function inspectConfig(env: NodeJS.ProcessEnv = process.env, options: Loa
   }
   if (Boolean(settings.TLS_CERT_FILE) !== Boolean(settings.TLS_KEY_FILE)) {
     problem(settings.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', 'TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  }
+  if (settings.HEADERS_TIMEOUT_SECONDS > settings.REQUEST_TIMEOUT_SECONDS) {
+    problem('HEADERS_TIMEOUT_SECONDS', 'HEADERS_TIMEOUT_SECONDS must not exceed REQUEST_TIMEOUT_SECONDS');
   }
   if (settings.MIN_PASSWORD_LENGTH > settings.MAX_PASSWORD_LENGTH) {
     problem('MIN_PASSWORD_LENGTH', 'MIN_PASSWORD_LENGTH must not exceed MAX_PASSWORD_LENGTH');

@@ -131,6 +131,7 @@ export const DEFAULT_RATE_LIMITS: Record<string, string> = {
   'auth.login': '5 per minute',
   'auth.register': '3 per minute',
   'password.reset': '2 per minute',
+  'password.reset.complete': '10 per minute',
 };
 
 const rateLimits: Parser<Record<string, RateSpec>> = (raw) => {
@@ -198,6 +199,10 @@ export const SETTINGS = {
   PUBLIC_URL: S({ env: 'PUBLIC_URL', default: '', group: 'Server', doc: 'Base URL used in e-mailed links (default http://HOST:PORT).', parse: url('http:', 'https:') }),
   WEB_CONCURRENCY: S({ env: 'WEB_CONCURRENCY', default: '1', group: 'Server', doc: 'Worker processes sharing the port (node:cluster).', parse: int(1, 64) }),
   BODY_LIMIT: S({ env: 'BODY_LIMIT', default: '102400', group: 'Server', doc: 'Largest accepted request body in bytes; larger bodies get 413.', parse: int(1024, 10 * 1024 * 1024) }),
+  REQUEST_TIMEOUT_SECONDS: S({ env: 'REQUEST_TIMEOUT_SECONDS', default: '30', group: 'Server', doc: 'A request (headers and body) must arrive within this long; otherwise 408 and the connection is closed.', parse: int(1, 3600) }),
+  HEADERS_TIMEOUT_SECONDS: S({ env: 'HEADERS_TIMEOUT_SECONDS', default: '10', group: 'Server', doc: 'The request line and headers must arrive within this long (at most REQUEST_TIMEOUT_SECONDS); otherwise 408.', parse: int(1, 3600) }),
+  KEEP_ALIVE_TIMEOUT_SECONDS: S({ env: 'KEEP_ALIVE_TIMEOUT_SECONDS', default: '72', group: 'Server', doc: 'An idle keep-alive connection is closed after this long (keep it above the proxy\'s upstream keep-alive, 60 s in nginx).', parse: int(1, 3600) }),
+  MAX_CONNECTIONS: S({ env: 'MAX_CONNECTIONS', default: '10000', group: 'Server', doc: 'Open connections per process; further ones are closed at once.', parse: int(1, 1000000) }),
   LOG_LEVEL: S({ env: 'LOG_LEVEL', default: 'info', group: 'Server', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
   LOG_BUFFER_BYTES: S({ env: 'LOG_BUFFER_BYTES', default: '4096', group: 'Server', doc: 'Log lines are written to stdout in batches of up to this many bytes (at most 4096, so a write to a pipe shared by workers is never split), at the latest after 1 s and always on exit (a SIGKILL loses at most that second). 0 writes each line at once.', parse: int(0, 4096) }),
   DOCS_ENABLED: S({ env: 'DOCS_ENABLED', default: 'true', group: 'Server', doc: 'Serve OpenAPI at /api/openapi.json and Swagger UI at /api/docs.', parse: bool }),
@@ -266,7 +271,8 @@ export const SETTINGS = {
   WTF_CSRF_TIME_LIMIT: S({ env: 'WTF_CSRF_TIME_LIMIT', default: '3600', group: 'HTTP protection', doc: 'CSRF token lifetime in seconds.', parse: int(60, 86400) }),
   SESSION_COOKIE_SAMESITE: S({ env: 'SESSION_COOKIE_SAMESITE', default: 'Lax', group: 'HTTP protection', doc: 'SameSite of the refresh cookie: Strict, Lax (or None, which needs HTTPS).', parse: oneOf('Strict', 'Lax', 'None') }),
   RATE_LIMIT_ENABLED: S({ env: 'RATE_LIMIT_ENABLED', default: 'true', group: 'HTTP protection', doc: 'Per-route rate limits (cannot be off in production).', parse: bool }),
-  RATE_LIMITS: S({ env: 'RATE_LIMITS', default: '', group: 'HTTP protection', doc: 'JSON object of per-route limits; keys named override the defaults default=100 per hour, auth.login=5 per minute, auth.register=3 per minute, password.reset=2 per minute.', parse: rateLimits }),
+  RATE_LIMITS: S({ env: 'RATE_LIMITS', default: '', group: 'HTTP protection', doc: 'JSON object of per-route limits; keys named override the defaults default=100 per hour (per user when authenticated, else per address), auth.login=5 per minute (per address, and per username), auth.register=3 per minute, password.reset=2 per minute (reset requests), password.reset.complete=10 per minute (setting the new password with a token). Each is a bucket: N at once, then one every D/N (docs/security.md).', parse: rateLimits }),
+  RATE_LIMIT_IPV6_PREFIX: S({ env: 'RATE_LIMIT_IPV6_PREFIX', default: '64', group: 'HTTP protection', doc: 'Every per-address counter (rate limits, emergency limit, intrusion detection, IP block) counts an IPv6 client by its network of this many bits (IPv4: the address; ::ffff:a.b.c.d: as a.b.c.d).', parse: int(32, 128) }),
   TRUSTED_PROXIES: S({ env: 'TRUSTED_PROXIES', default: '', group: 'HTTP protection', doc: 'Proxy addresses/CIDRs whose X-Forwarded-For/-Proto are believed.', parse: list }),
   TLS_CERT_FILE: S({ env: 'TLS_CERT_FILE', default: '', group: 'HTTP protection', doc: 'Serve HTTPS with this certificate (PEM).', parse: str }),
   TLS_KEY_FILE: S({ env: 'TLS_KEY_FILE', default: '', group: 'HTTP protection', doc: 'Private key for TLS_CERT_FILE.', parse: str }),

@@ -87,8 +87,8 @@ export function defaultsOptional<T extends TObject>(schema: T): T {
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface ConventionOptions {
-  /** Route patterns under these prefixes answer no 429 (exempt from every limit, the emergency one included). */
-  unlimitedPrefixes: string[];
+  /** True for route patterns that answer no 429 (exempt from every limit, the emergency one included). */
+  isUnlimited: (url: string) => boolean;
 }
 
 /** The standard error statuses of a route: what every request can meet before the route's own logic. */
@@ -101,7 +101,7 @@ export function standardErrors(
   const statuses: ErrorStatus[] = [400]; // a URL that cannot be decoded or holds a NUL byte; bad JSON; bad fields
   if (methods.some((m) => BODY_METHODS.has(m))) statuses.push(413, 415);
   if (security.length > 0) statuses.push(401);
-  if (!options.unlimitedPrefixes.some((prefix) => route.url.startsWith(prefix))) statuses.push(429);
+  if (!options.isUnlimited(route.url)) statuses.push(429);
   statuses.push(503); // database unreachable, or the server is closing
   return statuses;
 }

@@ -2,8 +2,8 @@
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
-     * Which RATE_LIMITS key applies to this route ("auth.login", …); false exempts it from the
-     * default limit (health checks). Unset: the "default" limit.
+     * Which RATE_LIMITS key applies to this route ("auth.login", …). Unset: the "default" limit.
+     * Only src/plugins/rate-limit.ts sets false (its list of exempt routes).
      */
     rateLimit?: string | false;
   }

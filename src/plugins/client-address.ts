@@ -9,6 +9,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import ipaddr from 'ipaddr.js';
 import { SettingError } from '../config/index.js';
 import type { Container } from '../container.js';
 
@@ -16,6 +17,24 @@ import type { Container } from '../container.js';
 export function normalizeAddress(address: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return mapped ? mapped[1]! : address;
+}
+
+/**
+ * The key every per-address counter uses for a client (rate limits, the emergency limit, intrusion
+ * detection, the IP block): an IPv4 address as itself (/32); an IPv6 address as its network of
+ * `ipv6Prefix` bits (RATE_LIMIT_IPV6_PREFIX, 64 by default), because one subscriber is handed a
+ * whole /64 and can rotate through it at will; an IPv4-mapped IPv6 address (::ffff:1.2.3.4) as
+ * its IPv4 address. Anything that is not an address is keyed as given.
+ */
+export function clientAddressKey(address: string, ipv6Prefix: number): string {
+  try {
+    const parsed = ipaddr.process(address);
+    if (parsed.kind() === 'ipv4') return parsed.toString();
+    const network = ipaddr.IPv6.networkAddressFromCIDR(`${parsed.toString()}/${ipv6Prefix}`);
+    return `${network.toString()}/${ipv6Prefix}`;
+  } catch {
+    return address;
+  }
 }
 
 const ALIASES: Record<string, string[]> = {
@@ -68,9 +87,10 @@ export default fp(
       if (trusted(peer)) return;
       const now = Date.now();
       const ip = normalizeAddress(peer);
-      if ((lastWarned.get(ip) ?? 0) > now - WARN_INTERVAL_MS) return;
+      const key = clientAddressKey(peer, container.config.RATE_LIMIT_IPV6_PREFIX);
+      if ((lastWarned.get(key) ?? 0) > now - WARN_INTERVAL_MS) return;
       if (lastWarned.size >= MAX_TRACKED) lastWarned.clear();
-      lastWarned.set(ip, now);
+      lastWarned.set(key, now);
       const forwarded = String(forwardedFor).slice(0, 200);
       request.log.warn({ ip_address: ip, forwarded_for: forwarded }, 'Request with X-Forwarded-For header');
       container.events.emit({

@@ -1,24 +1,31 @@
 /**
  * Per-route rate limits (RATE_LIMITS) and the emergency global limit, enforced before any work
  * is done for a request. A route names its limit with `config: { rateLimit: 'auth.login' }`
- * (src/http/route-config.ts); unnamed routes use "default"; `false` exempts a route (health
- * checks, the OpenAPI document, the Swagger UI files). Counters are keyed by the real client
- * address (request.ip, see client-address.ts). Login is also limited per username tried, so
- * neither rotating addresses nor rotating accounts escapes; that limit is counted here
- * (`perAccountRateLimit`) but applied by the lockout (src/modules/auth/lockout.ts), which alone
- * knows whether the attempt carries a trusted device credential, and a trusted device is not
- * held back by it. Over the limit: 429
- * RATE_LIMIT_EXCEEDED with Retry-After; RateLimit-Limit/-Remaining/-Reset on every limited answer.
- * The emergency limit (set by `flokie` or the admin API) applies to every route but health checks,
- * per client address, even when RATE_LIMIT_ENABLED is false.
+ * (src/http/route-config.ts); unnamed routes use "default"; `false` exempts a route. Which routes
+ * are exempt is decided here alone (`isExempt`): the plain health check and the orchestrators'
+ * liveness and readiness probes, the OpenAPI document and the Swagger UI files.
+ *
+ * Keys: the "default" limit counts per user when the request carries a valid access token
+ * (verified by the token guard, never read from an unverified token) and per address otherwise;
+ * named limits (the auth routes) always count per address. An address is keyed by
+ * clientAddressKey (client-address.ts): an IPv6 client by its /64. Login is also limited per
+ * username tried, so neither rotating addresses nor rotating accounts escapes; that limit is
+ * counted here (`perAccountRateLimit`) but applied by the lockout (src/modules/auth/lockout.ts),
+ * which alone knows whether the attempt carries a trusted device credential, and a trusted device
+ * is not held back by it. Each limit is a bucket (src/state/rate-limiter.ts). Over the limit: 429
+ * RATE_LIMIT_EXCEEDED with Retry-After (when the next request is allowed); RateLimit-Limit,
+ * -Remaining and -Reset on every limited answer. The emergency limit (set by `flokie` or the admin
+ * API) applies to every route but the exempt health checks, per client address, even when
+ * RATE_LIMIT_ENABLED is false.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RateSpec } from '../config/index.js';
 import type { Container } from '../container.js';
 import { rateLimited } from '../http/errors.js';
+import { bearerToken } from './authenticate.js';
 import { RateLimitStore, type LimitDecision } from '../state/rate-limiter.js';
-import { normalizeAddress } from './client-address.js';
+import { clientAddressKey } from './client-address.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,8 +42,25 @@ declare module 'fastify' {
   }
 }
 
-/** URL prefixes (route patterns) the emergency limit never applies to: monitors must keep working. */
-export const EMERGENCY_EXEMPT = ['/api/health'];
+/**
+ * Health routes no limit applies to: monitors, load balancers and orchestrators must always get
+ * through, and these reveal nothing. The operators' views (/api/health/detailed, /database,
+ * /system) accept a token, so they are limited like any other route.
+ */
+const UNLIMITED_HEALTH_ROUTES: readonly string[] = ['/api/health', '/api/health/liveness', '/api/health/readiness'];
+
+/**
+ * Routes exempt from the per-route limits but not from the emergency limit: the API description
+ * (and its old paths) and the metrics scrape (every 15 s is over 100 per hour; it needs METRICS_TOKEN).
+ */
+const UNLIMITED_ROUTES: readonly string[] = ['/api/openapi.json', '/api/doc', '/api/swagger.json', '/api/metrics'];
+
+const pattern = (url: string) => (url.length > 1 ? url.replace(/\/+$/, '') : url);
+
+/** True for the health routes no limit applies to (the emergency limit and the IP block included). */
+export function isUnlimitedHealthRoute(url: string | undefined): boolean {
+  return url !== undefined && UNLIMITED_HEALTH_ROUTES.includes(pattern(url));
+}
 
 export interface RateLimitOptions {
   container: Container;
@@ -80,20 +104,28 @@ export default fp(
       throw rateLimited(decision.resetSeconds);
     }
 
+    /** `user:<id>` for a request with a valid access token, else null (the caller keys it by address). */
+    async function verifiedUserKey(request: FastifyRequest): Promise<string | null> {
+      try {
+        const token = bearerToken(request);
+        return token ? `user:${(await container.tokenGuard.authenticate(token)).user.id}` : null;
+      } catch {
+        return null; // an invalid token counts against the address; the route refuses it itself
+      }
+    }
+
     app.addHook('onRequest', async (request, reply) => {
-      const ip = normalizeAddress(request.ip);
-      const emergency = store.emergencyLimit;
       // Read once: Fastify builds a new routeOptions object on every access.
       const route = request.routeOptions;
-      const pattern = route.url ?? '';
-      if (emergency && !EMERGENCY_EXEMPT.some((prefix) => pattern.startsWith(prefix))) {
-        await enforce(request, reply, 'emergency', emergency, `ip:${ip}`, 'ip');
-      }
-      if (!config.RATE_LIMIT_ENABLED) return;
       const name = route.config?.rateLimit ?? 'default';
-      if (name === false) return;
+      if (isUnlimitedHealthRoute(route.url)) return;
+      const ip = `ip:${clientAddressKey(request.ip, config.RATE_LIMIT_IPV6_PREFIX)}`;
+      const emergency = store.emergencyLimit;
+      if (emergency) await enforce(request, reply, 'emergency', emergency, ip, 'ip');
+      if (!config.RATE_LIMIT_ENABLED || name === false) return;
       const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
-      await enforce(request, reply, name, spec, `ip:${ip}`, 'ip');
+      const user = name === 'default' ? await verifiedUserKey(request) : null;
+      await enforce(request, reply, name, spec, user ?? ip, user ? 'user' : 'ip');
     });
 
     // Keyed `username:<name>` (the login field's name), as before the lockout applied it.
@@ -103,8 +135,12 @@ export default fp(
       await enforce(request, reply, name, spec, `username:${account.trim().toLowerCase().slice(0, 254)}`, 'username');
     });
 
+    // The one place that decides which routes the per-route limits skip; a route cannot exempt itself.
     app.addHook('onRoute', (route) => {
-      if (docsPrefix && route.url.startsWith(docsPrefix) && route.config?.rateLimit === undefined) route.config = { ...route.config, rateLimit: false };
+      const url = pattern(route.url);
+      const docs = docsPrefix !== undefined && url.startsWith(docsPrefix);
+      const exempt = isUnlimitedHealthRoute(url) || UNLIMITED_ROUTES.includes(url) || docs;
+      route.config = { ...route.config, rateLimit: exempt ? false : route.config?.rateLimit || undefined };
     });
   },
   { name: 'flokie-rate-limit' },

@@ -5,6 +5,13 @@
  * the same rate: limits keep holding (per instance), the switch is logged once per outage and its
  * end once; the request never fails and the limit never silently falls open.
  *
+ * A limit "N per D" is a bucket, after the library's BurstyRateLimiter pattern: a steady limiter
+ * gives one request every D/N seconds (at least 1 s) and a burst limiter holds the other N - 1,
+ * refilled every BURST_REFILL_PERIODS × D. So a client may send N at once, and once it has, the
+ * next request is allowed as soon as the steady limiter frees (36 s for 100 per hour): that is
+ * what Retry-After says, instead of the end of a fixed window. Sustained, a key gets at most
+ * N + (N - 1) / BURST_REFILL_PERIODS requests per D.
+ *
  * Also holds the emergency global limit (src/state/emergency-limit.ts): read at start and again
  * whenever a 'setting' change for it arrives through the ChangeFeed, from this or any process.
  */
@@ -19,13 +26,36 @@ import type { RedisClient } from './redis.js';
 
 export interface LimitDecision {
   allowed: boolean;
-  /** Requests allowed per window. */
+  /** Requests the bucket holds when full (N of "N per D"). */
   limit: number;
+  /** Requests left in the bucket after this one. */
   remaining: number;
-  /** Seconds until the window resets (at least 1). */
+  /** Seconds until the next request is allowed if the bucket is empty: the steady limiter frees (at least 1). */
   resetSeconds: number;
-  /** True for exactly the first refused request of a window (cluster-wide with Redis): report it once. */
+  /** True for the first refused request per key and period D (cluster-wide with Redis): report it once. */
   firstRefusal: boolean;
+}
+
+/** The burst part of a bucket refills every this many periods (see the header). */
+export const BURST_REFILL_PERIODS = 10;
+
+/** The limiters behind one "N per D" limit. */
+interface Bucket {
+  steady: RateLimiterAbstract;
+  /** Null when N is 1: no burst. */
+  burst: RateLimiterAbstract | null;
+  /** One point per key and period: the first refusal consumes it, so it is reported once. */
+  reported: RateLimiterAbstract;
+}
+
+/** The library's answer to a consume, accepted or refused. */
+async function settle(limiter: RateLimiterAbstract, key: string): Promise<{ allowed: boolean; res: RateLimiterRes }> {
+  try {
+    return { allowed: true, res: await limiter.consume(key) };
+  } catch (error) {
+    if (error instanceof RateLimiterRes) return { allowed: false, res: error };
+    throw error;
+  }
 }
 
 export interface RateLimitStoreOptions {
@@ -51,7 +81,7 @@ class InsuranceLimiter extends RateLimiterMemory {
 }
 
 export class RateLimitStore {
-  private readonly limiters = new Map<string, RateLimiterAbstract>();
+  private readonly buckets = new Map<string, Bucket>();
   private usingFallback = false;
   private emergency: RateSpec | null = null;
 
@@ -61,14 +91,10 @@ export class RateLimitStore {
     return this.options.redis ? 'redis' : 'memory';
   }
 
-  private limiterFor(name: string, spec: RateSpec): RateLimiterAbstract {
-    // The rate is part of the identity: a changed limit starts with fresh counters.
-    const id = `${name}:${spec.points}/${spec.durationSeconds}`;
-    let limiter = this.limiters.get(id);
-    if (limiter) return limiter;
-    const base = { points: spec.points, duration: spec.durationSeconds, keyPrefix: id };
+  private limiter(id: string, points: number, duration: number): RateLimiterAbstract {
+    const base = { points, duration, keyPrefix: id };
     const { redis } = this.options;
-    limiter = redis
+    return redis
       ? new RateLimiterRedis({
           ...base,
           storeClient: redis,
@@ -77,8 +103,22 @@ export class RateLimitStore {
           insuranceLimiter: new InsuranceLimiter(base, () => this.fallbackUsed()),
         })
       : new RateLimiterMemory(base);
-    this.limiters.set(id, limiter);
-    return limiter;
+  }
+
+  private bucketFor(name: string, spec: RateSpec): Bucket {
+    // The rate is part of the identity: a changed limit starts with fresh counters.
+    const id = `${name}:${spec.points}/${spec.durationSeconds}`;
+    let bucket = this.buckets.get(id);
+    if (bucket) return bucket;
+    const interval = Math.max(1, Math.round(spec.durationSeconds / spec.points));
+    const refill = spec.durationSeconds * BURST_REFILL_PERIODS;
+    bucket = {
+      steady: this.limiter(`${id}:steady`, 1, interval),
+      burst: spec.points > 1 ? this.limiter(`${id}:burst`, spec.points - 1, refill) : null,
+      reported: this.limiter(`${id}:reported`, 1, spec.durationSeconds),
+    };
+    this.buckets.set(id, bucket);
+    return bucket;
   }
 
   private fallbackUsed(): void {
@@ -89,31 +129,40 @@ export class RateLimitStore {
 
   /** Counts one request against `name`'s limit for `key` (e.g. "ip:203.0.113.9"). Never throws. */
   async consume(name: string, spec: RateSpec, key: string): Promise<LimitDecision> {
-    const limiter = this.limiterFor(name, spec);
-    let res: RateLimiterRes;
-    let allowed = true;
+    const { steady, burst, reported } = this.bucketFor(name, spec);
+    const decide = (allowed: boolean, remaining: number, waitMs: number): LimitDecision => ({
+      allowed,
+      limit: spec.points,
+      remaining: Math.max(0, remaining),
+      resetSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+      firstRefusal: false,
+    });
+    let decision: LimitDecision;
     try {
-      res = await limiter.consume(key);
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) {
-        // Both Redis and the insurance failed: say so loudly and let the request through.
-        this.options.log.error({ err: error, limit: name }, 'rate limiter failed; request not counted');
-        return { allowed: true, limit: spec.points, remaining: spec.points, resetSeconds: spec.durationSeconds, firstRefusal: false };
+      // The burst's level is read alongside, so RateLimit-Remaining counts the whole bucket.
+      const [first, level] = await Promise.all([settle(steady, key), burst ? burst.get(key) : null]);
+      const untilSteady = first.res.msBeforeNext;
+      if (first.allowed) {
+        decision = decide(true, burst ? spec.points - 1 - (level?.consumedPoints ?? 0) : 0, untilSteady);
+      } else if (burst) {
+        const second = await settle(burst, key);
+        decision = second.allowed
+          ? decide(true, second.res.remainingPoints, untilSteady)
+          : decide(false, 0, Math.min(untilSteady, second.res.msBeforeNext));
+      } else {
+        decision = decide(false, 0, untilSteady);
       }
-      res = error;
-      allowed = false;
+      if (!decision.allowed) decision.firstRefusal = (await settle(reported, key)).allowed;
+    } catch (error) {
+      // Both Redis and the insurance failed: say so loudly and let the request through.
+      this.options.log.error({ err: error, limit: name }, 'rate limiter failed; request not counted');
+      return decide(true, spec.points, spec.durationSeconds * 1000);
     }
     if (this.usingFallback && this.options.redis?.status === 'ready') {
       this.usingFallback = false;
       this.options.log.warn('rate limiter: Redis is back; limits are shared again');
     }
-    return {
-      allowed,
-      limit: spec.points,
-      remaining: Math.max(0, res.remainingPoints),
-      resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
-      firstRefusal: !allowed && res.consumedPoints === spec.points + 1,
-    };
+    return decision;
   }
 
   /** The emergency global limit in force, or null. */

@@ -276,6 +276,43 @@ describe('a trusted device and the per-username login limit', () => {
   });
 });
 
+describe('the lock and the per-username limit with the defaults (5 failures, 5 logins per minute per username)', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ RATE_LIMIT_ENABLED: 'true' });
+  });
+  after(() => t.close());
+
+  it('the 6th wrong attempt within a minute on a locked account is 423 with when the lock ends, not 429', async () => {
+    const u = await register(t.app, uniqueUser('lockfirst'));
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 100}`)).statusCode);
+    assert.deepEqual(codes, [401, 401, 401, 401, 401]);
+    for (const password of ['Guess-6-pw', STRONG_PASSWORD]) {
+      const sixth = await loginAs(t, u.username, password, {}, '198.51.100.120');
+      assert.equal(sixth.statusCode, 423, password);
+      assert.equal(json(sixth).error.code, 'LOCKED');
+      const retryAfter = Number(sixth.headers['retry-after']);
+      assert.ok(retryAfter > 1700 && retryAfter <= 1800, `Retry-After ${retryAfter}: the end of the 30-minute lock`);
+    }
+    // An unknown name answers the same way (no enumeration).
+    const ghost = [];
+    for (let i = 0; i < 6; i++) ghost.push((await loginAs(t, 'no-such-user-lockfirst', `Guess-${i}-pw`, {}, `198.51.100.${i + 130}`)).statusCode);
+    assert.deepEqual(ghost, [401, 401, 401, 401, 401, 423]);
+  });
+
+  it("a correct login from a trusted device is never 429 or 423 because of an attacker's failures", async () => {
+    const u = await register(t.app, uniqueUser('trustedowner'));
+    const first = await loginAs(t, u.username, STRONG_PASSWORD, {}, '192.0.2.60');
+    assert.equal(first.statusCode, 200);
+    const token = deviceToken(first);
+    const guesses = [];
+    for (let i = 0; i < 12; i++) guesses.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 150}`)).statusCode);
+    assert.ok(guesses.every((code) => [401, 423, 429].includes(code)) && guesses.slice(6).every((code) => code !== 401), guesses.join());
+    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(token), '192.0.2.61')).statusCode, 200);
+  });
+});
+
 describe('LOCKOUT_MODE=account (no device credentials)', () => {
   let t: TestApp;
   before(async () => {

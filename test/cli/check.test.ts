@@ -1,4 +1,5 @@
 /** `flokie check` on crafted configurations, and the production start refusing a critical failure. */
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -151,6 +152,19 @@ describe('flokie check', () => {
     const results = runChecklist(inspectConfig(env, { dotenv: false }), { env, cwd: goodRepo });
     const failing = results.filter((r) => r.status === 'fail').map((r) => r.id);
     assert.deepEqual(failing.sort(), ['config.BCRYPT_ROUNDS', 'network.csrf', 'secret.SECRET_KEY']);
+  });
+
+  it('HEALTH_TOKEN, when set, must be a strong secret in production, and the checklist reports it', () => {
+    const weak = { ...GOOD, HEALTH_TOKEN: 'monitor-token-0123456789' };
+    assert.throws(() => loadConfig(weak, { dotenv: false }), /HEALTH_TOKEN is shorter than 32 bytes/);
+    const failing = runChecklist(inspectConfig(weak, { dotenv: false }), { env: weak, cwd: goodRepo }).filter((r) => r.status === 'fail');
+    assert.deepEqual(failing.map((r) => r.id), ['secret.HEALTH_TOKEN']);
+    assert.equal(failing[0]!.critical, true);
+    const strong = { ...GOOD, HEALTH_TOKEN: randomBytes(32).toString('base64url') };
+    const item = byId(runChecks(loadConfig(strong, { dotenv: false }), { env: strong, cwd: goodRepo }))['secret.HEALTH_TOKEN']!;
+    assert.equal(item.status, 'pass');
+    const unset = byId(runChecks(loadConfig(GOOD, { dotenv: false }), { env: GOOD, cwd: goodRepo }))['secret.HEALTH_TOKEN']!;
+    assert.deepEqual([unset.status, unset.detail], ['pass', 'not set: the operator health views open to admin tokens only']);
   });
 
   it('the HSTS line says where HSTS is sent, in development and in production', () => {

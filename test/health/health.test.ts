@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { migrateDown, migrateToLatest } from '../../src/db/migrator.js';
 import { PUBLIC_PING_REUSE_MS } from '../../src/modules/health/routes.js';
+import { createLoggedApp } from '../http/support.js';
 import { bearer, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../helpers/app.js';
 
 describe('health', () => {
@@ -214,6 +215,26 @@ describe('health when the database is gone', () => {
     } finally {
       await t.app.close().catch(() => {});
       await t.database.drop();
+    }
+  });
+
+  it('only the plain check and the probes are unlimited: 150 X-Health-Token guesses from one address end in 429', async () => {
+    const limited = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', HEALTH_TOKEN: 'monitor-token-0123456789' });
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 150; i++) {
+        const guess = await limited.app.inject({ method: 'GET', url: '/api/health/detailed', remoteAddress: '198.51.100.70', headers: { 'x-health-token': `guess-${i}` } });
+        codes.push(guess.statusCode);
+      }
+      assert.deepEqual(codes, [...Array<number>(100).fill(403), ...Array<number>(50).fill(429)]);
+      for (const url of ['/api/health/database', '/api/health/system']) {
+        assert.equal((await limited.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.70' })).statusCode, 429, url);
+      }
+      for (const url of ['/api/health', '/api/health/liveness', '/api/health/readiness']) {
+        assert.equal((await limited.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.70' })).statusCode, 200, url);
+      }
+    } finally {
+      await limited.close();
     }
   });
 });

@@ -1,8 +1,9 @@
 /** TRUSTED_PROXIES: forwarded headers believed only from listed peers; spoofing is logged and cannot dodge limits. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileTrustedProxies } from '../../src/plugins/client-address.js';
-import { createLoggedApp } from './support.js';
+import { clientAddressKey, compileTrustedProxies } from '../../src/plugins/client-address.js';
+import { setEmergencyLimit } from '../../src/state/emergency-limit.js';
+import { createLoggedApp, sleep } from './support.js';
 
 describe('client address', () => {
   it('compiles addresses, CIDRs and aliases, and refuses garbage', () => {
@@ -64,6 +65,68 @@ describe('client address', () => {
         statuses.push(res.statusCode);
       }
       assert.deepEqual(statuses, [401, 401, 401, 429, 429, 429]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('one function keys a client: IPv4 as itself, IPv6 by its network (RATE_LIMIT_IPV6_PREFIX), ::ffff:a.b.c.d as a.b.c.d', () => {
+    assert.equal(clientAddressKey('203.0.113.9', 64), '203.0.113.9');
+    assert.equal(clientAddressKey('::ffff:203.0.113.9', 64), '203.0.113.9');
+    assert.equal(clientAddressKey('::FFFF:cb00:7109', 64), '203.0.113.9', 'hex spelling of a mapped address');
+    const key = clientAddressKey('2001:db8:1:2::1', 64);
+    assert.equal(key, '2001:db8:1:2::/64');
+    for (const other of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002:0000:0000:0000:0abc', '2001:DB8:1:2:a:b:c:d']) {
+      assert.equal(clientAddressKey(other, 64), key, other);
+    }
+    assert.notEqual(clientAddressKey('2001:db8:1:3::1', 64), key, 'another /64');
+    assert.equal(clientAddressKey('2001:db8:1:3::1', 48), clientAddressKey('2001:db8:1:2::1', 48));
+    assert.notEqual(clientAddressKey('2001:db8::1', 128), clientAddressKey('2001:db8::2', 128));
+    assert.equal(clientAddressKey('not-an-ip', 64), 'not-an-ip');
+  });
+
+  it('distinct X-Forwarded-For addresses in one IPv6 /64 share one limit; other /64s and IPv4-mapped spellings as expected', async () => {
+    const t = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', TRUSTED_PROXIES: '10.0.0.1', RATE_LIMITS: '{"auth.login": "3 per minute"}' });
+    try {
+      const attempt = (forwardedFor: string, i: number) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          remoteAddress: '10.0.0.1',
+          headers: { 'x-forwarded-for': forwardedFor },
+          payload: { username: `rotating${i}`, password: 'wrong-password' },
+        });
+      const rotating: number[] = [];
+      for (let i = 0; i < 6; i++) rotating.push((await attempt(`2001:db8:aa:bb:${i + 1}:${i}::${i + 7}`, i)).statusCode);
+      assert.deepEqual(rotating, [401, 401, 401, 429, 429, 429], 'one /64 is one client');
+      // Other /64s (even the neighbouring one) have their own counts.
+      for (let i = 0; i < 3; i++) assert.equal((await attempt(`2001:db8:aa:${i + 0xc0}::1`, 10 + i)).statusCode, 401);
+      // An IPv4 client and its IPv4-mapped IPv6 spelling are one client.
+      const mapped: number[] = [];
+      for (let i = 0; i < 4; i++) mapped.push((await attempt(i % 2 ? '::ffff:198.51.100.77' : '198.51.100.77', 20 + i)).statusCode);
+      assert.deepEqual(mapped, [401, 401, 401, 429]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('the emergency limit and the brute-force block also key an IPv6 client by its /64', async () => {
+    const t = await createLoggedApp({ TRUSTED_PROXIES: '10.0.0.1', BRUTE_FORCE_ALERT_THRESHOLD: '3', BRUTE_FORCE_BLOCK_MINUTES: '5' });
+    try {
+      const via = (forwardedFor: string) => ({ remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': forwardedFor } });
+      for (let i = 0; i < 5; i++) {
+        await t.app.inject({ method: 'POST', url: '/api/auth/login', ...via(`2001:db8:5:6::${i + 1}`), payload: { username: `bf${i}`, password: 'wrong-password' } });
+      }
+      await t.container.intrusion.settle();
+      const blocked = await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via('2001:db8:5:6:dead:beef::99') });
+      assert.equal(blocked.statusCode, 429, 'a fresh address in the blocked /64 is blocked too');
+      assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via('2001:db8:5:7::1') })).statusCode, 401, 'the next /64 is not');
+
+      await setEmergencyLimit(t.container.db, t.container.changes, '2 per minute');
+      for (let i = 0; i < 50 && !t.app.rateLimits.emergencyLimit; i++) await sleep(20);
+      const codes: number[] = [];
+      for (let i = 0; i < 3; i++) codes.push((await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via(`2001:db8:9:9::${i + 1}`) })).statusCode);
+      assert.deepEqual(codes, [401, 401, 429]);
     } finally {
       await t.close();
     }

@@ -49,6 +49,39 @@ describe('rate limits in Redis', { skip }, () => {
     }
   });
 
+  it('the bucket in Redis: Retry-After is when the next request is allowed, on either instance', async () => {
+    const database: TestDatabase = await createTestDatabase({ file: true });
+    const env = { RATE_LIMIT_ENABLED: 'true', REDIS_URL, REDIS_KEY_PREFIX: prefix, RATE_LIMITS: '{"default": "4 per 8 seconds"}' };
+    const a = await createLoggedApp(env, database);
+    const b = await createLoggedApp(env, database);
+    try {
+      const me = (t: LoggedApp) => t.app.inject({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.44' });
+      const codes = (batch: { statusCode: number }[]) => batch.map((r) => r.statusCode).sort();
+      for (let i = 0; i < 100 && [a, b].some((t) => t.container.redis!.status !== 'ready'); i++) await sleep(20);
+      // Concurrent, so the 2 s steady interval cannot end in the middle of the batch on a slow machine.
+      const burst = await Promise.all(Array.from({ length: 6 }, (_, i) => me(i % 2 ? b : a)));
+      assert.deepEqual(codes(burst), [401, 401, 401, 401, 429, 429]);
+      const wait = Math.max(...burst.filter((r) => r.statusCode === 429).map((r) => Number(r.headers['retry-after'])));
+      assert.ok(wait >= 1 && wait <= 2, `Retry-After ${wait}`);
+      await sleep(wait * 1000 + 150);
+      assert.deepEqual(codes(await Promise.all([me(a), me(b)])), [401, 429], 'one more after Retry-After, not a new window');
+      const hundred = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', REDIS_URL, REDIS_KEY_PREFIX: prefix }, database);
+      try {
+        let last = await me(hundred);
+        for (let i = 0; i < 100; i++) last = await me(hundred);
+        assert.equal(last.statusCode, 429);
+        const retryAfter = Number(last.headers['retry-after']);
+        assert.ok(retryAfter >= 30 && retryAfter <= 36, `Retry-After ${retryAfter} for 100 per hour`);
+      } finally {
+        await hundred.close();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+      await database.drop();
+    }
+  });
+
   it('Redis unreachable from the start: in-process fallback enforces the limit and says so in the log', async () => {
     const t = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', REDIS_URL: 'redis://127.0.0.1:1', REDIS_KEY_PREFIX: prefix });
     try {

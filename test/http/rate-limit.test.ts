@@ -51,7 +51,9 @@ describe('rate limits (in-process store, guide defaults)', () => {
   });
 
   it('auth.login is also limited per username, whatever the address', async () => {
-    const t = await createLoggedApp(ON);
+    // Lockout above the limit here, so the limit's own answer shows (with the defaults the lock
+    // trips at the same attempt and answers 423 instead: test/auth/device-lockout.test.ts).
+    const t = await createLoggedApp({ ...ON, MAX_LOGIN_ATTEMPTS: '10' });
     try {
       const codes = await statuses(t.app, 7, (i) => ({
         method: 'POST',
@@ -65,34 +67,99 @@ describe('rate limits (in-process store, guide defaults)', () => {
     }
   });
 
-  it('auth.register: 3 per minute; password.reset: 2 per minute across both reset routes', async () => {
+  it('auth.register: 3 per minute; password.reset: 2 reset requests per minute; completing a reset has its own looser limit', async () => {
     const t = await createLoggedApp(ON);
     try {
       const reg = await statuses(t.app, 4, () => ({ method: 'POST', url: '/api/auth/register', remoteAddress: '198.51.100.3', payload: uniqueUser('rl') }));
       assert.deepEqual(reg, [201, 201, 201, 429]);
-      const reset = [
-        (await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', remoteAddress: '198.51.100.4', payload: { email: 'a@example.com' } })).statusCode,
-        (await t.app.inject({ method: 'POST', url: '/api/auth/password/reset', remoteAddress: '198.51.100.4', payload: { token: 'nope', new_password: 'Velvet-Orbit-Harbor-42', confirm_password: 'Velvet-Orbit-Harbor-42' } })).statusCode,
-        (await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', remoteAddress: '198.51.100.4', payload: { email: 'a@example.com' } })).statusCode,
-      ];
-      assert.equal(reset[0], 202);
-      assert.equal(reset[1], 400);
-      assert.equal(reset[2], 429);
+      const request = () => ({ method: 'POST' as const, url: '/api/auth/password/reset-request', remoteAddress: '198.51.100.4', payload: { email: 'a@example.com' } });
+      const complete = () => ({
+        method: 'POST' as const,
+        url: '/api/auth/password/reset',
+        remoteAddress: '198.51.100.4',
+        payload: { token: 'nope', new_password: 'Velvet-Orbit-Harbor-42', confirm_password: 'Velvet-Orbit-Harbor-42' },
+      });
+      assert.deepEqual(await statuses(t.app, 3, request), [202, 202, 429]);
+      // Two requests do not block the reset itself: password.reset.complete (10 per minute) counts it.
+      const completions = await statuses(t.app, 11, complete);
+      assert.deepEqual(completions, [...times(10, 400), 429]);
+      assert.equal((await t.app.inject(request())).statusCode, 429, 'requests are still held back');
     } finally {
       await t.close();
     }
   });
 
-  it('default: 100 per hour on other routes; health checks and the OpenAPI document are exempt', async () => {
+  it('default: 100 per hour on other routes; only the plain health check and the probes are exempt', async () => {
     const t = await createLoggedApp(ON);
     try {
-      const codes = await statuses(t.app, 101, () => ({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.5' }));
-      assert.deepEqual(codes, [...times(100, 401), 429]);
+      const responses = [];
+      for (let i = 0; i < 101; i++) responses.push(await t.app.inject({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.5' }));
+      assert.deepEqual(responses.map((r) => r.statusCode), [...times(100, 401), 429]);
+      assert.deepEqual(responses.slice(0, 100).map((r) => Number(r.headers['ratelimit-remaining'])), Array.from({ length: 100 }, (_, i) => 99 - i));
+      // A bucket, not a fixed hour: the next request is allowed within 3600 / 100 = 36 s.
+      const refused = responses[100]!;
+      const retryAfter = Number(refused.headers['retry-after']);
+      assert.ok(retryAfter >= 30 && retryAfter <= 36, `Retry-After ${retryAfter}`);
+      assert.equal(refused.headers['ratelimit-reset'], String(retryAfter));
+      assert.equal(refused.headers['ratelimit-limit'], '100');
       // Unknown URLs count against the default too (probing is not free).
       assert.equal((await t.app.inject({ method: 'GET', url: '/api/unknown', remoteAddress: '198.51.100.5' })).statusCode, 429);
-      const health = await statuses(t.app, 120, () => ({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.5' }));
-      assert.deepEqual(health, times(120, 200));
+      for (const url of ['/api/health', '/api/health/', '/api/health/liveness', '/api/health/readiness']) {
+        const health = await statuses(t.app, 120, () => ({ method: 'GET', url, remoteAddress: '198.51.100.5' }));
+        assert.deepEqual(health, times(120, 200), url);
+      }
       assert.equal((await t.app.inject({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.5' })).statusCode, 200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('Retry-After is true: the next request is allowed once it has passed, and not before', async () => {
+    const t = await createLoggedApp({ ...ON, RATE_LIMITS: '{"default": "3 per 6 seconds"}' });
+    try {
+      const me = () => t.app.inject({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.9' });
+      const codes = (batch: { statusCode: number }[]) => batch.map((r) => r.statusCode).sort();
+      // Concurrent, so the 2 s steady interval cannot end in the middle of the batch on a slow machine.
+      const burst = await Promise.all(Array.from({ length: 5 }, me));
+      assert.deepEqual(codes(burst), [401, 401, 401, 429, 429]);
+      const wait = Math.max(...burst.filter((r) => r.statusCode === 429).map((r) => Number(r.headers['retry-after'])));
+      assert.ok(wait >= 1 && wait <= 2, `Retry-After ${wait}`);
+      await sleep(wait * 1000 + 150);
+      assert.deepEqual(codes(await Promise.all([me(), me()])), [401, 429], 'one more after Retry-After, not a whole new window');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('default counts per verified user when authenticated, per address otherwise; a forged token counts against its address', async () => {
+    const t = await createLoggedApp({ ...ON, RATE_LIMITS: '{"default": "10 per hour"}' });
+    try {
+      const loginFrom = async (address: string) => {
+        const user = uniqueUser('pu');
+        assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/register', remoteAddress: address, payload: user })).statusCode, 201);
+        const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: address, payload: { username: user.username, password: user.password } });
+        return JSON.parse(res.body).data.access_token as string;
+      };
+      const alice = await loginFrom('198.51.100.60');
+      const bob = await loginFrom('198.51.100.60');
+      const me = (token: string | null, remoteAddress: string) => ({
+        method: 'GET' as const,
+        url: '/api/auth/me',
+        remoteAddress,
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+      // Alice's count follows her: 10 from one address, then the 11th from another is refused.
+      const aliceCodes = await statuses(t.app, 11, (i) => me(alice, i < 10 ? '198.51.100.61' : '198.51.100.62'));
+      assert.deepEqual(aliceCodes, [...times(10, 200), 429]);
+      // Her 10 did not use up the address: Bob and an anonymous client there get through.
+      assert.equal((await t.app.inject(me(bob, '198.51.100.61'))).statusCode, 200);
+      assert.equal((await t.app.inject(me(null, '198.51.100.61'))).statusCode, 401);
+      // A token with a forged signature names Alice but is not verified: it counts against its address.
+      const [header, payload] = alice.split('.');
+      const forged = `${header}.${payload}.${'A'.repeat(43)}`;
+      const forgedCodes = await statuses(t.app, 11, () => me(forged, '198.51.100.63'));
+      assert.deepEqual(forgedCodes, [...times(10, 401), 429]);
+      assert.equal((await t.app.inject(me(bob, '198.51.100.63'))).statusCode, 200, 'a valid user from that address still gets through');
     } finally {
       await t.close();
     }

@@ -116,7 +116,7 @@ export class Lockout {
 
   /**
    * Runs one password check under the lockout: picks the counter, applies the per-username limit
-   * to untrusted attempts, takes a slot (waiting for one if needed), runs `check`, and records
+   * to untrusted attempts (423 instead of its 429 when the counter is locked), takes a slot (waiting for one if needed), runs `check`, and records
    * the outcome with its security events. Throws 423 when the counter (or an administrator's
    * lock) is locked, 429 when no slot frees in time.
    */
@@ -128,10 +128,21 @@ export class Lockout {
       : attempt.user
         ? { key: accountKey(attempt.user.id), kind: 'account' }
         : { key: nameKey(attempt.login), kind: 'name' };
-    if (!trusted) await attempt.untrustedLimit?.();
     const login = attempt.login.slice(0, 100);
     const base = { login, flow: attempt.flow, ...(this.settings.mode === 'device' ? { device: trusted ? 'trusted' : 'untrusted' } : {}) };
     const userId = attempt.user?.id;
+    if (!trusted && attempt.untrustedLimit) {
+      // The lock outranks the per-username limit: with the defaults both trip at the 5th attempt,
+      // and a locked counter must say 423 (with when it ends), not 429.
+      try {
+        await attempt.untrustedLimit();
+      } catch (error) {
+        const until = Math.max((await this.lockedUntil(counter.key)) ?? 0, (await this.lockedUntil(adminKey(userId ?? '-'))) ?? 0);
+        if (until === 0) throw error;
+        this.events.emit({ type: 'login_failure', request: attempt.request, userId, details: { reason: 'locked', ...base } });
+        throw lockedError(Math.max(1, (until - Date.now()) / 1000));
+      }
+    }
 
     // Unknown names look for an administrator's lock too (under a key that never exists), so they cost the same.
     const acquired = await this.acquire(counter.key, adminKey(userId ?? '-'));

@@ -298,7 +298,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
   app.post(
     '/password/reset',
     {
-      config: { rateLimit: 'password.reset' },
+      config: { rateLimit: 'password.reset.complete' },
       schema: {
         tags,
         operationId: 'resetPassword',

@@ -147,7 +147,7 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
 
   app.get(
     '/',
-    { config: { rateLimit: false }, schema: { tags, operationId: 'getHealth', summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
+    { schema: { tags, operationId: 'getHealth', summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
     async (_request, reply) => {
       const health = probe(await sharedPing());
       return reply.code(health.status === 'healthy' ? 200 : 503).send(health);
@@ -166,7 +166,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/detailed',
     {
-      config: { rateLimit: false },
       preHandler: detailedAccess,
       schema: {
         tags,
@@ -193,7 +192,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/liveness',
     {
-      config: { rateLimit: false },
       schema: { tags, operationId: 'getLiveness', summary: 'Liveness probe: the process answers (no database, no dependency)', response: { 200: LivenessSchema } },
     },
     async () => ({ status: 'alive' as const, alive: true, timestamp: new Date().toISOString() }),
@@ -227,7 +225,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/readiness',
     {
-      config: { rateLimit: false },
       schema: {
         tags,
         operationId: 'getReadiness',
@@ -252,7 +249,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/database',
     {
-      config: { rateLimit: false },
       preHandler: detailedAccess,
       schema: {
         tags,
@@ -276,7 +272,6 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/system',
     {
-      config: { rateLimit: false },
       preHandler: detailedAccess,
       schema: {
         tags,

@@ -63,14 +63,14 @@ function send(reply: FastifyReply, contentType: string, body: string) {
 
 export default async function linkPageRoutes(app: FastifyInstance) {
   // GET routes answer HEAD as well (Fastify's exposeHeadRoutes); every other method is a 404.
-  // Constant answers cost less than the rate limiter's own bookkeeping.
+  // Limited like any route (src/plugins/rate-limit.ts decides): opening a link costs two requests.
   for (const page of LINK_PAGES) {
     const text = html(page);
-    app.get(page.path, { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) =>
+    app.get(page.path, { schema: { hide: true } }, (_request, reply) =>
       send(reply, 'text/html; charset=utf-8', text),
     );
   }
-  app.get(LINK_PAGES_SCRIPT_PATH, { schema: { hide: true }, config: { rateLimit: false } }, (_request, reply) =>
+  app.get(LINK_PAGES_SCRIPT_PATH, { schema: { hide: true } }, (_request, reply) =>
     send(reply, 'text/javascript; charset=utf-8', LINK_PAGES_SCRIPT),
   );
 }

@@ -32,7 +32,7 @@ export default fp(
     });
 
     if (config.METRICS_TOKEN) {
-      app.get('/api/metrics', { schema: { hide: true }, config: { rateLimit: false } }, async (request, reply) => {
+      app.get('/api/metrics', { schema: { hide: true } }, async (request, reply) => {
         const header = request.headers.authorization ?? '';
         const token = header.startsWith('Bearer ') ? header.slice(7) : '';
         if (!token || !sameSecret(token, config.METRICS_TOKEN)) throw authenticationError('Metrics need Authorization: Bearer <METRICS_TOKEN>');

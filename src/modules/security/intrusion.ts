@@ -1,7 +1,8 @@
 /**
  * Intrusion detection (the guide's SecurityMonitor), fed by `login_failure` security events:
  *
- * - brute force: failed logins per IP over an hour; the first failure above
+ * - brute force: failed logins per address (an IPv6 client by its network, see
+ *   clientAddressKey) over an hour; the first failure above
  *   BRUTE_FORCE_ALERT_THRESHOLD logs one critical "Potential brute force attack" event for that
  *   window (not one per request) and, with BRUTE_FORCE_BLOCK_MINUTES, blocks the IP;
  * - credential stuffing: many distinct usernames failing from one IP;
@@ -18,6 +19,8 @@ import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config/index.js';
 import { rateLimited } from '../../http/errors.js';
+import { clientAddressKey } from '../../plugins/client-address.js';
+import { isUnlimitedHealthRoute } from '../../plugins/rate-limit.js';
 import type { RedisClient } from '../../state/redis.js';
 import type { SecurityEvents } from './events.js';
 
@@ -72,7 +75,8 @@ export class IntrusionDetector {
   /** Counts one failed login; raises each alert on the first count above its threshold in a window. */
   async recordFailure(ip: string, login: string): Promise<void> {
     const { BRUTE_FORCE_ALERT_THRESHOLD, CREDENTIAL_STUFFING_THRESHOLD, DISTRIBUTED_ATTACK_THRESHOLD } = this.config;
-    const attempts = (await this.failuresPerIp.penalty(ip)).consumedPoints;
+    const address = this.addressKey(ip);
+    const attempts = (await this.failuresPerIp.penalty(address)).consumedPoints;
     if (attempts === BRUTE_FORCE_ALERT_THRESHOLD + 1) {
       this.events.emit({
         type: 'brute_force_detected',
@@ -83,9 +87,9 @@ export class IntrusionDetector {
       await this.block(ip);
     }
     if (!login) return;
-    const firstTimePair = (await this.pairs.penalty(`${ip}|${login}`)).consumedPoints === 1;
+    const firstTimePair = (await this.pairs.penalty(`${address}|${login}`)).consumedPoints === 1;
     if (!firstTimePair) return;
-    const [names, ips] = await Promise.all([this.namesPerIp.penalty(ip), this.ipsPerName.penalty(login)]);
+    const [names, ips] = await Promise.all([this.namesPerIp.penalty(address), this.ipsPerName.penalty(login)]);
     if (names.consumedPoints === CREDENTIAL_STUFFING_THRESHOLD + 1) {
       this.events.emit({
         type: 'credential_stuffing_detected',
@@ -104,17 +108,22 @@ export class IntrusionDetector {
     }
   }
 
+  /** Counters key an address as every per-address limit does (an IPv6 client by its network). */
+  private addressKey(ip: string): string {
+    return clientAddressKey(ip, this.config.RATE_LIMIT_IPV6_PREFIX);
+  }
+
   private async block(ip: string): Promise<void> {
     if (!this.blocked) return;
     const seconds = this.config.BRUTE_FORCE_BLOCK_MINUTES * 60;
-    await this.blocked.block(ip, seconds);
+    await this.blocked.block(this.addressKey(ip), seconds);
     this.events.emit({ type: 'ip_blocked', ip, message: 'Address blocked after a brute force alert', details: { ip_address: ip, minutes: this.config.BRUTE_FORCE_BLOCK_MINUTES } });
   }
 
   /** Seconds the address stays blocked, or 0. */
   async blockedFor(ip: string): Promise<number> {
     if (!this.blocked) return 0;
-    const res = await this.blocked.get(ip);
+    const res = await this.blocked.get(this.addressKey(ip));
     return res && res.consumedPoints > 1 && res.msBeforeNext > 0 ? Math.ceil(res.msBeforeNext / 1000) : 0;
   }
 
@@ -134,14 +143,14 @@ export class IntrusionDetector {
 
 /**
  * Refuses every request from a blocked address (429 with Retry-After) before any other work;
- * health checks stay open so a load balancer never drops the instance. Only registered when
+ * the health checks no limit applies to stay open, so a load balancer never drops the instance. Only registered when
  * BRUTE_FORCE_BLOCK_MINUTES is set, so it costs nothing otherwise.
  */
 export const ipBlockPlugin = fp(
   async function ipBlock(app: FastifyInstance, { detector }: { detector: IntrusionDetector }) {
     if (!detector.blocking) return;
     app.addHook('onRequest', async (request) => {
-      if (request.url.startsWith('/api/health')) return;
+      if (isUnlimitedHealthRoute(request.routeOptions.url)) return;
       let seconds = 0;
       try {
         seconds = await detector.blockedFor(request.ip);
