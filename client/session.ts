@@ -61,8 +61,6 @@ type SyncMessage = { type: 'access'; token: string } | { type: 'ended' };
 const NO_RENEW = ['/api/auth/login', '/api/auth/refresh'];
 /** A tab that knows another tab refreshed waits this long for its token before refreshing itself. */
 const HANDOFF_WAIT_MS = 2000;
-/** CSRF tokens are reused until this long before they expire. */
-const CSRF_MARGIN_MS = 60_000;
 
 /** The browser APIs used, declared structurally so the client compiles without the DOM library. */
 interface LockManagerLike {
@@ -102,7 +100,6 @@ export class FlokieSession {
   /** When this tab last received an access token (its own refresh, login, or another tab's). */
   private accessSince = 0;
   private refreshToken: string | null = null;
-  private csrf: { token: string; until: number } | null = null;
   private inflight: Promise<string> | null = null;
   private readonly tabs: TabSync | null;
   private readonly syncName: string;
@@ -138,7 +135,11 @@ export class FlokieSession {
   /** Logs in; the tokens are kept by the session. 423: AccountLockedError; other refusals: FlokieError. */
   async login(credentials: Credentials): Promise<LoginData> {
     const response = await this.withRateLimit(() =>
-      this.request('/api/auth/login', { method: 'POST', body: JSON.stringify(credentials), headers: { 'content-type': 'application/json' } }),
+      this.request('/api/auth/login', {
+        method: 'POST',
+        body: JSON.stringify(credentials),
+        headers: { 'content-type': 'application/json', ...(this.mode === 'cookie' ? { 'x-auth-mode': 'cookie' } : {}) },
+      }),
     );
     if (!response.ok) throw await apiError(response);
     const data = ((await response.json()) as { data: LoginData & { access_token: string; refresh_token?: string } }).data;
@@ -235,26 +236,20 @@ export class FlokieSession {
     );
   }
 
-  /** Refresh by the HttpOnly cookie with the CSRF header; a refused CSRF token (403, nothing spent) is fetched anew once. */
+  /**
+   * Refresh by the HttpOnly cookie with the CSRF header. The CSRF token is fetched for each
+   * refresh (once an access token's lifetime): a cached one could have expired by the server's
+   * clock, and every refused one is a `csrf_failure` security event.
+   */
   private async refreshByCookie(): Promise<Response> {
-    for (let attempt = 0; ; attempt++) {
-      const csrf = await this.csrfToken();
-      const response = await this.withRateLimit(() =>
-        this.request('/api/auth/refresh', { method: 'POST', headers: { 'x-auth-mode': 'cookie', 'x-csrf-token': csrf } }),
-      );
-      if (response.status !== 403 || attempt > 0) return response;
-      await response.body?.cancel();
-      this.csrf = null;
-    }
+    const csrf = await this.csrfToken();
+    return this.withRateLimit(() => this.request('/api/auth/refresh', { method: 'POST', headers: { 'x-auth-mode': 'cookie', 'x-csrf-token': csrf } }));
   }
 
   private async csrfToken(): Promise<string> {
-    if (this.csrf && this.csrf.until > Date.now()) return this.csrf.token;
     const response = await this.withRateLimit(() => this.request('/api/auth/csrf-token', { method: 'GET' }));
     if (!response.ok) throw await apiError(response);
-    const { csrf_token, expires_in } = ((await response.json()) as { data: { csrf_token: string; expires_in: number } }).data;
-    this.csrf = { token: csrf_token, until: Date.now() + expires_in * 1000 - CSRF_MARGIN_MS };
-    return csrf_token;
+    return ((await response.json()) as { data: { csrf_token: string } }).data.csrf_token;
   }
 
   /** Sends, waits out 429 within the cap, and turns 423 and a 429 past the cap into typed errors. */
@@ -290,7 +285,6 @@ export class FlokieSession {
     const had = this.access !== null || this.refreshToken !== null;
     this.access = null;
     this.refreshToken = null;
-    this.csrf = null;
     if (had) this.publish({ type: 'ended' });
   }
 
