@@ -19,7 +19,14 @@
  * (`session.api.GET('/api/auth/me')`).
  */
 import createClient, { type Client } from 'openapi-fetch';
-import { AccountLockedError, errorOf, FlokieError, RateLimitedError, retryAfterSeconds, SessionEndedError } from './errors.js';
+import {
+  AccountLockedError,
+  errorOf,
+  FlokieError,
+  RateLimitedError,
+  retryAfterSeconds,
+  SessionEndedError,
+} from './errors.js';
 import type { paths } from './schema.js';
 
 export type RefreshMode = 'cookie' | 'body';
@@ -142,7 +149,8 @@ export class FlokieSession {
       }),
     );
     if (!response.ok) throw await apiError(response);
-    const data = ((await response.json()) as { data: LoginData & { access_token: string; refresh_token?: string } }).data;
+    type Answer = { data: LoginData & { access_token: string; refresh_token?: string } };
+    const data = ((await response.json()) as Answer).data;
     this.refreshToken = this.mode === 'body' ? (data.refresh_token ?? null) : null;
     this.adopt(data.access_token);
     this.publish({ type: 'access', token: data.access_token });
@@ -195,7 +203,11 @@ export class FlokieSession {
   /** A valid access token newer than `failed`: one refresh for all callers that saw it fail. */
   private renew(failed: string | null): Promise<string> {
     if (this.access !== null && this.access !== failed) return Promise.resolve(this.access);
-    this.inflight ??= (this.tabs ? this.tabs.locks.request(this.syncName, () => this.renewInLock(failed)) : this.refreshNow()).finally(() => {
+    const tabs = this.tabs;
+    const renewal = tabs
+      ? () => tabs.locks.request(this.syncName, () => this.renewInLock(failed))
+      : () => this.refreshNow();
+    this.inflight ??= renewal().finally(() => {
       this.inflight = null;
     });
     return this.inflight;
@@ -232,7 +244,11 @@ export class FlokieSession {
     const token = this.refreshToken;
     if (!token) throw new SessionEndedError('The session has ended: no refresh token');
     return this.withRateLimit(() =>
-      this.request('/api/auth/refresh', { method: 'POST', body: JSON.stringify({ refresh_token: token }), headers: { 'content-type': 'application/json' } }),
+      this.request('/api/auth/refresh', {
+        method: 'POST',
+        body: JSON.stringify({ refresh_token: token }),
+        headers: { 'content-type': 'application/json' },
+      }),
     );
   }
 
@@ -243,7 +259,8 @@ export class FlokieSession {
    */
   private async refreshByCookie(): Promise<Response> {
     const csrf = await this.csrfToken();
-    return this.withRateLimit(() => this.request('/api/auth/refresh', { method: 'POST', headers: { 'x-auth-mode': 'cookie', 'x-csrf-token': csrf } }));
+    const headers = { 'x-auth-mode': 'cookie', 'x-csrf-token': csrf };
+    return this.withRateLimit(() => this.request('/api/auth/refresh', { method: 'POST', headers }));
   }
 
   private async csrfToken(): Promise<string> {
@@ -272,7 +289,8 @@ export class FlokieSession {
   }
 
   private request(path: string, init: RequestInit): Request {
-    return new Request(this.baseUrl + path, { ...init, ...(this.mode === 'cookie' ? { credentials: 'include' as const } : {}) });
+    const credentials = this.mode === 'cookie' ? { credentials: 'include' as const } : {};
+    return new Request(this.baseUrl + path, { ...init, ...credentials });
   }
 
   private adopt(token: string): void {

@@ -50,7 +50,8 @@ describe('client session in two Chromium tabs', { skip }, () => {
   before(async () => {
     const bundle = await bundleClient();
     frontend = await serveHtml(`<!doctype html><title>app</title><script>${bundle}</script><p>the web app</p>`);
-    t = await createLoggedApp({ CORS_ORIGINS: `http://localhost:${frontend.port}`, LOG_LEVEL: 'silent' }, undefined, (app) =>
+    const settings = { CORS_ORIGINS: `http://localhost:${frontend.port}`, LOG_LEVEL: 'silent' };
+    t = await createLoggedApp(settings, undefined, (app) =>
       app.addHook('onResponse', async (request, reply) => {
         if (request.method === 'POST' && request.url.startsWith('/api/auth/refresh')) refreshes.push(reply.statusCode);
       }),
@@ -73,7 +74,10 @@ describe('client session in two Chromium tabs', { skip }, () => {
   const burst = (page: Page) =>
     page.evaluate(async () => {
       const w = globalThis as unknown as PageGlobals;
-      const results = await Promise.all(Array.from({ length: 5 }, () => w.session.api.GET('/api/auth/me').then((r) => r.response.status)));
+      // (No named helper functions in here: the test transpiler would decorate them with a __name the page lacks.)
+      const results = await Promise.all(
+        Array.from({ length: 5 }, () => w.session.api.GET('/api/auth/me').then((r) => r.response.status)),
+      );
       return { statuses: results, token: w.session.accessToken };
     });
 
@@ -88,7 +92,8 @@ describe('client session in two Chromium tabs', { skip }, () => {
         const w = globalThis as unknown as PageGlobals;
         w.session = w.Flokie.createFlokieSession({ baseUrl: api });
         const data = await w.session.login({ username, password });
-        return { mode: w.session.mode, refreshInBody: 'refresh_token' in data, status: (await w.session.api.GET('/api/auth/me')).response.status };
+        const me = await w.session.api.GET('/api/auth/me');
+        return { mode: w.session.mode, refreshInBody: 'refresh_token' in data, status: me.response.status };
       },
       { api, username: user.username, password: STRONG_PASSWORD },
     );
@@ -107,7 +112,8 @@ describe('client session in two Chromium tabs', { skip }, () => {
       if (round === 1) mock.timers.enable({ apis: ['Date'], now: Date.now() });
       mock.timers.tick(TWO_HOURS);
       const [a, b] = await Promise.all([burst(first), burst(second)]);
-      assert.deepEqual([a.statuses, b.statuses], [Array(5).fill(200), Array(5).fill(200)], `round ${round}: every call succeeded`);
+      const everyCall = [Array(5).fill(200), Array(5).fill(200)];
+      assert.deepEqual([a.statuses, b.statuses], everyCall, `round ${round}: every call succeeded`);
       assert.deepEqual(refreshes, [200], `round ${round}: exactly one refresh reached the server`);
       assert.equal(a.token, b.token, `round ${round}: both tabs hold the one new token`);
     }

@@ -6,11 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it, mock } from 'node:test';
-import { createFlokieSession, AccountLockedError, RateLimitedError, SessionEndedError } from '../../client/index.js';
+import {
+  AccountLockedError,
+  createFlokieSession,
+  FlokieError,
+  RateLimitedError,
+  SessionEndedError,
+} from '../../client/index.js';
 import { register, STRONG_PASSWORD } from '../helpers/app.js';
 import { createLoggedApp, type LoggedApp } from '../http/support.js';
 
 const TWO_HOURS = 2 * 3600 * 1000;
+const WRONG = 'Wrong-Password-123456';
 
 describe('client session (Node, body mode)', () => {
   let t: LoggedApp;
@@ -56,7 +63,8 @@ describe('client session (Node, body mode)', () => {
       results.map((r) => r.response.status),
       Array(20).fill(200),
     );
-    for (const r of results) assert.equal((r.data as { data: { user: { username: string } } }).data.user.username, user.username);
+    const usernames = results.map((r) => (r.data as { data: { user: { username: string } } }).data.user.username);
+    assert.deepEqual(usernames, Array(20).fill(user.username));
     assert.deepEqual(refreshes, [200], 'exactly one refresh reached the server');
     assert.notEqual(session.accessToken, before);
     assert.equal(events.filter((e) => e.type === 'refresh_token_reuse').length, 0);
@@ -90,9 +98,10 @@ describe('client session (Node, body mode)', () => {
     const user = await register(t.app);
     const session = createFlokieSession({ baseUrl, mode: 'body' });
     for (let i = 0; i < 5; i++) {
-      await assert.rejects(session.login({ username: user.username, password: 'Wrong-Password-123456' }), (e: Error & { status?: number }) => e.status === 401);
+      const refused = await session.login({ username: user.username, password: WRONG }).catch((e: unknown) => e);
+      assert.ok(refused instanceof FlokieError && refused.status === 401, String(refused));
     }
-    const locked = await session.login({ username: user.username, password: 'Wrong-Password-123456' }).catch((e: unknown) => e);
+    const locked = await session.login({ username: user.username, password: WRONG }).catch((e: unknown) => e);
     assert.ok(locked instanceof AccountLockedError, String(locked));
     assert.ok((locked.retryAfterSeconds ?? 0) > 0);
   });
@@ -100,33 +109,37 @@ describe('client session (Node, body mode)', () => {
 
 describe('client session: 429 handling', () => {
   const limited = (retryAfter: string | null) =>
-    new Response(JSON.stringify({ success: false, error: { code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests, slow down' } }), {
+    new Response(JSON.stringify({ success: false, error: { code: 'RATE_LIMIT_EXCEEDED', message: 'Slow down' } }), {
       status: 429,
       headers: retryAfter === null ? {} : { 'retry-after': retryAfter },
     });
-  const ok = () => new Response(JSON.stringify({ success: true, data: { id: 'x' } }), { status: 200, headers: { 'content-type': 'application/json' } });
+  const json = { 'content-type': 'application/json' };
+  const ok = () => new Response(JSON.stringify({ success: true, data: { id: 'x' } }), { headers: json });
+  const base = { baseUrl: 'http://api.test', mode: 'body' as const };
 
   it('waits for Retry-After (within the cap) and retries', async () => {
     const answers = [limited('2'), ok()];
     const slept: number[] = [];
-    const session = createFlokieSession({ baseUrl: 'http://api.test', mode: 'body', fetch: async () => answers.shift()!, sleep: async (ms) => void slept.push(ms) });
+    const sleep = async (ms: number) => void slept.push(ms);
+    const session = createFlokieSession({ ...base, fetch: async () => answers.shift()!, sleep });
     const res = await session.api.GET('/api/auth/me');
     assert.equal(res.response.status, 200);
     assert.deepEqual(slept, [2000]);
   });
 
-  it('a Retry-After over the cap, a missing one, or too many 429s: RateLimitedError without waiting past the cap', async () => {
+  it('Retry-After over the cap, missing, or 429 past the retries: RateLimitedError, no wait past the cap', async () => {
     const slept: number[] = [];
     const sleep = async (ms: number) => void slept.push(ms);
-    const over = createFlokieSession({ baseUrl: 'http://api.test', mode: 'body', maxRetryAfterSeconds: 5, fetch: async () => limited('600'), sleep });
+    const over = createFlokieSession({ ...base, maxRetryAfterSeconds: 5, fetch: async () => limited('600'), sleep });
     const e1 = await over.api.GET('/api/auth/me').catch((e: unknown) => e);
     assert.ok(e1 instanceof RateLimitedError);
     assert.equal(e1.retryAfterSeconds, 600);
-    const missing = createFlokieSession({ baseUrl: 'http://api.test', mode: 'body', fetch: async () => limited(null), sleep });
+    const missing = createFlokieSession({ ...base, fetch: async () => limited(null), sleep });
     assert.ok((await missing.api.GET('/api/auth/me').catch((e: unknown) => e)) instanceof RateLimitedError);
     assert.deepEqual(slept, []);
     let calls = 0;
-    const forever = createFlokieSession({ baseUrl: 'http://api.test', mode: 'body', rateLimitRetries: 2, fetch: async () => (calls++, limited('1')), sleep });
+    const fetch = async () => (calls++, limited('1'));
+    const forever = createFlokieSession({ ...base, rateLimitRetries: 2, fetch, sleep });
     assert.ok((await forever.api.GET('/api/auth/me').catch((e: unknown) => e)) instanceof RateLimitedError);
     assert.equal(calls, 3);
     assert.deepEqual(slept, [1000, 1000]);
