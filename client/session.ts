@@ -72,6 +72,7 @@ const HANDOFF_WAIT_MS = 2000;
 /** The browser APIs used, declared structurally so the client compiles without the DOM library. */
 interface LockManagerLike {
   request<T>(name: string, callback: () => Promise<T>): Promise<T>;
+  request<T>(name: string, options: { ifAvailable: true }, callback: (lock: unknown) => Promise<T>): Promise<T>;
 }
 interface ChannelLike {
   onmessage: ((event: { data: SyncMessage }) => void) | null;
@@ -115,7 +116,7 @@ export class FlokieSession {
   private readonly maxRetryAfterSeconds: number;
   private readonly rateLimitRetries: number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Set<(ended: boolean) => void>();
 
   constructor(options: FlokieSessionOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -204,23 +205,34 @@ export class FlokieSession {
   private renew(failed: string | null): Promise<string> {
     if (this.access !== null && this.access !== failed) return Promise.resolve(this.access);
     const tabs = this.tabs;
-    const renewal = tabs
-      ? () => tabs.locks.request(this.syncName, () => this.renewInLock(failed))
-      : () => this.refreshNow();
+    const renewal = tabs ? () => this.renewAcrossTabs(tabs, failed) : () => this.refreshNow();
     this.inflight ??= renewal().finally(() => {
       this.inflight = null;
     });
     return this.inflight;
   }
 
-  /** Holding the cross-tab lock: take another tab's result if there is one, else refresh. */
-  private async renewInLock(failed: string | null): Promise<string> {
+  /**
+   * One tab refreshes at a time. A tab that found the lock taken waits for it, and then for the
+   * holder's token: the lock can be granted before the holder's message arrives, and refreshing
+   * then would spend the cookie a second time for nothing.
+   */
+  private async renewAcrossTabs(tabs: TabSync, failed: string | null): Promise<string> {
+    const free = await tabs.locks.request(this.syncName, { ifAvailable: true }, async (lock) =>
+      lock ? { token: await this.renewInLock(failed, false) } : null,
+    );
+    return free ? free.token : tabs.locks.request(this.syncName, () => this.renewInLock(failed, true));
+  }
+
+  /** Holding the cross-tab lock: take another tab's result if there is one or one is coming, else refresh. */
+  private async renewInLock(failed: string | null, waited: boolean): Promise<string> {
     if (this.access !== null && this.access !== failed) return this.access;
-    // The lock can be granted before the other tab's message arrives: the marker says one is coming.
-    if (this.lastTabRefresh() > this.accessSince) {
+    // The marker (shared storage) says another tab refreshed since this tab's token: its message is coming.
+    if (waited || this.lastTabRefresh() > this.accessSince) {
       const handed = await this.awaitHandoff(failed);
       if (handed !== null) return handed;
     }
+    // No token came (the other tab failed to refresh, or closed mid-refresh): refresh here.
     return this.refreshNow();
   }
 
@@ -296,7 +308,7 @@ export class FlokieSession {
   private adopt(token: string): void {
     this.access = token;
     this.accessSince = Date.now();
-    for (const wake of this.waiters) wake();
+    for (const wake of this.waiters) wake(false);
   }
 
   private end(): void {
@@ -307,25 +319,25 @@ export class FlokieSession {
   }
 
   private onTabMessage(message: SyncMessage): void {
-    if (message.type === 'access') this.adopt(message.token);
-    else {
-      this.access = null;
-      this.refreshToken = null;
-    }
+    if (message.type === 'access') return this.adopt(message.token);
+    this.access = null;
+    this.refreshToken = null;
+    for (const wake of this.waiters) wake(true);
   }
 
   private publish(message: SyncMessage): void {
     this.tabs?.channel.postMessage(message);
   }
 
-  /** Waits for another tab's token (newer than `failed`); null if none comes in time. */
+  /** Another tab's token (newer than `failed`); null if none comes in time; SessionEndedError if its refresh was refused. */
   private awaitHandoff(failed: string | null): Promise<string | null> {
-    return new Promise((resolve) => {
-      const done = () => {
-        if (this.access === null || this.access === failed) return;
+    return new Promise((resolve, reject) => {
+      const done = (ended: boolean) => {
+        if (!ended && (this.access === null || this.access === failed)) return;
         clearTimeout(timer);
         this.waiters.delete(done);
-        resolve(this.access);
+        if (ended) reject(new SessionEndedError('The session has ended in another tab'));
+        else resolve(this.access);
       };
       const timer = setTimeout(() => {
         this.waiters.delete(done);
