@@ -117,6 +117,8 @@ export class FlokieSession {
   private readonly rateLimitRetries: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly waiters = new Set<(ended: boolean) => void>();
+  /** How many times another tab reported the session ended. */
+  private endedByTabs = 0;
 
   constructor(options: FlokieSessionOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -193,19 +195,22 @@ export class FlokieSession {
   /** The fetch behind `api`: bearer token, one renewal and retry on 401, 429 and 423 handling. */
   private async send(request: Request): Promise<Response> {
     const token = this.access;
+    const endings = this.endedByTabs;
     const response = await this.withRateLimit(() => authorized(request, token));
     if (response.status !== 401 || NO_RENEW.includes(new URL(request.url).pathname)) return response;
     if (token === null && this.mode === 'body' && this.refreshToken === null) return response;
     await response.body?.cancel();
-    const fresh = await this.renew(token);
+    const fresh = await this.renew(token, endings);
     return this.withRateLimit(() => authorized(request, fresh));
   }
 
   /** A valid access token newer than `failed`: one refresh for all callers that saw it fail. */
-  private renew(failed: string | null): Promise<string> {
+  private renew(failed: string | null, endings = this.endedByTabs): Promise<string> {
     if (this.access !== null && this.access !== failed) return Promise.resolve(this.access);
+    // Another tab's refresh was refused since this call was sent: so would this one be.
+    if (this.endedByTabs !== endings) return Promise.reject(new SessionEndedError('The session ended in another tab'));
     const tabs = this.tabs;
-    const renewal = tabs ? () => this.renewAcrossTabs(tabs, failed) : () => this.refreshNow();
+    const renewal = tabs ? () => this.renewAcrossTabs(tabs, failed, endings) : () => this.refreshNow();
     this.inflight ??= renewal().finally(() => {
       this.inflight = null;
     });
@@ -217,16 +222,18 @@ export class FlokieSession {
    * holder's token: the lock can be granted before the holder's message arrives, and refreshing
    * then would spend the cookie a second time for nothing.
    */
-  private async renewAcrossTabs(tabs: TabSync, failed: string | null): Promise<string> {
+  private async renewAcrossTabs(tabs: TabSync, failed: string | null, endings: number): Promise<string> {
     const free = await tabs.locks.request(this.syncName, { ifAvailable: true }, async (lock) =>
-      lock ? { token: await this.renewInLock(failed, false) } : null,
+      lock ? { token: await this.renewInLock(failed, false, endings) } : null,
     );
-    return free ? free.token : tabs.locks.request(this.syncName, () => this.renewInLock(failed, true));
+    return free ? free.token : tabs.locks.request(this.syncName, () => this.renewInLock(failed, true, endings));
   }
 
   /** Holding the cross-tab lock: take another tab's result if there is one or one is coming, else refresh. */
-  private async renewInLock(failed: string | null, waited: boolean): Promise<string> {
+  private async renewInLock(failed: string | null, waited: boolean, endings: number): Promise<string> {
     if (this.access !== null && this.access !== failed) return this.access;
+    // The tab that held the lock had its refresh refused: so would this one.
+    if (this.endedByTabs !== endings) throw new SessionEndedError('The session has ended in another tab');
     // The marker (shared storage) says another tab refreshed since this tab's token: its message is coming.
     if (waited || this.lastTabRefresh() > this.accessSince) {
       const handed = await this.awaitHandoff(failed);
@@ -322,6 +329,7 @@ export class FlokieSession {
     if (message.type === 'access') return this.adopt(message.token);
     this.access = null;
     this.refreshToken = null;
+    this.endedByTabs += 1;
     for (const wake of this.waiters) wake(true);
   }
 
@@ -329,7 +337,10 @@ export class FlokieSession {
     this.tabs?.channel.postMessage(message);
   }
 
-  /** Another tab's token (newer than `failed`); null if none comes in time; SessionEndedError if its refresh was refused. */
+  /**
+   * Another tab's token (newer than `failed`); null if none comes in time; SessionEndedError if
+   * that tab's refresh was refused.
+   */
   private awaitHandoff(failed: string | null): Promise<string | null> {
     return new Promise((resolve, reject) => {
       const done = (ended: boolean) => {

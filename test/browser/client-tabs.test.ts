@@ -123,5 +123,21 @@ describe('client session in two Chromium tabs', { skip }, () => {
     );
     const sessions = await t.container.sessions.listActive(user.id);
     assert.equal(sessions.length, 1, 'the one session is alive');
+
+    // Revoked (say by an administrator): one refused refresh, and every call in both tabs ends in SessionEndedError.
+    await t.container.sessions.revokeAllForUser(user.id, 'admin');
+    refreshes.length = 0;
+    mock.timers.tick(TWO_HOURS);
+    const ended = await Promise.all(
+      [first, second].map((page) =>
+        page.evaluate(async () => {
+          const w = globalThis as unknown as PageGlobals;
+          const outcomes = await Promise.allSettled([0, 1].map(() => w.session.api.GET('/api/auth/me')));
+          return outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : o.value.response.status));
+        }),
+      ),
+    );
+    assert.deepEqual(ended, [Array(2).fill('SessionEndedError'), Array(2).fill('SessionEndedError')]);
+    assert.deepEqual(refreshes, [401], 'one refresh attempt for both tabs');
   });
 });
