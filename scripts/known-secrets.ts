@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { MIN_SECRET_BYTES, randomnessProblem, sha256Hex } from '../src/config/secret-strength.js';
 
 export const LIST_PATH = 'src/config/known-secrets.ts';
+/** The list itself, and the client generated from the OpenAPI document (whose texts come from src/). */
+const GENERATED = [LIST_PATH, 'client/openapi.json', 'client/schema.d.ts'];
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
 
 const PATTERNS: RegExp[] = [
@@ -48,7 +50,7 @@ export function secretLookingValues(text: string): Set<string> {
 /** The repository's files: tracked ones plus new ones not ignored (never .env or var/). */
 export function repositoryFiles(root: string): string[] {
   const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' });
-  return [...new Set(out.split('\0').filter(Boolean))].filter((file) => file !== LIST_PATH).sort();
+  return [...new Set(out.split('\0').filter(Boolean))].filter((file) => !GENERATED.includes(file)).sort();
 }
 
 /** The sorted SHA-256 hashes of every secret-looking value in the repository at root. */
