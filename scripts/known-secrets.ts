@@ -39,8 +39,7 @@ export function secretLookingValues(text: string): Set<string> {
       const raw = (match[1] ?? match[0]).trim();
       // Also without the quotes, commas or semicolons that close a value in code, YAML or shell.
       for (const value of [raw, raw.replace(/^["'`]/, '').replace(/["'`,;]+$/, '').trim()]) {
-        // Values refused for too little randomness never need the list.
-        if (Buffer.byteLength(value) >= MIN_SECRET_BYTES && randomnessProblem(value) === null) found.add(value);
+        if (Buffer.byteLength(value) >= MIN_SECRET_BYTES) found.add(value);
       }
     }
   }
@@ -61,7 +60,10 @@ export function knownSecretHashes(root: string): string[] {
     if (!existsSync(path) || !statSync(path).isFile() || statSync(path).size > MAX_FILE_BYTES) continue;
     const content = readFileSync(path);
     if (content.includes(0)) continue; // binary
-    for (const value of secretLookingValues(content.toString('utf8'))) hashes.add(sha256Hex(value));
+    for (const value of secretLookingValues(content.toString('utf8'))) {
+      // Values refused for too little randomness never need the list.
+      if (randomnessProblem(value) === null) hashes.add(sha256Hex(value));
+    }
   }
   return [...hashes].sort();
 }

@@ -51,9 +51,14 @@ const UNLIMITED_HEALTH_ROUTES: readonly string[] = ['/api/health', '/api/health/
 
 /**
  * Routes exempt from the per-route limits but not from the emergency limit: the API description
- * (and its old paths) and the metrics scrape (every 15 s is over 100 per hour; it needs METRICS_TOKEN).
+ * (and its old paths), the metrics scrape (every 15 s is over 100 per hour; it needs METRICS_TOKEN)
+ * and the link pages.
  */
-const UNLIMITED_ROUTES: readonly string[] = ['/api/openapi.json', '/api/doc', '/api/swagger.json', '/api/metrics'];
+const UNLIMITED_ROUTES: readonly string[] = [
+  ...['/api/openapi.json', '/api/doc', '/api/swagger.json', '/api/metrics'],
+  // The e-mailed links' pages and their script: constant answers, cheaper than the counting.
+  ...['/verify-email', '/reset-password', '/confirm-email-change', '/assets/flokie-links.js'],
+];
 
 const pattern = (url: string) => (url.length > 1 ? url.replace(/\/+$/, '') : url);
 

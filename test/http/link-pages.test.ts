@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { generateSecret } from '../../src/config/secret-strength.js';
 import { LINK_PAGES_SCRIPT_PATH } from '../../src/modules/link-pages/routes.js';
 import { LINK_PAGES_CSP } from '../../src/plugins/security-headers.js';
 import { createTestApp, json, type TestApp } from '../helpers/app.js';
@@ -135,8 +136,8 @@ describe('link pages over HTTP', () => {
   it('in production the pages carry HSTS as well', async () => {
     const prod = await createTestApp({
       NODE_ENV: 'production',
-      SECRET_KEY: 'Zq8vN3xR7kT2mW9pL4sY6bH1cF5gJ0dA8eU3iO7nV2rX',
-      JWT_SECRET_KEY: 'Pm4tG8yK2wQ6zB9nC3vL7xH1sD5fJ0rA4eT8uI2oY6kM',
+      SECRET_KEY: generateSecret(),
+      JWT_SECRET_KEY: generateSecret(),
       RATE_LIMIT_ENABLED: 'true',
       HSTS_MAX_AGE: '31536000',
     });

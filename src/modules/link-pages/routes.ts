@@ -63,7 +63,7 @@ function send(reply: FastifyReply, contentType: string, body: string) {
 
 export default async function linkPageRoutes(app: FastifyInstance) {
   // GET routes answer HEAD as well (Fastify's exposeHeadRoutes); every other method is a 404.
-  // Limited like any route (src/plugins/rate-limit.ts decides): opening a link costs two requests.
+  // Only the emergency limit applies to these constant answers (src/plugins/rate-limit.ts decides).
   for (const page of LINK_PAGES) {
     const text = html(page);
     app.get(page.path, { schema: { hide: true } }, (_request, reply) =>
