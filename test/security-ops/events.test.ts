@@ -33,7 +33,7 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
     [admin.access, admin.refresh].forEach((s) => secrets.add(s));
 
     const u = await register(app, uniqueUser('ev'));
-    const verify = await container.oneTimeTokens.issue(u.id, 'email_verification', 60_000);
+    const verify = await container.oneTimeTokens.issue(u.id, 'email_verification', 60_000, u.email);
     secrets.add(verify);
     assert.equal((await app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token: verify } })).statusCode, 200);
 
