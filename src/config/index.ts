@@ -122,6 +122,10 @@ export function inspectConfig(env: NodeJS.ProcessEnv = process.env, options: Loa
   if (Boolean(settings.TLS_CERT_FILE) !== Boolean(settings.TLS_KEY_FILE)) {
     problem(settings.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', 'TLS_CERT_FILE and TLS_KEY_FILE must be set together');
   }
+  // The redirect's target is never taken from the request's Host header (anyone can send one).
+  if (settings.FORCE_HTTPS && !settings.PUBLIC_URL.startsWith('https://')) {
+    problem('PUBLIC_URL', 'FORCE_HTTPS=true needs PUBLIC_URL set to the https:// address of the service: redirects go only to its host');
+  }
   if (settings.MIN_PASSWORD_LENGTH > settings.MAX_PASSWORD_LENGTH) {
     problem('MIN_PASSWORD_LENGTH', 'MIN_PASSWORD_LENGTH must not exceed MAX_PASSWORD_LENGTH');
   }
