@@ -15,7 +15,7 @@ import type { Config } from '../../config/index.js';
 import { dialectOf, isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
 import { ApiError, conflict, notFound, validationError } from '../../http/errors.js';
-import { sanitizeText } from '../../http/fields.js';
+import { sanitizeText, USER_ID_SHAPE } from '../../http/fields.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
 import { UNTIL_UNLOCKED, type Lockout } from '../auth/lockout.js';
@@ -157,9 +157,13 @@ export class AdminService {
     return user;
   }
 
-  /** A user by id, or by username / e-mail (the CLI names users, the API uses ids). */
+  /**
+   * A user by id, or by username / e-mail (the CLI names users, the API uses ids). A reference with
+   * the shape of an id is only ever an id: no username may have that shape, so a user named like
+   * another user's id cannot make a command act on that other user.
+   */
   async find(ref: string): Promise<UserRow> {
-    const user = (await this.d.users.findById(ref)) ?? (await this.d.users.findByLogin(ref));
+    const user = USER_ID_SHAPE.test(ref) ? await this.d.users.findById(ref.toLowerCase()) : await this.d.users.findByLogin(ref);
     if (!user) throw notFound(`No user "${ref}"`);
     return user;
   }
