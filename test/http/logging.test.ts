@@ -25,13 +25,15 @@ describe('logging', () => {
       const access = t.lines.filter((line) => line.msg === 'request completed');
       assert.equal(access.length, 2, JSON.stringify(access));
       const [first, second] = access;
-      assert.equal(first!.request_id, 'req-logging-1');
+      // Sent by a client, not a trusted proxy: logged apart, never as our id.
+      assert.notEqual(first!.request_id, 'req-logging-1');
+      assert.equal(first!.client_request_id, 'req-logging-1');
       assert.equal(first!.method, 'GET');
       assert.equal(first!.path, '/api/auth/me');
       assert.equal(first!.status, 401);
       assert.equal(first!.ip, '198.51.100.7');
       assert.equal(typeof first!.ms, 'number');
-      assert.equal(second!.request_id, 'req-logging-2');
+      assert.equal(second!.client_request_id, 'req-logging-2');
       assert.equal(second!.status, 200);
 
       const everything = JSON.stringify(t.lines);
