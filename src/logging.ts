@@ -6,7 +6,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
  * Keys whose values never reach a log line or a security event's details. Matching is exact (after
- * lower-casing and reading `-` as `_`): a flag such as `password_upgraded` or an id such as `jti`
+ * reading camelCase, `-` and upper case as snake_case): a flag such as `password_upgraded` or an id such as `jti`
  * is information, not a secret, and stays readable.
  */
 export const SECRET_KEYS = [
@@ -30,13 +30,16 @@ export const SECRET_KEYS = [
   'authorization',
   'cookie',
   'set_cookie',
+  'x_csrf_token',
+  'x_health_token',
+  'x_device_token',
 ];
 
 const SECRET_KEY_SET = new Set(SECRET_KEYS);
 
-/** True for a key whose value is a secret (exact match on the normalised key name). */
+/** True for a key whose value is a secret: exact match once camelCase, `-` and case are read as snake_case. */
 export function isSecretKey(key: string): boolean {
-  return SECRET_KEY_SET.has(key.toLowerCase().replaceAll('-', '_'));
+  return SECRET_KEY_SET.has(key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase().replaceAll('-', '_'));
 }
 
 /** Logged objects that can hold request data or rows: secret keys inside them are censored too. */

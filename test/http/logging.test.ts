@@ -74,8 +74,8 @@ describe('logging', () => {
   });
 
   /** Secret keys are censored in the log line and the stored row; information keys stay as they are. */
-  const SECRET_DETAIL_KEYS = ['password', 'token', 'refresh_token', 'access_token', 'current_password', 'new_password', 'authorization', 'Authorization', 'cookie', 'Set-Cookie', 'secrets', 'secret', 'password_hash', 'csrf_token', 'jwt'];
-  const INFORMATION_KEYS = ['password_upgraded', 'username', 'jti', 'session_id', 'token_type', 'hash_algorithm', 'cookie_mode', 'passwordless', 'secret_rotation_due'];
+  const SECRET_DETAIL_KEYS = ['password', 'token', 'refresh_token', 'access_token', 'current_password', 'new_password', 'authorization', 'Authorization', 'cookie', 'Set-Cookie', 'secrets', 'secret', 'password_hash', 'csrf_token', 'jwt', 'refreshToken', 'newPassword', 'X-CSRF-Token'];
+  const INFORMATION_KEYS = ['password_upgraded', 'username', 'jti', 'session_id', 'token_type', 'hash_algorithm', 'cookie_mode', 'passwordless', 'secret_rotation_due', 'passwordUpgraded'];
 
   it('redaction by key is exact: secret keys are always censored, information keys such as password_upgraded never', async () => {
     for (const key of SECRET_KEYS) assert.ok(isSecretKey(key), key);
