@@ -27,7 +27,7 @@ import { httpServerOptions } from './http/tls.js';
 import { componentName, finishDocument, openApiConventions } from './http/openapi.js';
 import { acceptQueryBooleans } from './http/validation.js';
 import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/request-guard.js';
-import clientAddress, { trustProxyOption } from './plugins/client-address.js';
+import clientAddress, { compileTrustedProxies, trustProxyOption } from './plugins/client-address.js';
 import corsPlugin from './plugins/cors.js';
 import csrf from './plugins/csrf.js';
 import forceHttps from './plugins/force-https.js';
@@ -35,7 +35,7 @@ import rateLimit, { isUnlimitedHealthRoute } from './plugins/rate-limit.js';
 import securityHeaders, { DOCS_CSP } from './plugins/security-headers.js';
 import authenticate from './plugins/authenticate.js';
 import errorHandler from './plugins/error-handler.js';
-import httpBasics, { genReqId } from './plugins/http-basics.js';
+import httpBasics, { requestIdGenerator } from './plugins/http-basics.js';
 import metricsPlugin from './modules/metrics/plugin.js';
 
 declare module 'fastify' {
@@ -84,7 +84,7 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
-    genReqId,
+    genReqId: requestIdGenerator(compileTrustedProxies(config.TRUSTED_PROXIES)),
     requestIdHeader: false,
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }) as never,
     onProtoPoisoning: 'error',

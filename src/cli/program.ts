@@ -18,10 +18,10 @@ import { printRemoteChecks, registerOperationsCommands } from './operations.js';
 
 /** The API's own field schemas, checked here before anything is read from stdin. */
 async function fieldValidators() {
-  const [{ Ajv }, { default: addFormats }, { Email, Username }] = await Promise.all([import('ajv'), import('ajv-formats'), import('../http/fields.js')]);
+  const [{ Ajv }, { default: addFormats }, { Email, Username, USERNAME_RULE }] = await Promise.all([import('ajv'), import('ajv-formats'), import('../http/fields.js')]);
   const ajv = new Ajv({ allErrors: false });
   (addFormats as unknown as (a: InstanceType<typeof Ajv>) => void)(ajv);
-  return { validUsername: ajv.compile(Username), validEmail: ajv.compile(Email) };
+  return { validUsername: ajv.compile(Username), validEmail: ajv.compile(Email), usernameRule: USERNAME_RULE };
 }
 
 /** "2026-01-01T00:00:00Z", or a duration back from now: "15m", "2h", "7d". */
@@ -59,11 +59,11 @@ export function buildProgram(): Command {
   users
     .command('create-admin')
     .description('Create an administrator account. The password is read from standard input, or prompted for (twice, without echo) on a terminal — never from the command line.')
-    .argument('<username>', 'username: 3–50 of A–Z, a–z, 0–9, _ and -')
+    .argument('<username>', 'username: 3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id')
     .argument('<email>', 'e-mail address')
     .action(async (username: string, email: string) => {
-      const { validUsername, validEmail } = await fieldValidators();
-      if (!validUsername(username)) throw new CliError('username must be 3–50 of A–Z, a–z, 0–9, _ and -');
+      const { validUsername, validEmail, usernameRule } = await fieldValidators();
+      if (!validUsername(username)) throw new CliError(`username must be ${usernameRule}`);
       if (!validEmail(email)) throw new CliError('not a valid e-mail address');
       const password = await readPassword();
       await withContainer(async (c) => {

@@ -110,6 +110,10 @@ export function inspectConfig(env: NodeJS.ProcessEnv = process.env, options: Loa
   if (settings.HEADERS_TIMEOUT_SECONDS > settings.REQUEST_TIMEOUT_SECONDS) {
     problem('HEADERS_TIMEOUT_SECONDS', 'HEADERS_TIMEOUT_SECONDS must not exceed REQUEST_TIMEOUT_SECONDS');
   }
+  // The redirect's target is never taken from the request's Host header (anyone can send one).
+  if (settings.FORCE_HTTPS && !settings.PUBLIC_URL.startsWith('https://')) {
+    problem('PUBLIC_URL', 'FORCE_HTTPS=true needs PUBLIC_URL set to the https:// address of the service: redirects go only to its host');
+  }
   if (settings.MIN_PASSWORD_LENGTH > settings.MAX_PASSWORD_LENGTH) {
     problem('MIN_PASSWORD_LENGTH', 'MIN_PASSWORD_LENGTH must not exceed MAX_PASSWORD_LENGTH');
   }

@@ -196,7 +196,7 @@ export const SETTINGS = {
   NODE_ENV: S({ env: 'NODE_ENV', default: 'development', group: 'Server', doc: 'development, test or production. Production refuses weak secrets and enables HSTS.', parse: oneOf('development', 'test', 'production') }),
   HOST: S({ env: 'HOST', default: '127.0.0.1', group: 'Server', doc: 'Interface to listen on (0.0.0.0 in containers).', parse: str }),
   PORT: S({ env: 'PORT', default: '5000', group: 'Server', doc: 'TCP port to listen on.', parse: int(0, 65535) }),
-  PUBLIC_URL: S({ env: 'PUBLIC_URL', default: '', group: 'Server', doc: 'Base URL used in e-mailed links (default http://HOST:PORT).', parse: url('http:', 'https:') }),
+  PUBLIC_URL: S({ env: 'PUBLIC_URL', default: '', group: 'Server', doc: 'Base URL used in e-mailed links and as the FORCE_HTTPS redirect target (default http://HOST:PORT).', parse: url('http:', 'https:') }),
   WEB_CONCURRENCY: S({ env: 'WEB_CONCURRENCY', default: '1', group: 'Server', doc: 'Worker processes sharing the port (node:cluster).', parse: int(1, 64) }),
   BODY_LIMIT: S({ env: 'BODY_LIMIT', default: '102400', group: 'Server', doc: 'Largest accepted request body in bytes; larger bodies get 413.', parse: int(1024, 10 * 1024 * 1024) }),
   REQUEST_TIMEOUT_SECONDS: S({ env: 'REQUEST_TIMEOUT_SECONDS', default: '30', group: 'Server', doc: 'A request (headers and body) must arrive within this long; otherwise 408 and the connection is closed.', parse: int(1, 3600) }),
@@ -276,7 +276,7 @@ export const SETTINGS = {
   TRUSTED_PROXIES: S({ env: 'TRUSTED_PROXIES', default: '', group: 'HTTP protection', doc: 'Proxy addresses/CIDRs whose X-Forwarded-For/-Proto are believed.', parse: list }),
   TLS_CERT_FILE: S({ env: 'TLS_CERT_FILE', default: '', group: 'HTTP protection', doc: 'Serve HTTPS with this certificate (PEM).', parse: str }),
   TLS_KEY_FILE: S({ env: 'TLS_KEY_FILE', default: '', group: 'HTTP protection', doc: 'Private key for TLS_CERT_FILE.', parse: str }),
-  FORCE_HTTPS: S({ env: 'FORCE_HTTPS', default: 'false', group: 'HTTP protection', doc: 'Redirect plain-HTTP requests to https:// (308).', parse: bool }),
+  FORCE_HTTPS: S({ env: 'FORCE_HTTPS', default: 'false', group: 'HTTP protection', doc: 'Redirect plain-HTTP requests (308) to the same path on the host of PUBLIC_URL, which must then be https://.', parse: bool }),
 
   SENTRY_DSN: S({ env: 'SENTRY_DSN', default: '', group: 'Monitoring', doc: 'Report unhandled errors and critical security events to Sentry.', parse: str, secret: true }),
   SENTRY_ENVIRONMENT: S({ env: 'SENTRY_ENVIRONMENT', default: '', group: 'Monitoring', doc: 'Sentry environment (default NODE_ENV).', parse: str }),

@@ -2,7 +2,12 @@
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config/index.js';
 
-export const Username = Type.String({ minLength: 3, maxLength: 50, pattern: '^[A-Za-z0-9_-]*$', description: '3–50 of A–Z, a–z, 0–9, _ and -' });
+/** The shape of a user id (a UUID). No username has it, so a lookup by "id or username" is never ambiguous. */
+export const USER_ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const HEX = (n: number) => `[0-9A-Fa-f]{${n}}`;
+const USERNAME_PATTERN = `^(?!${HEX(8)}-${HEX(4)}-${HEX(4)}-${HEX(4)}-${HEX(12)}$)[A-Za-z0-9_-]*$`;
+export const USERNAME_RULE = '3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id';
+export const Username = Type.String({ minLength: 3, maxLength: 50, pattern: USERNAME_PATTERN, description: USERNAME_RULE });
 export const Email = Type.String({ format: 'email', maxLength: 254 });
 /** A password being checked (login, current password): any length a password ever had. */
 export const Password = Type.String({ minLength: 1, maxLength: 1024 });
@@ -16,8 +21,19 @@ export const NewPassword = (config: Pick<Config, 'MIN_PASSWORD_LENGTH' | 'MAX_PA
     maxLength: config.MAX_PASSWORD_LENGTH,
     description: 'Must also pass the password policy (docs/security.md): character classes, not common or breached, strong enough',
   });
-/** Names: no markup or control characters. */
-export const PersonName = Type.String({ maxLength: 100, pattern: '^[^<>&"\\\\\\u0000-\\u001f\\u007f]*$' });
+/**
+ * Names: no markup, no control characters, and no invisible format characters (Unicode category
+ * Cf: bidi controls such as U+202E and U+2066–U+2069, zero-width U+200B–U+200D, U+FEFF…), which
+ * would make a name display as something other than what it is.
+ */
+const PERSON_NAME_PATTERN = '^[^<>&"\\\\\\u0000-\\u001f\\u007f-\\u009f\\p{Cf}]*$';
+export const PersonName = Type.String({ maxLength: 100, pattern: PERSON_NAME_PATTERN });
+
+/** The 400 message for a field that fails one of the patterns above (validation.ts). */
+export const PATTERN_MESSAGES: Record<string, string> = {
+  [USERNAME_PATTERN]: `Must be ${USERNAME_RULE}`,
+  [PERSON_NAME_PATTERN]: 'Must not contain markup (< > & " \\), control characters or invisible format characters (such as bidi controls)',
+};
 /** Free text: control characters are stripped (see sanitizeText), markup is stored as given and escaped on output. */
 export const Bio = Type.String({ maxLength: 1000 });
 export const OpaqueToken = Type.String({ minLength: 1, maxLength: 4096 });

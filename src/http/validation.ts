@@ -7,6 +7,7 @@
  * MAX_DETAIL_FIELDS fields with at most MAX_MESSAGES_PER_FIELD messages each, and field names
  * (which come from the client) are cut to MAX_FIELD_NAME_LENGTH characters.
  */
+import { PATTERN_MESSAGES } from './fields.js';
 import type { ErrorDetails } from './errors.js';
 
 export const MAX_DETAIL_FIELDS = 20;
@@ -54,7 +55,7 @@ export const KEYWORD_MESSAGES: Record<string, (params: Record<string, unknown>) 
   additionalProperties: () => 'Unknown field',
   minLength: (p) => (p.limit === 1 ? 'Must not be empty' : `Must be at least ${String(p.limit)} characters`),
   maxLength: (p) => `Must be at most ${String(p.limit)} characters`,
-  pattern: () => 'Contains characters that are not allowed',
+  pattern: (p) => PATTERN_MESSAGES[String(p.pattern)] ?? 'Contains characters that are not allowed',
   format: (p) => FORMAT_MESSAGES[String(p.format)] ?? `Must be a valid ${String(p.format)}`,
   minimum: (p) => `Must be at least ${String(p.limit)}`,
   maximum: (p) => `Must be at most ${String(p.limit)}`,

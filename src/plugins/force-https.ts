@@ -2,7 +2,9 @@
  * FORCE_HTTPS: a request that arrived over plain HTTP (directly, or as reported by a trusted
  * proxy's X-Forwarded-Proto) is answered 308 to the same path on https://, so even a POST is
  * repeated with its body over TLS. Health checks are answered as they come: load balancers probe
- * over plain HTTP. The target host is PUBLIC_URL's when that is https, else the request's host name.
+ * over plain HTTP. The target host is always PUBLIC_URL's (config refuses FORCE_HTTPS without an
+ * https PUBLIC_URL): a redirect built from the request's Host header would send users wherever the
+ * sender of that header likes.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -11,11 +13,9 @@ import type { Config } from '../config/index.js';
 export default fp(
   async function forceHttps(app: FastifyInstance, { config }: { config: Config }) {
     if (!config.FORCE_HTTPS) return;
-    const publicUrl = config.PUBLIC_URL ? new URL(config.PUBLIC_URL) : null;
-    const fixedHost = publicUrl?.protocol === 'https:' ? publicUrl.host : null;
+    const host = new URL(config.PUBLIC_URL).host;
     app.addHook('onRequest', async (request, reply) => {
       if (request.protocol === 'https' || (request.routeOptions.url ?? '').startsWith('/api/health')) return;
-      const host = fixedHost ?? request.hostname;
       return reply.code(308).header('Location', `https://${host}${request.url}`).type('application/json; charset=utf-8').send({
         success: true,
         message: 'Use HTTPS',

@@ -3,12 +3,31 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { escapeJsonForHtml } from '../http/envelope.js';
 
-/** An incoming X-Request-ID is kept only if it looks like an id, never as a log-injection vector. */
+/** An incoming X-Request-ID is considered only if it looks like an id, never as a log-injection vector. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function genReqId(request: { headers: Record<string, string | string[] | undefined> }): string {
-  const incoming = request.headers['x-request-id'];
-  return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+interface RawRequest {
+  headers: Record<string, string | string[] | undefined>;
+  socket?: { remoteAddress?: string };
+}
+
+/** The X-Request-ID a client sent that we did not adopt (logged apart as `client_request_id`). */
+const clientRequestIds = new WeakMap<object, string>();
+
+/**
+ * Fastify's genReqId: a sane X-Request-ID is our request id only when it comes from a trusted
+ * proxy (TRUSTED_PROXIES, the same check as client-address.ts), which sets it for its own
+ * correlation. Anyone else gets an id we make, so logs and security events never carry a
+ * client-chosen id as ours; the client's is kept for the access line as `client_request_id`.
+ */
+export function requestIdGenerator(trustedPeer: (address: string) => boolean): (request: RawRequest) => string {
+  return (request) => {
+    const incoming = request.headers['x-request-id'];
+    if (typeof incoming !== 'string' || !SANE_REQUEST_ID.test(incoming)) return randomUUID();
+    if (trustedPeer(request.socket?.remoteAddress ?? '')) return incoming;
+    clientRequestIds.set(request, incoming);
+    return randomUUID();
+  };
 }
 
 /**
@@ -27,7 +46,14 @@ export default fp(
     if (accessLog) {
       app.addHook('onResponse', (request, reply, done) => {
         request.log.info(
-          { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, ip: request.ip, ms: Math.round(reply.elapsedTime * 10) / 10 },
+          {
+            method: request.method,
+            path: request.url.split('?')[0],
+            status: reply.statusCode,
+            ip: request.ip,
+            ms: Math.round(reply.elapsedTime * 10) / 10,
+            client_request_id: clientRequestIds.get(request.raw),
+          },
           'request completed',
         );
         done();

@@ -26,6 +26,7 @@ import { rateLimited } from '../http/errors.js';
 import { bearerToken } from './authenticate.js';
 import { RateLimitStore, type LimitDecision } from '../state/rate-limiter.js';
 import { clientAddressKey } from './client-address.js';
+import { normalizeLoginName } from '../modules/auth/login-name.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -135,9 +136,10 @@ export default fp(
 
     // Keyed `username:<name>` (the login field's name), as before the lockout applied it.
     app.decorate('perAccountRateLimit', async (request: FastifyRequest, reply: FastifyReply, name: string, account: string) => {
-      if (!config.RATE_LIMIT_ENABLED || account.trim() === '') return;
+      if (!config.RATE_LIMIT_ENABLED || normalizeLoginName(account) === '') return;
       const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
-      await enforce(request, reply, name, spec, `username:${account.trim().toLowerCase().slice(0, 254)}`, 'username');
+      // The keyed hash of the typed name: counted like the lockout counts it, and no typed text in Redis.
+      await enforce(request, reply, name, spec, `username:${container.lockout.names.tag(account)}`, 'username');
     });
 
     // The one place that decides which routes the per-route limits skip; a route cannot exempt itself.

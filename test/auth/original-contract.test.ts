@@ -154,7 +154,7 @@ describe('the original paths and mistakes', () => {
 
   it('POST /api/auth/email/verify verifies like /verify-email, once', async () => {
     const user = await register(t.app);
-    const token = await t.app.container.oneTimeTokens.issue(user.id, 'email_verification', 60_000);
+    const token = await t.app.container.oneTimeTokens.issue(user.id, 'email_verification', 60_000, user.email);
     const res = await t.app.inject({ method: 'POST', url: '/api/auth/email/verify', payload: { token } });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal((await t.app.container.users.findById(user.id))!.is_verified, 1);

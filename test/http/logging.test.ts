@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { createLogger, LineBatch, LOG_FLUSH_INTERVAL_MS, PIPE_BUF, REDACTED, SECRET_KEY_PATTERN, SECRET_KEYS } from '../../src/logging.js';
+import { createLogger, isSecretKey, LineBatch, LOG_FLUSH_INTERVAL_MS, PIPE_BUF, REDACTED, SECRET_KEYS } from '../../src/logging.js';
 import { createLoggedApp } from './support.js';
 
 describe('logging', () => {
@@ -25,13 +25,15 @@ describe('logging', () => {
       const access = t.lines.filter((line) => line.msg === 'request completed');
       assert.equal(access.length, 2, JSON.stringify(access));
       const [first, second] = access;
-      assert.equal(first!.request_id, 'req-logging-1');
+      // Sent by a client, not a trusted proxy: logged apart, never as our id.
+      assert.notEqual(first!.request_id, 'req-logging-1');
+      assert.equal(first!.client_request_id, 'req-logging-1');
       assert.equal(first!.method, 'GET');
       assert.equal(first!.path, '/api/auth/me');
       assert.equal(first!.status, 401);
       assert.equal(first!.ip, '198.51.100.7');
       assert.equal(typeof first!.ms, 'number');
-      assert.equal(second!.request_id, 'req-logging-2');
+      assert.equal(second!.client_request_id, 'req-logging-2');
       assert.equal(second!.status, 200);
 
       const everything = JSON.stringify(t.lines);
@@ -71,8 +73,52 @@ describe('logging', () => {
     assert.match(text, /"username":"alice"/, 'other fields stay');
   });
 
-  it('one rule for secrets: every key the log censors is also dropped from security-event details', () => {
-    for (const key of SECRET_KEYS) assert.match(key, SECRET_KEY_PATTERN, key);
+  /** Secret keys are censored in the log line and the stored row; information keys stay as they are. */
+  const SECRET_DETAIL_KEYS = ['password', 'token', 'refresh_token', 'access_token', 'current_password', 'new_password', 'authorization', 'Authorization', 'cookie', 'Set-Cookie', 'secrets', 'secret', 'password_hash', 'csrf_token', 'jwt', 'refreshToken', 'newPassword', 'X-CSRF-Token'];
+  const INFORMATION_KEYS = ['password_upgraded', 'username', 'jti', 'session_id', 'token_type', 'hash_algorithm', 'cookie_mode', 'passwordless', 'secret_rotation_due', 'passwordUpgraded'];
+
+  it('redaction by key is exact: secret keys are always censored, information keys such as password_upgraded never', async () => {
+    for (const key of SECRET_KEYS) assert.ok(isSecretKey(key), key);
+    for (const key of SECRET_DETAIL_KEYS) assert.ok(isSecretKey(key), key);
+    for (const key of INFORMATION_KEYS) assert.ok(!isSecretKey(key), key);
+    const t = await createLoggedApp();
+    try {
+      const details: Record<string, unknown> = {};
+      for (const key of SECRET_DETAIL_KEYS) details[key] = `value-of-${key}`;
+      INFORMATION_KEYS.forEach((key, i) => (details[key] = i % 2 === 0 ? true : `info-${key}`));
+      t.container.events.emit({ type: 'admin_action', userId: null, details });
+      await t.container.events.flush();
+      const row = await t.container.db.selectFrom('security_events').select('details').where('type', '=', 'admin_action').executeTakeFirstOrThrow();
+      const stored = JSON.parse(row.details ?? '{}') as Record<string, unknown>;
+      // The log line carries the details at its top level.
+      const logged = t.lines.find((l) => l.security_event === 'admin_action');
+      assert.ok(logged, 'the event was logged');
+      for (const key of SECRET_DETAIL_KEYS) {
+        assert.equal(stored[key], REDACTED, `stored ${key}`);
+        assert.equal(logged[key], REDACTED, `logged ${key}`);
+      }
+      INFORMATION_KEYS.forEach((key, i) => {
+        const value = i % 2 === 0 ? true : `info-${key}`;
+        assert.equal(stored[key], value, `stored ${key}`);
+        assert.equal(logged[key], value, `logged ${key}`);
+      });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a real login event says whether the password hash was upgraded (a boolean, not "[redacted]")', async () => {
+    const t = await createLoggedApp();
+    try {
+      const user = { username: 'upgrader', email: 'upgrader@example.com', password: 'Velvet-Orbit-Harbor-42' };
+      assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: user })).statusCode, 201);
+      assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: user.password } })).statusCode, 200);
+      await t.container.events.flush();
+      const row = await t.container.db.selectFrom('security_events').select('details').where('type', '=', 'login_success').executeTakeFirstOrThrow();
+      assert.equal(typeof JSON.parse(row.details ?? '{}').password_upgraded, 'boolean');
+    } finally {
+      await t.close();
+    }
   });
 
   describe('standard output (LOG_BUFFER_BYTES)', () => {

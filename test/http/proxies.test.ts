@@ -50,6 +50,37 @@ describe('client address', () => {
     }
   });
 
+  it('X-Request-ID is our id only from a trusted proxy; a client\'s is logged apart and never reaches a security event', async () => {
+    const t = await createLoggedApp({ TRUSTED_PROXIES: '10.0.0.1', NODE_ENV: 'development' });
+    const events: { type: string; request_id: string | null }[] = [];
+    t.container.events.onEvent((e) => events.push(e));
+    try {
+      const login = (remoteAddress: string, id: string) =>
+        t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress, headers: { 'x-request-id': id }, payload: { username: 'nobody-here', password: 'Not-The-Password-1' } });
+      const direct = await login('198.51.100.30', 'client-chosen-1');
+      assert.equal(direct.statusCode, 401);
+      const ours = String(direct.headers['x-request-id']);
+      assert.match(ours, /^[0-9a-f-]{36}$/);
+      assert.equal(JSON.parse(direct.body).request_id, ours);
+      const viaProxy = await login('10.0.0.1', 'proxy-set-1');
+      assert.equal(viaProxy.headers['x-request-id'], 'proxy-set-1');
+      // IPv4-mapped spelling of the proxy is the proxy; a neighbour is not.
+      assert.equal((await login('::ffff:10.0.0.1', 'proxy-set-2')).headers['x-request-id'], 'proxy-set-2');
+      assert.notEqual((await login('10.0.0.2', 'client-chosen-2')).headers['x-request-id'], 'client-chosen-2');
+      await t.container.events.flush();
+      const ids = events.map((e) => e.request_id);
+      assert.ok(ids.includes(ours) && ids.includes('proxy-set-1'), JSON.stringify(ids));
+      assert.ok(!ids.includes('client-chosen-1') && !ids.includes('client-chosen-2'), JSON.stringify(ids));
+      const rows = await t.container.db.selectFrom('security_events').select('request_id').execute();
+      assert.ok(!rows.some((r) => r.request_id?.startsWith('client-chosen')));
+      const access = t.lines.find((l) => l.msg === 'request completed' && l.request_id === ours);
+      assert.equal(access?.client_request_id, 'client-chosen-1');
+      assert.ok(!t.lines.some((l) => l.request_id === 'client-chosen-1'));
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a spoofed X-Forwarded-For cannot dodge a rate limit', async () => {
     const t = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', RATE_LIMITS: '{"auth.login": "3 per minute"}' });
     try {

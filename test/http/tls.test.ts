@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { TLS12_CIPHERS, tlsServerOptions } from '../../src/http/tls.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { loadConfig } from '../../src/config/index.js';
+import { createTestApp, TEST_ENV, type TestApp } from '../helpers/app.js';
 
 function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; cipher: string }> {
   return new Promise((resolve, reject) => {
@@ -118,7 +119,7 @@ describe('TLS settings', () => {
 describe('FORCE_HTTPS', () => {
   let t: TestApp;
   before(async () => {
-    t = await createTestApp({ FORCE_HTTPS: 'true', TRUSTED_PROXIES: '10.0.0.1' });
+    t = await createTestApp({ FORCE_HTTPS: 'true', TRUSTED_PROXIES: '10.0.0.1', PUBLIC_URL: 'https://api.example.com' });
   });
   after(() => t.close());
 
@@ -127,6 +128,25 @@ describe('FORCE_HTTPS', () => {
     assert.equal(res.statusCode, 308);
     assert.equal(res.headers.location, 'https://api.example.com/api/auth/login?x=1');
     assert.equal(res.headers['x-frame-options'], 'DENY');
+  });
+
+  it('redirects only to PUBLIC_URL\'s host, whatever Host or X-Forwarded-Host the request sends', async () => {
+    for (const headers of [{ host: 'evil.example' }, { host: 'evil.example:443' }, { host: 'api.example.com', 'x-forwarded-host': 'evil.example' }]) {
+      const res = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers });
+      assert.equal(res.statusCode, 308);
+      assert.equal(res.headers.location, 'https://api.example.com/api/auth/me', JSON.stringify(headers));
+    }
+    const fromProxy = await t.app.inject({ method: 'GET', url: '/x', remoteAddress: '10.0.0.1', headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example' } });
+    assert.equal(fromProxy.headers.location, 'https://api.example.com/x');
+  });
+
+  it('refuses to start with FORCE_HTTPS unless PUBLIC_URL is https://', () => {
+    for (const publicUrl of [undefined, 'http://api.example.com']) {
+      const env: Record<string, string> = { ...TEST_ENV, DATABASE_URL: 'sqlite::memory:', FORCE_HTTPS: 'true' };
+      if (publicUrl) env.PUBLIC_URL = publicUrl;
+      assert.throws(() => loadConfig(env, { dotenv: false }), /PUBLIC_URL.*https/);
+    }
+    assert.doesNotThrow(() => loadConfig({ ...TEST_ENV, DATABASE_URL: 'sqlite::memory:', FORCE_HTTPS: 'true', PUBLIC_URL: 'https://a.example' }, { dotenv: false }));
   });
 
   it('lets HTTPS through when a trusted proxy says so, not when anyone else does; health checks are not redirected', async () => {

@@ -33,7 +33,7 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
     [admin.access, admin.refresh].forEach((s) => secrets.add(s));
 
     const u = await register(app, uniqueUser('ev'));
-    const verify = await container.oneTimeTokens.issue(u.id, 'email_verification', 60_000);
+    const verify = await container.oneTimeTokens.issue(u.id, 'email_verification', 60_000, u.email);
     secrets.add(verify);
     assert.equal((await app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token: verify } })).statusCode, 200);
 
@@ -171,7 +171,9 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
     assert.equal(rows.filter((r) => r.type === 'credential_stuffing_detected').length, 1);
     const distributed = rows.filter((r) => r.type === 'distributed_attack_detected');
     assert.equal(distributed.length, 1);
-    assert.equal(distributed[0]!.details!.username, 'targeted');
+    // An unknown name: only its keyed hash, never the typed text.
+    assert.equal(distributed[0]!.details!.login_hash, container.lockout.names.tag('targeted'));
+    assert.equal(distributed[0]!.details!.username, undefined);
     const emergency = rows.filter((r) => r.type === 'emergency_action');
     assert.equal(emergency.length, 2);
     assert.equal(emergency[0]!.user_id, admin.id);

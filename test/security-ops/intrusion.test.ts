@@ -23,8 +23,9 @@ async function redisAvailable(): Promise<boolean> {
   }
 }
 
+/** A failed login on an unknown name, recorded as the lockout records it (the keyed hash, never the text). */
 function fail(c: Container, ip: string, login: string) {
-  c.events.emit({ type: 'login_failure', ip, details: { reason: 'bad_credentials', login } });
+  c.events.emit({ type: 'login_failure', ip, details: { reason: 'bad_credentials', login_hash: c.lockout.names.tag(login) } });
 }
 
 describe('intrusion detection (in-process counters)', () => {
@@ -65,8 +66,19 @@ describe('intrusion detection (in-process counters)', () => {
     for (let round = 0; round < 2; round++) for (let i = 0; i < 9; i++) fail(c, `192.0.2.${100 + i}`, 'bob');
     const alerts = await eventRows(c, 'distributed_attack_detected');
     assert.equal(alerts.length, 1);
-    assert.equal(alerts[0]!.details!.username, 'bob');
+    assert.equal(alerts[0]!.details!.login_hash, c.lockout.names.tag('bob'));
     assert.equal(alerts[0]!.details!.distinct_ips, 6);
+  });
+
+  it('one name however it is typed: "carol", " Carol ", "CAROL" and the full-width "ｃａｒｏｌ" count as one name from many IPs', async () => {
+    const spellings = ['carol', ' Carol ', 'CAROL', 'carol ', '\uff43\uff41\uff52\uff4f\uff4c', '\tcarol'];
+    for (let i = 0; i < 6; i++) fail(c, `198.51.100.${10 + i}`, spellings[i]!);
+    const alerts = (await eventRows(c, 'distributed_attack_detected')).filter((a) => a.details!.login_hash === c.lockout.names.tag('carol'));
+    assert.equal(alerts.length, 1, 'six addresses on one name pass the threshold of 5');
+    // And from one address, the spellings are one name, not six: no credential stuffing.
+    const before = (await eventRows(c, 'credential_stuffing_detected')).length;
+    for (const name of spellings) fail(c, '198.51.100.99', name);
+    assert.equal((await eventRows(c, 'credential_stuffing_detected')).length, before);
   });
 });
 

@@ -9,7 +9,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
-import { isUniqueViolation } from '../../db/index.js';
+import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
 import { ApiError, authenticationError, conflict, notFound, validationError } from '../../http/errors.js';
 import type { MailLinks } from '../../mail/links.js';
@@ -303,17 +303,35 @@ export class AuthService {
     this.d.events.emit({ type: 'password_reset', request, userId: user.id });
   }
 
+  /**
+   * A verification link confirms the address it was mailed to, nothing else: the link records that
+   * address, and the account is marked verified in the same conditional UPDATE that checks the
+   * account still has it. An address change racing the link (an administrator's change applies at
+   * once) leaves the new address unverified, whichever commits first.
+   */
   async verifyEmail(token: string, request: FastifyRequest): Promise<void> {
-    const userId = await this.d.oneTimeTokens.consume(token, 'email_verification');
-    if (!userId) throw validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
-    await this.d.users.update(userId, { is_verified: 1 });
+    const invalid = () => validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
+    const userId = await withConflictRetry(() =>
+      this.d.db.transaction().execute(async (trx) => {
+        const spent = await this.d.oneTimeTokens.spend(token, 'email_verification', trx);
+        if (!spent?.targetEmail) throw invalid();
+        const result = await trx
+          .updateTable('users')
+          .set({ is_verified: 1, updated_at: Date.now() })
+          .where('id', '=', spent.userId)
+          .where('email', '=', spent.targetEmail)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) throw invalid();
+        return spent.userId;
+      }),
+    );
     this.d.events.emit({ type: 'email_verified', request, userId });
   }
 
   async sendVerification(user: UserRow): Promise<void> {
     if (user.is_verified) return;
     const hours = this.d.config.EMAIL_VERIFICATION_EXPIRES_HOURS;
-    const token = await this.d.oneTimeTokens.issue(user.id, 'email_verification', hours * 3_600_000);
+    const token = await this.d.oneTimeTokens.issue(user.id, 'email_verification', hours * 3_600_000, user.email);
     const link = this.d.links.build('verify_email', token);
     this.d.mailer.send({
       to: user.email,

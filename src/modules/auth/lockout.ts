@@ -27,6 +27,7 @@
  *
  * The same counters serve re-authentication (current password on password and e-mail change).
  */
+import { LoginNames } from './login-name.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { sql, type Kysely, type SqlBool } from 'kysely';
@@ -93,12 +94,13 @@ type Acquired = { state: 'reserved'; slot: Slot } | { state: 'locked'; retryAfte
 export const accountKey = (userId: string) => `user:${userId}`;
 const adminKey = (userId: string) => `admin:${userId}`;
 const deviceKey = (identity: DeviceIdentity) => `device:${identity.userId}:${identity.nonce}`;
-const nameKey = (login: string) => `name:${login.trim().toLowerCase().slice(0, 250)}`;
 /** Every device counter of a user (`device:<id>:…`); LIKE's wildcards in the id are escaped with `!` (same on every database). */
 const deviceKeysOf = (userId: string) => sql<SqlBool>`${sql.ref('key')} like ${`device:${userId.replace(/[!%_]/g, '!$&')}:%`} escape '!'`;
 
 export class Lockout {
   readonly devices: DeviceCredentials;
+  /** Keyed hashes of typed login names: counter keys and event details of unknown names. */
+  readonly names: LoginNames;
   /** Attempts in this process waiting for a slot, per counter key. */
   private readonly waiters = new Map<string, Set<() => void>>();
 
@@ -108,6 +110,7 @@ export class Lockout {
     private readonly events: SecurityEvents,
   ) {
     this.devices = new DeviceCredentials(settings.secretKey);
+    this.names = new LoginNames(settings.secretKey);
   }
 
   get mode(): LockoutMode {
@@ -127,9 +130,10 @@ export class Lockout {
       ? { key: deviceKey(identity), kind: 'device' }
       : attempt.user
         ? { key: accountKey(attempt.user.id), kind: 'account' }
-        : { key: nameKey(attempt.login), kind: 'name' };
-    const login = attempt.login.slice(0, 100);
-    const base = { login, flow: attempt.flow, ...(this.settings.mode === 'device' ? { device: trusted ? 'trusted' : 'untrusted' } : {}) };
+        : { key: `name:${this.names.tag(attempt.login)}`, kind: 'name' };
+    // Never the typed text (it may be a password typed into the wrong field): login-name.ts.
+    const who = attempt.user ? { username: attempt.user.username } : { login_hash: this.names.tag(attempt.login) };
+    const base = { ...who, flow: attempt.flow, ...(this.settings.mode === 'device' ? { device: trusted ? 'trusted' : 'untrusted' } : {}) };
     const userId = attempt.user?.id;
     if (!trusted && attempt.untrustedLimit) {
       // The lock outranks the per-username limit: with the defaults both trip at the 5th attempt,

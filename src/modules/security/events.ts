@@ -9,7 +9,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { isDatabaseUnavailable } from '../../db/availability.js';
 import type { Database } from '../../db/types.js';
-import { REDACTED, SECRET_KEY_PATTERN } from '../../logging.js';
+import { isSecretKey, REDACTED } from '../../logging.js';
 
 export const EVENT_TYPES = {
   login_success: 'info',
@@ -57,11 +57,11 @@ export interface SecurityEventInput {
 
 type Row = Database['security_events'] extends infer T ? Omit<T, 'id'> : never;
 
-/** Drops any key that looks like it could carry a secret, however it got here. */
+/** Censors every secret key (logging.ts SECRET_KEYS), however it got here. */
 function scrub(details: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!details) return undefined;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(details)) out[k] = SECRET_KEY_PATTERN.test(k) ? REDACTED : v;
+  for (const [k, v] of Object.entries(details)) out[k] = isSecretKey(k) ? REDACTED : v;
   return out;
 }
 

@@ -10,7 +10,7 @@
  *
  * Counters are rate-limiter-flexible counters: atomic in Redis (shared by every instance) when
  * REDIS_URL is set, in-process otherwise, with an in-process insurance counter while Redis is down.
- * "Distinct" is counted with a per-pair counter: a pair (ip, username) seen for the first time in
+ * "Distinct" is counted with a per-pair counter: a pair (ip, account or keyed name hash) seen first in
  * its window adds one to the IP's (and the username's) distinct counter.
  */
 import type { FastifyInstance } from 'fastify';
@@ -25,6 +25,25 @@ import type { RedisClient } from '../../state/redis.js';
 import type { SecurityEvents } from './events.js';
 
 const WINDOW_SECONDS = 3600;
+
+/** Whom a failed login was aimed at: the account, or the keyed hash of an unknown name (login-name.ts). */
+export interface FailureSubject {
+  key: string;
+  details: { user_id: string; username?: string } | { login_hash: string };
+}
+
+/** Reads the subject from a login_failure event: the lockout records `username` or `login_hash`, never the typed text. */
+export function failureSubject(userId: string | null, details: string | null): FailureSubject | null {
+  let parsed: { username?: unknown; login_hash?: unknown } = {};
+  try {
+    parsed = JSON.parse(details ?? '{}') as typeof parsed;
+  } catch {
+    /* nothing recorded */
+  }
+  if (userId) return { key: `user:${userId}`, details: { user_id: userId, ...(typeof parsed.username === 'string' ? { username: parsed.username } : {}) } };
+  if (typeof parsed.login_hash === 'string' && parsed.login_hash) return { key: `name:${parsed.login_hash}`, details: { login_hash: parsed.login_hash } };
+  return null;
+}
 
 export class IntrusionDetector {
   private readonly failuresPerIp: RateLimiterAbstract;
@@ -60,20 +79,14 @@ export class IntrusionDetector {
     this.blocked = config.BRUTE_FORCE_BLOCK_MINUTES > 0 ? counter('blocked', 1, config.BRUTE_FORCE_BLOCK_MINUTES * 60) : null;
     this.unsubscribe = events.onEvent((event) => {
       if (event.type !== 'login_failure' || !event.ip) return;
-      let login = '';
-      try {
-        login = String((JSON.parse(event.details ?? '{}') as { login?: unknown }).login ?? '').toLowerCase();
-      } catch {
-        /* no login name recorded */
-      }
-      const task = this.recordFailure(event.ip, login).catch((error: unknown) => this.log.warn({ err: error }, 'intrusion detection failed'));
+      const task = this.recordFailure(event.ip, failureSubject(event.user_id, event.details)).catch((error: unknown) => this.log.warn({ err: error }, 'intrusion detection failed'));
       this.pending.add(task);
       void task.finally(() => this.pending.delete(task));
     });
   }
 
   /** Counts one failed login; raises each alert on the first count above its threshold in a window. */
-  async recordFailure(ip: string, login: string): Promise<void> {
+  async recordFailure(ip: string, subject: FailureSubject | null): Promise<void> {
     const { BRUTE_FORCE_ALERT_THRESHOLD, CREDENTIAL_STUFFING_THRESHOLD, DISTRIBUTED_ATTACK_THRESHOLD } = this.config;
     const address = this.addressKey(ip);
     const attempts = (await this.failuresPerIp.penalty(address)).consumedPoints;
@@ -82,14 +95,14 @@ export class IntrusionDetector {
         type: 'brute_force_detected',
         ip,
         message: 'Potential brute force attack',
-        details: { ip_address: ip, username: login.slice(0, 100), attempts, window_seconds: WINDOW_SECONDS },
+        details: { ip_address: ip, ...subject?.details, attempts, window_seconds: WINDOW_SECONDS },
       });
       await this.block(ip);
     }
-    if (!login) return;
-    const firstTimePair = (await this.pairs.penalty(`${address}|${login}`)).consumedPoints === 1;
+    if (!subject) return;
+    const firstTimePair = (await this.pairs.penalty(`${address}|${subject.key}`)).consumedPoints === 1;
     if (!firstTimePair) return;
-    const [names, ips] = await Promise.all([this.namesPerIp.penalty(address), this.ipsPerName.penalty(login)]);
+    const [names, ips] = await Promise.all([this.namesPerIp.penalty(address), this.ipsPerName.penalty(subject.key)]);
     if (names.consumedPoints === CREDENTIAL_STUFFING_THRESHOLD + 1) {
       this.events.emit({
         type: 'credential_stuffing_detected',
@@ -103,7 +116,7 @@ export class IntrusionDetector {
         type: 'distributed_attack_detected',
         ip,
         message: 'Potential distributed attack on one account',
-        details: { username: login.slice(0, 100), distinct_ips: ips.consumedPoints, window_seconds: WINDOW_SECONDS },
+        details: { ...subject.details, distinct_ips: ips.consumedPoints, window_seconds: WINDOW_SECONDS },
       });
     }
   }

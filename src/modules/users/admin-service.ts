@@ -12,10 +12,10 @@
 import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
-import { dialectOf, isUniqueViolation } from '../../db/index.js';
+import { dialectOf, isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
 import { ApiError, conflict, notFound, validationError } from '../../http/errors.js';
-import { sanitizeText } from '../../http/fields.js';
+import { sanitizeText, USER_ID_SHAPE } from '../../http/fields.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
 import { UNTIL_UNLOCKED, type Lockout } from '../auth/lockout.js';
@@ -157,9 +157,13 @@ export class AdminService {
     return user;
   }
 
-  /** A user by id, or by username / e-mail (the CLI names users, the API uses ids). */
+  /**
+   * A user by id, or by username / e-mail (the CLI names users, the API uses ids). A reference with
+   * the shape of an id is only ever an id: no username may have that shape, so a user named like
+   * another user's id cannot make a command act on that other user.
+   */
   async find(ref: string): Promise<UserRow> {
-    const user = (await this.d.users.findById(ref)) ?? (await this.d.users.findByLogin(ref));
+    const user = USER_ID_SHAPE.test(ref) ? await this.d.users.findById(ref.toLowerCase()) : await this.d.users.findByLogin(ref);
     if (!user) throw notFound(`No user "${ref}"`);
     return user;
   }
@@ -324,10 +328,13 @@ export class AdminService {
     if (input.is_verified !== undefined) changes.is_verified = input.is_verified ? 1 : 0;
     try {
       // A new address makes every outstanding link (and a pending self-service change) stale: they die with the change.
-      await this.d.db.transaction().execute(async (trx) => {
-        await this.d.users.update(id, changes, trx);
-        if (changes.email) await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
-      });
+      // A link being spent at the same moment can deadlock with this on PostgreSQL/MariaDB; the loser retries.
+      await withConflictRetry(() =>
+        this.d.db.transaction().execute(async (trx) => {
+          await this.d.users.update(id, changes, trx);
+          if (changes.email) await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
+        }),
+      );
     } catch (error) {
       if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken({ username: changes.username, email: changes.email }, id));
       throw error;
@@ -341,27 +348,35 @@ export class AdminService {
     return updated;
   }
 
-  private async activeAdminCount(): Promise<number> {
-    const row = await this.d.db
-      .selectFrom('users')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('is_admin', '=', 1)
-      .where('is_active', '=', 1)
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
-  }
-
-  /** Refuses to take away the last active admin account (nobody could administer afterwards). */
-  private async assertNotLastActiveAdmin(target: UserRow, actor: Actor, what: string): Promise<void> {
-    if (actor.userId !== target.id || !target.is_admin || !target.is_active) return;
-    if ((await this.activeAdminCount()) <= 1) throw validationError(`You cannot ${what} yourself: you are the last active administrator`);
+  /**
+   * Runs `change` (which takes administration away from `target`) in one transaction that first
+   * locks every active admin row, so two admins deactivating or demoting each other (or
+   * themselves) at the same moment cannot both pass the check: the second waits for the first and
+   * then counts what it left. SQLite runs one transaction at a time already. Through the API the
+   * last active administrator cannot be removed; an operator at the CLI (an emergency tool) can.
+   */
+  private async guardLastAdmin(target: UserRow, actor: Actor, what: string, change: (trx: Kysely<Database>) => Promise<void>): Promise<void> {
+    await withConflictRetry(() =>
+      this.d.db.transaction().execute(async (trx) => {
+        if (actor.via === 'api') {
+          let admins = trx.selectFrom('users').select(['id']).where('is_admin', '=', 1).where('is_active', '=', 1).orderBy('id');
+          if (this.dialect !== 'sqlite') admins = admins.forUpdate();
+          const rows = await admins.execute();
+          const targetIsActiveAdmin = rows.some((r) => r.id === target.id);
+          if (targetIsActiveAdmin && rows.length <= 1) {
+            const whom = actor.userId === target.id ? 'yourself' : 'this user';
+            throw validationError(`You cannot ${what} ${whom}: the account is the last active administrator`);
+          }
+        }
+        await change(trx);
+      }),
+    );
   }
 
   /** Deactivates, kills every outstanding link and revokes every session: the user's existing tokens fail at once. */
   async deactivate(id: string, actor: Actor, reason = 'deactivate_user'): Promise<UserRow> {
     const user = await this.get(id);
-    await this.assertNotLastActiveAdmin(user, actor, 'deactivate');
-    await this.d.db.transaction().execute(async (trx) => {
+    await this.guardLastAdmin(user, actor, 'deactivate', async (trx) => {
       await this.d.users.update(id, { is_active: 0 }, trx);
       await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
     });
@@ -406,7 +421,8 @@ export class AdminService {
   async setAdmin(id: string, isAdmin: boolean, actor: Actor): Promise<UserRow> {
     const user = await this.get(id);
     if (!isAdmin && actor.userId === id) throw validationError('You cannot remove your own administrator rights');
-    await this.d.users.update(id, { is_admin: isAdmin ? 1 : 0 });
+    if (isAdmin) await this.d.users.update(id, { is_admin: 1 });
+    else await this.guardLastAdmin(user, actor, 'demote', (trx) => this.d.users.update(id, { is_admin: 0 }, trx));
     await this.d.changes.publish('user', id);
     this.record(actor, isAdmin ? 'grant_admin' : 'revoke_admin', id, { username: user.username });
     return this.get(id);
@@ -419,13 +435,13 @@ export class AdminService {
       return;
     }
     const user = await this.get(id);
-    await this.assertNotLastActiveAdmin(user, actor, 'delete');
-    await this.d.sessions.revokeAllForUser(id, 'deactivated');
     // The rows cascade away with the user; killing the links first says so, in the same transaction.
-    await this.d.db.transaction().execute(async (trx) => {
+    await this.guardLastAdmin(user, actor, 'delete', async (trx) => {
       await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
       await trx.deleteFrom('users').where('id', '=', id).execute();
     });
+    // Sessions went with the row; this tells every instance's token guard at once.
+    await this.d.sessions.revokeAllForUser(id, 'deactivated');
     await this.d.lockout.unlock(id);
     await this.d.changes.publish('user', id);
     this.record(actor, 'hard_delete_user', id, { username: user.username });
