@@ -31,6 +31,7 @@ export default fp(
     app.decorateRequest('principal', null);
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
+      if (request.principal) return; // already verified in this request (the rate limiter's per-user key)
       const token = bearerToken(request);
       if (!token) throw authenticationError('Authentication required');
       request.principal = await container.tokenGuard.authenticate(token);

@@ -110,11 +110,16 @@ export default fp(
       throw rateLimited(decision.resetSeconds);
     }
 
-    /** `user:<id>` for a request with a valid access token, else null (the caller keys it by address). */
+    /**
+     * `user:<id>` for a request with a valid access token, else null (the caller keys it by address).
+     * The verified principal is kept on the request, so the route's `authenticate` does not verify twice.
+     */
     async function verifiedUserKey(request: FastifyRequest): Promise<string | null> {
       try {
         const token = bearerToken(request);
-        return token ? `user:${(await container.tokenGuard.authenticate(token)).user.id}` : null;
+        if (!token) return null;
+        request.principal = await container.tokenGuard.authenticate(token);
+        return `user:${request.principal.user.id}`;
       } catch {
         return null; // an invalid token counts against the address; the route refuses it itself
       }
