@@ -134,6 +134,8 @@ export function buildProgram(): Command {
     .command('revoke')
     .description('Revoke one access or refresh token by its jti claim; running instances reject it at once')
     .argument('<jti>', 'the token id (jti claim)')
+    // A jti is base64url and may start with "-": take it as the argument, not as an option.
+    .allowUnknownOption()
     .action(async (jti: string) => {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new CliError('a jti is 1–64 of A–Z, a–z, 0–9, _ and -');
       await withContainer(async (c) => {

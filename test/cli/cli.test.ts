@@ -150,6 +150,10 @@ describe('flokie CLI', () => {
     // An access token's jti is not stored: the command says it did not know it, and revoked it anyway.
     assert.match(r.stdout, new RegExp(`^Revoked token ${access.jti}: no refresh token with this id is known .*refused from now on\n$`));
     assert.equal((await runCli(['tokens', 'revoke', "x' OR 1=1 --"], { env })).code, 1);
+    // A jti may start with "-" (base64url): it is the argument, not an unknown option.
+    const dashed = await runCli(['tokens', 'revoke', '-Zq8vN3xR7kT2mW9pL4sY6b'], { env });
+    assert.equal(dashed.code, 0, dashed.stderr);
+    assert.match(dashed.stdout, /^Revoked token -Zq8vN3xR7kT2mW9pL4sY6b/);
 
     // A refresh token's jti names its session and user, which are revoked with it.
     const refreshed = await c.sessions.create(user.id, null, null);
