@@ -36,6 +36,16 @@ describe('password reset and e-mail verification over SMTP', () => {
     assert.equal(me.data.user.is_verified, true);
   });
 
+  it('a session that read /me before verifying sees is_verified: true at once after it', async () => {
+    const u = await register(t.app);
+    const token = tokenFromMail((await smtp.waitFor(u.email)).raw);
+    const tokens = await login(t.app, u.username);
+    const me = () => t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(tokens.access) });
+    assert.equal(json(await me()).data.user.is_verified, false); // now in the token cache
+    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token } })).statusCode, 200);
+    assert.equal(json(await me()).data.user.is_verified, true, 'the verification is published to the token cache');
+  });
+
   it('registration never returns the verification token', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { username: 'nosy_user', email: 'nosy@example.com', password: STRONG_PASSWORD } });
     const mail = await smtp.waitFor('nosy@example.com');

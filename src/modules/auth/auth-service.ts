@@ -25,6 +25,7 @@ import type { PasswordContext, PasswordPolicy } from './password-policy.js';
 import { requireSession, type RevokeReason, type SessionRow, type SessionStore } from './sessions.js';
 import type { Principal } from './token-guard.js';
 import type { TokenService } from './tokens.js';
+import type { ChangeFeed } from '../../state/change-feed.js';
 
 export interface TokenPair {
   access_token: string;
@@ -73,6 +74,8 @@ export interface AuthDeps {
   mailer: Mailer;
   links: MailLinks;
   events: SecurityEvents;
+  /** Publishes a changed user to every instance's token cache. */
+  changes: ChangeFeed;
   /** Background work (mail, reset requests) that shutdown waits for. */
   track: (task: Promise<unknown>) => void;
 }
@@ -325,6 +328,8 @@ export class AuthService {
         return spent.userId;
       }),
     );
+    // After the commit, so no cache re-reads the old row between the eviction and the commit.
+    await this.d.changes.publish('user', userId);
     this.d.events.emit({ type: 'email_verified', request, userId });
   }
 
