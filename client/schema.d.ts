@@ -1861,7 +1861,7 @@ export interface operations {
                     last_name?: string;
                     /** @description Must also pass the password policy (docs/security.md): character classes, not common or breached, strong enough */
                     password: string;
-                    /** @description 3–50 of A–Z, a–z, 0–9, _ and - */
+                    /** @description 3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id */
                     username: string;
                 };
             };
@@ -3074,7 +3074,7 @@ export interface operations {
                     last_name?: string | null;
                     /** @description Must also pass the password policy (docs/security.md): character classes, not common or breached, strong enough */
                     password: string;
-                    /** @description 3–50 of A–Z, a–z, 0–9, _ and - */
+                    /** @description 3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id */
                     username: string;
                 };
             };
@@ -3284,7 +3284,7 @@ export interface operations {
                     first_name?: string | null;
                     is_verified?: boolean;
                     last_name?: string | null;
-                    /** @description 3–50 of A–Z, a–z, 0–9, _ and - */
+                    /** @description 3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id */
                     username?: string;
                 };
             };
