@@ -40,7 +40,12 @@ describe('races on the administration guards', () => {
         deactivate(a, a.id), deactivate(b, b.id), remove(a, b.id), remove(b, a.id),
       ];
       const answers = await Promise.all([...requests, ...requests].map((r) => t.app.inject(r)));
-      for (const res of answers) assert.ok([200, 400, 401, 403].includes(res.statusCode), `${res.statusCode} ${res.body}`);
+      for (const res of answers) {
+        // 503 with Retry-After is the honest answer when a request waits longer than the database's time
+        // limits behind the others' locks (seen on a loaded CI host); never a 500, never a lost guard.
+        const tooBusy = res.statusCode === 503 && /^[1-9]\d*$/.test(String(res.headers['retry-after']));
+        assert.ok([200, 400, 401, 403].includes(res.statusCode) || tooBusy, `${res.statusCode} ${res.body}`);
+      }
       assert.ok((await activeAdmins()) >= 1, `round ${round}: no active administrator left`);
     }
   });
