@@ -98,9 +98,9 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
 
   // Authentication
   const accessHours = config.JWT_ACCESS_TOKEN_EXPIRES_HOURS;
-  add('tokens.access', 'Access token lifetime', accessHours > 1 ? 'warn' : 'pass', `${accessHours} h${accessHours > 1 ? ' (the guide recommends 1 hour or less)' : ''}`);
+  add('tokens.access', 'Access token lifetime', accessHours > 1 ? 'warn' : 'pass', `${accessHours} h${accessHours > 1 ? ' (1 hour or less is advised)' : ''}`);
   const refreshDays = config.JWT_REFRESH_TOKEN_EXPIRES_DAYS;
-  add('tokens.refresh', 'Refresh token lifetime', refreshDays > 30 ? 'warn' : 'pass', `${refreshDays} days${refreshDays > 30 ? ' (the guide recommends 30 days or less)' : ''}`);
+  add('tokens.refresh', 'Refresh token lifetime', refreshDays > 30 ? 'warn' : 'pass', `${refreshDays} days${refreshDays > 30 ? ' (30 days or less is advised)' : ''}`);
   const policyIssues: string[] = [];
   if (config.MIN_PASSWORD_LENGTH < 8) policyIssues.push(`MIN_PASSWORD_LENGTH ${config.MIN_PASSWORD_LENGTH} < 8`);
   if (config.PASSWORD_MIN_SCORE < 2) policyIssues.push(`PASSWORD_MIN_SCORE ${config.PASSWORD_MIN_SCORE} < 2`);

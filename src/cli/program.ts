@@ -1,5 +1,5 @@
 /**
- * The `flokie` command tree (entry point: index.ts). `flokie` — the guide's "Emergency Procedures" as commands, working on the same database, Redis
+ * The `flokie` command tree (entry point: index.ts). `flokie` — the emergency procedures of docs/incident-response.md as commands, working on the same database, Redis
  * and configuration (environment and .env) as the running service. `flokie <command> --help`
  * explains each. Run from a checkout with `npx flokie …` or `npm run flokie -- …`.
  */

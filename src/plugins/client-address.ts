@@ -2,7 +2,7 @@
  * Who the client really is. X-Forwarded-For / X-Forwarded-Proto are believed only when the TCP
  * peer is one of TRUSTED_PROXIES (addresses or CIDRs); otherwise request.ip is the socket address,
  * so rate limits, lockouts and logs cannot be dodged with a spoofed header. A request that carries
- * X-Forwarded-For from an untrusted peer is logged with the guide's warning and recorded as a
+ * X-Forwarded-For from an untrusted peer is logged with a warning and recorded as a
  * `suspicious_header` security event (at most once a minute per address, so a flood of such
  * requests cannot flood the event table).
  */

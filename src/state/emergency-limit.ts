@@ -1,5 +1,5 @@
 /**
- * The emergency global rate limit (the guide's `limiter.limit("1 per minute")(app)`): a value in
+ * The emergency global rate limit (docs/incident-response.md, "Containment"): a value in
  * `app_settings` that every running instance applies within CACHE_SYNC_INTERVAL_MS (instantly
  * with Redis), set by `flokie ratelimit emergency …` or PUT /api/security/emergency-rate-limit.
  * The rate-limit plugin reads it at start and on every 'setting' change.

@@ -1,5 +1,5 @@
 /**
- * Intrusion detection (the guide's SecurityMonitor), fed by `login_failure` security events:
+ * Intrusion detection (its alerts: docs/incident-response.md), fed by `login_failure` security events:
  *
  * - brute force: failed logins per address (an IPv6 client by its network, see
  *   clientAddressKey) over an hour; the first failure above

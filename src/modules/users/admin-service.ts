@@ -1,6 +1,6 @@
 /**
  * Administration: the one place holding the rules for what an administrator (HTTP API) or an
- * operator (the `flokie` CLI) may do to accounts, and the emergency operations of the guide
+ * operator (the `flokie` CLI) may do to accounts, and the emergency operations of docs/incident-response.md
  * (lock a user out, revoke a token, revoke every session). Routes and CLI commands only
  * translate their input into these calls.
  *
