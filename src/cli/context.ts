@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { loadConfig, SettingError, type Config } from '../config/index.js';
 import type { Container } from '../container.js';
-import { ApiError } from '../http/errors.js';
+import { DomainError } from '../core/errors.js';
 import type { Actor } from '../modules/users/admin-service.js';
 
 /** The CLI acts as the operator: recorded as `via: "cli"` with no user id. */
@@ -39,7 +39,7 @@ export async function withContainer<T>(run: (c: Container) => Promise<T>, logLev
 
 /** One line for any failure: ours, a setting, an API rule, or the database being unreachable. */
 export function describeError(error: unknown): string {
-  if (error instanceof ApiError) {
+  if (error instanceof DomainError) {
     const details = error.details ? Object.entries(error.details).map(([k, v]) => `${k}: ${v.join(', ')}`) : [];
     return [error.message, ...details].join('; ');
   }

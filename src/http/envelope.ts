@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ERROR_CODES, type ErrorCode } from './errors.js';
+import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 
 /** Schema of the success envelope around a route's data, for validation-free fast serialisation and OpenAPI. */
 export function Envelope<T extends TSchema>(data: T) {

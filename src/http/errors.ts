@@ -1,53 +1,43 @@
 /**
- * The one error type routes throw, and the contract's error codes (docs/api.md). The error handler
- * plugin (plugins/error-handler.ts) turns every failure into the contract's envelope.
+ * The HTTP edge of the domain errors (src/core/errors.ts): each contract code's status and the
+ * headers that go with it. `HttpError` is for the few failures only the HTTP layer knows about
+ * (a URL too long, a method not allowed) and carries its own status. plugins/error-handler.ts turns
+ * every failure into the contract's envelope (docs/api.md).
  */
-export const ERROR_CODES = [
-  'VALIDATION_ERROR',
-  'AUTHENTICATION_ERROR',
-  'AUTHORIZATION_ERROR',
-  'NOT_FOUND',
-  'METHOD_NOT_ALLOWED',
-  'CONFLICT',
-  'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'LOCKED',
-  'RATE_LIMIT_EXCEEDED',
-  'INTERNAL_SERVER_ERROR',
-  'SERVICE_UNAVAILABLE',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
+import { DomainError, type ErrorCode, type ErrorDetails } from '../core/errors.js';
 
-export type ErrorDetails = Record<string, string[]>;
+export const STATUS_BY_CODE: Record<ErrorCode, number> = {
+  VALIDATION_ERROR: 400,
+  AUTHENTICATION_ERROR: 401,
+  AUTHORIZATION_ERROR: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  LOCKED: 423,
+  RATE_LIMIT_EXCEEDED: 429,
+  INTERNAL_SERVER_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+};
 
-export class ApiError extends Error {
+export class HttpError extends DomainError {
   constructor(
     readonly statusCode: number,
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
-    readonly details?: ErrorDetails,
-    /** Extra response headers (Retry-After, WWW-Authenticate). */
-    readonly headers?: Record<string, string>,
+    details?: ErrorDetails,
   ) {
-    super(message);
+    super(code, message, details);
   }
 }
 
-export const validationError = (message: string, details?: ErrorDetails) =>
-  new ApiError(400, 'VALIDATION_ERROR', message, details);
-export const authenticationError = (message = 'Authentication required') =>
-  new ApiError(401, 'AUTHENTICATION_ERROR', message, undefined, { 'WWW-Authenticate': 'Bearer' });
-export const authorizationError = (message = 'You are not allowed to do this') =>
-  new ApiError(403, 'AUTHORIZATION_ERROR', message);
-export const notFound = (message = 'Resource not found') => new ApiError(404, 'NOT_FOUND', message);
-export const conflict = (message: string, details?: ErrorDetails) => new ApiError(409, 'CONFLICT', message, details);
-export const lockedError = (retryAfterSeconds: number) =>
-  new ApiError(423, 'LOCKED', 'Account is temporarily locked after too many failed logins', undefined, {
-    'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
-  });
-export const rateLimited = (retryAfterSeconds: number, message = 'Too many requests, slow down') =>
-  new ApiError(429, 'RATE_LIMIT_EXCEEDED', message, undefined, {
-    'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
-  });
-export const serviceUnavailable = (message = 'Service temporarily unavailable', retryAfterSeconds?: number) =>
-  new ApiError(503, 'SERVICE_UNAVAILABLE', message, undefined, retryAfterSeconds ? { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } : undefined);
+export function httpStatusOf(error: DomainError): number {
+  return error instanceof HttpError ? error.statusCode : STATUS_BY_CODE[error.code];
+}
+
+export function httpHeadersOf(error: DomainError): Record<string, string> | undefined {
+  if (error.code === 'AUTHENTICATION_ERROR') return { 'WWW-Authenticate': 'Bearer' };
+  if (error.retryAfterSeconds === undefined) return undefined;
+  return { 'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterSeconds))) };
+}

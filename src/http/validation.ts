@@ -8,7 +8,7 @@
  * (which come from the client) are cut to MAX_FIELD_NAME_LENGTH characters.
  */
 import { PATTERN_MESSAGES } from './fields.js';
-import type { ErrorDetails } from './errors.js';
+import type { ErrorDetails } from '../core/errors.js';
 
 export const MAX_DETAIL_FIELDS = 20;
 export const MAX_MESSAGES_PER_FIELD = 5;

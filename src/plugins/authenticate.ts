@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Container } from '../container.js';
-import { authenticationError, authorizationError } from '../http/errors.js';
+import { authenticationError, authorizationError } from '../core/errors.js';
 import type { Principal } from '../modules/auth/token-guard.js';
 
 declare module 'fastify' {

@@ -12,6 +12,7 @@ import fp from 'fastify-plugin';
 import ipaddr from 'ipaddr.js';
 import { SettingError } from '../config/index.js';
 import type { Container } from '../container.js';
+import { requestContext } from '../http/request-context.js';
 
 /** "::ffff:10.0.0.1" (IPv4 on a dual-stack socket) → "10.0.0.1". */
 export function normalizeAddress(address: string): string {
@@ -95,7 +96,7 @@ export default fp(
       request.log.warn({ ip_address: ip, forwarded_for: forwarded }, 'Request with X-Forwarded-For header');
       container.events.emit({
         type: 'suspicious_header',
-        request,
+        context: requestContext(request),
         ip,
         message: 'Request with X-Forwarded-For header from an untrusted peer',
         details: { header: 'x-forwarded-for', forwarded_for: forwarded },

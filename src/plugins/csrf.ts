@@ -20,7 +20,8 @@ import csrfProtection from '@fastify/csrf-protection';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Container } from '../container.js';
-import { authorizationError } from '../http/errors.js';
+import { authorizationError } from '../core/errors.js';
+import { requestContext } from '../http/request-context.js';
 
 export const CSRF_COOKIE = 'flokie_csrf';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -88,7 +89,7 @@ export default fp(
       });
       if (passed && !failure) return;
       const reason = request.headers[CSRF_HEADER] === undefined ? 'missing token' : request.cookies?.[CSRF_COOKIE] ? 'invalid or expired token' : 'missing secret cookie';
-      events.emit({ type: 'csrf_failure', request, message: `CSRF check failed: ${reason}`, details: { reason, origin: request.headers.origin ?? null } });
+      events.emit({ type: 'csrf_failure', context: requestContext(request), message: `CSRF check failed: ${reason}`, details: { reason, origin: request.headers.origin ?? null } });
       throw authorizationError('CSRF token missing, invalid or expired');
     });
   },

@@ -22,11 +22,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RateSpec } from '../config/index.js';
 import type { Container } from '../container.js';
-import { rateLimited } from '../http/errors.js';
+import { rateLimited } from '../core/errors.js';
 import { bearerToken } from './authenticate.js';
 import { RateLimitStore, type LimitDecision } from '../state/rate-limiter.js';
 import { clientAddressKey } from './client-address.js';
 import { normalizeLoginName } from '../modules/auth/login-name.js';
+import { requestContext } from '../http/request-context.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -102,7 +103,7 @@ export default fp(
       if (decision.firstRefusal) {
         events.emit({
           type: 'rate_limit_exceeded',
-          request,
+          context: requestContext(request),
           message: `Rate limit ${name} (${spec.text}) exceeded`,
           details: { limit: name, rate: spec.text, scope },
         });

@@ -17,7 +17,8 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/index.js';
-import { ApiError, type ErrorCode } from '../http/errors.js';
+import type { ErrorCode } from '../core/errors.js';
+import { HttpError } from '../http/errors.js';
 import { escapeJsonForHtml } from '../http/envelope.js';
 import { errorBody, sendApiError } from './error-handler.js';
 import { staticSecurityHeaders } from './security-headers.js';
@@ -49,7 +50,7 @@ export function clientErrorHandler(config: Config) {
       return;
     }
     const requestId = randomUUID();
-    const body = escapeJsonForHtml(JSON.stringify(errorBody(new ApiError(status, code, message), requestId)));
+    const body = escapeJsonForHtml(JSON.stringify(errorBody(new HttpError(status, code, message), requestId)));
     const lines = [
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
       'Content-Type: application/json; charset=utf-8',
@@ -71,7 +72,7 @@ export function frameworkErrors(config: Config) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     reply.headers(headers).header('X-Request-ID', String(request.id));
     const message = error.code === 'FST_ERR_BAD_URL' ? 'URL is not validly encoded' : 'Bad request';
-    return sendApiError(reply, new ApiError(400, 'VALIDATION_ERROR', message));
+    return sendApiError(reply, new HttpError(400, 'VALIDATION_ERROR', message));
   };
 }
 
@@ -90,8 +91,8 @@ export default fp(
       return parseJson(request, body as string, done);
     });
     app.addHook('onRequest', (request, _reply, done) => {
-      if (request.url.length > MAX_URL_LENGTH) return done(new ApiError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`));
-      if (/%00|\u0000/i.test(request.url)) return done(new ApiError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte'));
+      if (request.url.length > MAX_URL_LENGTH) return done(new HttpError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`));
+      if (/%00|\u0000/i.test(request.url)) return done(new HttpError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte'));
       done();
     });
   },

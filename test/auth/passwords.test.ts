@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as bcrypt from '@node-rs/bcrypt';
-import type { ApiError } from '../../src/http/errors.js';
+import type { DomainError } from '../../src/core/errors.js';
 import { hashedText, PasswordHasher } from '../../src/modules/auth/password-hasher.js';
 import { PasswordPolicy } from '../../src/modules/auth/password-policy.js';
 import { QUEUE_PER_THREAD, TASK_TIMEOUT_MS, WorkerStrengthEstimator, type StrengthEstimator } from '../../src/modules/auth/password-strength.js';
@@ -145,8 +145,7 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
       const refused = results.filter((r) => r.status === 'rejected');
       assert.equal(refused.length, 9, 'one running and 32 waiting per thread; the rest refused at once');
       for (const r of refused) {
-        const error = (r as PromiseRejectedResult).reason as ApiError;
-        assert.equal(error.statusCode, 429);
+        const error = (r as PromiseRejectedResult).reason as DomainError;
         assert.equal(error.code, 'RATE_LIMIT_EXCEEDED');
       }
       assert.ok(results.some((r) => r.status === 'fulfilled'));
@@ -159,7 +158,7 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
     const errors: unknown[] = [];
     const broken = new WorkerStrengthEstimator(1, (e) => errors.push(e), { worker: new URL('./no-such-worker.ts', import.meta.url), timeoutMs: 300 });
     try {
-      await assert.rejects(broken.score(STRONG_PASSWORD, []), (e: ApiError) => e.statusCode === 503 && e.code === 'SERVICE_UNAVAILABLE');
+      await assert.rejects(broken.score(STRONG_PASSWORD, []), (e: DomainError) => e.code === 'SERVICE_UNAVAILABLE');
       for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       assert.ok(errors.length >= 1, 'the failure reached the error handler (logged by the container)');
       assert.ok(TASK_TIMEOUT_MS <= 60_000);

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { ERROR_CODES } from '../../src/http/errors.js';
+import { ERROR_CODES } from '../../src/core/errors.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { liveDocument, operations, type OpenApiDocument, type OperationEntry } from './support.js';
 

@@ -11,7 +11,7 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
-import { ApiError, authenticationError, conflict, notFound, validationError } from '../../http/errors.js';
+import { DomainError, authenticationError, conflict, notFound, validationError } from '../../core/errors.js';
 import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
 import type { SecurityEvents } from '../security/events.js';
@@ -26,6 +26,7 @@ import { requireSession, type RevokeReason, type SessionRow, type SessionStore }
 import type { Principal } from './token-guard.js';
 import type { TokenService } from './tokens.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
+import { requestContext } from '../../http/request-context.js';
 
 export interface TokenPair {
   access_token: string;
@@ -146,12 +147,12 @@ export class AuthService {
       if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken(input));
       throw error;
     }
-    this.d.events.emit({ type: 'registration', request, userId: user.id, details: { username: user.username } });
+    this.d.events.emit({ type: 'registration', context: requestContext(request), userId: user.id, details: { username: user.username } });
     await this.sendVerification(user);
     return toUserView(user);
   }
 
-  private takenError(taken: { username: boolean; email: boolean }): ApiError {
+  private takenError(taken: { username: boolean; email: boolean }): DomainError {
     const details: Record<string, string[]> = {};
     if (taken.username) details.username = ['Username is already taken'];
     if (taken.email) details.email = ['E-mail address is already registered'];
@@ -178,7 +179,7 @@ export class AuthService {
     const device = this.d.lockout.issueDeviceCredential(user.id);
     this.d.events.emit({
       type: 'login_success',
-      request,
+      context: requestContext(request),
       userId: user.id,
       details: { session_id: session.id, password_upgraded: 'password_hash' in changes, ...(device ? { device: attempt.trusted ? 'trusted' : 'new' } : {}) },
     });
@@ -225,7 +226,7 @@ export class AuthService {
     if (!result.ok && result.reason === 'reuse') {
       this.d.events.emit({
         type: 'refresh_token_reuse',
-        request,
+        context: requestContext(request),
         userId: claims.sub,
         message: 'Refresh token reused: session revoked',
         details: { session_id: claims.sid },
@@ -239,18 +240,18 @@ export class AuthService {
     }
     // A retry after a lost answer (sessions.ts) is recorded as such: its unused successor was replaced.
     const retry = result.replacedJti ? { retry_of_lost_answer: true } : {};
-    this.d.events.emit({ type: 'token_refreshed', request, userId: user.id, details: { session_id: result.session.id, ...retry } });
+    this.d.events.emit({ type: 'token_refreshed', context: requestContext(request), userId: user.id, details: { session_id: result.session.id, ...retry } });
     return this.issuePair(result.session, result.refreshJti);
   }
 
   async logout(principal: Principal, request: FastifyRequest): Promise<void> {
     await this.d.sessions.revoke(principal.claims.sid, 'logout');
-    this.d.events.emit({ type: 'logout', request, userId: principal.user.id, details: { session_id: principal.claims.sid } });
+    this.d.events.emit({ type: 'logout', context: requestContext(request), userId: principal.user.id, details: { session_id: principal.claims.sid } });
   }
 
   async logoutAll(principal: Principal, request: FastifyRequest): Promise<number> {
     const count = await this.d.sessions.revokeAllForUser(principal.user.id, 'logout_all');
-    this.d.events.emit({ type: 'logout', request, userId: principal.user.id, details: { all_sessions: true, count } });
+    this.d.events.emit({ type: 'logout', context: requestContext(request), userId: principal.user.id, details: { all_sessions: true, count } });
     return count;
   }
 
@@ -258,7 +259,7 @@ export class AuthService {
     const session = await this.d.sessions.findForUser(sessionId, principal.user.id);
     if (!session || session.revoked_at !== null) throw notFound('Session not found');
     await this.d.sessions.revoke(session.id, 'user_revoked');
-    this.d.events.emit({ type: 'session_revoked', request, userId: principal.user.id, details: { session_id: session.id } });
+    this.d.events.emit({ type: 'session_revoked', context: requestContext(request), userId: principal.user.id, details: { session_id: session.id } });
   }
 
   /** Changes the password, revokes every session (this one too) and starts a fresh one. */
@@ -266,7 +267,7 @@ export class AuthService {
     const user = await this.reauthenticate(principal.user.id, current, request, 'password_change');
     await this.assertAcceptablePassword(next, user, user.id);
     await this.setPassword(user, next, 'password_change');
-    this.d.events.emit({ type: 'password_changed', request, userId: user.id });
+    this.d.events.emit({ type: 'password_changed', context: requestContext(request), userId: user.id });
     const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
     return this.issuePair(session, session.refresh_jti);
   }
@@ -278,7 +279,7 @@ export class AuthService {
       // synchronous driver (SQLite) that work would otherwise delay the answer measurably.
       await new Promise((resolve) => setImmediate(resolve));
       const user = await this.d.users.findByEmail(email);
-      this.d.events.emit({ type: 'password_reset_requested', request, userId: user?.id, details: { known: Boolean(user) } });
+      this.d.events.emit({ type: 'password_reset_requested', context: requestContext(request), userId: user?.id, details: { known: Boolean(user) } });
       if (!user || !user.is_active) return;
       const token = await this.d.oneTimeTokens.issue(user.id, 'password_reset', this.d.config.PASSWORD_RESET_EXPIRES_MINUTES * 60_000);
       const link = this.d.links.build('password_reset', token);
@@ -303,7 +304,7 @@ export class AuthService {
     }
     await this.setPassword(user, password, 'password_reset');
     await this.d.lockout.clearFailures(user.id);
-    this.d.events.emit({ type: 'password_reset', request, userId: user.id });
+    this.d.events.emit({ type: 'password_reset', context: requestContext(request), userId: user.id });
   }
 
   /**
@@ -330,7 +331,7 @@ export class AuthService {
     );
     // After the commit, so no cache re-reads the old row between the eviction and the commit.
     await this.d.changes.publish('user', userId);
-    this.d.events.emit({ type: 'email_verified', request, userId });
+    this.d.events.emit({ type: 'email_verified', context: requestContext(request), userId });
   }
 
   async sendVerification(user: UserRow): Promise<void> {

@@ -23,7 +23,7 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
-import { conflict, validationError } from '../../http/errors.js';
+import { conflict, validationError } from '../../core/errors.js';
 import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
 import { bearerToken } from '../../plugins/authenticate.js';
@@ -33,6 +33,7 @@ import type { UserRow } from '../users/user-view.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { SessionStore } from './sessions.js';
 import type { TokenGuard } from './token-guard.js';
+import { requestContext } from '../../http/request-context.js';
 
 export interface EmailChangeDeps {
   config: Config;
@@ -66,7 +67,7 @@ export class EmailChanges {
       await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
       await this.d.users.update(user.id, { ...alsoChange, pending_email: target }, trx);
     });
-    this.d.events.emit({ type: 'email_change_requested', request, userId: user.id, details: { pending_email: target } });
+    this.d.events.emit({ type: 'email_change_requested', context: requestContext(request), userId: user.id, details: { pending_email: target } });
     const ip = request.ip;
     const task = (async () => {
       // After the 202 is written: whether the address is free decides the work below, and the
@@ -129,7 +130,7 @@ export class EmailChanges {
       );
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
-      this.d.events.emit({ type: 'email_change_failed', request, userId, details: { reason: 'address_in_use' } });
+      this.d.events.emit({ type: 'email_change_failed', context: requestContext(request), userId, details: { reason: 'address_in_use' } });
       throw conflict('E-mail address is already registered', { email: ['E-mail address is already registered'] });
     }
     const { user, target } = applied;
@@ -137,7 +138,7 @@ export class EmailChanges {
     const revoked = await this.d.sessions.revokeAllForUser(user.id, 'email_change', keep);
     this.d.events.emit({
       type: 'email_changed',
-      request,
+      context: requestContext(request),
       userId: user.id,
       details: { previous_email: user.email, email: target, by: 'user', revoked_sessions: revoked, kept_session: keep !== undefined },
     });
@@ -155,7 +156,7 @@ export class EmailChanges {
   /** An administrator changed a user's address directly (AdminService.update): both addresses are told. */
   notifyAdministratorChange(user: UserRow, previous: string, next: string, request?: FastifyRequest): void {
     const at = stamp(Date.now());
-    this.d.events.emit({ type: 'email_changed', request, userId: user.id, details: { previous_email: previous, email: next, by: 'administrator' } });
+    this.d.events.emit({ type: 'email_changed', context: request && requestContext(request), userId: user.id, details: { previous_email: previous, email: next, by: 'administrator' } });
     this.d.mailer.send({
       to: previous,
       subject: 'Your e-mail address was changed by an administrator',

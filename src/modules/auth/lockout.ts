@@ -33,10 +33,11 @@ import type { FastifyRequest } from 'fastify';
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import { withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
-import { lockedError, rateLimited } from '../../http/errors.js';
+import { lockedError, rateLimited } from '../../core/errors.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { UserRow } from '../users/user-view.js';
 import { DeviceCredentials, type DeviceIdentity } from './device-credentials.js';
+import { requestContext } from '../../http/request-context.js';
 
 export type LockoutMode = 'device' | 'account';
 
@@ -143,7 +144,7 @@ export class Lockout {
       } catch (error) {
         const until = Math.max((await this.lockedUntil(counter.key)) ?? 0, (await this.lockedUntil(adminKey(userId ?? '-'))) ?? 0);
         if (until === 0) throw error;
-        this.events.emit({ type: 'login_failure', request: attempt.request, userId, details: { reason: 'locked', ...base } });
+        this.events.emit({ type: 'login_failure', context: attempt.request && requestContext(attempt.request), userId, details: { reason: 'locked', ...base } });
         throw lockedError(Math.max(1, (until - Date.now()) / 1000));
       }
     }
@@ -151,13 +152,13 @@ export class Lockout {
     // Unknown names look for an administrator's lock too (under a key that never exists), so they cost the same.
     const acquired = await this.acquire(counter.key, adminKey(userId ?? '-'));
     if (acquired.state === 'locked') {
-      this.events.emit({ type: 'login_failure', request: attempt.request, userId, details: { reason: 'locked', ...base } });
+      this.events.emit({ type: 'login_failure', context: attempt.request && requestContext(attempt.request), userId, details: { reason: 'locked', ...base } });
       throw lockedError(acquired.retryAfterSeconds);
     }
     if (acquired.state === 'full') {
       this.events.emit({
         type: 'rate_limit_exceeded',
-        request: attempt.request,
+        context: attempt.request && requestContext(attempt.request),
         userId,
         message: 'Login attempts in flight: no free slot in time',
         details: { limit: 'login.in_flight', scope: counter.kind, ...base },
@@ -177,8 +178,8 @@ export class Lockout {
       return { ok: true, trusted };
     }
     const locked = await this.fail(slot);
-    this.events.emit({ type: 'login_failure', request: attempt.request, userId, details: { reason: outcome, attempt: slot.attempt, ...base } });
-    if (locked) this.events.emit({ type: counter.kind === 'device' ? 'device_locked' : 'account_locked', request: attempt.request, userId, details: base });
+    this.events.emit({ type: 'login_failure', context: attempt.request && requestContext(attempt.request), userId, details: { reason: outcome, attempt: slot.attempt, ...base } });
+    if (locked) this.events.emit({ type: counter.kind === 'device' ? 'device_locked' : 'account_locked', context: attempt.request && requestContext(attempt.request), userId, details: base });
     return { ok: false, trusted };
   }
 

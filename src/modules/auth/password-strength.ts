@@ -7,7 +7,7 @@
  * characters the hasher uses. Threads start on first use and stop after a minute idle.
  */
 import { Piscina } from 'piscina';
-import { rateLimited, serviceUnavailable } from '../../http/errors.js';
+import { rateLimited, serviceUnavailable } from '../../core/errors.js';
 import type { StrengthTask } from './password-strength-worker.js';
 
 export const QUEUE_PER_THREAD = 32;

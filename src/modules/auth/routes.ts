@@ -7,7 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Container } from '../../container.js';
 import { ok } from '../../http/envelope.js';
-import { ApiError, authenticationError, validationError } from '../../http/errors.js';
+import { DomainError, authenticationError, validationError } from '../../core/errors.js';
 import { bearerToken } from '../../plugins/authenticate.js';
 import { iso, principalUserView } from '../users/user-view.js';
 import type { TokenPair } from './auth-service.js';
@@ -172,7 +172,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
         pair = await auth.refresh(token, request);
       } catch (error) {
         // Clients of the original Flokie sometimes send the access token here: say so.
-        if (error instanceof ApiError && error.statusCode === 401 && (await isAccessToken(token))) {
+        if (error instanceof DomainError && error.code === 'AUTHENTICATION_ERROR' && (await isAccessToken(token))) {
           throw authenticationError('This is an access token: /refresh needs the refresh token from login or from the last refresh');
         }
         throw error;

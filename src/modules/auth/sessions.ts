@@ -23,7 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, SessionsTable } from '../../db/types.js';
-import { authenticationError } from '../../http/errors.js';
+import { authenticationError } from '../../core/errors.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
 import { newJti, type TokenClaims } from './tokens.js';
 

@@ -16,7 +16,7 @@
 import type { Kysely } from 'kysely';
 import { precompile } from '../../db/precompiled.js';
 import type { Database } from '../../db/types.js';
-import { authenticationError } from '../../http/errors.js';
+import { authenticationError } from '../../core/errors.js';
 import type { ChangeFeed, ChangeKind } from '../../state/change-feed.js';
 import type { UserRow } from '../users/user-view.js';
 import type { TokenClaims, TokenService } from './tokens.js';

@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
-import { authenticationError } from '../../http/errors.js';
+import { authenticationError } from '../../core/errors.js';
 
 export type TokenType = 'access' | 'refresh';
 const TYP: Record<TokenType, string> = { access: 'at+jwt', refresh: 'rt+jwt' };

@@ -12,7 +12,7 @@ import type { Container } from '../../container.js';
 import { pingDatabase } from '../../db/index.js';
 import { migrator } from '../../db/migrator.js';
 import { Nullable } from '../../http/envelope.js';
-import { authorizationError } from '../../http/errors.js';
+import { authorizationError } from '../../core/errors.js';
 import { errorResponses } from '../../http/openapi.js';
 import { timingSafeEqual } from 'node:crypto';
 

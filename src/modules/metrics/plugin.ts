@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Container } from '../../container.js';
-import { authenticationError } from '../../http/errors.js';
+import { authenticationError } from '../../core/errors.js';
 import { createMetrics } from './metrics.js';
 
 function sameSecret(given: string, expected: string): boolean {

@@ -5,9 +5,10 @@
  * nothing). Never put a password, token or hash into `details`: the logger redacts known
  * secret-bearing keys as a second line of defence.
  */
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import { isDatabaseUnavailable } from '../../db/availability.js';
+import type { RequestContext } from '../../core/request-context.js';
 import type { Database } from '../../db/types.js';
 import { isSecretKey, REDACTED } from '../../logging.js';
 
@@ -49,7 +50,8 @@ export interface SecurityEventInput {
   type: SecurityEventType;
   message?: string;
   userId?: string | null;
-  request?: FastifyRequest;
+  /** Who asked, from where (src/core/request-context.ts); absent for background work. */
+  context?: RequestContext | null;
   ip?: string | null;
   severity?: Severity;
   details?: Record<string, unknown>;
@@ -89,17 +91,17 @@ export class SecurityEvents {
   }
 
   emit(input: SecurityEventInput): void {
-    const req = input.request;
+    const context = input.context;
     const severity = input.severity ?? EVENT_TYPES[input.type];
     const details = scrub(input.details);
     const row: Row = {
       type: input.type,
       severity,
-      user_id: input.userId ?? (req?.principal?.user.id ?? null),
-      ip: input.ip ?? req?.ip ?? null,
-      user_agent: req?.headers['user-agent']?.slice(0, 512) ?? null,
-      request_id: req ? String(req.id) : null,
-      endpoint: req ? `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`.slice(0, 200) : null,
+      user_id: input.userId ?? context?.actor?.userId ?? null,
+      ip: input.ip ?? context?.ip ?? null,
+      user_agent: context?.userAgent ?? null,
+      request_id: context?.requestId ?? null,
+      endpoint: context?.endpoint ?? null,
       details: details ? JSON.stringify(details) : null,
       created_at: Date.now(),
     };

@@ -18,7 +18,7 @@ import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config/index.js';
-import { rateLimited } from '../../http/errors.js';
+import { rateLimited } from '../../core/errors.js';
 import { clientAddressKey } from '../../plugins/client-address.js';
 import { isUnlimitedHealthRoute } from '../../plugins/rate-limit.js';
 import type { RedisClient } from '../../state/redis.js';

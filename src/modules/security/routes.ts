@@ -12,13 +12,14 @@ import { SettingError } from '../../config/index.js';
 import type { Container } from '../../container.js';
 import type { Database } from '../../db/types.js';
 import { Envelope, ok } from '../../http/envelope.js';
-import { validationError } from '../../http/errors.js';
+import { validationError } from '../../core/errors.js';
 import { NO_NUL } from '../../http/fields.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limit.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { pagination } from '../users/admin-service.js';
 import { actorOf, PaginationSchema } from '../users/admin-routes.js';
 import { EVENT_TYPES } from './events.js';
+import { requestContext } from '../../http/request-context.js';
 
 const strict = { additionalProperties: false } as const;
 const DateTime = Type.String({ format: 'date-time', description: 'ISO 8601, e.g. 2026-01-01T00:00:00Z' });
@@ -207,7 +208,7 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
       }
       container.events.emit({
         type: 'emergency_action',
-        request,
+        context: requestContext(request),
         message: spec ? `Emergency rate limit set to ${spec.text}` : 'Emergency rate limit lifted',
         details: { action: 'emergency_rate_limit', limit: spec?.text ?? null, via: 'api' },
       });

@@ -14,7 +14,7 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import { dialectOf, isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
-import { ApiError, conflict, notFound, validationError } from '../../http/errors.js';
+import { DomainError, conflict, notFound, validationError } from '../../core/errors.js';
 import { sanitizeText, USER_ID_SHAPE } from '../../http/fields.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
@@ -26,6 +26,7 @@ import type { SecurityEvents } from '../security/events.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
 import { normalizeEmail, normalizeUsername, type UserRepository } from './user-repository.js';
 import { iso, toAdminUserView, type AdminUserView, type UserRow } from './user-view.js';
+import { requestContext } from '../../http/request-context.js';
 
 /** Who is acting: an admin over HTTP (with the request, for the event's context) or the CLI. */
 export interface Actor {
@@ -135,7 +136,7 @@ export class AdminService {
   private record(actor: Actor, action: string, targetId: string | null, details: Record<string, unknown> = {}, message?: string): void {
     this.d.events.emit({
       type: 'admin_action',
-      request: actor.request,
+      context: actor.request && requestContext(actor.request),
       userId: actor.userId,
       message: message ?? `admin action: ${action}`,
       details: { action, target_user_id: targetId, via: actor.via, ...details },
@@ -270,7 +271,7 @@ export class AdminService {
     return this.d.lockout.countLockedAccounts();
   }
 
-  private takenError(taken: { username: boolean; email: boolean }): ApiError {
+  private takenError(taken: { username: boolean; email: boolean }): DomainError {
     const details: Record<string, string[]> = {};
     if (taken.username) details.username = ['Username is already taken'];
     if (taken.email) details.email = ['E-mail address is already registered'];
@@ -400,7 +401,7 @@ export class AdminService {
     await this.d.lockout.lockForEveryone(id, until);
     this.d.events.emit({
       type: 'account_locked_by_admin',
-      request: actor.request,
+      context: actor.request && requestContext(actor.request),
       userId: id,
       details: { by: actor.userId ?? actor.via, until: minutes === undefined ? 'unlock' : iso(until), minutes: minutes ?? null },
     });
@@ -413,7 +414,7 @@ export class AdminService {
     const user = await this.get(id);
     const wasLocked = (await this.d.lockout.accountLocks([id])).has(id);
     await this.d.lockout.unlock(id);
-    this.d.events.emit({ type: 'account_unlocked', request: actor.request, userId: id, details: { by: actor.userId ?? actor.via } });
+    this.d.events.emit({ type: 'account_unlocked', context: actor.request && requestContext(actor.request), userId: id, details: { by: actor.userId ?? actor.via } });
     this.record(actor, 'unlock_user', id, { username: user.username, was_locked: wasLocked });
     return user;
   }
@@ -470,7 +471,7 @@ export class AdminService {
     }
     await this.d.changes.publish('jti', jti);
     if (session) await this.d.sessions.revoke(session.id, 'admin');
-    this.d.events.emit({ type: 'token_revoked', request: actor.request, userId: session?.user_id ?? null, details: { jti, by: actor.userId ?? actor.via } });
+    this.d.events.emit({ type: 'token_revoked', context: actor.request && requestContext(actor.request), userId: session?.user_id ?? null, details: { jti, by: actor.userId ?? actor.via } });
     this.record(actor, 'revoke_token', session?.user_id ?? null, { jti });
     if (!session) return { session_revoked: false, already_revoked: alreadyRevoked, session: null };
     const owner = await this.d.users.findById(session.user_id);
@@ -485,7 +486,7 @@ export class AdminService {
   async revokeAllSessions(id: string, actor: Actor): Promise<number> {
     const user = await this.get(id);
     const count = await this.d.sessions.revokeAllForUser(id, 'admin');
-    this.d.events.emit({ type: 'token_revoked', request: actor.request, userId: id, details: { all_sessions: true, count, by: actor.userId ?? actor.via } });
+    this.d.events.emit({ type: 'token_revoked', context: actor.request && requestContext(actor.request), userId: id, details: { all_sessions: true, count, by: actor.userId ?? actor.via } });
     this.record(actor, 'revoke_all_sessions', id, { username: user.username, revoked_sessions: count });
     return count;
   }

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Container } from '../../container.js';
 import { Envelope, ok } from '../../http/envelope.js';
-import { validationError } from '../../http/errors.js';
+import { validationError } from '../../core/errors.js';
 import { Bio, Email, Password, PersonName, sanitizeText } from '../../http/fields.js';
 import { errorResponses as errors } from '../../http/openapi.js';
 import { normalizeEmail } from './user-repository.js';
