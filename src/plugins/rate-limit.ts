@@ -62,11 +62,12 @@ const UNLIMITED_ROUTES: readonly string[] = [
   ...['/verify-email', '/reset-password', '/confirm-email-change', '/assets/flokie-links.js'],
 ];
 
-const pattern = (url: string) => (url.length > 1 ? url.replace(/\/+$/, '') : url);
+const pattern = (url: string) => (url.length > 1 && url.endsWith('/') ? url.replace(/\/+$/, '') : url);
+const unlimitedHealthRoutes = new Set(UNLIMITED_HEALTH_ROUTES);
 
 /** True for the health routes no limit applies to (the emergency limit and the IP block included). */
 export function isUnlimitedHealthRoute(url: string | undefined): boolean {
-  return url !== undefined && UNLIMITED_HEALTH_ROUTES.includes(pattern(url));
+  return url !== undefined && unlimitedHealthRoutes.has(pattern(url));
 }
 
 export interface RateLimitOptions {
@@ -131,13 +132,14 @@ export default fp(
       const route = request.routeOptions;
       const name = route.config?.rateLimit ?? 'default';
       if (isUnlimitedHealthRoute(route.url)) return;
-      const ip = `ip:${clientAddressKey(request.ip, config.RATE_LIMIT_IPV6_PREFIX)}`;
+      // Keyed lazily: a request counted per user needs no address parsing.
+      const ip = () => `ip:${clientAddressKey(request.ip, config.RATE_LIMIT_IPV6_PREFIX)}`;
       const emergency = store.emergencyLimit;
-      if (emergency) await enforce(request, reply, 'emergency', emergency, ip, 'ip');
+      if (emergency) await enforce(request, reply, 'emergency', emergency, ip(), 'ip');
       if (!config.RATE_LIMIT_ENABLED || name === false) return;
       const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
       const user = name === 'default' ? await verifiedUserKey(request) : null;
-      await enforce(request, reply, name, spec, user ?? ip, user ? 'user' : 'ip');
+      await enforce(request, reply, name, spec, user ?? ip(), user ? 'user' : 'ip');
     });
 
     // Keyed `username:<name>` (the login field's name), as before the lockout applied it.

@@ -48,14 +48,15 @@ interface Bucket {
   reported: RateLimiterAbstract;
 }
 
-/** The library's answer to a consume, accepted or refused. */
+/**
+ * Counts one point for `key` and says whether it fitted. `penalty` counts exactly as `consume` does
+ * (atomically, through the insurance limiter when Redis is down) but resolves instead of rejecting when
+ * over the limit: a refusal is the common case under load (the steady part of a busy bucket), and a
+ * rejected promise per request costs more than the counting.
+ */
 async function settle(limiter: RateLimiterAbstract, key: string): Promise<{ allowed: boolean; res: RateLimiterRes }> {
-  try {
-    return { allowed: true, res: await limiter.consume(key) };
-  } catch (error) {
-    if (error instanceof RateLimiterRes) return { allowed: false, res: error };
-    throw error;
-  }
+  const res = await limiter.penalty(key);
+  return { allowed: res.consumedPoints <= limiter.points, res };
 }
 
 export interface RateLimitStoreOptions {
@@ -78,10 +79,16 @@ class InsuranceLimiter extends RateLimiterMemory {
     this.onUse();
     return super.consume(key, points, options);
   }
+
+  override penalty(key: string | number, points?: number, options?: Record<string, unknown>) {
+    this.onUse();
+    return super.penalty(key, points, options);
+  }
 }
 
 export class RateLimitStore {
   private readonly buckets = new Map<string, Bucket>();
+  private readonly bucketsBySpec = new WeakMap<RateSpec, { name: string; bucket: Bucket }>();
   private usingFallback = false;
   private emergency: RateSpec | null = null;
 
@@ -106,10 +113,16 @@ export class RateLimitStore {
   }
 
   private bucketFor(name: string, spec: RateSpec): Bucket {
+    // Settings are parsed once, so the same spec object comes back on every request: no key to build.
+    const known = this.bucketsBySpec.get(spec);
+    if (known?.name === name) return known.bucket;
     // The rate is part of the identity: a changed limit starts with fresh counters.
     const id = `${name}:${spec.points}/${spec.durationSeconds}`;
     let bucket = this.buckets.get(id);
-    if (bucket) return bucket;
+    if (bucket) {
+      this.bucketsBySpec.set(spec, { name, bucket });
+      return bucket;
+    }
     const interval = Math.max(1, Math.round(spec.durationSeconds / spec.points));
     const refill = spec.durationSeconds * BURST_REFILL_PERIODS;
     bucket = {
@@ -118,6 +131,7 @@ export class RateLimitStore {
       reported: this.limiter(`${id}:reported`, 1, spec.durationSeconds),
     };
     this.buckets.set(id, bucket);
+    this.bucketsBySpec.set(spec, { name, bucket });
     return bucket;
   }
 
@@ -139,10 +153,14 @@ export class RateLimitStore {
     });
     let decision: LimitDecision;
     try {
-      // The burst's level is read alongside, so RateLimit-Remaining counts the whole bucket.
-      const [first, level] = await Promise.all([settle(steady, key), burst ? burst.get(key) : null]);
+      // With Redis the burst's level is read alongside (one round trip); in memory, only when the steady
+      // part allowed the request (a refused one goes on to consume the burst instead).
+      const parallelRead = burst && this.options.redis ? burst.get(key) : null;
+      parallelRead?.catch(() => {}); // awaited below, or not needed when the steady consume fails
+      const first = await settle(steady, key);
       const untilSteady = first.res.msBeforeNext;
       if (first.allowed) {
+        const level = burst ? await (parallelRead ?? burst.get(key)) : null;
         decision = decide(true, burst ? spec.points - 1 - (level?.consumedPoints ?? 0) : 0, untilSteady);
       } else if (burst) {
         const second = await settle(burst, key);
