@@ -91,14 +91,8 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
     if (event.type === 'login_success') logins.inc({ outcome: 'success' });
     else if (event.type === 'account_locked') lockouts.inc();
     else if (event.type === 'login_failure') {
-      let reason = 'other';
-      try {
-        const parsed = JSON.parse(event.details ?? '{}') as { reason?: unknown };
-        if (typeof parsed.reason === 'string' && LOGIN_FAILURE_REASONS.has(parsed.reason)) reason = parsed.reason;
-      } catch {
-        /* recorded by us; "other" if ever unreadable */
-      }
-      logins.inc({ outcome: reason });
+      const reason = event.details?.reason;
+      logins.inc({ outcome: typeof reason === 'string' && LOGIN_FAILURE_REASONS.has(reason) ? reason : 'other' });
     }
   });
 

@@ -33,15 +33,11 @@ export interface FailureSubject {
 }
 
 /** Reads the subject from a login_failure event: the lockout records `username` or `login_hash`, never the typed text. */
-export function failureSubject(userId: string | null, details: string | null): FailureSubject | null {
-  let parsed: { username?: unknown; login_hash?: unknown } = {};
-  try {
-    parsed = JSON.parse(details ?? '{}') as typeof parsed;
-  } catch {
-    /* nothing recorded */
-  }
-  if (userId) return { key: `user:${userId}`, details: { user_id: userId, ...(typeof parsed.username === 'string' ? { username: parsed.username } : {}) } };
-  if (typeof parsed.login_hash === 'string' && parsed.login_hash) return { key: `name:${parsed.login_hash}`, details: { login_hash: parsed.login_hash } };
+export function failureSubject(userId: string | null, details: Record<string, unknown> | null): FailureSubject | null {
+  const username = details?.username;
+  const loginHash = details?.login_hash;
+  if (userId) return { key: `user:${userId}`, details: { user_id: userId, ...(typeof username === 'string' ? { username } : {}) } };
+  if (typeof loginHash === 'string' && loginHash) return { key: `name:${loginHash}`, details: { login_hash: loginHash } };
   return null;
 }
 

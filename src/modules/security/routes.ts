@@ -18,7 +18,7 @@ import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limi
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { pagination } from '../users/admin-service.js';
 import { actorOf, PaginationSchema } from '../users/admin-routes.js';
-import { EVENT_TYPES } from './events.js';
+import { EVENT_TYPES, storedEventView } from './events.js';
 import { requestContext } from '../../http/request-context.js';
 
 const strict = { additionalProperties: false } as const;
@@ -87,28 +87,8 @@ export function eventQuery(db: Kysely<Database>, filter: EventFilter) {
   return q;
 }
 
-type EventRow = Database['security_events'] extends infer T ? { [K in keyof T]: T[K] extends import('kysely').Generated<infer U> ? U : T[K] } : never;
-
-export function toEventView(row: EventRow) {
-  let details: Record<string, unknown> | null = null;
-  try {
-    details = row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null;
-  } catch {
-    details = { raw: row.details };
-  }
-  return {
-    id: Number(row.id),
-    type: row.type,
-    severity: row.severity,
-    user_id: row.user_id,
-    ip: row.ip,
-    user_agent: row.user_agent,
-    request_id: row.request_id,
-    endpoint: row.endpoint,
-    details,
-    created_at: new Date(Number(row.created_at)).toISOString(),
-  };
-}
+/** Kept for the CLI until it moves to the service; the view itself is events.ts's. */
+export const toEventView = storedEventView;
 
 const limitView = (spec: { points: number; durationSeconds: number; text: string } | null) => ({
   limit: spec?.text ?? null,
