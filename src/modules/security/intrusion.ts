@@ -13,14 +13,10 @@
  * "Distinct" is counted with a per-pair counter: a pair (ip, account or keyed name hash) seen first in
  * its window adds one to the IP's (and the username's) distinct counter.
  */
-import type { FastifyInstance } from 'fastify';
-import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config/index.js';
-import { rateLimited } from '../../core/errors.js';
-import { clientAddressKey } from '../../plugins/client-address.js';
-import { isUnlimitedHealthRoute } from '../../plugins/rate-limit.js';
+import { clientAddressKey } from '../../plugins/app/client-address.js';
 import type { RedisClient } from '../../state/redis.js';
 import type { SecurityEvents } from './events.js';
 
@@ -149,25 +145,3 @@ export class IntrusionDetector {
     this.unsubscribe();
   }
 }
-
-/**
- * Refuses every request from a blocked address (429 with Retry-After) before any other work;
- * the health checks no limit applies to stay open, so a load balancer never drops the instance. Only registered when
- * BRUTE_FORCE_BLOCK_MINUTES is set, so it costs nothing otherwise.
- */
-export const ipBlockPlugin = fp(
-  async function ipBlock(app: FastifyInstance, { detector }: { detector: IntrusionDetector }) {
-    if (!detector.blocking) return;
-    app.addHook('onRequest', async (request) => {
-      if (isUnlimitedHealthRoute(request.routeOptions.url)) return;
-      let seconds = 0;
-      try {
-        seconds = await detector.blockedFor(request.ip);
-      } catch {
-        return; // a counter store failure must not take the API down
-      }
-      if (seconds > 0) throw rateLimited(seconds, 'Too many failed logins from your address; try again later');
-    });
-  },
-  { name: 'flokie-ip-block' },
-);

@@ -14,7 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet from 'helmet';
-import type { Config } from '../config/index.js';
+import type { Config } from '../../config/index.js';
 
 /** Strictest policy that works for a JSON API: nothing may load, nothing may frame us. */
 export const API_CSP: Record<string, string> = { 'default-src': "'none'", 'frame-ancestors': "'none'" };

@@ -115,5 +115,5 @@ export default fp(
       await Sentry.flush(2000);
     });
   },
-  { name: 'flokie-sentry' },
+  { name: 'flokie-sentry', dependencies: ['flokie-error-handler'] },
 );
