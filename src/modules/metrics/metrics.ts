@@ -40,8 +40,8 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
   const registers = [registry];
 
   // Requests are tallied in plain numbers per (method, route, status) on the request path and
-  // handed to Prometheus at scrape time: a prom-client call per response measured several
-  // microseconds on /me (docs/benchmarks.md, "Metrics"), this costs a Map lookup and increments.
+  // handed to Prometheus at scrape time: prom-client calls per response cost several times more
+  // (docs/benchmarks.md, "Metrics"); this costs a Map lookup and increments.
   const tally = new Map<string, { labels: { method: string; route: string; status: string }; count: number; sum: number; buckets: number[] }>();
   const reportedRequests = new Map<string, number>();
   new client.Counter({
