@@ -179,7 +179,10 @@ export function buildProgram(): Command {
           throw new CliError(`${(error as SettingError).message}; or "off"`);
         }
       }
-      const [{ SecurityService }, { cliContext }] = await Promise.all([import('../modules/security/security-service.js'), import('../core/request-context.js')]);
+      const [{ SecurityService }, { cliContext }] = await Promise.all([
+        import('../modules/security/security-service.js'),
+        import('../core/request-context.js'),
+      ]);
       await withContainer(async (c) => {
         const spec = await new SecurityService(c).changeEmergencyLimit(off ? null : rate, cliContext());
         console.log(spec ? `Emergency rate limit on: ${spec.text} per client, on every instance` : 'Emergency rate limit off');
@@ -254,14 +257,16 @@ export function buildProgram(): Command {
         // Start after the newest existing row unless --since asks for history.
         let lastId = options.since === undefined ? await service.newestEventId() : 0;
         note(`Watching security events${options.since !== undefined ? ` since ${new Date(options.since).toISOString()}` : ''} (Ctrl-C to stop)`);
+        const filter = { type: options.type, severity: options.severity, since: options.since };
         while (!stopped) {
-          const filter = { type: options.type, severity: options.severity, since: options.since };
           const views = await service.eventsAfter(filter, lastId, 500);
           for (const view of views) {
             lastId = Math.max(lastId, view.id);
             console.log(options.json ? JSON.stringify(view) : formatEvent(view));
           }
-          if (views.length < 500) for (let waited = 0; waited < options.interval && !stopped; waited += 50) await sleep(50);
+          if (views.length < 500) {
+            for (let waited = 0; waited < options.interval && !stopped; waited += 50) await sleep(50);
+          }
         }
         note('Stopped.');
       });

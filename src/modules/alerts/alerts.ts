@@ -68,7 +68,13 @@ export class Alerts {
       ...spec,
       severity: event.severity,
       summary: event.message,
-      details: { ip: event.ip, user_id: event.user_id, endpoint: event.endpoint, request_id: event.request_id, details: event.details },
+      details: {
+        ip: event.ip,
+        user_id: event.user_id,
+        endpoint: event.endpoint,
+        request_id: event.request_id,
+        details: event.details,
+      },
     };
     const task = this.enqueueWithRetry(alert);
     this.pending.add(task);

@@ -32,8 +32,12 @@ export interface FailureSubject {
 export function failureSubject(userId: string | null, details: Record<string, unknown> | null): FailureSubject | null {
   const username = details?.username;
   const loginHash = details?.login_hash;
-  if (userId) return { key: `user:${userId}`, details: { user_id: userId, ...(typeof username === 'string' ? { username } : {}) } };
-  if (typeof loginHash === 'string' && loginHash) return { key: `name:${loginHash}`, details: { login_hash: loginHash } };
+  if (userId) {
+    return { key: `user:${userId}`, details: { user_id: userId, ...(typeof username === 'string' ? { username } : {}) } };
+  }
+  if (typeof loginHash === 'string' && loginHash) {
+    return { key: `name:${loginHash}`, details: { login_hash: loginHash } };
+  }
   return null;
 }
 

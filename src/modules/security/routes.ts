@@ -89,7 +89,8 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
     },
     async (request) => {
       const { page, per_page, since, until, ...rest } = request.query;
-      const filter = { ...rest, since: since ? Date.parse(since) : undefined, until: until ? Date.parse(until) : undefined };
+      const range = { since: since ? Date.parse(since) : undefined, until: until ? Date.parse(until) : undefined };
+      const filter = { ...rest, ...range };
       return ok('Security events', await service.listEvents(filter, page, per_page));
     },
   );
