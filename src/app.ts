@@ -4,11 +4,10 @@
  * Where things are: every URL under /api/<area> is registered below from
  * src/modules/<area>/routes.ts (users: profile-routes.ts and admin-routes.ts). Cross-cutting HTTP
  * concerns are plugins: src/plugins/external/ wraps third-party plugins (CORS, headers, cookies,
- * Sentry), src/plugins/app/ holds our own (errors, request ids, CSRF, rate limits, the IP block…),
+ * Sentry, OpenAPI), src/plugins/app/ holds our own (errors, request ids, CSRF, rate limits, the IP block…),
  * and src/plugins/authenticate.ts checks tokens. Each declares the plugins it depends on.
  */
 import AjvCompiler from '@fastify/ajv-compiler';
-import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
@@ -23,12 +22,13 @@ import adminRoutes from './modules/users/admin-routes.js';
 import profileRoutes from './modules/users/profile-routes.js';
 import { fastifyTimeouts, serverTimeouts } from './http/connections.js';
 import { httpServerOptions } from './http/tls.js';
-import { componentName, finishDocument, openApiConventions } from './http/openapi.js';
+import { openApiConventions } from './http/openapi.js';
 import { acceptQueryBooleans } from './http/validation.js';
 import cookie from './plugins/external/cookie.js';
 import corsPlugin from './plugins/external/cors.js';
 import securityHeaders, { DOCS_CSP } from './plugins/external/security-headers.js';
 import sentry from './plugins/external/sentry.js';
+import swagger from './plugins/external/swagger.js';
 import clientAddress, { compileTrustedProxies, trustProxyOption } from './plugins/app/client-address.js';
 import csrf from './plugins/app/csrf.js';
 import errorHandler from './plugins/app/error-handler.js';
@@ -125,33 +125,7 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
   if (config.DOCS_ENABLED) {
     // The contract (docs/api.md): standard errors, security and descriptions on every route (src/http/openapi.ts).
     await app.register(openApiConventions, { isUnlimited: isUnlimitedHealthRoute });
-    await app.register(swagger, {
-      openapi: {
-        openapi: '3.0.3',
-        info: {
-          title: 'Flokie API',
-          version: process.env.npm_package_version ?? '1.0.0',
-          description: 'Secure-by-default account and session API. Every error uses the envelope `{success:false, error:{code,message,details}, timestamp, request_id}` (the Error schema).',
-          license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' },
-        },
-        servers: [{ url: config.publicUrl, description: 'PUBLIC_URL' }],
-        tags: [
-          { name: 'Health', description: 'Probes and operators\' health views' },
-          { name: 'Authentication', description: 'Accounts, logins, tokens and sessions' },
-          { name: 'Profile', description: 'The authenticated user\'s own profile' },
-          { name: 'Administration', description: 'User administration (admin token)' },
-          { name: 'Security operations', description: 'Security events, token revocation, emergency rate limit (admin token)' },
-        ],
-        components: {
-          securitySchemes: {
-            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-            healthToken: { type: 'apiKey', in: 'header', name: 'X-Health-Token' },
-          },
-        },
-      },
-      refResolver: { buildLocalReference: componentName },
-      transformObject: (documents) => finishDocument((documents as { openapiObject: Record<string, never> }).openapiObject),
-    });
+    await app.register(swagger, { config });
   }
 
   await app.register(
