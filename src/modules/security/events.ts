@@ -129,7 +129,7 @@ export class SecurityEvents {
     this.timer.unref();
   }
 
-  /** Listeners see every event as it is emitted (intrusion detection, Sentry). */
+  /** Listeners see every event as it is emitted (intrusion detection, Sentry, alerts, metrics). */
   onEvent(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -151,7 +151,8 @@ export class SecurityEvents {
       created_at: Date.now(),
     };
     const message = input.message ?? input.type.replace(/_/g, ' ');
-    const event = { ...row, details: details ?? null };
+    // Frozen: every listener reads the same object, and none may change what the next one sees.
+    const event = { ...row, details: details ? Object.freeze(details) : null };
     const level = severity === 'critical' ? 'fatal' : severity === 'warning' ? 'warn' : 'info';
     this.log[level](eventLogFields(event), message);
     this.queue.push(row);
