@@ -3,11 +3,11 @@
  *
  * Where things are: every URL under /api/<area> is registered below from
  * src/modules/<area>/routes.ts (users: profile-routes.ts and admin-routes.ts). Cross-cutting HTTP
- * concerns (errors, request ids, authentication) are plugins in src/plugins/.
+ * concerns are plugins: src/plugins/external/ wraps third-party plugins (CORS, headers, cookies,
+ * Sentry, OpenAPI), src/plugins/app/ holds our own (errors, request ids, CSRF, rate limits, the IP block…),
+ * and src/plugins/authenticate.ts checks tokens. Each declares the plugins it depends on.
  */
 import AjvCompiler from '@fastify/ajv-compiler';
-import cookie from '@fastify/cookie';
-import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
@@ -17,26 +17,28 @@ import './http/route-config.js';
 import authRoutes, { REFRESH_COOKIE, REFRESH_COOKIE_PATH } from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
 import linkPageRoutes from './modules/link-pages/routes.js';
-import { ipBlockPlugin } from './modules/security/intrusion.js';
 import securityRoutes from './modules/security/routes.js';
-import sentry from './modules/security/sentry.js';
 import adminRoutes from './modules/users/admin-routes.js';
 import profileRoutes from './modules/users/profile-routes.js';
 import { fastifyTimeouts, serverTimeouts } from './http/connections.js';
 import { httpServerOptions } from './http/tls.js';
-import { componentName, finishDocument, openApiConventions } from './http/openapi.js';
+import { openApiConventions } from './http/openapi.js';
 import { acceptQueryBooleans } from './http/validation.js';
-import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/request-guard.js';
-import clientAddress, { compileTrustedProxies, trustProxyOption } from './plugins/client-address.js';
-import corsPlugin from './plugins/cors.js';
-import csrf from './plugins/csrf.js';
-import forceHttps from './plugins/force-https.js';
-import rateLimit, { isUnlimitedHealthRoute } from './plugins/rate-limit.js';
-import securityHeaders, { DOCS_CSP } from './plugins/security-headers.js';
+import cookie from './plugins/external/cookie.js';
+import corsPlugin from './plugins/external/cors.js';
+import securityHeaders, { DOCS_CSP } from './plugins/external/security-headers.js';
+import sentry from './plugins/external/sentry.js';
+import swagger from './plugins/external/swagger.js';
+import clientAddress, { compileTrustedProxies, trustProxyOption } from './plugins/app/client-address.js';
+import csrf from './plugins/app/csrf.js';
+import errorHandler from './plugins/app/error-handler.js';
+import forceHttps from './plugins/app/force-https.js';
+import httpBasics, { requestIdGenerator } from './plugins/app/http-basics.js';
+import ipBlock from './plugins/app/ip-block.js';
+import metricsPlugin from './plugins/app/metrics.js';
+import rateLimit, { isUnlimitedHealthRoute } from './plugins/app/rate-limit.js';
+import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/app/request-guard.js';
 import authenticate from './plugins/authenticate.js';
-import errorHandler from './plugins/error-handler.js';
-import httpBasics, { requestIdGenerator } from './plugins/http-basics.js';
-import metricsPlugin from './modules/metrics/plugin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -111,11 +113,11 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
   await app.register(requestGuard, { config });
   await app.register(corsPlugin, { config });
   await app.register(clientAddress, { container });
-  await app.register(cookie, { secret: config.SECRET_KEY });
+  await app.register(cookie, { config });
   await app.register(csrf, { container, cookiePath: REFRESH_COOKIE_PATH, refreshCookie: REFRESH_COOKIE });
   await app.register(authenticate, { container });
   await app.register(sentry, { container });
-  await app.register(ipBlockPlugin, { detector: container.intrusion });
+  await app.register(ipBlock, { detector: container.intrusion });
   await app.register(rateLimit, { container, docsPrefix: '/api/docs' });
   // Prometheus metrics on METRICS_PORT and/or /api/metrics (off unless configured).
   await app.register(metricsPlugin, { container });
@@ -123,33 +125,7 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
   if (config.DOCS_ENABLED) {
     // The contract (docs/api.md): standard errors, security and descriptions on every route (src/http/openapi.ts).
     await app.register(openApiConventions, { isUnlimited: isUnlimitedHealthRoute });
-    await app.register(swagger, {
-      openapi: {
-        openapi: '3.0.3',
-        info: {
-          title: 'Flokie API',
-          version: process.env.npm_package_version ?? '1.0.0',
-          description: 'Secure-by-default account and session API. Every error uses the envelope `{success:false, error:{code,message,details}, timestamp, request_id}` (the Error schema).',
-          license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' },
-        },
-        servers: [{ url: config.publicUrl, description: 'PUBLIC_URL' }],
-        tags: [
-          { name: 'Health', description: 'Probes and operators\' health views' },
-          { name: 'Authentication', description: 'Accounts, logins, tokens and sessions' },
-          { name: 'Profile', description: 'The authenticated user\'s own profile' },
-          { name: 'Administration', description: 'User administration (admin token)' },
-          { name: 'Security operations', description: 'Security events, token revocation, emergency rate limit (admin token)' },
-        ],
-        components: {
-          securitySchemes: {
-            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-            healthToken: { type: 'apiKey', in: 'header', name: 'X-Health-Token' },
-          },
-        },
-      },
-      refResolver: { buildLocalReference: componentName },
-      transformObject: (documents) => finishDocument((documents as { openapiObject: Record<string, never> }).openapiObject),
-    });
+    await app.register(swagger, { config });
   }
 
   await app.register(

@@ -47,8 +47,8 @@ const CONTAINERS = ['body', 'data', 'details', 'user', 'err'];
 
 /**
  * Named paths only, no leading wildcard: a `*.password` path makes pino run the redaction over
- * every key of every line and of every request's child logger, about 12 µs a request, a sixth
- * of an authenticated call (docs/benchmarks.md); named paths cost only the lines that have them.
+ * every key of every line and of every request's child logger, a large share of an authenticated
+ * call (docs/benchmarks.md, section 2); named paths cost only the lines that have them.
  */
 export const LOG_REDACT_PATHS = [
   'req.headers.authorization',
@@ -117,8 +117,8 @@ const stdoutStreams = new Map<number, DestinationStream>();
  * libuv's thread pool (one job per write, queued behind password hashing during a login flood);
  * here each write is a direct write(2), as Node's own process.stdout does. With bufferBytes > 0,
  * whole lines are collected until the next one would take the batch past bufferBytes (at most
- * PIPE_BUF) or LOG_FLUSH_INTERVAL_MS has passed (one system call for about sixteen access lines,
- * docs/benchmarks.md), and flushed when the process exits, crashes included; only a SIGKILL
+ * PIPE_BUF) or LOG_FLUSH_INTERVAL_MS has passed (one system call for many access lines,
+ * docs/benchmarks.md section 4), and flushed when the process exits, crashes included; only a SIGKILL
  * loses the last second.
  */
 export function standardOutput(bufferBytes: number): DestinationStream {

@@ -130,7 +130,8 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
     publicHttp && config.isProduction ? 'fail' : https ? 'pass' : 'warn',
     publicHttp && config.isProduction ? 'PUBLIC_URL is http://: links in e-mails would go out unencrypted' : https ? (config.TLS_CERT_FILE ? 'TLS served directly' : config.FORCE_HTTPS ? 'plain HTTP redirected to HTTPS' : 'TLS terminated by a trusted proxy') : 'no TLS_CERT_FILE, FORCE_HTTPS or TRUSTED_PROXIES: make sure a proxy terminates TLS',
   );
-  // Where it is sent is plugins/security-headers.ts's rule: every answer in production, HTTPS requests elsewhere.
+  // Where it is sent is plugins/external/security-headers.ts's rule: every answer in production,
+  // HTTPS requests elsewhere.
   const hstsWhere = config.isProduction ? 'on every answer' : `on HTTPS requests only (NODE_ENV=${config.NODE_ENV}; production sends it on every answer)`;
   add(
     'network.hsts',

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import { SettingError, parseRate } from '../config/index.js';
 import { generateSecret } from '../config/secret-strength.js';
-import type { toEventView } from '../modules/security/routes.js';
+import type { SecurityEventView } from '../modules/security/events.js';
 import { CLI_ACTOR, CliError, describeError, note, readPassword, withContainer } from './context.js';
 import { registerMigrateCommand } from './migrate.js';
 import { registerMailCommands } from './mail.js';
@@ -41,7 +41,7 @@ function positiveInt(value: string): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function formatEvent(e: ReturnType<typeof toEventView>): string {
+function formatEvent(e: SecurityEventView): string {
   const who = [e.user_id && `user=${e.user_id}`, e.ip && `ip=${e.ip}`, e.endpoint && `endpoint="${e.endpoint}"`].filter(Boolean).join(' ');
   return `${e.created_at}  ${e.severity.toUpperCase().padEnd(8)} ${e.type.padEnd(28)} ${who}${e.details ? `  ${JSON.stringify(e.details)}` : ''}`;
 }
@@ -179,14 +179,12 @@ export function buildProgram(): Command {
           throw new CliError(`${(error as SettingError).message}; or "off"`);
         }
       }
-      const { setEmergencyLimit } = await import('../state/emergency-limit.js');
+      const [{ SecurityService }, { cliContext }] = await Promise.all([
+        import('../modules/security/security-service.js'),
+        import('../core/request-context.js'),
+      ]);
       await withContainer(async (c) => {
-        const spec = await setEmergencyLimit(c.db, c.changes, off ? null : rate);
-        c.events.emit({
-          type: 'emergency_action',
-          message: spec ? `Emergency rate limit set to ${spec.text}` : 'Emergency rate limit lifted',
-          details: { action: 'emergency_rate_limit', limit: spec?.text ?? null, via: 'cli' },
-        });
+        const spec = await new SecurityService(c).changeEmergencyLimit(off ? null : rate, cliContext());
         console.log(spec ? `Emergency rate limit on: ${spec.text} per client, on every instance` : 'Emergency rate limit off');
       });
     });
@@ -194,9 +192,9 @@ export function buildProgram(): Command {
     .command('status')
     .description('Show the emergency limit in force')
     .action(async () => {
-      const { getEmergencyLimit } = await import('../state/emergency-limit.js');
+      const { SecurityService } = await import('../modules/security/security-service.js');
       await withContainer(async (c) => {
-        const spec = await getEmergencyLimit(c.db);
+        const spec = await new SecurityService(c).emergencyLimit();
         console.log(spec ? `Emergency rate limit on: ${spec.text}` : 'Emergency rate limit off');
       });
     });
@@ -247,8 +245,9 @@ export function buildProgram(): Command {
     .option('--interval <ms>', 'poll interval in milliseconds', positiveInt, 1000)
     .option('--json', 'one JSON object per line', false)
     .action(async (options: { since?: number; type?: string; severity?: string; interval: number; json: boolean }) => {
-      const { eventQuery, toEventView } = await import('../modules/security/routes.js');
+      const { SecurityService } = await import('../modules/security/security-service.js');
       await withContainer(async (c) => {
+        const service = new SecurityService(c);
         let stopped = false;
         const stop = () => {
           stopped = true;
@@ -256,25 +255,18 @@ export function buildProgram(): Command {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         // Start after the newest existing row unless --since asks for history.
-        let lastId = 0;
-        if (options.since === undefined) {
-          const newest = await c.db.selectFrom('security_events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
-          lastId = Number(newest?.id ?? 0);
-        }
+        let lastId = options.since === undefined ? await service.newestEventId() : 0;
         note(`Watching security events${options.since !== undefined ? ` since ${new Date(options.since).toISOString()}` : ''} (Ctrl-C to stop)`);
+        const filter = { type: options.type, severity: options.severity, since: options.since };
         while (!stopped) {
-          const rows = await eventQuery(c.db, { type: options.type, severity: options.severity, since: options.since })
-            .selectAll()
-            .where('id', '>', lastId)
-            .orderBy('id')
-            .limit(500)
-            .execute();
-          for (const row of rows) {
-            lastId = Math.max(lastId, Number(row.id));
-            const view = toEventView(row);
+          const views = await service.eventsAfter(filter, lastId, 500);
+          for (const view of views) {
+            lastId = Math.max(lastId, view.id);
             console.log(options.json ? JSON.stringify(view) : formatEvent(view));
           }
-          if (rows.length < 500) for (let waited = 0; waited < options.interval && !stopped; waited += 50) await sleep(50);
+          if (views.length < 500) {
+            for (let waited = 0; waited < options.interval && !stopped; waited += 50) await sleep(50);
+          }
         }
         note('Stopped.');
       });
@@ -289,19 +281,20 @@ export function buildProgram(): Command {
     .option('--user-id <id>', 'only events of this user')
     .option('--ip <address>', 'only events from this address')
     .action(async (options: { since?: number; until?: number; type?: string; userId?: string; ip?: string }) => {
-      const { eventQuery, toEventView } = await import('../modules/security/routes.js');
+      const { SecurityService } = await import('../modules/security/security-service.js');
       await withContainer(async (c) => {
+        const service = new SecurityService(c);
         const filter = { since: options.since, until: options.until, type: options.type, user_id: options.userId, ip: options.ip };
         let lastId = 0;
         let count = 0;
         for (;;) {
-          const rows = await eventQuery(c.db, filter).selectAll().where('id', '>', lastId).orderBy('id').limit(1000).execute();
-          if (rows.length === 0) break;
-          const chunk = rows.map((r) => JSON.stringify(toEventView(r))).join('\n') + '\n';
+          const views = await service.eventsAfter(filter, lastId, 1000);
+          if (views.length === 0) break;
+          const chunk = views.map((view) => JSON.stringify(view)).join('\n') + '\n';
           if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve));
-          count += rows.length;
-          lastId = Number(rows[rows.length - 1]!.id);
-          if (rows.length === 1000) note(`… ${count} events exported`);
+          count += views.length;
+          lastId = views[views.length - 1]!.id;
+          if (views.length === 1000) note(`… ${count} events exported`);
         }
         note(`Exported ${count} event(s)`);
       });

@@ -2,7 +2,7 @@
  * "The database is unavailable" — decided here and nowhere else. An error that means the database
  * could not be reached or did not answer in time (refused, reset, timed out, pool exhausted,
  * connection terminated, SQLite busy) is answered 503 SERVICE_UNAVAILABLE with Retry-After at the
- * HTTP edge (src/plugins/error-handler.ts), never 500, and DatabaseOutage logs it once per outage
+ * HTTP edge (src/plugins/app/error-handler.ts), never 500, and DatabaseOutage logs it once per outage
  * (warn, no stack) and once when it is over, instead of once per failed request.
  */
 import type { Kysely } from 'kysely';

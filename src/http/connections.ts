@@ -4,7 +4,7 @@
  * time, so a few slow clients could hold every socket:
  * - a request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, its headers within
  *   HEADERS_TIMEOUT_SECONDS; past either, Node raises ERR_HTTP_REQUEST_TIMEOUT and
- *   plugins/request-guard.ts answers 408 in the envelope and closes the connection;
+ *   plugins/app/request-guard.ts answers 408 in the envelope and closes the connection;
  * - an idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT_SECONDS (longer than the
  *   shipped nginx's upstream keep-alive, 60 s, so nginx never reuses a socket we are closing);
  * - at most MAX_CONNECTIONS sockets per process; Node closes further ones at once.

@@ -1,7 +1,7 @@
 /**
  * The HTTP edge of the domain errors (src/core/errors.ts): each contract code's status and the
  * headers that go with it. `HttpError` is for the few failures only the HTTP layer knows about
- * (a URL too long, a method not allowed) and carries its own status. plugins/error-handler.ts turns
+ * (a URL too long, a method not allowed) and carries its own status. plugins/app/error-handler.ts turns
  * every failure into the contract's envelope (docs/api.md).
  */
 import { DomainError, type ErrorCode, type ErrorDetails } from '../core/errors.js';

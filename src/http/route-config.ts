@@ -3,7 +3,7 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /**
      * Which RATE_LIMITS key applies to this route ("auth.login", …). Unset: the "default" limit.
-     * Only src/plugins/rate-limit.ts sets false (its list of exempt routes).
+     * Only src/plugins/app/rate-limit.ts sets false (its list of exempt routes).
      */
     rateLimit?: string | false;
   }

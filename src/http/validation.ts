@@ -1,7 +1,7 @@
 /**
  * How request validation speaks to clients: every schema failure (Ajv errors) becomes
  * `details: {"field": ["message", …]}` in our own words, and query-string booleans are read the
- * way clients write them. Used by app.ts (validator options) and plugins/error-handler.ts.
+ * way clients write them. Used by app.ts (validator options) and plugins/app/error-handler.ts.
  *
  * Bounded: a body full of bad or unknown fields (up to BODY_LIMIT) yields at most
  * MAX_DETAIL_FIELDS fields with at most MAX_MESSAGES_PER_FIELD messages each, and field names

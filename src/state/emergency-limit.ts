@@ -1,8 +1,9 @@
 /**
  * The emergency global rate limit (docs/incident-response.md, "Containment"): a value in
  * `app_settings` that every running instance applies within CACHE_SYNC_INTERVAL_MS (instantly
- * with Redis), set by `flokie ratelimit emergency …` or PUT /api/security/emergency-rate-limit.
- * The rate-limit plugin reads it at start and on every 'setting' change.
+ * with Redis), set by `flokie ratelimit emergency …` or PUT /api/security/emergency-rate-limit,
+ * both through SecurityService.changeEmergencyLimit (which also records the event). The rate-limit
+ * plugin reads it at start and on every 'setting' change.
  */
 import type { Kysely } from 'kysely';
 import { parseRate, type RateSpec } from '../config/index.js';

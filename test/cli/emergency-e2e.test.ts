@@ -14,9 +14,9 @@ import { makeTestConfig, uniqueUser } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { runCli } from './helpers.js';
 
-const rateLimitPluginExists = existsSync(fileURLToPath(new URL('../../src/plugins/rate-limit.ts', import.meta.url)));
+const rateLimitPluginExists = existsSync(fileURLToPath(new URL('../../src/plugins/app/rate-limit.ts', import.meta.url)));
 
-describe('emergency rate limit reaches a running server', { skip: !rateLimitPluginExists && 'src/plugins/rate-limit.ts not built yet' }, () => {
+describe('emergency rate limit reaches a running server', { skip: !rateLimitPluginExists && 'src/plugins/app/rate-limit.ts not built yet' }, () => {
   let database: TestDatabase;
   let app: FastifyInstance;
   let base: string;

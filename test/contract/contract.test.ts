@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createGeneratorSync } from 'json-schema-faker';
-import { isUnlimitedHealthRoute } from '../../src/plugins/rate-limit.js';
+import { isUnlimitedHealthRoute } from '../../src/plugins/app/rate-limit.js';
 import { bearer, createTestApp, makeAdmin, registerAndLogin, uniqueUser, type TestApp } from '../helpers/app.js';
 import { liveDocument, operations, responseValidator, toJsonSchema } from './support.js';
 import type { OpenApiDocument, OperationEntry, Schema } from './support.js';

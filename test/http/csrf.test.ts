@@ -30,7 +30,7 @@ async function csrfToken(app: FastifyInstance, cookie?: string) {
 
 describe('CSRF in cookie mode', () => {
   let t: TestApp;
-  const events: { type: string; details: string | null }[] = [];
+  const events: { type: string; details: Record<string, unknown> | null }[] = [];
   before(async () => {
     t = await createTestApp();
     t.app.container.events.onEvent((e) => events.push(e));

@@ -21,7 +21,7 @@ const times = (n: number, status: number) => Array<number>(n).fill(status);
 describe('rate limits (in-process store, guide defaults)', () => {
   it('auth.login: 5 per minute per address, then 429 with Retry-After, RateLimit-* and one event', async () => {
     const t = await createLoggedApp(ON);
-    const events: { type: string; details: string | null }[] = [];
+    const events: { type: string; details: Record<string, unknown> | null }[] = [];
     t.container.events.onEvent((e) => events.push(e));
     try {
       const responses = [];
@@ -41,7 +41,7 @@ describe('rate limits (in-process store, guide defaults)', () => {
       assert.equal(body.error.code, 'RATE_LIMIT_EXCEEDED');
       const limitEvents = events.filter((e) => e.type === 'rate_limit_exceeded');
       assert.equal(limitEvents.length, 1, 'reported once per window, not once per refused request');
-      assert.equal(JSON.parse(limitEvents[0]!.details!).limit, 'auth.login');
+      assert.equal(limitEvents[0]!.details!.limit, 'auth.login');
       // Another address is unaffected.
       const other = await t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.2', payload: { username: 'x', password: 'y' } });
       assert.equal(other.statusCode, 401);

@@ -16,7 +16,7 @@ import { claimsOf, createPgDatabase, redisPrefix, REDIS_BASE, request, ROOT, sta
 
 const PASSWORD = 'Velvet-Orbit-Harbor-42';
 const BOUND_MS = 2000;
-const hasRateLimits = existsSync(join(ROOT, 'src/plugins/rate-limit.ts'));
+const hasRateLimits = existsSync(join(ROOT, 'src/plugins/app/rate-limit.ts'));
 const hasSecurityApi = existsSync(join(ROOT, 'src/modules/security/routes.ts'));
 const hasAdminApi = existsSync(join(ROOT, 'src/modules/users/admin-routes.ts'));
 
@@ -139,7 +139,7 @@ describe('two instances on PostgreSQL + Redis', { timeout: 180_000 }, () => {
     });
   });
 
-  it('a rate limit counts requests on both instances together', { skip: !hasRateLimits && 'src/plugins/rate-limit.ts not built yet' }, async () => {
+  it('a rate limit counts requests on both instances together', { skip: !hasRateLimits && 'src/plugins/app/rate-limit.ts not built yet' }, async () => {
     // password.reset is 4 per minute per client: two on each instance use it up.
     const from = '127.0.0.5';
     const ask = (on: ServerProcess) => request('POST', `${on.url}/api/auth/password/reset-request`, { from, body: { email: 'nobody@example.com' } });

@@ -66,7 +66,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         };
         let badCredentialEvents = 0;
         app.container.events.onEvent((e) => {
-          if (e.type === 'login_failure' && e.user_id === user.id && JSON.parse(e.details ?? '{}').reason === 'bad_credentials') badCredentialEvents++;
+          if (e.type === 'login_failure' && e.user_id === user.id && e.details?.reason === 'bad_credentials') badCredentialEvents++;
         });
         const results = await Promise.all(Array.from({ length: 50 }, (_, i) => loginReq(app, user.username, `Wrong-Password-${i}-x9`)));
         const statuses = results.map((r) => r.statusCode);

@@ -64,17 +64,17 @@ export class Alerts {
   private onEvent(event: AlertEvent): void {
     const spec = alertFor(event);
     if (!spec || this.stopped) return;
-    let details: unknown = null;
-    try {
-      details = event.details ? JSON.parse(event.details) : null;
-    } catch {
-      details = event.details;
-    }
     const alert = {
       ...spec,
       severity: event.severity,
       summary: event.message,
-      details: { ip: event.ip, user_id: event.user_id, endpoint: event.endpoint, request_id: event.request_id, details },
+      details: {
+        ip: event.ip,
+        user_id: event.user_id,
+        endpoint: event.endpoint,
+        request_id: event.request_id,
+        details: event.details,
+      },
     };
     const task = this.enqueueWithRetry(alert);
     this.pending.add(task);

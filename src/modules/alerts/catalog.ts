@@ -14,15 +14,6 @@ export interface AlertSpec {
   subject: string;
 }
 
-function detailsOf(event: AlertEvent): Record<string, unknown> {
-  try {
-    const parsed: unknown = event.details ? JSON.parse(event.details) : {};
-    return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-}
-
 const text = (value: unknown) => (value === undefined || value === null ? '-' : String(value).slice(0, 200));
 
 /** admin_action details.action values that are alerts: someone became an administrator, or lost every session at once. */
@@ -49,6 +40,6 @@ export const ALERT_EVENT_TYPES = Object.keys(ALERTS);
 export function alertFor(event: AlertEvent): AlertSpec | null {
   const subjectOf = ALERTS[event.type];
   if (!subjectOf) return null;
-  const subject = subjectOf(event, detailsOf(event));
+  const subject = subjectOf(event, event.details ?? {});
   return subject === null ? null : { type: event.type, subject };
 }

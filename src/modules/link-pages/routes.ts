@@ -7,7 +7,7 @@
  * leaves these pages unused; they stay harmless. Their headers are LINK_PAGES_HEADERS.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { LINK_PAGES_HEADERS } from '../../plugins/security-headers.js';
+import { LINK_PAGES_HEADERS } from '../../plugins/external/security-headers.js';
 import { LINK_PAGES_SCRIPT } from './script.js';
 
 export const LINK_PAGES_SCRIPT_PATH = '/assets/flokie-links.js';
@@ -63,7 +63,7 @@ function send(reply: FastifyReply, contentType: string, body: string) {
 
 export default async function linkPageRoutes(app: FastifyInstance) {
   // GET routes answer HEAD as well (Fastify's exposeHeadRoutes); every other method is a 404.
-  // Only the emergency limit applies to these constant answers (src/plugins/rate-limit.ts decides).
+  // Only the emergency limit applies to these constant answers (src/plugins/app/rate-limit.ts decides).
   for (const page of LINK_PAGES) {
     const text = html(page);
     app.get(page.path, { schema: { hide: true } }, (_request, reply) =>

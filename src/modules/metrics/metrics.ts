@@ -40,8 +40,8 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
   const registers = [registry];
 
   // Requests are tallied in plain numbers per (method, route, status) on the request path and
-  // handed to Prometheus at scrape time: a prom-client call per response measured several
-  // microseconds on /me (docs/benchmarks.md, "Metrics"), this costs a Map lookup and increments.
+  // handed to Prometheus at scrape time: prom-client calls per response cost several times more
+  // (docs/benchmarks.md, "Metrics"); this costs a Map lookup and increments.
   const tally = new Map<string, { labels: { method: string; route: string; status: string }; count: number; sum: number; buckets: number[] }>();
   const reportedRequests = new Map<string, number>();
   new client.Counter({
@@ -91,14 +91,8 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
     if (event.type === 'login_success') logins.inc({ outcome: 'success' });
     else if (event.type === 'account_locked') lockouts.inc();
     else if (event.type === 'login_failure') {
-      let reason = 'other';
-      try {
-        const parsed = JSON.parse(event.details ?? '{}') as { reason?: unknown };
-        if (typeof parsed.reason === 'string' && LOGIN_FAILURE_REASONS.has(parsed.reason)) reason = parsed.reason;
-      } catch {
-        /* recorded by us; "other" if ever unreadable */
-      }
-      logins.inc({ outcome: reason });
+      const reason = event.details?.reason;
+      logins.inc({ outcome: typeof reason === 'string' && LOGIN_FAILURE_REASONS.has(reason) ? reason : 'other' });
     }
   });
 

@@ -5,8 +5,8 @@
  * nothing). Never put a password, token or hash into `details`: the logger redacts known
  * secret-bearing keys as a second line of defence.
  */
-import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
+import type { BaseLogger } from 'pino';
 import { isDatabaseUnavailable } from '../../db/availability.js';
 import type { RequestContext } from '../../core/request-context.js';
 import type { Database } from '../../db/types.js';
@@ -57,7 +57,52 @@ export interface SecurityEventInput {
   details?: Record<string, unknown>;
 }
 
-type Row = Database['security_events'] extends infer T ? Omit<T, 'id'> : never;
+type Row = Omit<Database['security_events'], 'id'>;
+
+/** A stored row as read back (the id assigned). */
+export type StoredEventRow = Row & { id: number };
+
+/** One event as its readers see it (listeners, the log line, the API): details as an object; the row stores JSON. */
+export interface SecurityEvent extends Omit<Row, 'details'> {
+  details: Record<string, unknown> | null;
+}
+
+/**
+ * The one mapper from an event to what people read: the API and `flokie events` answer this view
+ * (with the row id in front), and the log line is the same fields under log-friendly names.
+ */
+export function eventView(event: SecurityEvent) {
+  return {
+    type: event.type,
+    severity: event.severity,
+    user_id: event.user_id,
+    ip: event.ip,
+    user_agent: event.user_agent,
+    request_id: event.request_id,
+    endpoint: event.endpoint,
+    details: event.details,
+    created_at: new Date(Number(event.created_at)).toISOString(),
+  };
+}
+
+/** The fields of the event's log line: the view, its details spread at the top level for log search. */
+export function eventLogFields(event: SecurityEvent): Record<string, unknown> {
+  const { type, created_at, details, ...who } = eventView(event);
+  return { security_event: type, ...who, timestamp: created_at, ...details };
+}
+
+/** A stored row as the API and the CLI show it; details that are not JSON are shown raw rather than lost. */
+export function storedEventView(row: StoredEventRow) {
+  let details: Record<string, unknown> | null = null;
+  try {
+    details = row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null;
+  } catch {
+    details = { raw: row.details };
+  }
+  return { id: Number(row.id), ...eventView({ ...row, details }) };
+}
+
+export type SecurityEventView = ReturnType<typeof storedEventView>;
 
 /** Censors every secret key (logging.ts SECRET_KEYS), however it got here. */
 function scrub(details: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
@@ -67,7 +112,7 @@ function scrub(details: Record<string, unknown> | undefined): Record<string, unk
   return out;
 }
 
-export type EventListener = (event: Row & { message: string }) => void;
+export type EventListener = (event: SecurityEvent & { message: string }) => void;
 
 export class SecurityEvents {
   private queue: Row[] = [];
@@ -77,14 +122,14 @@ export class SecurityEvents {
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly log: FastifyBaseLogger,
+    private readonly log: BaseLogger,
     private readonly options: { batchSize?: number; flushIntervalMs?: number } = {},
   ) {
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 250);
     this.timer.unref();
   }
 
-  /** Listeners see every event as it is emitted (intrusion detection, Sentry). */
+  /** Listeners see every event as it is emitted (intrusion detection, Sentry, alerts, metrics). */
   onEvent(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -106,25 +151,14 @@ export class SecurityEvents {
       created_at: Date.now(),
     };
     const message = input.message ?? input.type.replace(/_/g, ' ');
+    // Frozen: every listener reads the same object, and none may change what the next one sees.
+    const event = { ...row, details: details ? Object.freeze(details) : null };
     const level = severity === 'critical' ? 'fatal' : severity === 'warning' ? 'warn' : 'info';
-    this.log[level](
-      {
-        security_event: row.type,
-        severity,
-        user_id: row.user_id,
-        ip: row.ip,
-        user_agent: row.user_agent,
-        request_id: row.request_id,
-        endpoint: row.endpoint,
-        timestamp: new Date(row.created_at).toISOString(),
-        ...details,
-      },
-      message,
-    );
+    this.log[level](eventLogFields(event), message);
     this.queue.push(row);
     for (const listener of this.listeners) {
       try {
-        listener({ ...row, message });
+        listener({ ...event, message });
       } catch (error) {
         this.log.error({ err: error }, 'security event listener failed');
       }

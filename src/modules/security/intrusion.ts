@@ -13,14 +13,10 @@
  * "Distinct" is counted with a per-pair counter: a pair (ip, account or keyed name hash) seen first in
  * its window adds one to the IP's (and the username's) distinct counter.
  */
-import type { FastifyInstance } from 'fastify';
-import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config/index.js';
-import { rateLimited } from '../../core/errors.js';
-import { clientAddressKey } from '../../plugins/client-address.js';
-import { isUnlimitedHealthRoute } from '../../plugins/rate-limit.js';
+import { clientAddressKey } from '../../plugins/app/client-address.js';
 import type { RedisClient } from '../../state/redis.js';
 import type { SecurityEvents } from './events.js';
 
@@ -33,15 +29,15 @@ export interface FailureSubject {
 }
 
 /** Reads the subject from a login_failure event: the lockout records `username` or `login_hash`, never the typed text. */
-export function failureSubject(userId: string | null, details: string | null): FailureSubject | null {
-  let parsed: { username?: unknown; login_hash?: unknown } = {};
-  try {
-    parsed = JSON.parse(details ?? '{}') as typeof parsed;
-  } catch {
-    /* nothing recorded */
+export function failureSubject(userId: string | null, details: Record<string, unknown> | null): FailureSubject | null {
+  const username = details?.username;
+  const loginHash = details?.login_hash;
+  if (userId) {
+    return { key: `user:${userId}`, details: { user_id: userId, ...(typeof username === 'string' ? { username } : {}) } };
   }
-  if (userId) return { key: `user:${userId}`, details: { user_id: userId, ...(typeof parsed.username === 'string' ? { username: parsed.username } : {}) } };
-  if (typeof parsed.login_hash === 'string' && parsed.login_hash) return { key: `name:${parsed.login_hash}`, details: { login_hash: parsed.login_hash } };
+  if (typeof loginHash === 'string' && loginHash) {
+    return { key: `name:${loginHash}`, details: { login_hash: loginHash } };
+  }
   return null;
 }
 
@@ -153,25 +149,3 @@ export class IntrusionDetector {
     this.unsubscribe();
   }
 }
-
-/**
- * Refuses every request from a blocked address (429 with Retry-After) before any other work;
- * the health checks no limit applies to stay open, so a load balancer never drops the instance. Only registered when
- * BRUTE_FORCE_BLOCK_MINUTES is set, so it costs nothing otherwise.
- */
-export const ipBlockPlugin = fp(
-  async function ipBlock(app: FastifyInstance, { detector }: { detector: IntrusionDetector }) {
-    if (!detector.blocking) return;
-    app.addHook('onRequest', async (request) => {
-      if (isUnlimitedHealthRoute(request.routeOptions.url)) return;
-      let seconds = 0;
-      try {
-        seconds = await detector.blockedFor(request.ip);
-      } catch {
-        return; // a counter store failure must not take the API down
-      }
-      if (seconds > 0) throw rateLimited(seconds, 'Too many failed logins from your address; try again later');
-    });
-  },
-  { name: 'flokie-ip-block' },
-);

@@ -2,24 +2,20 @@
  * /api/security — security operations for administrators (docs/api.md "Security operations"):
  * the security event log, token revocation, and the emergency global rate limit. Admin only,
  * checked in onRequest before anything is parsed. The rules live in admin-service.ts (revocation)
- * and state/emergency-limit.ts (the limit).
+ * and security-service.ts (the event log, the limit).
  */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
-import { SettingError } from '../../config/index.js';
 import type { Container } from '../../container.js';
-import type { Database } from '../../db/types.js';
 import { Envelope, ok } from '../../http/envelope.js';
 import { validationError } from '../../core/errors.js';
 import { NO_NUL } from '../../http/fields.js';
-import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limit.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
-import { pagination } from '../users/admin-service.js';
 import { actorOf, PaginationSchema } from '../users/admin-routes.js';
 import { EVENT_TYPES } from './events.js';
 import { requestContext } from '../../http/request-context.js';
+import { SecurityService } from './security-service.js';
 
 const strict = { additionalProperties: false } as const;
 const DateTime = Type.String({ format: 'date-time', description: 'ISO 8601, e.g. 2026-01-01T00:00:00Z' });
@@ -66,50 +62,6 @@ const LimitData = Type.Object({
   duration_seconds: Type.Union([Type.Integer(), Type.Null()]),
 }, { $id: 'EmergencyRateLimit' });
 
-export interface EventFilter {
-  type?: string;
-  severity?: string;
-  user_id?: string;
-  ip?: string;
-  since?: number;
-  until?: number;
-}
-
-/** Filtered events, newest first. Shared by the API and `flokie events export`. */
-export function eventQuery(db: Kysely<Database>, filter: EventFilter) {
-  let q = db.selectFrom('security_events');
-  if (filter.type) q = q.where('type', '=', filter.type);
-  if (filter.severity) q = q.where('severity', '=', filter.severity);
-  if (filter.user_id) q = q.where('user_id', '=', filter.user_id);
-  if (filter.ip) q = q.where('ip', '=', filter.ip);
-  if (filter.since !== undefined) q = q.where('created_at', '>=', filter.since);
-  if (filter.until !== undefined) q = q.where('created_at', '<=', filter.until);
-  return q;
-}
-
-type EventRow = Database['security_events'] extends infer T ? { [K in keyof T]: T[K] extends import('kysely').Generated<infer U> ? U : T[K] } : never;
-
-export function toEventView(row: EventRow) {
-  let details: Record<string, unknown> | null = null;
-  try {
-    details = row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null;
-  } catch {
-    details = { raw: row.details };
-  }
-  return {
-    id: Number(row.id),
-    type: row.type,
-    severity: row.severity,
-    user_id: row.user_id,
-    ip: row.ip,
-    user_agent: row.user_agent,
-    request_id: row.request_id,
-    endpoint: row.endpoint,
-    details,
-    created_at: new Date(Number(row.created_at)).toISOString(),
-  };
-}
-
 const limitView = (spec: { points: number; durationSeconds: number; text: string } | null) => ({
   limit: spec?.text ?? null,
   points: spec?.points ?? null,
@@ -120,6 +72,7 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['Security operations'];
   const security = [{ bearerAuth: [] }];
+  const service = new SecurityService(container);
   app.addHook('onRequest', app.requireAdmin);
 
   app.get(
@@ -136,20 +89,9 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
     },
     async (request) => {
       const { page, per_page, since, until, ...rest } = request.query;
-      const filter: EventFilter = { ...rest, since: since ? Date.parse(since) : undefined, until: until ? Date.parse(until) : undefined };
-      if (filter.since !== undefined && filter.until !== undefined && filter.since > filter.until) {
-        throw validationError('since must not be after until', { since: ['Must not be after until'] });
-      }
-      await container.events.flush(); // what just happened is visible at once
-      const total = Number((await eventQuery(container.db, filter).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-      const rows = await eventQuery(container.db, filter)
-        .selectAll()
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-        .execute();
-      return ok('Security events', { events: rows.map(toEventView), pagination: pagination(page, per_page, total) });
+      const range = { since: since ? Date.parse(since) : undefined, until: until ? Date.parse(until) : undefined };
+      const filter = { ...rest, ...range };
+      return ok('Security events', await service.listEvents(filter, page, per_page));
     },
   );
 
@@ -182,7 +124,7 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
   app.get(
     '/emergency-rate-limit',
     { schema: { tags, operationId: 'getEmergencyRateLimit', security, summary: 'The emergency global rate limit (null when off)', response: { 200: Envelope(LimitData), ...errors(403) } } },
-    async () => ok('Emergency rate limit', limitView(await getEmergencyLimit(container.db))),
+    async () => ok('Emergency rate limit', limitView(await service.emergencyLimit())),
   );
 
   app.put(
@@ -199,19 +141,7 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
       },
     },
     async (request) => {
-      let spec;
-      try {
-        spec = await setEmergencyLimit(container.db, container.changes, request.body.limit);
-      } catch (error) {
-        if (error instanceof SettingError) throw validationError('Invalid rate', { limit: [error.message] });
-        throw error;
-      }
-      container.events.emit({
-        type: 'emergency_action',
-        context: requestContext(request),
-        message: spec ? `Emergency rate limit set to ${spec.text}` : 'Emergency rate limit lifted',
-        details: { action: 'emergency_rate_limit', limit: spec?.text ?? null, via: 'api' },
-      });
+      const spec = await service.changeEmergencyLimit(request.body.limit, requestContext(request));
       return ok(spec ? 'Emergency rate limit on' : 'Emergency rate limit off', limitView(spec));
     },
   );

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { escapeJsonForHtml } from '../http/envelope.js';
+import { escapeJsonForHtml } from '../../http/envelope.js';
 
 /** An incoming X-Request-ID is considered only if it looks like an id, never as a log-injection vector. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

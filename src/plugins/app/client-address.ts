@@ -10,9 +10,9 @@ import { BlockList, isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import ipaddr from 'ipaddr.js';
-import { SettingError } from '../config/index.js';
-import type { Container } from '../container.js';
-import { requestContext } from '../http/request-context.js';
+import { SettingError } from '../../config/index.js';
+import type { Container } from '../../container.js';
+import { requestContext } from '../../http/request-context.js';
 
 /** "::ffff:10.0.0.1" (IPv4 on a dual-stack socket) → "10.0.0.1". */
 export function normalizeAddress(address: string): string {

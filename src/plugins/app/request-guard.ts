@@ -8,7 +8,7 @@
  * - URLs that cannot be percent-decoded: 400 (`frameworkErrors`).
  * - URLs longer than MAX_URL_LENGTH: 414; a NUL byte anywhere in the URL (raw or %00): 400.
  *   Bodies over BODY_LIMIT (413), non-JSON bodies (415) and malformed JSON (400) are Fastify's
- *   content-type parser errors mapped by plugins/error-handler.ts; text/plain gets no parser, so it is 415 too.
+ *   content-type parser errors mapped by plugins/app/error-handler.ts; text/plain gets no parser, so it is 415 too.
  * - An empty body sent as application/json counts as no body (see the parser below).
  */
 import { randomUUID } from 'node:crypto';
@@ -16,12 +16,12 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../config/index.js';
-import type { ErrorCode } from '../core/errors.js';
-import { HttpError } from '../http/errors.js';
-import { escapeJsonForHtml } from '../http/envelope.js';
+import type { Config } from '../../config/index.js';
+import type { ErrorCode } from '../../core/errors.js';
+import { HttpError } from '../../http/errors.js';
+import { escapeJsonForHtml } from '../../http/envelope.js';
 import { errorBody, sendApiError } from './error-handler.js';
-import { staticSecurityHeaders } from './security-headers.js';
+import { staticSecurityHeaders } from '../external/security-headers.js';
 
 /** Request line plus headers, in bytes (Node's default, made explicit). */
 export const MAX_HEADER_BYTES = 16 * 1024;
@@ -96,5 +96,5 @@ export default fp(
       done();
     });
   },
-  { name: 'flokie-request-guard' },
+  { name: 'flokie-request-guard', dependencies: ['flokie-error-handler'] },
 );

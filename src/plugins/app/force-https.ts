@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../config/index.js';
+import type { Config } from '../../config/index.js';
 
 export default fp(
   async function forceHttps(app: FastifyInstance, { config }: { config: Config }) {

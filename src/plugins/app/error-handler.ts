@@ -1,10 +1,10 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
-import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/index.js';
-import { DomainError, serviceUnavailable, type ErrorCode } from '../core/errors.js';
-import { HttpError, httpHeadersOf, httpStatusOf, STATUS_BY_CODE } from '../http/errors.js';
-import { validationDetails, type AjvError } from '../http/validation.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../../db/index.js';
+import { DomainError, serviceUnavailable, type ErrorCode } from '../../core/errors.js';
+import { HttpError, httpHeadersOf, httpStatusOf, STATUS_BY_CODE } from '../../http/errors.js';
+import { validationDetails, type AjvError } from '../../http/validation.js';
 
 /** Status code → contract code for errors raised by Fastify itself or its plugins. */
 const CODE_BY_STATUS = Object.fromEntries(Object.entries(STATUS_BY_CODE).map(([code, status]) => [status, code])) as Record<

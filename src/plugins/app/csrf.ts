@@ -19,9 +19,9 @@ import { createHmac } from 'node:crypto';
 import csrfProtection from '@fastify/csrf-protection';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Container } from '../container.js';
-import { authorizationError } from '../core/errors.js';
-import { requestContext } from '../http/request-context.js';
+import type { Container } from '../../container.js';
+import { authorizationError } from '../../core/errors.js';
+import { requestContext } from '../../http/request-context.js';
 
 export const CSRF_COOKIE = 'flokie_csrf';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -93,5 +93,5 @@ export default fp(
       throw authorizationError('CSRF token missing, invalid or expired');
     });
   },
-  { name: 'flokie-csrf', dependencies: ['@fastify/cookie'] },
+  { name: 'flokie-csrf', dependencies: ['flokie-cookie', 'flokie-error-handler'] },
 );

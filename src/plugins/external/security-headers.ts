@@ -7,14 +7,14 @@
  *
  * helmet decides the headers. Our policy has no per-request parts (no nonces), so helmet runs
  * once at start-up and its output is set on each response as one constant map; @fastify/helmet
- * rebuilt the whole helmet middleware on every request, about 7 % of an authenticated call
- * (docs/benchmarks.md). The same map serves answers written outside Fastify.
+ * rebuilt the whole helmet middleware on every request, a visible share of every call
+ * (docs/benchmarks.md, section 2). The same map serves answers written outside Fastify.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet from 'helmet';
-import type { Config } from '../config/index.js';
+import type { Config } from '../../config/index.js';
 
 /** Strictest policy that works for a JSON API: nothing may load, nothing may frame us. */
 export const API_CSP: Record<string, string> = { 'default-src': "'none'", 'frame-ancestors': "'none'" };

@@ -8,7 +8,7 @@
 import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../config/index.js';
+import type { Config } from '../../config/index.js';
 
 /** Response headers a cross-origin client may read. */
 const EXPOSED_HEADERS = ['X-Request-ID', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'];

@@ -1,5 +1,5 @@
 /**
- * Serves the metrics of src/modules/metrics/metrics.ts two ways, both off by default:
+ * Serves the metrics of src/modules/metrics/metrics.ts (rate-limit refusals included) two ways, both off by default:
  * - METRICS_PORT: a separate plain-HTTP listener on METRICS_HOST (loopback by default) answering
  *   GET /metrics, outside the API (no API route, header or rate limit involved);
  * - METRICS_TOKEN: GET /api/metrics on the API port, for `Authorization: Bearer <METRICS_TOKEN>`
@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Container } from '../../container.js';
 import { authenticationError } from '../../core/errors.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics } from '../../modules/metrics/metrics.js';
 
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
@@ -24,7 +24,7 @@ export default fp(
   async function metricsPlugin(app: FastifyInstance, { container }: { container: Container }) {
     const { config } = container;
     if (!config.METRICS_PORT && !config.METRICS_TOKEN) return;
-    const metrics = createMetrics(container, () => app.rateLimitRefusals ?? new Map());
+    const metrics = createMetrics(container, () => app.rateLimitRefusals);
 
     app.addHook('onResponse', (request, reply, done) => {
       metrics.observeRequest({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, seconds: reply.elapsedTime / 1000 });
@@ -70,5 +70,5 @@ export default fp(
       metrics.close();
     });
   },
-  { name: 'flokie-metrics' },
+  { name: 'flokie-metrics', dependencies: ['flokie-rate-limit'] },
 );

@@ -105,7 +105,7 @@ export default fp(
           ip: event.ip,
           endpoint: event.endpoint,
           request_id: event.request_id,
-          details: event.details ? (JSON.parse(event.details) as unknown) : null,
+          details: event.details,
         });
         Sentry.captureMessage(event.message);
       });
@@ -115,5 +115,5 @@ export default fp(
       await Sentry.flush(2000);
     });
   },
-  { name: 'flokie-sentry' },
+  { name: 'flokie-sentry', dependencies: ['flokie-error-handler'] },
 );

@@ -20,14 +20,14 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { RateSpec } from '../config/index.js';
-import type { Container } from '../container.js';
-import { rateLimited } from '../core/errors.js';
-import { bearerToken } from './authenticate.js';
-import { RateLimitStore, type LimitDecision } from '../state/rate-limiter.js';
+import type { RateSpec } from '../../config/index.js';
+import type { Container } from '../../container.js';
+import { rateLimited } from '../../core/errors.js';
+import { bearerToken } from '../authenticate.js';
+import { RateLimitStore, type LimitDecision } from '../../state/rate-limiter.js';
 import { clientAddressKey } from './client-address.js';
-import { normalizeLoginName } from '../modules/auth/login-name.js';
-import { requestContext } from '../http/request-context.js';
+import { normalizeLoginName } from '../../modules/auth/login-name.js';
+import { requestContext } from '../../http/request-context.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -158,5 +158,5 @@ export default fp(
       route.config = { ...route.config, rateLimit: exempt ? false : route.config?.rateLimit || undefined };
     });
   },
-  { name: 'flokie-rate-limit' },
+  { name: 'flokie-rate-limit', dependencies: ['flokie-error-handler', 'flokie-authenticate'] },
 );
