@@ -4,8 +4,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, restartDelay, shouldRunPrimary } from '../../src/cluster.js';
-import { loadConfig } from '../../src/config/index.js';
+import { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, restartDelay, shouldRunPrimary } from '../src/cluster.js';
+import { loadConfig } from '../src/config/index.js';
 
 const config = (workers: string) => loadConfig({ NODE_ENV: 'test', WEB_CONCURRENCY: workers, SECRET_KEY: 's'.repeat(20) + 'abcdefghijklmnop', JWT_SECRET_KEY: 'j'.repeat(20) + 'abcdefghijklmnop' }, { dotenv: false });
 

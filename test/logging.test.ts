@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { createLogger, isSecretKey, LineBatch, LOG_FLUSH_INTERVAL_MS, PIPE_BUF, REDACTED, SECRET_KEYS } from '../../src/logging.js';
-import { createLoggedApp } from './support.js';
+import { createLogger, isSecretKey, LineBatch, LOG_FLUSH_INTERVAL_MS, PIPE_BUF, REDACTED, SECRET_KEYS } from '../src/logging.js';
+import { createLoggedApp } from './helpers/redis.js';
 
 describe('logging', () => {
   it('writes one access line per request: method, path without the query, status, ip, time, request id', async () => {
@@ -125,13 +125,13 @@ describe('logging', () => {
     // A child process logs through createLogger exactly as the service does, then ends as given.
     function runChild(bufferBytes: number, ending: string): { stdout: string; status: number | null } {
       const script = [
-        "import { createLogger } from './src/logging.ts';",
+        "import { createLogger } from './http/src/logging.ts';",
         `const log = createLogger('info', { bufferBytes: ${bufferBytes} });`,
         "log.info({ n: 1 }, 'first line');",
         "log.warn({ n: 2 }, 'second line');",
         ending,
       ].join('\n');
-      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 30_000 });
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8', timeout: 30_000 });
       return { stdout: child.stdout, status: child.status };
     }
     const messages = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line).msg);

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { startServer, type ServerProcess } from '../helpers/server.js';
-import { STRONG_PASSWORD } from '../helpers/app.js';
+import { startServer, type ServerProcess } from './helpers/server.js';
+import { STRONG_PASSWORD } from './helpers/app.js';
 
 describe('server process', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flokie-server-'));

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runCli } from '../cli/helpers.js';
+import { runCli } from './helpers.js';
 import { makeCertificate, statuses } from './remote-support.js';
 import https from 'node:https';
 import { BASE_ENV, freePort, ROOT, sleep, startServer } from '../integration/servers.js';

@@ -14,7 +14,7 @@ import {
   SessionEndedError,
 } from '../../client/index.js';
 import { register, STRONG_PASSWORD } from '../helpers/app.js';
-import { createLoggedApp, type LoggedApp } from '../http/support.js';
+import { createLoggedApp, type LoggedApp } from '../helpers/redis.js';
 
 const TWO_HOURS = 2 * 3600 * 1000;
 const WRONG = 'Wrong-Password-123456';

@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { createContainer, type Container } from '../../src/container.js';
 import { createLogger } from '../../src/logging.js';
-import { makeTestConfig } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { makeTestConfig } from './app.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface LoggedApp {
   app: FastifyInstance;

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from '../cli/helpers.js';
 import { ensureNginx, nginxArgs, nginxFolder } from '../helpers/nginx.js';
-import { statuses } from '../operations/remote-support.js';
+import { statuses } from '../cli/remote-support.js';
 import { freePort, request, ROOT, sleep, startServer, type ServerProcess } from './servers.js';
 
 describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_000 }, () => {

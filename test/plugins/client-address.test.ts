@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { clientAddressKey, compileTrustedProxies } from '../../src/plugins/client-address.js';
 import { setEmergencyLimit } from '../../src/state/emergency-limit.js';
-import { createLoggedApp, sleep } from './support.js';
+import { createLoggedApp, sleep } from '../helpers/redis.js';
 
 describe('client address', () => {
   it('compiles addresses, CIDRs and aliases, and refuses garbage', () => {

@@ -7,7 +7,7 @@ import { generateSecret } from '../../src/config/secret-strength.js';
 import { setEmergencyLimit } from '../../src/state/emergency-limit.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { uniqueUser } from '../helpers/app.js';
-import { createLoggedApp, sleep } from './support.js';
+import { createLoggedApp, sleep } from '../helpers/redis.js';
 
 const ON = { RATE_LIMIT_ENABLED: 'true' };
 
@@ -52,7 +52,7 @@ describe('rate limits (in-process store, guide defaults)', () => {
 
   it('auth.login is also limited per username, whatever the address', async () => {
     // Lockout above the limit here, so the limit's own answer shows (with the defaults the lock
-    // trips at the same attempt and answers 423 instead: test/auth/device-lockout.test.ts).
+    // trips at the same attempt and answers 423 instead: test/modules/auth/device-lockout.test.ts).
     const t = await createLoggedApp({ ...ON, MAX_LOGIN_ATTEMPTS: '10' });
     try {
       const codes = await statuses(t.app, 7, (i) => ({

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createLoggedApp, REDIS_URL, redisSkip, sleep, type LoggedApp } from './support.js';
+import { createLoggedApp, REDIS_URL, redisSkip, sleep, type LoggedApp } from '../helpers/redis.js';
 
 const skip = await redisSkip();
 

@@ -8,18 +8,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createContainer, type Container } from '../../src/container.js';
-import { loadConfig, SettingError } from '../../src/config/index.js';
-import { alertFor } from '../../src/modules/alerts/catalog.js';
-import { retryDelayMs } from '../../src/modules/alerts/alerts.js';
-import { verifyWebhookSignature } from '../../src/modules/alerts/signature.js';
-import { createTestApp, makeTestConfig, TEST_ENV } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startSmtpServer } from '../helpers/smtp.js';
-import { runCli, waitFor } from '../cli/helpers.js';
-import { startServer, type ServerProcess } from '../integration/servers.js';
+import { createContainer, type Container } from '../../../src/container.js';
+import { loadConfig, SettingError } from '../../../src/config/index.js';
+import { alertFor } from '../../../src/modules/alerts/catalog.js';
+import { retryDelayMs } from '../../../src/modules/alerts/alerts.js';
+import { verifyWebhookSignature } from '../../../src/modules/alerts/signature.js';
+import { createTestApp, makeTestConfig, TEST_ENV } from '../../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
+import { startSmtpServer } from '../../helpers/smtp.js';
+import { runCli, waitFor } from '../../cli/helpers.js';
+import { startServer, type ServerProcess } from '../../integration/servers.js';
 import { startReceiver } from './receiver.js';
-import { generateSecret } from '../../src/config/secret-strength.js';
+import { generateSecret } from '../../../src/config/secret-strength.js';
 
 // Generated per run: a secret written in the repository is public, so production refuses it.
 const SECRET = generateSecret();
@@ -53,7 +53,7 @@ describe('alert catalog and signature', () => {
     const body = '{"id":"1"}';
     const now = Date.now();
     const ts = String(Math.floor(now / 1000));
-    const { signWebhook } = await import('../../src/modules/alerts/signature.js');
+    const { signWebhook } = await import('../../../src/modules/alerts/signature.js');
     const signature = signWebhook(SECRET, Number(ts), body);
     assert.match(signature, /^v1=[0-9a-f]{64}$/);
     assert.ok(verifyWebhookSignature(SECRET, { timestamp: ts, signature }, body));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, registerAndLogin, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, registerAndLogin, type TestApp } from '../../helpers/app.js';
 
 describe('auth basics', () => {
   let t: TestApp;

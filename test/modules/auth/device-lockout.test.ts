@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { DEVICE_CREDENTIAL_LIFETIME_SECONDS } from '../../src/modules/auth/device-credentials.js';
-import { bearer, createTestApp, json, makeAdmin, registerAndLogin, register, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
+import { DEVICE_CREDENTIAL_LIFETIME_SECONDS } from '../../../src/modules/auth/device-credentials.js';
+import { bearer, createTestApp, json, makeAdmin, registerAndLogin, register, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 const MAX = 5;
 const loginAs = (t: TestApp, username: string, password: string, headers: Record<string, string> = {}, remoteAddress?: string) =>

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig, SettingError } from '../../src/config/index.js';
-import { bearer, createTestApp, json, login, makeAdmin, register, registerAndLogin, STRONG_PASSWORD, TEST_ENV, uniqueUser, type TestApp } from '../helpers/app.js';
-import { decodeMail, startSmtpServer, tokenFromMail } from '../helpers/smtp.js';
+import { loadConfig, SettingError } from '../../../src/config/index.js';
+import { bearer, createTestApp, json, login, makeAdmin, register, registerAndLogin, STRONG_PASSWORD, TEST_ENV, uniqueUser, type TestApp } from '../../helpers/app.js';
+import { decodeMail, startSmtpServer, tokenFromMail } from '../../helpers/smtp.js';
 
 type Smtp = Awaited<ReturnType<typeof startSmtpServer>>;
 

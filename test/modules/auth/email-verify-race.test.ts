@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, makeAdmin, register, registerAndLogin, uniqueUser, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, makeAdmin, register, registerAndLogin, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 const ROUNDS = 8;
 const ACCOUNTS = 8;

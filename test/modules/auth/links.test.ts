@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, makeAdmin, OTHER_STRONG_PASSWORD, register, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, makeAdmin, OTHER_STRONG_PASSWORD, register, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 describe('outstanding links die when the account changes under them', () => {
   let t: TestApp;
@@ -129,7 +129,7 @@ describe('outstanding links die when the account changes under them', () => {
     // A link that somehow exists for a deactivated account is refused as well.
     await t.app.container.db
       .insertInto('one_time_tokens')
-      .values({ token_hash: (await import('../../src/modules/auth/one-time-tokens.js')).hashToken('x'.repeat(43)), user_id: u.id, purpose: 'password_reset', expires_at: Date.now() + 60_000, used_at: null, created_at: Date.now(), target_email: null })
+      .values({ token_hash: (await import('../../../src/modules/auth/one-time-tokens.js')).hashToken('x'.repeat(43)), user_id: u.id, purpose: 'password_reset', expires_at: Date.now() + 60_000, used_at: null, created_at: Date.now(), target_email: null })
       .execute();
     assert.equal((await resetWith('x'.repeat(43))).statusCode, 400);
     assert.equal((await t.app.container.users.findById(u.id))!.password_hash, hashBefore, 'the password is unchanged');

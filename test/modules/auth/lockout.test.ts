@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
-import { buildApp } from '../../src/app.js';
-import { RESERVATION_LEASE_MS } from '../../src/modules/auth/lockout.js';
-import { createTestApp, json, makeTestConfig, register, type TestApp } from '../helpers/app.js';
+import { buildApp } from '../../../src/app.js';
+import { RESERVATION_LEASE_MS } from '../../../src/modules/auth/lockout.js';
+import { createTestApp, json, makeTestConfig, register, type TestApp } from '../../helpers/app.js';
 
 const loginReq = (username: string, password: string) => ({ method: 'POST' as const, url: '/api/auth/login', payload: { username, password } });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, register, type TestApp } from '../helpers/app.js';
+import { createTestApp, register, type TestApp } from '../../helpers/app.js';
 
 describe('stale rows are purged so revocation lists and counters do not grow without bound', () => {
   let t: TestApp;

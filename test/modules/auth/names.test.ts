@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, makeAdmin, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, makeAdmin, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 const INVISIBLE = ['\u202E', '\u202A', '\u200B', '\u200D', '\u2066', '\u2067', '\u2068', '\u2069', '\uFEFF', '\u00AD', '\u2060', '\u{E0041}'];
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { bearer, createTestApp, json, login, register, STRONG_PASSWORD, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, login, register, STRONG_PASSWORD, type TestApp } from '../../helpers/app.js';
 
 function setCookies(res: LightMyRequestResponse): Record<string, string> {
   const raw = res.headers['set-cookie'];

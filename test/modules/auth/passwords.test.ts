@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as bcrypt from '@node-rs/bcrypt';
-import type { DomainError } from '../../src/core/errors.js';
-import { hashedText, PasswordHasher } from '../../src/modules/auth/password-hasher.js';
-import { PasswordPolicy } from '../../src/modules/auth/password-policy.js';
-import { QUEUE_PER_THREAD, TASK_TIMEOUT_MS, WorkerStrengthEstimator, type StrengthEstimator } from '../../src/modules/auth/password-strength.js';
-import { createTestApp, json, makeTestConfig, register, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
+import type { DomainError } from '../../../src/core/errors.js';
+import { hashedText, PasswordHasher } from '../../../src/modules/auth/password-hasher.js';
+import { PasswordPolicy } from '../../../src/modules/auth/password-policy.js';
+import { QUEUE_PER_THREAD, TASK_TIMEOUT_MS, WorkerStrengthEstimator, type StrengthEstimator } from '../../../src/modules/auth/password-strength.js';
+import { createTestApp, json, makeTestConfig, register, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 describe('password policy', () => {
   const policy = new PasswordPolicy(makeTestConfig());

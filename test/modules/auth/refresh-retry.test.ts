@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
-import { bearer, createTestApp, json, registerAndLogin, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, registerAndLogin, type TestApp } from '../../helpers/app.js';
 
 const refreshWith = (token: string) => ({ method: 'POST' as const, url: '/api/auth/refresh', payload: { refresh_token: token } });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

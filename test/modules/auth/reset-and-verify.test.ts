@@ -3,8 +3,8 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, login, OTHER_STRONG_PASSWORD, register, STRONG_PASSWORD, type TestApp } from '../helpers/app.js';
-import { decodeMail, startSmtpServer, tokenFromMail } from '../helpers/smtp.js';
+import { bearer, createTestApp, json, login, OTHER_STRONG_PASSWORD, register, STRONG_PASSWORD, type TestApp } from '../../helpers/app.js';
+import { decodeMail, startSmtpServer, tokenFromMail } from '../../helpers/smtp.js';
 
 describe('password reset and e-mail verification over SMTP', () => {
   let t: TestApp;

@@ -10,7 +10,7 @@ import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { errors as joseErrors, jwtVerify } from 'jose';
-import { TokenService, type TokenType } from '../../src/modules/auth/tokens.js';
+import { TokenService, type TokenType } from '../../../src/modules/auth/tokens.js';
 
 const SECRET = 'k'.repeat(16) + 'differential-test-secret-0123456789';
 const settings = { secret: SECRET, issuer: 'flokie', audience: 'flokie-api', accessTtlSeconds: 3600, refreshTtlSeconds: 86400 };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, decodeJwt, jwtVerify } from 'jose';
-import { bearer, createTestApp, json, login, OTHER_STRONG_PASSWORD, register, registerAndLogin, TEST_ENV, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, login, OTHER_STRONG_PASSWORD, register, registerAndLogin, TEST_ENV, type TestApp } from '../../helpers/app.js';
 
 const me = (token: string) => ({ method: 'GET' as const, url: '/api/auth/me', headers: bearer(token) });
 const refreshWith = (token: string) => ({ method: 'POST' as const, url: '/api/auth/refresh', payload: { refresh_token: token } });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 describe('bad input gets a 4xx in the contract envelope, nothing is stored, the process lives', () => {
   let t: TestApp;

@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
-import { openDatabase } from '../../src/db/index.js';
-import { bearer, createTestApp, login, makeAdmin, registerAndLogin, STRONG_PASSWORD, TEST_ENV, type TestApp } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { ROOT, runCli, type RunResult } from '../cli/helpers.js';
-import { request, startServer } from '../integration/servers.js';
+import { openDatabase } from '../../../src/db/index.js';
+import { bearer, createTestApp, login, makeAdmin, registerAndLogin, STRONG_PASSWORD, TEST_ENV, type TestApp } from '../../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
+import { ROOT, runCli, type RunResult } from '../../cli/helpers.js';
+import { request, startServer } from '../../integration/servers.js';
 
 const TABLES_AND_KEYS: [string, string][] = [
   ['users', 'id'],

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { generateSecret } from '../../src/config/secret-strength.js';
-import { LINK_PAGES_SCRIPT_PATH } from '../../src/modules/link-pages/routes.js';
-import { LINK_PAGES_CSP } from '../../src/plugins/security-headers.js';
-import { createTestApp, json, type TestApp } from '../helpers/app.js';
+import { generateSecret } from '../../../src/config/secret-strength.js';
+import { LINK_PAGES_SCRIPT_PATH } from '../../../src/modules/link-pages/routes.js';
+import { LINK_PAGES_CSP } from '../../../src/plugins/security-headers.js';
+import { createTestApp, json, type TestApp } from '../../helpers/app.js';
 
 const PAGES = ['/verify-email', '/reset-password', '/confirm-email-change'];
 

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, registerAndLogin, type TestApp } from '../helpers/app.js';
-import { freePort } from '../helpers/server.js';
+import { bearer, createTestApp, registerAndLogin, type TestApp } from '../../helpers/app.js';
+import { freePort } from '../../helpers/server.js';
 
 const TOKEN = 'metrics-token-0123456789-abcdefghijklmnopqrstuvwxyz';
 

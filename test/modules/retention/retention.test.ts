@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createContainer, type Container } from '../../src/container.js';
-import { RETENTION } from '../../src/modules/retention/retention.js';
-import { makeTestConfig, STRONG_PASSWORD } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { runCli } from '../cli/helpers.js';
+import { createContainer, type Container } from '../../../src/container.js';
+import { RETENTION } from '../../../src/modules/retention/retention.js';
+import { makeTestConfig, STRONG_PASSWORD } from '../../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
+import { runCli } from '../../cli/helpers.js';
 
 const DAY = 86_400_000;
 

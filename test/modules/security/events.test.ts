@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EVENT_TYPES } from '../../src/modules/security/events.js';
-import { bearer, json, login, makeAdmin, OTHER_STRONG_PASSWORD, register, registerAndLogin, STRONG_PASSWORD, uniqueUser } from '../helpers/app.js';
+import { EVENT_TYPES } from '../../../src/modules/security/events.js';
+import { bearer, json, login, makeAdmin, OTHER_STRONG_PASSWORD, register, registerAndLogin, STRONG_PASSWORD, uniqueUser } from '../../helpers/app.js';
 import { createCapturedApp, eventRows, type CapturedApp } from './helpers.js';
 
 describe('security events: vocabulary, log lines and rows, no secrets', () => {

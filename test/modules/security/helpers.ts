@@ -1,12 +1,12 @@
 /** An app whose pino output is captured line by line, for tests that read the logs. */
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
-import { createContainer, type Container } from '../../src/container.js';
-import { createLogger } from '../../src/logging.js';
-import { makeTestConfig } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import type { Config } from '../../src/config/index.js';
+import { buildApp } from '../../../src/app.js';
+import { createContainer, type Container } from '../../../src/container.js';
+import { createLogger } from '../../../src/logging.js';
+import { makeTestConfig } from '../../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
+import type { Config } from '../../../src/config/index.js';
 
 export interface CapturedApp {
   app: FastifyInstance;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createContainer } from '../../src/container.js';
-import { EMERGENCY_LIMIT_KEY, getEmergencyLimit } from '../../src/state/emergency-limit.js';
-import { bearer, createTestApp, json, login, makeAdmin, makeTestConfig, registerAndLogin, uniqueUser, type TestApp } from '../helpers/app.js';
-import { createTestDatabase } from '../helpers/database.js';
+import { createContainer } from '../../../src/container.js';
+import { EMERGENCY_LIMIT_KEY, getEmergencyLimit } from '../../../src/state/emergency-limit.js';
+import { bearer, createTestApp, json, login, makeAdmin, makeTestConfig, registerAndLogin, uniqueUser, type TestApp } from '../../helpers/app.js';
+import { createTestDatabase } from '../../helpers/database.js';
 import { eventRows } from './helpers.js';
 
 describe('security operations API', () => {

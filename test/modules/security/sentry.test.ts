@@ -9,8 +9,8 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import * as Sentry from '@sentry/node';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
-import { bearer, makeAdmin, makeTestConfig, registerAndLogin, STRONG_PASSWORD, uniqueUser } from '../helpers/app.js';
+import { buildApp } from '../../../src/app.js';
+import { bearer, makeAdmin, makeTestConfig, registerAndLogin, STRONG_PASSWORD, uniqueUser } from '../../helpers/app.js';
 
 interface Received {
   path: string;

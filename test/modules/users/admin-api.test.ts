@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, login, makeAdmin, register, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, json, login, makeAdmin, register, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 async function adminEvents(t: TestApp, action: string) {
   await t.app.container.events.flush();

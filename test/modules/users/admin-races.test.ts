@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, makeAdmin, register, registerAndLogin, uniqueUser, type TestApp } from '../helpers/app.js';
+import { bearer, createTestApp, makeAdmin, register, registerAndLogin, uniqueUser, type TestApp } from '../../helpers/app.js';
 
 const ROUNDS = 8;
 

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CompiledQuery } from 'kysely';
-import { createContainer, type Container } from '../../src/container.js';
-import { migrateDown, migrateToLatest } from '../../src/db/migrator.js';
-import { makeTestConfig } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createContainer, type Container } from '../../../src/container.js';
+import { migrateDown, migrateToLatest } from '../../../src/db/migrator.js';
+import { makeTestConfig } from '../../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
 
 describe('admin search uses indexes', () => {
   let database: TestDatabase;
