@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { createLogger, isSecretKey, LineBatch, LOG_FLUSH_INTERVAL_MS, PIPE_BUF, REDACTED, SECRET_KEYS } from '../src/logging.js';
-import { createLoggedApp } from './helpers/redis.js';
+import { createLoggedApp } from './helpers/app.js';
 
 describe('logging', () => {
   it('writes one access line per request: method, path without the query, status, ip, time, request id', async () => {
@@ -125,7 +125,7 @@ describe('logging', () => {
     // A child process logs through createLogger exactly as the service does, then ends as given.
     function runChild(bufferBytes: number, ending: string): { stdout: string; status: number | null } {
       const script = [
-        "import { createLogger } from './http/src/logging.ts';",
+        "import { createLogger } from './src/logging.ts';",
         `const log = createLogger('info', { bufferBytes: ${bufferBytes} });`,
         "log.info({ n: 1 }, 'first line');",
         "log.warn({ n: 2 }, 'second line');",

@@ -11,13 +11,16 @@ describe('server process', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flokie-server-'));
   let server: ServerProcess;
   before(async () => {
-    server = await startServer({
-      NODE_ENV: 'development',
-      DATABASE_URL: `sqlite:${join(dir, 'flokie.db')}`,
-      MAIL_OUTBOX_DIR: join(dir, 'outbox'),
-      BCRYPT_ROUNDS: '12',
-      RATE_LIMIT_ENABLED: 'false',
-    });
+    server = await startServer(
+      {
+        NODE_ENV: 'development',
+        DATABASE_URL: `sqlite:${join(dir, 'flokie.db')}`,
+        MAIL_OUTBOX_DIR: join(dir, 'outbox'),
+        BCRYPT_ROUNDS: '12',
+        RATE_LIMIT_ENABLED: 'false',
+      },
+      { baseEnv: { LOG_LEVEL: 'warn' } },
+    );
   });
   after(async () => {
     await server.stop('SIGKILL');

@@ -21,7 +21,8 @@ import { buildApp } from '../../src/app.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { STRONG_PASSWORD, makeTestConfig, register, uniqueUser } from '../helpers/app.js';
 import type { TestDatabase } from '../helpers/database.js';
-import { freshDatabase, http, postgresReachable, startServer, type ServerProcess } from './support.js';
+import { startServer, type ServerProcess } from '../helpers/server.js';
+import { ATTACK_SERVER, freshDatabase, http, postgresReachable } from './support.js';
 
 const MAX = 5;
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -288,8 +289,8 @@ describe('brute force across two server processes (PostgreSQL + Redis)', () => {
     database = await freshDatabase('postgres');
     const env = { DATABASE_URL: database.url, REDIS_URL, REDIS_KEY_PREFIX: prefix, MAX_LOGIN_ATTEMPTS: String(MAX), RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0' };
     // The first one migrates; the second starts on the migrated database.
-    servers.push(await startServer(env));
-    servers.push(await startServer(env));
+    servers.push(await startServer(env, ATTACK_SERVER));
+    servers.push(await startServer(env, ATTACK_SERVER));
   });
   after(async () => {
     await Promise.all(servers.map((s) => s.stop()));

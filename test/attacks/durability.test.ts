@@ -14,7 +14,8 @@ import { describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { OTHER_STRONG_PASSWORD, STRONG_PASSWORD, uniqueUser } from '../helpers/app.js';
-import { freshDatabase, http, postgresReachable, startServer } from './support.js';
+import { startServer } from '../helpers/server.js';
+import { ATTACK_SERVER, freshDatabase, http, postgresReachable } from './support.js';
 
 const REGISTRATIONS = 120;
 const CHANGERS = 30;
@@ -26,7 +27,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const dir = mkdtempSync(join(tmpdir(), 'flokie-durability-'));
       const database = engine === 'postgres' ? await freshDatabase('postgres') : { url: `sqlite:${join(dir, 'flokie.db')}`, drop: async () => {} };
       const env = { DATABASE_URL: database.url, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0', LOG_LEVEL: 'info' };
-      let server = await startServer(env);
+      let server = await startServer(env, ATTACK_SERVER);
       try {
         // Accounts whose password will change during the burst.
         const changers: Array<{ username: string; access: string }> = [];
@@ -62,14 +63,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         const deadline = Date.now() + 60_000;
         while ((ackedUsers.length + ackedChanges.length < target || ackedChanges.length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
         const ackedAtKill = ackedUsers.length + ackedChanges.length;
-        await server.kill9();
+        await server.stop('SIGKILL');
         await burst;
         // Only what was acknowledged before the kill counts (an answer cannot arrive after it).
         t.diagnostic(`${engine}: killed with ${ackedAtKill} writes acknowledged (${ackedUsers.length} registrations, ${ackedChanges.length} password changes), ${failed} requests cut off`);
         assert.ok(failed > 0, 'the kill happened mid-burst (some requests were cut off)');
         assert.ok(ackedUsers.length > 0 && ackedChanges.length > 0 && ackedUsers.length + ackedChanges.length >= target, 'enough writes of both kinds were acknowledged to mean something');
 
-        server = await startServer(env);
+        server = await startServer(env, ATTACK_SERVER);
         for (const username of ackedUsers) {
           const res = await http(server.url, 'POST', '/api/auth/login', { body: { username, password: STRONG_PASSWORD } });
           assert.equal(res.statusCode, 200, `acknowledged registration of ${username} lost: ${res.body.slice(0, 200)}`);
@@ -108,7 +109,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           }
         }
       } finally {
-        await server.kill9();
+        await server.stop('SIGKILL');
         await database.drop();
         rmSync(dir, { recursive: true, force: true });
       }

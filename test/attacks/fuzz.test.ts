@@ -14,7 +14,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { bearer, createTestApp, login, makeAdmin, register, uniqueUser, type TestApp } from '../helpers/app.js';
-import { assertEnvelope, assertNoLeak, baseValue, http, mainSchema, readOperations, startServer, type JsonSchema, type Operation } from './support.js';
+import { startServer } from '../helpers/server.js';
+import { assertEnvelope, assertNoLeak, ATTACK_SERVER, baseValue, http, mainSchema, readOperations, type JsonSchema, type Operation } from './support.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -250,7 +251,7 @@ describe('fuzzing every route from its OpenAPI schema', () => {
 
 describe('fuzzing a real server process', () => {
   it('the process stays up and answers every raw request with a 4xx envelope', async (t2) => {
-    const server = await startServer({ DATABASE_URL: 'sqlite::memory:', RATE_LIMIT_ENABLED: 'false' });
+    const server = await startServer({ DATABASE_URL: 'sqlite::memory:', RATE_LIMIT_ENABLED: 'false' }, ATTACK_SERVER);
     try {
       const appForDoc = await readOperations({ inject: (o: any) => http(server.url, o.method, o.url).then((r) => ({ ...r })) } as never);
       let sent = 0;

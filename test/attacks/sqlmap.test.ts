@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { STRONG_PASSWORD, uniqueUser } from '../helpers/app.js';
-import { http, startServer, type ServerProcess } from './support.js';
+import { startServer, type ServerProcess } from '../helpers/server.js';
+import { ATTACK_SERVER, http } from './support.js';
 
 const haveSqlmap = spawnSync('sh', ['-c', 'command -v sqlmap'], { encoding: 'utf8' }).status === 0;
 const BUDGET_SECONDS = Number(process.env.SQLMAP_BUDGET_SECONDS ?? 240);
@@ -63,7 +64,7 @@ describe('sqlmap against a real server', { skip: !haveSqlmap && process.env.REQU
     const dbFile = join(dir, 'flokie.db');
     // Lockout off (MAX_LOGIN_ATTEMPTS high): a locked name turning 401 into 423 mid-run is a page
     // difference sqlmap's boolean tests read as a signal. Lockout has its own tests.
-    server = await startServer({ DATABASE_URL: `sqlite:${dbFile}`, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0', MAX_LOGIN_ATTEMPTS: '1000' });
+    server = await startServer({ DATABASE_URL: `sqlite:${dbFile}`, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0', MAX_LOGIN_ATTEMPTS: '1000' }, ATTACK_SERVER);
     const admin = uniqueUser('sqlmapadmin');
     assert.equal((await http(server.url, 'POST', '/api/auth/register', { body: admin })).statusCode, 201);
     for (let i = 0; i < 5; i++) await http(server.url, 'POST', '/api/auth/register', { body: uniqueUser('sqlmapuser') });

@@ -1,10 +1,9 @@
 /**
  * Shared tooling for the attack suite: the route list read from the live OpenAPI document (so a
  * new endpoint is attacked without editing a test), valid base values for every field, the
- * envelope check, database snapshots, and real server processes on loopback.
+ * envelope check, database snapshots, and the settings of real server processes on loopback.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { sql, type Kysely } from 'kysely';
@@ -12,6 +11,7 @@ import pg from 'pg';
 import type { Database } from '../../src/db/types.js';
 import { STRONG_PASSWORD, TEST_ENV } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import type { ServerOptions } from '../helpers/server.js';
 
 // ---------------------------------------------------------------------------------------------
 // Routes from the OpenAPI document
@@ -286,65 +286,10 @@ export async function freshDatabase(engine: 'sqlite' | 'sqlite-file' | 'postgres
 }
 
 // ---------------------------------------------------------------------------------------------
-// Real server processes (loopback, random port)
+// Real server processes (test/helpers/server.ts), with the settings of the in-process test apps
 // ---------------------------------------------------------------------------------------------
 
-export interface ServerProcess {
-  url: string;
-  port: number;
-  child: ChildProcess;
-  /** Everything the process wrote, for failure messages. */
-  output(): string;
-  stop(): Promise<void>;
-  kill9(): Promise<void>;
-}
-
-export async function startServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...TEST_ENV, LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`server did not start in ${timeoutMs} ms:\n${out.slice(-2000)}`));
-    }, timeoutMs);
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /listening at http:\/\/127\.0\.0\.1:(\d+)/i.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${out.slice(-2000)}`));
-    });
-  });
-  const waitExit = async () => {
-    if (child.exitCode === null && child.signalCode === null) await exited;
-  };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    child,
-    output: () => out,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await waitExit();
-    },
-    async kill9() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await waitExit();
-    },
-  };
-}
+export const ATTACK_SERVER: ServerOptions = { baseEnv: { ...TEST_ENV, LOG_LEVEL: 'info' } };
 
 export interface HttpResult {
   statusCode: number;

@@ -12,31 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from './helpers.js';
 import { makeCertificate, statuses } from './remote-support.js';
-import https from 'node:https';
-import { BASE_ENV, freePort, ROOT, sleep, startServer } from '../integration/servers.js';
+import { startServer, type ServerProcess } from '../helpers/server.js';
 
-/** The real server serving HTTPS itself; ready once /api/health answers over TLS. */
-async function startTlsServer(env: Record<string, string>, tlsFiles: { cert: string; key: string }): Promise<{ port: number; stop(): Promise<unknown> }> {
-  const port = await freePort();
-  const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/server.ts')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...BASE_ENV, PORT: String(port), TLS_CERT_FILE: tlsFiles.cert, TLS_KEY_FILE: tlsFiles.key, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise((done) => child.once('exit', done));
-  for (let i = 0; ; i++) {
-    const status = await new Promise<number>((resolve) => {
-      https.get(`https://127.0.0.1:${port}/api/health`, { rejectUnauthorized: false, agent: false }, (res) => resolve(res.resume().statusCode ?? 0)).on('error', () => resolve(0));
-    });
-    if (status === 200) break;
-    if (i > 400 || child.exitCode !== null) throw new Error(`TLS server did not start: ${output}`);
-    await sleep(150);
-  }
-  return { port, stop: () => (child.kill('SIGTERM'), exited) };
+/** The real server serving HTTPS itself (ready once /api/health answers over TLS). */
+function startTlsServer(env: Record<string, string>, tlsFiles: { cert: string; key: string }): Promise<ServerProcess> {
+  return startServer({ TLS_CERT_FILE: tlsFiles.cert, TLS_KEY_FILE: tlsFiles.key, ...env });
 }
 
 describe('flokie check --url against the service serving HTTPS itself', { timeout: 180_000 }, () => {

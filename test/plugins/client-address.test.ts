@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { clientAddressKey, compileTrustedProxies } from '../../src/plugins/client-address.js';
 import { setEmergencyLimit } from '../../src/state/emergency-limit.js';
-import { createLoggedApp, sleep } from '../helpers/redis.js';
+import { createLoggedApp } from '../helpers/app.js';
+import { sleep } from '../helpers/server.js';
 
 describe('client address', () => {
   it('compiles addresses, CIDRs and aliases, and refuses garbage', () => {

@@ -6,8 +6,8 @@ import { loadConfig } from '../../src/config/index.js';
 import { generateSecret } from '../../src/config/secret-strength.js';
 import { setEmergencyLimit } from '../../src/state/emergency-limit.js';
 import { createTestDatabase } from '../helpers/database.js';
-import { uniqueUser } from '../helpers/app.js';
-import { createLoggedApp, sleep } from '../helpers/redis.js';
+import { createLoggedApp, uniqueUser } from '../helpers/app.js';
+import { sleep } from '../helpers/server.js';
 
 const ON = { RATE_LIMIT_ENABLED: 'true' };
 

@@ -2,9 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { bearer, createTestApp, registerAndLogin, type TestApp } from '../helpers/app.js';
+import { bearer, createLoggedApp, createTestApp, registerAndLogin, type TestApp } from '../helpers/app.js';
 import { generateSecret } from '../../src/config/secret-strength.js';
-import { createLoggedApp } from '../helpers/redis.js';
 
 function assertGuideHeaders(res: LightMyRequestResponse, label: string) {
   assert.equal(res.headers['x-content-type-options'], 'nosniff', label);

@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createLoggedApp, REDIS_URL, redisSkip, sleep, type LoggedApp } from '../helpers/redis.js';
+import { createLoggedApp, type LoggedApp } from '../helpers/app.js';
+import { REDIS_URL, redisSkip } from '../helpers/redis.js';
+import { sleep } from '../helpers/server.js';
 
 const skip = await redisSkip();
 

@@ -10,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { startTcpProxy, throughProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { createLoggedApp, REDIS_URL, redisSkip, sleep, type LoggedApp } from '../helpers/redis.js';
+import { createLoggedApp, type LoggedApp } from '../helpers/app.js';
+import { REDIS_URL, redisSkip } from '../helpers/redis.js';
+import { sleep } from '../helpers/server.js';
 
 const COMMAND_TIMEOUT_MS = 300;
 const skip = await redisSkip();

@@ -17,7 +17,7 @@ import { createTestApp, makeTestConfig, TEST_ENV } from '../../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
 import { startSmtpServer } from '../../helpers/smtp.js';
 import { runCli, waitFor } from '../../cli/helpers.js';
-import { startServer, type ServerProcess } from '../../integration/servers.js';
+import { startServer, type ServerProcess } from '../../helpers/server.js';
 import { startReceiver } from './receiver.js';
 import { generateSecret } from '../../../src/config/secret-strength.js';
 

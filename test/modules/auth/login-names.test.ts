@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { normalizeLoginName } from '../../../src/modules/auth/login-name.js';
-import { STRONG_PASSWORD } from '../../helpers/app.js';
-import { createLoggedApp } from '../../helpers/redis.js';
+import { createLoggedApp, STRONG_PASSWORD } from '../../helpers/app.js';
 
 const TYPED_SECRET = 'My-Secret-Passw0rd-Typed-As-Name';
 

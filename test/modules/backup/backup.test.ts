@@ -16,7 +16,7 @@ import { openDatabase } from '../../../src/db/index.js';
 import { bearer, createTestApp, login, makeAdmin, registerAndLogin, STRONG_PASSWORD, TEST_ENV, type TestApp } from '../../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
 import { ROOT, runCli, type RunResult } from '../../cli/helpers.js';
-import { request, startServer } from '../../integration/servers.js';
+import { request, startServer } from '../../helpers/server.js';
 
 const TABLES_AND_KEYS: [string, string][] = [
   ['users', 'id'],

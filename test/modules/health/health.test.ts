@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { migrateDown, migrateToLatest } from '../../../src/db/migrator.js';
 import { PUBLIC_PING_REUSE_MS } from '../../../src/modules/health/routes.js';
-import { createLoggedApp } from '../../helpers/redis.js';
-import { bearer, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../../helpers/app.js';
+import { bearer, createLoggedApp, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../../helpers/app.js';
 
 describe('health', () => {
   let t: TestApp;
