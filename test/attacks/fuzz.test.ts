@@ -15,7 +15,17 @@ import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { bearer, createTestApp, login, makeAdmin, register, uniqueUser, type TestApp } from '../helpers/app.js';
 import { startServer } from '../helpers/server.js';
-import { assertEnvelope, assertNoLeak, ATTACK_SERVER, baseValue, http, mainSchema, readOperations, type JsonSchema, type Operation } from './support.js';
+import {
+  assertEnvelope,
+  assertNoLeak,
+  ATTACK_SERVER,
+  baseValue,
+  http,
+  mainSchema,
+  readOperations,
+  type JsonSchema,
+  type Operation,
+} from './support.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

@@ -64,7 +64,8 @@ describe('sqlmap against a real server', { skip: !haveSqlmap && process.env.REQU
     const dbFile = join(dir, 'flokie.db');
     // Lockout off (MAX_LOGIN_ATTEMPTS high): a locked name turning 401 into 423 mid-run is a page
     // difference sqlmap's boolean tests read as a signal. Lockout has its own tests.
-    server = await startServer({ DATABASE_URL: `sqlite:${dbFile}`, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0', MAX_LOGIN_ATTEMPTS: '1000' }, ATTACK_SERVER);
+    const env = { DATABASE_URL: `sqlite:${dbFile}`, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0', MAX_LOGIN_ATTEMPTS: '1000' };
+    server = await startServer(env, ATTACK_SERVER);
     const admin = uniqueUser('sqlmapadmin');
     assert.equal((await http(server.url, 'POST', '/api/auth/register', { body: admin })).statusCode, 201);
     for (let i = 0; i < 5; i++) await http(server.url, 'POST', '/api/auth/register', { body: uniqueUser('sqlmapuser') });

@@ -48,7 +48,10 @@ export function makeTestConfig(overrides: Record<string, string> = {}, databaseU
   return loadConfig({ ...TEST_ENV, DATABASE_URL: databaseUrl, ...overrides }, { dotenv: false });
 }
 
-export async function createTestApp(overrides: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+export async function createTestApp(
+  overrides: Record<string, string> = {},
+  options: TestAppOptions = {},
+): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase({ file: options.fileDatabase }));
   const config = makeTestConfig(overrides, database.url);
   const logLines: string[] = [];

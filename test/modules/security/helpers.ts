@@ -7,7 +7,10 @@ export interface CapturedApp extends TestApp {
   lines: string[];
 }
 
-export async function createCapturedApp(overrides: Record<string, string> = {}, options: { fileDatabase?: boolean } = {}): Promise<CapturedApp> {
+export async function createCapturedApp(
+  overrides: Record<string, string> = {},
+  options: { fileDatabase?: boolean } = {},
+): Promise<CapturedApp> {
   const t = await createTestApp({ LOG_LEVEL: 'trace', ...overrides }, { ...options, captureLogs: true });
   return { ...t, lines: t.logLines };
 }
