@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs node:test over *.test.ts files (Node 20's --test takes no globs).
 // Usage: node scripts/run-tests.mjs [dir-or-file ...] [--exclude dir ...]
-// Default: everything under test/ except test/security and test/integration (they need extra services and run via
-// `npm run test:security` and .ci/run).
+// Default: everything under test/ except test/attacks and test/integration (they need extra services and run via
+// `npm run test:attacks` and .ci/run).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, normalize } from 'node:path';
@@ -16,7 +16,7 @@ for (let i = 0; i < args.length; i++) {
 }
 if (roots.length === 0) {
   roots.push('test');
-  excludes.push('test/security', 'test/integration');
+  excludes.push('test/attacks', 'test/integration');
 }
 
 function collect(path, out) {

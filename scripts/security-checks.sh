@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Security checks (the guide's "bandit/safety" step, for Node) plus the attack test suite.
 #
-#   scripts/security-checks.sh            everything: lint, audit, sqlmap install, npm run test:security
+#   scripts/security-checks.sh            everything: lint, audit, sqlmap install, npm run test:attacks
 #   scripts/security-checks.sh static     ESLint (eslint-plugin-security) + npm audit only
 #   scripts/security-checks.sh install    only install Debian's sqlmap (needs root or sudo)
-#   scripts/security-checks.sh suite      only the attack suite (test/security)
+#   scripts/security-checks.sh suite      only the attack suite (test/attacks)
 #
 # Exit status: 0 all passed; 1 a check failed; 3 nothing failed but a check could NOT RUN (e.g. the
 # registry's audit endpoint is unreachable) — printed as such, never counted as a pass.
@@ -63,10 +63,10 @@ install_sqlmap() {
 }
 
 run_suite() {
-  step "attack suite (npm run test:security)"
+  step "attack suite (npm run test:attacks)"
   # The sqlmap test fails instead of skipping when this is set: here sqlmap was meant to run.
   if command -v sqlmap >/dev/null; then export REQUIRE_SQLMAP=1; fi
-  if npm run --silent test:security; then echo "attack suite: passed"; else failures+=("attack suite"); fi
+  if npm run --silent test:attacks; then echo "attack suite: passed"; else failures+=("attack suite"); fi
 }
 
 case "$what" in

@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it, mock } from 'node:test';
 import { build } from 'esbuild';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { register, STRONG_PASSWORD } from '../helpers/app.js';
-import { createLoggedApp, type LoggedApp } from '../http/support.js';
+import { createLoggedApp, type LoggedApp, register, STRONG_PASSWORD } from '../helpers/app.js';
 import { browserSkip, launchChromium, serveHtml } from './support.js';
 
 const skip = browserSkip();

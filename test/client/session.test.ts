@@ -13,8 +13,7 @@ import {
   RateLimitedError,
   SessionEndedError,
 } from '../../client/index.js';
-import { register, STRONG_PASSWORD } from '../helpers/app.js';
-import { createLoggedApp, type LoggedApp } from '../http/support.js';
+import { createLoggedApp, type LoggedApp, register, STRONG_PASSWORD } from '../helpers/app.js';
 
 const TWO_HOURS = 2 * 3600 * 1000;
 const WRONG = 'Wrong-Password-123456';

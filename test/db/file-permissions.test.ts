@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { request, startServer } from '../integration/servers.js';
+import { request, startServer } from '../helpers/server.js';
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 

@@ -1,17 +1,36 @@
 /**
  * Builds a real app (in-process, no port) on a fresh test database. Each call gets its own
- * database; `close()` closes the app and drops the database.
+ * database unless one is passed in; `close()` closes the app and drops the database it made.
  */
+import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
+import { createContainer, type Container } from '../../src/container.js';
+import { createLogger } from '../../src/logging.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestApp {
   app: FastifyInstance;
+  container: Container;
   config: Config;
   database: TestDatabase;
+  /** The log lines as written (JSON text), kept when `captureLogs` is set. */
+  logLines: string[];
+  /** The same lines, parsed. */
+  logRecords: Record<string, unknown>[];
   close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  /** A SQLite file instead of memory (other engines always make a database). */
+  fileDatabase?: boolean;
+  /** A database shared with other apps: not dropped on close. */
+  database?: TestDatabase;
+  /** Keep every log line (at the configured LOG_LEVEL) in `logLines` and `logRecords`. */
+  captureLogs?: boolean;
+  /** Runs before the app is sealed, e.g. to add test-only routes. */
+  prepare?: (app: FastifyInstance) => void;
 }
 
 export const TEST_ENV: Record<string, string> = {
@@ -29,20 +48,60 @@ export function makeTestConfig(overrides: Record<string, string> = {}, databaseU
   return loadConfig({ ...TEST_ENV, DATABASE_URL: databaseUrl, ...overrides }, { dotenv: false });
 }
 
-export async function createTestApp(overrides: Record<string, string> = {}, options: { fileDatabase?: boolean } = {}): Promise<TestApp> {
-  const database = await createTestDatabase({ file: options.fileDatabase });
+export async function createTestApp(
+  overrides: Record<string, string> = {},
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const database = options.database ?? (await createTestDatabase({ file: options.fileDatabase }));
   const config = makeTestConfig(overrides, database.url);
-  const app = await buildApp(config);
+  const logLines: string[] = [];
+  const logRecords: Record<string, unknown>[] = [];
+  // Without captured logs the app makes (and closes) its own container, as the server does.
+  const ownContainer = options.captureLogs
+    ? await createContainer(config, { log: createLogger(config.LOG_LEVEL, lineSink(logLines, logRecords)) })
+    : undefined;
+  const app = await buildApp(config, { container: ownContainer });
+  options.prepare?.(app);
   await app.ready();
   return {
     app,
+    container: app.container,
     config,
     database,
+    logLines,
+    logRecords,
     async close() {
       await app.close();
-      await database.drop();
+      await ownContainer?.close();
+      if (!options.database) await database.drop();
     },
   };
+}
+
+function lineSink(lines: string[], records: Record<string, unknown>[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        lines.push(line);
+        records.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      callback();
+    },
+  });
+}
+
+/** An app whose log lines the test reads, parsed (for "is it logged?" assertions); LOG_LEVEL info. */
+export interface LoggedApp extends TestApp {
+  lines: Record<string, unknown>[];
+}
+
+export async function createLoggedApp(
+  overrides: Record<string, string> = {},
+  database?: TestDatabase,
+  prepare?: (app: FastifyInstance) => void,
+): Promise<LoggedApp> {
+  const t = await createTestApp({ LOG_LEVEL: 'info', ...overrides }, { database, prepare, captureLogs: true });
+  return { ...t, lines: t.logRecords };
 }
 
 export const STRONG_PASSWORD = 'Velvet-Orbit-Harbor-42';

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { ROOT } from '../integration/servers.js';
+import { ROOT } from './server.js';
 
 export const SHIPPED = join(ROOT, 'deploy/nginx.conf');
 export const SHIPPED_PLACES = join(ROOT, 'deploy/nginx');

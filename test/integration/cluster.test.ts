@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, sleep, startServer, type ServerProcess } from './servers.js';
+import { request, sleep, startServer, type ServerProcess } from '../helpers/server.js';
 
 const HEALTH_TOKEN = 'cluster-test-health-token-0123456789';
 

@@ -8,7 +8,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTcpProxy, throughProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { createPgDatabase, PG_BASE, request, sleep, startServer, type Response, type ServerProcess } from './servers.js';
+import { createPgDatabase, PG_BASE } from './servers.js';
+import { request, sleep, startServer, type Response, type ServerProcess } from '../helpers/server.js';
 
 const PASSWORD = 'Velvet-Orbit-Harbor-42';
 const TIMEOUT_MS = 1000;

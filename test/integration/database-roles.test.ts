@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { createPgDatabase, PG_BASE, request, ROOT, startServer, type ServerProcess } from './servers.js';
+import { createPgDatabase, PG_BASE } from './servers.js';
+import { request, ROOT, startServer, type ServerProcess } from '../helpers/server.js';
 
 const PASSWORD = 'Velvet-Orbit-Harbor-42';
 const suffix = randomBytes(4).toString('hex');

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase } from '../../src/db/index.js';
-import { freePort, request, ROOT, startServer } from './servers.js';
+import { freePort, request, ROOT, startServer } from '../helpers/server.js';
 
 const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort() : [];
 const bin = versions.length ? `/usr/lib/postgresql/${versions.at(-1)}/bin` : '';

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { claimsOf, createPgDatabase, redisPrefix, REDIS_BASE, request, ROOT, startServer, within, type ServerProcess } from './servers.js';
+import { claimsOf, createPgDatabase, redisPrefix, REDIS_BASE, within } from './servers.js';
+import { request, ROOT, startServer, type ServerProcess } from '../helpers/server.js';
 
 const PASSWORD = 'Velvet-Orbit-Harbor-42';
 const BOUND_MS = 2000;

@@ -22,7 +22,7 @@ import assert from 'node:assert/strict';
 import SQLite from 'better-sqlite3';
 import { TLS12_CIPHERS } from '../../src/http/tls.js';
 import { ensureNginx, nginxArgs, nginxFolder, SHIPPED, SHIPPED_PLACES } from '../helpers/nginx.js';
-import { freePort, request, ROOT, sleep, startServer, type Response, type ServerProcess } from './servers.js';
+import { freePort, request, ROOT, sleep, startServer, type Response, type ServerProcess } from '../helpers/server.js';
 
 /** The service's security headers, as it sends them on its own answers. */
 const SECURITY_HEADERS = [

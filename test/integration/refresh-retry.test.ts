@@ -10,7 +10,8 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { claimsOf, createPgDatabase, request, startServer, type ServerProcess } from './servers.js';
+import { claimsOf, createPgDatabase } from './servers.js';
+import { request, startServer, type ServerProcess } from '../helpers/server.js';
 
 const PASSWORD = 'Velvet-Orbit-Harbor-42';
 

@@ -12,8 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from '../cli/helpers.js';
 import { ensureNginx, nginxArgs, nginxFolder } from '../helpers/nginx.js';
-import { statuses } from '../operations/remote-support.js';
-import { freePort, request, ROOT, sleep, startServer, type ServerProcess } from './servers.js';
+import { statuses } from '../cli/remote-support.js';
+import { freePort, request, ROOT, sleep, startServer, type ServerProcess } from '../helpers/server.js';
 
 describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_000 }, () => {
   let dir: string;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { freePort, request, ROOT, sleep } from './servers.js';
+import { freePort, request, ROOT, sleep } from '../helpers/server.js';
 import { generateSecret } from '../../src/config/secret-strength.js';
 
 const NOBODY = 65534;

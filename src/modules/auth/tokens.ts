@@ -11,8 +11,8 @@
  * HMACs synchronously with node:crypto. jose, used before, runs each HMAC through WebCrypto as a
  * job on libuv's thread pool, where it queued behind password hashing: under a login flood every
  * authenticated request and every refresh waited for a bcrypt slot (docs/benchmarks.md).
- * test/auth/token-verify.test.ts holds the verifier to jose's jwtVerify with generated tokens, and
- * test/auth/tokens.test.ts checks that jose, as an independent implementation, accepts what we sign.
+ * test/modules/auth/token-verify.test.ts holds the verifier to jose's jwtVerify with generated tokens, and
+ * test/modules/auth/tokens.test.ts checks that jose, as an independent implementation, accepts what we sign.
  */
 import { randomBytes } from 'node:crypto';
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';

@@ -4,7 +4,7 @@
  * Label values come only from route patterns and fixed lists, never from a raw path, header or
  * body: an unknown URL is route="unmatched", an unusual method "OTHER", a login outcome outside
  * the known reasons "other". So the number of series stays bounded whatever clients send
- * (test/operations/metrics.test.ts sends 1,000 random paths).
+ * (test/modules/metrics/metrics.test.ts sends 1,000 random paths).
  *
  * Cost on the request path: a Map lookup and a few increments per response (the request counts
  * and latency buckets are plain numbers until a scrape). Everything else is read when Prometheus scrapes:

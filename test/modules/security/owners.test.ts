@@ -1,0 +1,50 @@
+/**
+ * The security edge's owner boundaries, held by reading the source: each rule is written in one
+ * file, the security module knows nothing about Fastify outside its routes, and the CLI and
+ * listeners go through services and structured events rather than route modules and JSON text.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const SRC = join(ROOT, 'src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(path);
+    return entry.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+const files = sourceFiles(SRC).map((path) => ({ path: relative(ROOT, path), text: readFileSync(path, 'utf8') }));
+const filesMatching = (pattern: RegExp) => files.filter((f) => pattern.test(f.text)).map((f) => f.path).sort();
+
+describe('security edge owners', () => {
+  it('only the security service sets the emergency limit and records its event', () => {
+    assert.deepEqual(filesMatching(/(?<!function )\bsetEmergencyLimit\(/), ['src/modules/security/security-service.ts']);
+    assert.deepEqual(filesMatching(/type: 'emergency_action'/), ['src/modules/security/security-service.ts']);
+  });
+
+  it('the health routes no limit applies to are listed in the rate-limit plugin alone', () => {
+    assert.deepEqual(filesMatching(/'\/api\/health\/readiness'/), ['src/plugins/app/rate-limit.ts']);
+  });
+
+  it('the security module imports Fastify only in its routes', () => {
+    const withFastify = filesMatching(/from 'fastify(-plugin)?'/).filter((path) => path.startsWith('src/modules/security/'));
+    assert.deepEqual(withFastify, ['src/modules/security/routes.ts']);
+  });
+
+  it('the CLI imports no route module and no plugin', () => {
+    const cli = files.filter((f) => f.path.startsWith('src/cli/'));
+    const offending = cli.filter((f) => /['"][^'"]*(\/routes|-routes|\/plugins\/)[^'"]*\.js['"]/.test(f.text)).map((f) => f.path);
+    assert.deepEqual(offending, []);
+  });
+
+  it('event listeners read details as an object, never JSON text they parse back', () => {
+    assert.deepEqual(filesMatching(/JSON\.parse\(event\.details/), []);
+  });
+});
