@@ -89,8 +89,8 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const mailer = new Mailer({ smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR }, (error, message) =>
     log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
   );
-  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, links, events, changes, track });
-  const emailChanges = new EmailChanges({ config, db, users, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track });
+  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, links, events, changes, track, log });
+  const emailChanges = new EmailChanges({ config, db, users, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track, log });
   const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth, oneTimeTokens, emailChanges });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
   const intrusion = new IntrusionDetector(config, redis, events, log);

@@ -8,7 +8,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SettingError, parseRate } from '../config/index.js';
 import { generateSecret } from '../config/secret-strength.js';
 import type { toEventView } from '../modules/security/routes.js';
-import { CLI_ACTOR, CliError, describeError, note, readPassword, withContainer } from './context.js';
+import { cliContext } from '../core/request-context.js';
+import { CliError, describeError, note, readPassword, withContainer } from './context.js';
 import { registerMigrateCommand } from './migrate.js';
 import { registerMailCommands } from './mail.js';
 import { printRemoteChecks, registerOperationsCommands } from './operations.js';
@@ -67,7 +68,7 @@ export function buildProgram(): Command {
       if (!validEmail(email)) throw new CliError('not a valid e-mail address');
       const password = await readPassword();
       await withContainer(async (c) => {
-        const user = await c.admin.create({ username, email, password, is_admin: true, is_verified: true }, CLI_ACTOR);
+        const user = await c.admin.create({ username, email, password, is_admin: true, is_verified: true }, cliContext());
         console.log(`Created administrator ${user.username} (${user.id})`);
       });
     });
@@ -84,7 +85,7 @@ export function buildProgram(): Command {
       .action(async (ref: string) => {
         await withContainer(async (c) => {
           const user = await c.admin.find(ref);
-          await c.admin[run](user.id, CLI_ACTOR);
+          await c.admin[run](user.id, cliContext());
           console.log(`${name === 'unlock' ? 'Unlocked' : name === 'activate' ? 'Activated' : 'Deactivated'} ${user.username} (${user.id})`);
         });
       });
@@ -99,7 +100,7 @@ export function buildProgram(): Command {
       if (options.minutes !== undefined && options.minutes > 5_256_000) throw new CliError('--minutes is at most 5256000 (ten years)');
       await withContainer(async (c) => {
         const user = await c.admin.find(ref);
-        await c.admin.lock(user.id, options.minutes, CLI_ACTOR);
+        await c.admin.lock(user.id, options.minutes, cliContext());
         console.log(`Locked ${user.username} (${user.id}) for every device ${options.minutes ? `for ${options.minutes} minute(s)` : 'until unlocked'}`);
       });
     });
@@ -139,7 +140,7 @@ export function buildProgram(): Command {
     .action(async (jti: string) => {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new CliError('a jti is 1–64 of A–Z, a–z, 0–9, _ and -');
       await withContainer(async (c) => {
-        const { session, already_revoked } = await c.admin.revokeToken(jti, CLI_ACTOR);
+        const { session, already_revoked } = await c.admin.revokeToken(jti, cliContext());
         const again = already_revoked ? ' (it was already revoked)' : '';
         if (session) {
           const owner = session.username ? `${session.username} (${session.user_id})` : `user ${session.user_id}`;
@@ -159,7 +160,7 @@ export function buildProgram(): Command {
     .action(async (ref: string) => {
       await withContainer(async (c) => {
         const user = await c.admin.find(ref);
-        const count = await c.admin.revokeAllSessions(user.id, CLI_ACTOR);
+        const count = await c.admin.revokeAllSessions(user.id, cliContext());
         console.log(`Revoked ${count} session(s) of ${user.username}`);
       });
     });

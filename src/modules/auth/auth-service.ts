@@ -6,8 +6,8 @@
  * sessions.ts, links: one-time-tokens.ts and src/mail/links.ts); this file puts them in order and
  * records what happened as security events.
  */
-import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
 import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
@@ -17,7 +17,6 @@ import type { Mailer } from '../../mail/mailer.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { UserRepository } from '../users/user-repository.js';
 import { toUserView, type UserRow, type UserView } from '../users/user-view.js';
-import { deviceCredentialOf } from './device-credentials.js';
 import type { AttemptFlow, Lockout } from './lockout.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { PasswordHasher } from './password-hasher.js';
@@ -26,7 +25,7 @@ import { requireSession, type RevokeReason, type SessionRow, type SessionStore }
 import type { Principal } from './token-guard.js';
 import type { TokenService } from './tokens.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
-import { requestContext } from '../../http/request-context.js';
+import type { RequestContext } from '../../core/request-context.js';
 
 export interface TokenPair {
   access_token: string;
@@ -79,6 +78,8 @@ export interface AuthDeps {
   changes: ChangeFeed;
   /** Background work (mail, reset requests) that shutdown waits for. */
   track: (task: Promise<unknown>) => void;
+  /** For failures of background work, which has no request to answer. */
+  log: Logger;
 }
 
 export class AuthService {
@@ -135,7 +136,7 @@ export class AuthService {
     await this.d.sessions.revokeAllForUser(user.id, reason);
   }
 
-  async register(input: RegisterInput, request: FastifyRequest): Promise<UserView> {
+  async register(input: RegisterInput, context: RequestContext): Promise<UserView> {
     const taken = await this.d.users.taken({ username: input.username, email: input.email });
     await this.assertAcceptablePassword(input.password, input);
     if (taken.username || taken.email) throw this.takenError(taken);
@@ -147,7 +148,7 @@ export class AuthService {
       if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken(input));
       throw error;
     }
-    this.d.events.emit({ type: 'registration', context: requestContext(request), userId: user.id, details: { username: user.username } });
+    this.d.events.emit({ type: 'registration', context, userId: user.id, details: { username: user.username } });
     await this.sendVerification(user);
     return toUserView(user);
   }
@@ -159,10 +160,10 @@ export class AuthService {
     return conflict('Username or e-mail address is already registered', details);
   }
 
-  async login(login: string, password: string, request: FastifyRequest, options: LoginOptions = {}): Promise<LoginResult> {
+  async login(login: string, password: string, context: RequestContext, options: LoginOptions = {}): Promise<LoginResult> {
     const user = await this.d.users.findByLogin(login);
     const attempt = await this.d.lockout.run(
-      { user, login, deviceCredential: options.deviceCredential, request, flow: 'login', untrustedLimit: options.untrustedLimit },
+      { user, login, deviceCredential: options.deviceCredential, context, flow: 'login', untrustedLimit: options.untrustedLimit },
       async () => {
         // Unknown users cost one hash verification too, so timing does not reveal which accounts exist.
         const valid = user ? await this.d.hasher.verify(password, user.password_hash) : await this.d.hasher.verifyDummy(password);
@@ -174,12 +175,12 @@ export class AuthService {
     const changes: Partial<UserRow> = { last_login_at: Date.now() };
     if (this.d.hasher.needsRehash(user.password_hash)) changes.password_hash = await this.d.hasher.hash(password);
     await this.d.users.update(user.id, changes);
-    const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
+    const session = await this.d.sessions.create(user.id, context.ip, context.userAgent);
     const tokens = await this.issuePair(session, session.refresh_jti);
     const device = this.d.lockout.issueDeviceCredential(user.id);
     this.d.events.emit({
       type: 'login_success',
-      context: requestContext(request),
+      context,
       userId: user.id,
       details: { session_id: session.id, password_upgraded: 'password_hash' in changes, ...(device ? { device: attempt.trusted ? 'trusted' : 'new' } : {}) },
     });
@@ -191,10 +192,16 @@ export class AuthService {
    * e-mail). A wrong one is a failed login attempt for lockout (same counter, limits and events,
    * lockout.ts) and a 400 on `current_password`; a locked counter is a 423.
    */
-  async reauthenticate(userId: string, password: string, request: FastifyRequest, flow: Exclude<AttemptFlow, 'login'>): Promise<UserRow> {
+  async reauthenticate(
+    userId: string,
+    password: string,
+    flow: Exclude<AttemptFlow, 'login'>,
+    deviceCredential: string | undefined,
+    context: RequestContext,
+  ): Promise<UserRow> {
     const user = await this.d.users.findById(userId);
     if (!user) throw authenticationError();
-    const attempt = await this.d.lockout.run({ user, login: user.username, deviceCredential: deviceCredentialOf(request), request, flow }, async () =>
+    const attempt = await this.d.lockout.run({ user, login: user.username, deviceCredential, context, flow }, async () =>
       (await this.d.hasher.verify(password, user.password_hash)) ? 'ok' : 'bad_credentials',
     );
     if (!attempt.ok) throw validationError('Current password is incorrect', { current_password: ['Current password is incorrect'] });
@@ -218,7 +225,7 @@ export class AuthService {
     };
   }
 
-  async refresh(refreshToken: string, request: FastifyRequest): Promise<TokenPair> {
+  async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
     const claims = await this.d.tokens.verify(refreshToken, 'refresh');
     const revoked = await this.d.db.selectFrom('revoked_tokens').select('jti').where('jti', '=', claims.jti).executeTakeFirst();
     if (revoked) throw authenticationError('Token has been revoked');
@@ -226,7 +233,7 @@ export class AuthService {
     if (!result.ok && result.reason === 'reuse') {
       this.d.events.emit({
         type: 'refresh_token_reuse',
-        context: requestContext(request),
+        context,
         userId: claims.sub,
         message: 'Refresh token reused: session revoked',
         details: { session_id: claims.sid },
@@ -240,46 +247,52 @@ export class AuthService {
     }
     // A retry after a lost answer (sessions.ts) is recorded as such: its unused successor was replaced.
     const retry = result.replacedJti ? { retry_of_lost_answer: true } : {};
-    this.d.events.emit({ type: 'token_refreshed', context: requestContext(request), userId: user.id, details: { session_id: result.session.id, ...retry } });
+    this.d.events.emit({ type: 'token_refreshed', context, userId: user.id, details: { session_id: result.session.id, ...retry } });
     return this.issuePair(result.session, result.refreshJti);
   }
 
-  async logout(principal: Principal, request: FastifyRequest): Promise<void> {
+  async logout(principal: Principal, context: RequestContext): Promise<void> {
     await this.d.sessions.revoke(principal.claims.sid, 'logout');
-    this.d.events.emit({ type: 'logout', context: requestContext(request), userId: principal.user.id, details: { session_id: principal.claims.sid } });
+    this.d.events.emit({ type: 'logout', context, userId: principal.user.id, details: { session_id: principal.claims.sid } });
   }
 
-  async logoutAll(principal: Principal, request: FastifyRequest): Promise<number> {
+  async logoutAll(principal: Principal, context: RequestContext): Promise<number> {
     const count = await this.d.sessions.revokeAllForUser(principal.user.id, 'logout_all');
-    this.d.events.emit({ type: 'logout', context: requestContext(request), userId: principal.user.id, details: { all_sessions: true, count } });
+    this.d.events.emit({ type: 'logout', context, userId: principal.user.id, details: { all_sessions: true, count } });
     return count;
   }
 
-  async revokeSession(principal: Principal, sessionId: string, request: FastifyRequest): Promise<void> {
+  async revokeSession(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
     const session = await this.d.sessions.findForUser(sessionId, principal.user.id);
     if (!session || session.revoked_at !== null) throw notFound('Session not found');
     await this.d.sessions.revoke(session.id, 'user_revoked');
-    this.d.events.emit({ type: 'session_revoked', context: requestContext(request), userId: principal.user.id, details: { session_id: session.id } });
+    this.d.events.emit({ type: 'session_revoked', context, userId: principal.user.id, details: { session_id: session.id } });
   }
 
   /** Changes the password, revokes every session (this one too) and starts a fresh one. */
-  async changePassword(principal: Principal, current: string, next: string, request: FastifyRequest): Promise<TokenPair> {
-    const user = await this.reauthenticate(principal.user.id, current, request, 'password_change');
+  async changePassword(
+    principal: Principal,
+    current: string,
+    next: string,
+    deviceCredential: string | undefined,
+    context: RequestContext,
+  ): Promise<TokenPair> {
+    const user = await this.reauthenticate(principal.user.id, current, 'password_change', deviceCredential, context);
     await this.assertAcceptablePassword(next, user, user.id);
     await this.setPassword(user, next, 'password_change');
-    this.d.events.emit({ type: 'password_changed', context: requestContext(request), userId: user.id });
-    const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
+    this.d.events.emit({ type: 'password_changed', context, userId: user.id });
+    const session = await this.d.sessions.create(user.id, context.ip, context.userAgent);
     return this.issuePair(session, session.refresh_jti);
   }
 
   /** Always succeeds from the caller's view; the lookup and mail happen after the response. */
-  requestPasswordReset(email: string, request: FastifyRequest): void {
+  requestPasswordReset(email: string, context: RequestContext): void {
     const task = (async () => {
       // Start after the 202 is written: a known address costs more work (token, mail), and on a
       // synchronous driver (SQLite) that work would otherwise delay the answer measurably.
       await new Promise((resolve) => setImmediate(resolve));
       const user = await this.d.users.findByEmail(email);
-      this.d.events.emit({ type: 'password_reset_requested', context: requestContext(request), userId: user?.id, details: { known: Boolean(user) } });
+      this.d.events.emit({ type: 'password_reset_requested', context, userId: user?.id, details: { known: Boolean(user) } });
       if (!user || !user.is_active) return;
       const token = await this.d.oneTimeTokens.issue(user.id, 'password_reset', this.d.config.PASSWORD_RESET_EXPIRES_MINUTES * 60_000);
       const link = this.d.links.build('password_reset', token);
@@ -289,10 +302,10 @@ export class AuthService {
         text: `Someone asked to reset the password of your account "${user.username}".\n\nTo choose a new password, open this link within ${this.d.config.PASSWORD_RESET_EXPIRES_MINUTES} minutes:\n\n${link}\n\nIf it was not you, ignore this message: your password stays as it is.\n`,
       });
     })();
-    this.d.track(task.catch((error: unknown) => request.log.error({ err: error }, 'password reset request failed')));
+    this.d.track(task.catch((error: unknown) => this.d.log.error({ err: error, reqId: context.requestId }, 'password reset request failed')));
   }
 
-  async resetPassword(token: string, password: string, request: FastifyRequest): Promise<void> {
+  async resetPassword(token: string, password: string, context: RequestContext): Promise<void> {
     // Check strength before spending the token, so a weak choice can be corrected with the same link.
     const userId = await this.d.oneTimeTokens.peek(token, 'password_reset');
     const user = userId ? await this.d.users.findById(userId) : undefined;
@@ -304,7 +317,7 @@ export class AuthService {
     }
     await this.setPassword(user, password, 'password_reset');
     await this.d.lockout.clearFailures(user.id);
-    this.d.events.emit({ type: 'password_reset', context: requestContext(request), userId: user.id });
+    this.d.events.emit({ type: 'password_reset', context, userId: user.id });
   }
 
   /**
@@ -313,7 +326,7 @@ export class AuthService {
    * account still has it. An address change racing the link (an administrator's change applies at
    * once) leaves the new address unverified, whichever commits first.
    */
-  async verifyEmail(token: string, request: FastifyRequest): Promise<void> {
+  async verifyEmail(token: string, context: RequestContext): Promise<void> {
     const invalid = () => validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
     const userId = await withConflictRetry(() =>
       this.d.db.transaction().execute(async (trx) => {
@@ -331,7 +344,7 @@ export class AuthService {
     );
     // After the commit, so no cache re-reads the old row between the eviction and the commit.
     await this.d.changes.publish('user', userId);
-    this.d.events.emit({ type: 'email_verified', context: requestContext(request), userId });
+    this.d.events.emit({ type: 'email_verified', context, userId });
   }
 
   async sendVerification(user: UserRow): Promise<void> {

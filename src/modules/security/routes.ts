@@ -17,7 +17,7 @@ import { NO_NUL } from '../../http/fields.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limit.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { pagination } from '../users/admin-service.js';
-import { actorOf, PaginationSchema } from '../users/admin-routes.js';
+import { PaginationSchema } from '../users/admin-routes.js';
 import { EVENT_TYPES } from './events.js';
 import { requestContext } from '../../http/request-context.js';
 
@@ -171,10 +171,10 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
         throw validationError('Send exactly one of jti or user_id', { body: ['Send exactly one of jti or user_id'] });
       }
       if (jti !== undefined) {
-        const { session_revoked } = await container.admin.revokeToken(jti, actorOf(request));
+        const { session_revoked } = await container.admin.revokeToken(jti, requestContext(request));
         return ok('Token revoked', { jti, revoked_sessions: session_revoked ? 1 : 0 });
       }
-      const count = await container.admin.revokeAllSessions(user_id!, actorOf(request));
+      const count = await container.admin.revokeAllSessions(user_id!, requestContext(request));
       return ok('Every session of the user was revoked', { user_id: user_id!, revoked_sessions: count });
     },
   );

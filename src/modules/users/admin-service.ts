@@ -9,7 +9,6 @@
  * do (deactivation, admin flag, revocation) publishes a 'user'/'session'/'jti' change, so the token
  * guard of every running instance drops its cached answer and the change applies at once.
  */
-import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import { dialectOf, isUniqueViolation, withConflictRetry } from '../../db/index.js';
@@ -26,14 +25,12 @@ import type { SecurityEvents } from '../security/events.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
 import { normalizeEmail, normalizeUsername, type UserRepository } from './user-repository.js';
 import { iso, toAdminUserView, type AdminUserView, type UserRow } from './user-view.js';
-import { requestContext } from '../../http/request-context.js';
+import type { RequestContext } from '../../core/request-context.js';
 
-/** Who is acting: an admin over HTTP (with the request, for the event's context) or the CLI. */
-export interface Actor {
-  userId: string | null;
-  via: 'api' | 'cli';
-  request?: FastifyRequest;
-}
+/** How the action came: an admin over HTTP (`api`) or an operator at the command line (`cli`). */
+const viaOf = (context: RequestContext) => context.via ?? 'api';
+/** Who acted, as events name them: the admin's id, else how the action came. */
+const byOf = (context: RequestContext) => context.actor?.userId ?? viaOf(context);
 
 export const SORT_FIELDS = ['created_at', 'updated_at', 'username', 'email'] as const;
 export type SortField = (typeof SORT_FIELDS)[number];
@@ -133,13 +130,13 @@ export class AdminService {
     this.dialect = dialectOf(d.config.DATABASE_URL);
   }
 
-  private record(actor: Actor, action: string, targetId: string | null, details: Record<string, unknown> = {}, message?: string): void {
+  private record(context: RequestContext, action: string, targetId: string | null, details: Record<string, unknown> = {}): void {
     this.d.events.emit({
       type: 'admin_action',
-      context: actor.request && requestContext(actor.request),
-      userId: actor.userId,
-      message: message ?? `admin action: ${action}`,
-      details: { action, target_user_id: targetId, via: actor.via, ...details },
+      context,
+      userId: context.actor?.userId ?? null,
+      message: `admin action: ${action}`,
+      details: { action, target_user_id: targetId, via: viaOf(context), ...details },
     });
   }
 
@@ -279,7 +276,7 @@ export class AdminService {
   }
 
   /** Creates an account; the password goes through the same policy as self-registration. */
-  async create(input: CreateUserInput, actor: Actor): Promise<UserRow> {
+  async create(input: CreateUserInput, context: RequestContext): Promise<UserRow> {
     await this.d.auth.assertAcceptablePassword(input.password, { username: input.username, email: input.email, first_name: input.first_name ?? undefined, last_name: input.last_name ?? undefined });
     const taken = await this.d.users.taken({ username: input.username, email: input.email });
     if (taken.username || taken.email) throw this.takenError(taken);
@@ -306,11 +303,11 @@ export class AdminService {
       if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken(input));
       throw error;
     }
-    this.record(actor, 'create_user', user.id, { username: user.username, is_admin: Boolean(user.is_admin) });
+    this.record(context, 'create_user', user.id, { username: user.username, is_admin: Boolean(user.is_admin) });
     return user;
   }
 
-  async update(id: string, input: UpdateUserInput, actor: Actor): Promise<UserRow> {
+  async update(id: string, input: UpdateUserInput, context: RequestContext): Promise<UserRow> {
     const current = await this.get(id);
     const changes: Partial<UserRow> = {};
     if (input.username !== undefined && input.username.trim() !== current.username) {
@@ -341,9 +338,9 @@ export class AdminService {
       throw error;
     }
     await this.d.changes.publish('user', id);
-    this.record(actor, 'update_user', id, { fields: Object.keys(changes).filter((k) => k !== 'username_lower') });
+    this.record(context, 'update_user', id, { fields: Object.keys(changes).filter((k) => k !== 'username_lower') });
     const updated = await this.get(id);
-    if (changes.email) this.d.emailChanges.notifyAdministratorChange(updated, current.email, updated.email, actor.request);
+    if (changes.email) this.d.emailChanges.notifyAdministratorChange(updated, current.email, updated.email, context);
     // A new, unconfirmed address gets a verification e-mail.
     if (changes.email && !updated.is_verified) await this.d.auth.sendVerification(updated);
     return updated;
@@ -356,16 +353,16 @@ export class AdminService {
    * then counts what it left. SQLite runs one transaction at a time already. Through the API the
    * last active administrator cannot be removed; an operator at the CLI (an emergency tool) can.
    */
-  private async guardLastAdmin(target: UserRow, actor: Actor, what: string, change: (trx: Kysely<Database>) => Promise<void>): Promise<void> {
+  private async guardLastAdmin(target: UserRow, context: RequestContext, what: string, change: (trx: Kysely<Database>) => Promise<void>): Promise<void> {
     await withConflictRetry(() =>
       this.d.db.transaction().execute(async (trx) => {
-        if (actor.via === 'api') {
+        if (viaOf(context) === 'api') {
           let admins = trx.selectFrom('users').select(['id']).where('is_admin', '=', 1).where('is_active', '=', 1).orderBy('id');
           if (this.dialect !== 'sqlite') admins = admins.forUpdate();
           const rows = await admins.execute();
           const targetIsActiveAdmin = rows.some((r) => r.id === target.id);
           if (targetIsActiveAdmin && rows.length <= 1) {
-            const whom = actor.userId === target.id ? 'yourself' : 'this user';
+            const whom = context.actor?.userId === target.id ? 'yourself' : 'this user';
             throw validationError(`You cannot ${what} ${whom}: the account is the last active administrator`);
           }
         }
@@ -375,69 +372,69 @@ export class AdminService {
   }
 
   /** Deactivates, kills every outstanding link and revokes every session: the user's existing tokens fail at once. */
-  async deactivate(id: string, actor: Actor, reason = 'deactivate_user'): Promise<UserRow> {
+  async deactivate(id: string, context: RequestContext, reason = 'deactivate_user'): Promise<UserRow> {
     const user = await this.get(id);
-    await this.guardLastAdmin(user, actor, 'deactivate', async (trx) => {
+    await this.guardLastAdmin(user, context, 'deactivate', async (trx) => {
       await this.d.users.update(id, { is_active: 0 }, trx);
       await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
     });
     const revoked = await this.d.sessions.revokeAllForUser(id, 'deactivated');
-    this.record(actor, reason, id, { username: user.username, revoked_sessions: revoked });
+    this.record(context, reason, id, { username: user.username, revoked_sessions: revoked });
     return this.get(id);
   }
 
-  async activate(id: string, actor: Actor): Promise<UserRow> {
+  async activate(id: string, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
     await this.d.users.update(id, { is_active: 1 });
     await this.d.changes.publish('user', id);
-    this.record(actor, 'activate_user', id, { username: user.username });
+    this.record(context, 'activate_user', id, { username: user.username });
     return this.get(id);
   }
 
   /** Locks logins for every device, trusted or not, for `minutes` or until unlocked. Sessions are kept (deactivate ends them). */
-  async lock(id: string, minutes: number | undefined, actor: Actor): Promise<UserRow> {
+  async lock(id: string, minutes: number | undefined, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
     const until = minutes === undefined ? UNTIL_UNLOCKED : Date.now() + minutes * 60_000;
     await this.d.lockout.lockForEveryone(id, until);
     this.d.events.emit({
       type: 'account_locked_by_admin',
-      context: actor.request && requestContext(actor.request),
+      context,
       userId: id,
-      details: { by: actor.userId ?? actor.via, until: minutes === undefined ? 'unlock' : iso(until), minutes: minutes ?? null },
+      details: { by: byOf(context), until: minutes === undefined ? 'unlock' : iso(until), minutes: minutes ?? null },
     });
-    this.record(actor, 'lock_user', id, { username: user.username, minutes: minutes ?? null });
+    this.record(context, 'lock_user', id, { username: user.username, minutes: minutes ?? null });
     return user;
   }
 
   /** Clears every lock: untrusted devices, each trusted device, an administrator's lock. */
-  async unlock(id: string, actor: Actor): Promise<UserRow> {
+  async unlock(id: string, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
     const wasLocked = (await this.d.lockout.accountLocks([id])).has(id);
     await this.d.lockout.unlock(id);
-    this.d.events.emit({ type: 'account_unlocked', context: actor.request && requestContext(actor.request), userId: id, details: { by: actor.userId ?? actor.via } });
-    this.record(actor, 'unlock_user', id, { username: user.username, was_locked: wasLocked });
+    this.d.events.emit({ type: 'account_unlocked', context, userId: id, details: { by: byOf(context) } });
+    this.record(context, 'unlock_user', id, { username: user.username, was_locked: wasLocked });
     return user;
   }
 
-  async setAdmin(id: string, isAdmin: boolean, actor: Actor): Promise<UserRow> {
+  async setAdmin(id: string, isAdmin: boolean, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
-    if (!isAdmin && actor.userId === id) throw validationError('You cannot remove your own administrator rights');
+    if (!isAdmin && context.actor?.userId === id) throw validationError('You cannot remove your own administrator rights');
     if (isAdmin) await this.d.users.update(id, { is_admin: 1 });
-    else await this.guardLastAdmin(user, actor, 'demote', (trx) => this.d.users.update(id, { is_admin: 0 }, trx));
+    else await this.guardLastAdmin(user, context, 'demote', (trx) => this.d.users.update(id, { is_admin: 0 }, trx));
     await this.d.changes.publish('user', id);
-    this.record(actor, isAdmin ? 'grant_admin' : 'revoke_admin', id, { username: user.username });
+    this.record(context, isAdmin ? 'grant_admin' : 'revoke_admin', id, { username: user.username });
     return this.get(id);
   }
 
   /** Soft delete deactivates (the row and its history stay); hard delete removes the row, cascading to its sessions. */
-  async remove(id: string, hard: boolean, actor: Actor): Promise<void> {
+  async remove(id: string, hard: boolean, context: RequestContext): Promise<void> {
     if (!hard) {
-      await this.deactivate(id, actor, 'soft_delete_user');
+      await this.deactivate(id, context, 'soft_delete_user');
       return;
     }
     const user = await this.get(id);
     // The rows cascade away with the user; killing the links first says so, in the same transaction.
-    await this.guardLastAdmin(user, actor, 'delete', async (trx) => {
+    await this.guardLastAdmin(user, context, 'delete', async (trx) => {
       await this.d.oneTimeTokens.invalidateAllForUser(id, trx);
       await trx.deleteFrom('users').where('id', '=', id).execute();
     });
@@ -445,7 +442,7 @@ export class AdminService {
     await this.d.sessions.revokeAllForUser(id, 'deactivated');
     await this.d.lockout.unlock(id);
     await this.d.changes.publish('user', id);
-    this.record(actor, 'hard_delete_user', id, { username: user.username });
+    this.record(context, 'hard_delete_user', id, { username: user.username });
   }
 
   /**
@@ -455,7 +452,7 @@ export class AdminService {
    */
   async revokeToken(
     jti: string,
-    actor: Actor,
+    context: RequestContext,
   ): Promise<{ session_revoked: boolean; already_revoked: boolean; session: { id: string; user_id: string; username: string | null; ended_before: boolean } | null }> {
     const now = Date.now();
     // A refresh jti names its session: revoke the session so its access tokens die with it.
@@ -471,8 +468,8 @@ export class AdminService {
     }
     await this.d.changes.publish('jti', jti);
     if (session) await this.d.sessions.revoke(session.id, 'admin');
-    this.d.events.emit({ type: 'token_revoked', context: actor.request && requestContext(actor.request), userId: session?.user_id ?? null, details: { jti, by: actor.userId ?? actor.via } });
-    this.record(actor, 'revoke_token', session?.user_id ?? null, { jti });
+    this.d.events.emit({ type: 'token_revoked', context, userId: session?.user_id ?? null, details: { jti, by: byOf(context) } });
+    this.record(context, 'revoke_token', session?.user_id ?? null, { jti });
     if (!session) return { session_revoked: false, already_revoked: alreadyRevoked, session: null };
     const owner = await this.d.users.findById(session.user_id);
     return {
@@ -483,11 +480,11 @@ export class AdminService {
   }
 
   /** Revokes every session of a user (every access and refresh token descended from them). */
-  async revokeAllSessions(id: string, actor: Actor): Promise<number> {
+  async revokeAllSessions(id: string, context: RequestContext): Promise<number> {
     const user = await this.get(id);
     const count = await this.d.sessions.revokeAllForUser(id, 'admin');
-    this.d.events.emit({ type: 'token_revoked', context: actor.request && requestContext(actor.request), userId: id, details: { all_sessions: true, count, by: actor.userId ?? actor.via } });
-    this.record(actor, 'revoke_all_sessions', id, { username: user.username, revoked_sessions: count });
+    this.d.events.emit({ type: 'token_revoked', context, userId: id, details: { all_sessions: true, count, by: byOf(context) } });
+    this.record(context, 'revoke_all_sessions', id, { username: user.username, revoked_sessions: count });
     return count;
   }
 }

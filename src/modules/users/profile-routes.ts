@@ -7,6 +7,8 @@ import { Envelope, ok } from '../../http/envelope.js';
 import { validationError } from '../../core/errors.js';
 import { Bio, Email, Password, PersonName, sanitizeText } from '../../http/fields.js';
 import { errorResponses as errors } from '../../http/openapi.js';
+import { requestContext } from '../../http/request-context.js';
+import { deviceCredentialOf } from '../../http/device-credential.js';
 import { normalizeEmail } from './user-repository.js';
 import { principalUserView, toUserView, UserSchema, type UserRow } from './user-view.js';
 
@@ -62,8 +64,10 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
           throw validationError('Your current password is required to change the e-mail address', { current_password: ['Required to change the e-mail address'] });
         }
         // Re-authenticates before anything is written (src/modules/auth/auth-service.ts).
-        const user = await container.auth.reauthenticate(current.id, body.current_password, request, 'email_change');
-        await container.emailChanges.request(user, newEmail, changes, request);
+        const context = requestContext(request);
+        const device = deviceCredentialOf(request);
+        const user = await container.auth.reauthenticate(current.id, body.current_password, 'email_change', device, context);
+        await container.emailChanges.request(user, newEmail, changes, context);
       } else {
         await container.users.update(current.id, changes);
       }
