@@ -17,6 +17,7 @@ import { PasswordHasher } from './modules/auth/password-hasher.js';
 import { PasswordPolicy } from './modules/auth/password-policy.js';
 import { WorkerStrengthEstimator } from './modules/auth/password-strength.js';
 import { SessionStore } from './modules/auth/sessions.js';
+import { Revocation } from './modules/auth/revocation.js';
 import { TokenGuard } from './modules/auth/token-guard.js';
 import { TokenService } from './modules/auth/tokens.js';
 import { SecurityEvents } from './modules/security/events.js';
@@ -89,7 +90,8 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const mailer = new Mailer({ smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR }, (error, message) =>
     log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
   );
-  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, links, events, changes, track, log });
+  const revocation = new Revocation({ config, db, users, sessions, changes, events });
+  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, revocation, oneTimeTokens, mailer, links, events, changes, track, log });
   const emailChanges = new EmailChanges({ config, db, users, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track, log });
   const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth, oneTimeTokens, emailChanges });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
@@ -124,6 +126,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
     lockout,
     tokens,
     sessions,
+    revocation,
     tokenGuard,
     oneTimeTokens,
     events,

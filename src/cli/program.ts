@@ -140,7 +140,7 @@ export function buildProgram(): Command {
     .action(async (jti: string) => {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new CliError('a jti is 1–64 of A–Z, a–z, 0–9, _ and -');
       await withContainer(async (c) => {
-        const { session, already_revoked } = await c.admin.revokeToken(jti, cliContext());
+        const { session, already_revoked } = await c.revocation.revokeToken(jti, cliContext());
         const again = already_revoked ? ' (it was already revoked)' : '';
         if (session) {
           const owner = session.username ? `${session.username} (${session.user_id})` : `user ${session.user_id}`;
@@ -160,7 +160,7 @@ export function buildProgram(): Command {
     .action(async (ref: string) => {
       await withContainer(async (c) => {
         const user = await c.admin.find(ref);
-        const count = await c.admin.revokeAllSessions(user.id, cliContext());
+        const count = await c.revocation.revokeAllSessions(user.id, cliContext());
         console.log(`Revoked ${count} session(s) of ${user.username}`);
       });
     });

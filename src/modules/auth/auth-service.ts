@@ -21,6 +21,7 @@ import type { AttemptFlow, Lockout } from './lockout.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { PasswordHasher } from './password-hasher.js';
 import type { PasswordContext, PasswordPolicy } from './password-policy.js';
+import type { Revocation } from './revocation.js';
 import { requireSession, type RevokeReason, type SessionRow, type SessionStore } from './sessions.js';
 import type { Principal } from './token-guard.js';
 import type { TokenService } from './tokens.js';
@@ -70,6 +71,7 @@ export interface AuthDeps {
   lockout: Lockout;
   tokens: TokenService;
   sessions: SessionStore;
+  revocation: Revocation;
   oneTimeTokens: OneTimeTokens;
   mailer: Mailer;
   links: MailLinks;
@@ -227,8 +229,7 @@ export class AuthService {
 
   async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
     const claims = await this.d.tokens.verify(refreshToken, 'refresh');
-    const revoked = await this.d.db.selectFrom('revoked_tokens').select('jti').where('jti', '=', claims.jti).executeTakeFirst();
-    if (revoked) throw authenticationError('Token has been revoked');
+    if (await this.d.revocation.isRevoked(claims.jti)) throw authenticationError('Token has been revoked');
     const result = await this.d.sessions.rotate(claims);
     if (!result.ok && result.reason === 'reuse') {
       this.d.events.emit({

@@ -171,10 +171,10 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
         throw validationError('Send exactly one of jti or user_id', { body: ['Send exactly one of jti or user_id'] });
       }
       if (jti !== undefined) {
-        const { session_revoked } = await container.admin.revokeToken(jti, requestContext(request));
+        const { session_revoked } = await container.revocation.revokeToken(jti, requestContext(request));
         return ok('Token revoked', { jti, revoked_sessions: session_revoked ? 1 : 0 });
       }
-      const count = await container.admin.revokeAllSessions(user_id!, requestContext(request));
+      const count = await container.revocation.revokeAllSessions(user_id!, requestContext(request));
       return ok('Every session of the user was revoked', { user_id: user_id!, revoked_sessions: count });
     },
   );

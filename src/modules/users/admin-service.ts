@@ -26,11 +26,8 @@ import type { ChangeFeed } from '../../state/change-feed.js';
 import { normalizeEmail, normalizeUsername, type UserRepository } from './user-repository.js';
 import { iso, toAdminUserView, type AdminUserView, type UserRow } from './user-view.js';
 import type { RequestContext } from '../../core/request-context.js';
+import { actorLabel, recordAdminAction, viaOf } from './admin-action.js';
 
-/** How the action came: an admin over HTTP (`api`) or an operator at the command line (`cli`). */
-const viaOf = (context: RequestContext) => context.via ?? 'api';
-/** Who acted, as events name them: the admin's id, else how the action came. */
-const byOf = (context: RequestContext) => context.actor?.userId ?? viaOf(context);
 
 export const SORT_FIELDS = ['created_at', 'updated_at', 'username', 'email'] as const;
 export type SortField = (typeof SORT_FIELDS)[number];
@@ -131,13 +128,7 @@ export class AdminService {
   }
 
   private record(context: RequestContext, action: string, targetId: string | null, details: Record<string, unknown> = {}): void {
-    this.d.events.emit({
-      type: 'admin_action',
-      context,
-      userId: context.actor?.userId ?? null,
-      message: `admin action: ${action}`,
-      details: { action, target_user_id: targetId, via: viaOf(context), ...details },
-    });
+    recordAdminAction(this.d.events, context, action, targetId, details);
   }
 
   async view(row: UserRow): Promise<AdminUserView> {
@@ -400,7 +391,7 @@ export class AdminService {
       type: 'account_locked_by_admin',
       context,
       userId: id,
-      details: { by: byOf(context), until: minutes === undefined ? 'unlock' : iso(until), minutes: minutes ?? null },
+      details: { by: actorLabel(context), until: minutes === undefined ? 'unlock' : iso(until), minutes: minutes ?? null },
     });
     this.record(context, 'lock_user', id, { username: user.username, minutes: minutes ?? null });
     return user;
@@ -411,7 +402,7 @@ export class AdminService {
     const user = await this.get(id);
     const wasLocked = (await this.d.lockout.accountLocks([id])).has(id);
     await this.d.lockout.unlock(id);
-    this.d.events.emit({ type: 'account_unlocked', context, userId: id, details: { by: byOf(context) } });
+    this.d.events.emit({ type: 'account_unlocked', context, userId: id, details: { by: actorLabel(context) } });
     this.record(context, 'unlock_user', id, { username: user.username, was_locked: wasLocked });
     return user;
   }
@@ -443,48 +434,5 @@ export class AdminService {
     await this.d.lockout.unlock(id);
     await this.d.changes.publish('user', id);
     this.record(context, 'hard_delete_user', id, { username: user.username });
-  }
-
-  /**
-   * Revokes one token by its jti (access or refresh); it fails everywhere at once. Says what the
-   * jti belonged to: a refresh token's session (revoked with it) and user, or nothing known (an
-   * access token's jti is not stored; it is refused by jti all the same).
-   */
-  async revokeToken(
-    jti: string,
-    context: RequestContext,
-  ): Promise<{ session_revoked: boolean; already_revoked: boolean; session: { id: string; user_id: string; username: string | null; ended_before: boolean } | null }> {
-    const now = Date.now();
-    // A refresh jti names its session: revoke the session so its access tokens die with it.
-    const session = await this.d.db.selectFrom('sessions').select(['id', 'user_id', 'expires_at', 'revoked_at']).where('refresh_jti', '=', jti).executeTakeFirst();
-    // We do not know the token's own expiry from its jti; keep the entry as long as any token can live.
-    const keepUntil = session?.expires_at ?? now + this.d.config.SESSION_MAX_LIFETIME_DAYS * 86_400_000;
-    let alreadyRevoked = false;
-    try {
-      await this.d.db.insertInto('revoked_tokens').values({ jti, user_id: session?.user_id ?? null, expires_at: keepUntil, revoked_at: now }).execute();
-    } catch (error) {
-      if (!isUniqueViolation(error)) throw error; // already revoked: fine
-      alreadyRevoked = true;
-    }
-    await this.d.changes.publish('jti', jti);
-    if (session) await this.d.sessions.revoke(session.id, 'admin');
-    this.d.events.emit({ type: 'token_revoked', context, userId: session?.user_id ?? null, details: { jti, by: byOf(context) } });
-    this.record(context, 'revoke_token', session?.user_id ?? null, { jti });
-    if (!session) return { session_revoked: false, already_revoked: alreadyRevoked, session: null };
-    const owner = await this.d.users.findById(session.user_id);
-    return {
-      session_revoked: true,
-      already_revoked: alreadyRevoked,
-      session: { id: session.id, user_id: session.user_id, username: owner?.username ?? null, ended_before: session.revoked_at !== null || session.expires_at <= now },
-    };
-  }
-
-  /** Revokes every session of a user (every access and refresh token descended from them). */
-  async revokeAllSessions(id: string, context: RequestContext): Promise<number> {
-    const user = await this.get(id);
-    const count = await this.d.sessions.revokeAllForUser(id, 'admin');
-    this.d.events.emit({ type: 'token_revoked', context, userId: id, details: { all_sessions: true, count, by: byOf(context) } });
-    this.record(context, 'revoke_all_sessions', id, { username: user.username, revoked_sessions: count });
-    return count;
   }
 }
