@@ -92,7 +92,7 @@ type Counter = { key: string; kind: 'device' | 'account' | 'name' };
 type Slot = { id: string; key: string; attempt: number };
 type Acquired = { state: 'reserved'; slot: Slot } | { state: 'locked'; retryAfterSeconds: number } | { state: 'full' };
 
-export const accountKey = (userId: string) => `user:${userId}`;
+const accountKey = (userId: string) => `user:${userId}`;
 const adminKey = (userId: string) => `admin:${userId}`;
 const deviceKey = (identity: DeviceIdentity) => `device:${identity.userId}:${identity.nonce}`;
 /** Every device counter of a user (`device:<id>:…`); LIKE's wildcards in the id are escaped with `!` (same on every database). */
@@ -340,12 +340,17 @@ export class Lockout {
 
   // ------------------------------------------------------------------ administration
 
-  /** An administrator's lock: every device, trusted or not, until `until` (epoch ms) or unlock. */
-  async lockForEveryone(userId: string, until: number): Promise<void> {
+  /**
+   * An administrator's lock: every device, trusted or not, for `minutes` or, without them, until
+   * unlocked. Returns when it ends (epoch ms; UNTIL_UNLOCKED for no end).
+   */
+  async lockForEveryone(userId: string, minutes: number | undefined): Promise<number> {
     const key = adminKey(userId);
     const now = Date.now();
+    const until = minutes === undefined ? UNTIL_UNLOCKED : now + minutes * 60_000;
     await this.ensureRow(key, now);
     await this.db.updateTable('login_attempts').set({ locked_until: until, window_started_at: now }).where('key', '=', key).execute();
+    return until;
   }
 
   /** Clears every lock and counter of an account: untrusted devices, each trusted device, an administrator's lock. */
@@ -368,6 +373,11 @@ export class Lockout {
   async lockedUntil(key: string): Promise<number | null> {
     const row = await this.db.selectFrom('login_attempts').select('locked_until').where('key', '=', key).executeTakeFirst();
     return row?.locked_until && row.locked_until > Date.now() ? row.locked_until : null;
+  }
+
+  /** The running account-wide lock of one user, if any. */
+  async stateOf(userId: string): Promise<AccountLock | undefined> {
+    return (await this.accountLocks([userId])).get(userId);
   }
 
   /** Running account-wide locks (not single devices) of these users. */

@@ -17,7 +17,7 @@ import { DomainError, conflict, notFound, validationError } from '../../core/err
 import { sanitizeText, USER_ID_SHAPE } from '../../http/fields.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
-import { UNTIL_UNLOCKED, type Lockout } from '../auth/lockout.js';
+import type { Lockout } from '../auth/lockout.js';
 import type { OneTimeTokens } from '../auth/one-time-tokens.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { SessionStore } from '../auth/sessions.js';
@@ -247,16 +247,11 @@ export class AdminService {
       verified_users: verified,
       unverified_users: total - verified,
       admin_users: Number(totals.admins ?? 0),
-      locked_users: await this.countLocked(),
+      locked_users: await this.d.lockout.countLockedAccounts(),
       users_created_today: await since(startOfDay),
       users_created_this_week: await since(startOfWeek),
       users_created_this_month: await since(startOfMonth),
     };
-  }
-
-  /** Accounts under an account-wide lock now (counters of unknown names and single devices are not accounts). */
-  private countLocked(): Promise<number> {
-    return this.d.lockout.countLockedAccounts();
   }
 
   private takenError(taken: { username: boolean; email: boolean }): DomainError {
@@ -385,8 +380,7 @@ export class AdminService {
   /** Locks logins for every device, trusted or not, for `minutes` or until unlocked. Sessions are kept (deactivate ends them). */
   async lock(id: string, minutes: number | undefined, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
-    const until = minutes === undefined ? UNTIL_UNLOCKED : Date.now() + minutes * 60_000;
-    await this.d.lockout.lockForEveryone(id, until);
+    const until = await this.d.lockout.lockForEveryone(id, minutes);
     this.d.events.emit({
       type: 'account_locked_by_admin',
       context,
@@ -400,7 +394,7 @@ export class AdminService {
   /** Clears every lock: untrusted devices, each trusted device, an administrator's lock. */
   async unlock(id: string, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
-    const wasLocked = (await this.d.lockout.accountLocks([id])).has(id);
+    const wasLocked = (await this.d.lockout.stateOf(id)) !== undefined;
     await this.d.lockout.unlock(id);
     this.d.events.emit({ type: 'account_unlocked', context, userId: id, details: { by: actorLabel(context) } });
     this.record(context, 'unlock_user', id, { username: user.username, was_locked: wasLocked });
