@@ -22,6 +22,8 @@ import { TokenGuard } from './modules/auth/token-guard.js';
 import { TokenService } from './modules/auth/tokens.js';
 import { SecurityEvents } from './modules/security/events.js';
 import { AdminService } from './modules/users/admin-service.js';
+import { UserQueries } from './modules/users/user-queries.js';
+import { UsersService } from './modules/users/users-service.js';
 import { UserRepository } from './modules/users/user-repository.js';
 import { IntrusionDetector } from './modules/security/intrusion.js';
 import { ChangeFeed, combineBuses } from './state/change-feed.js';
@@ -90,10 +92,12 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const mailer = new Mailer({ smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR }, (error, message) =>
     log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
   );
+  const usersService = new UsersService({ config, db, users, hasher, policy, changes });
   const revocation = new Revocation({ config, db, users, sessions, changes, events });
-  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, revocation, oneTimeTokens, mailer, links, events, changes, track, log });
-  const emailChanges = new EmailChanges({ config, db, users, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track, log });
-  const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth, oneTimeTokens, emailChanges });
+  const auth = new AuthService({ config, users, usersService, hasher, lockout, tokens, sessions, revocation, oneTimeTokens, mailer, links, events, track, log });
+  const emailChanges = new EmailChanges({ config, users, usersService, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track, log });
+  const userQueries = new UserQueries({ config, db, users, lockout });
+  const admin = new AdminService({ config, users, usersService, queries: userQueries, lockout, sessions, events, auth, oneTimeTokens, emailChanges });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
   const intrusion = new IntrusionDetector(config, redis, events, log);
   /** Critical events to ALERT_WEBHOOK_URL / ALERT_EMAIL_TO through the alert_outbox table (src/modules/alerts/). */
@@ -121,6 +125,8 @@ export async function createContainer(config: Config, options: ContainerOptions 
     redis,
     changes,
     users,
+    usersService,
+    userQueries,
     hasher,
     policy,
     lockout,

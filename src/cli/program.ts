@@ -84,7 +84,7 @@ export function buildProgram(): Command {
       .argument('<username>', 'username, e-mail address or user id')
       .action(async (ref: string) => {
         await withContainer(async (c) => {
-          const user = await c.admin.find(ref);
+          const user = await c.userQueries.find(ref);
           await c.admin[run](user.id, cliContext());
           console.log(`${name === 'unlock' ? 'Unlocked' : name === 'activate' ? 'Activated' : 'Deactivated'} ${user.username} (${user.id})`);
         });
@@ -99,7 +99,7 @@ export function buildProgram(): Command {
     .action(async (ref: string, options: { minutes?: number }) => {
       if (options.minutes !== undefined && options.minutes > 5_256_000) throw new CliError('--minutes is at most 5256000 (ten years)');
       await withContainer(async (c) => {
-        const user = await c.admin.find(ref);
+        const user = await c.userQueries.find(ref);
         await c.admin.lock(user.id, options.minutes, cliContext());
         console.log(`Locked ${user.username} (${user.id}) for every device ${options.minutes ? `for ${options.minutes} minute(s)` : 'until unlocked'}`);
       });
@@ -115,7 +115,7 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON object per line', false)
     .action(async (options: { search?: string; includeInactive: boolean; limit: number; page: number; json: boolean }) => {
       await withContainer(async (c) => {
-        const { users: rows, pagination } = await c.admin.list({ search: options.search, include_inactive: options.includeInactive, per_page: Math.min(options.limit, 100), page: options.page });
+        const { users: rows, pagination } = await c.userQueries.list({ search: options.search, include_inactive: options.includeInactive, per_page: Math.min(options.limit, 100), page: options.page });
         if (options.json) {
           for (const u of rows) console.log(JSON.stringify(u));
           return;
@@ -159,7 +159,7 @@ export function buildProgram(): Command {
     .argument('<username>', 'username, e-mail address or user id')
     .action(async (ref: string) => {
       await withContainer(async (c) => {
-        const user = await c.admin.find(ref);
+        const user = await c.userQueries.find(ref);
         const count = await c.revocation.revokeAllSessions(user.id, cliContext());
         console.log(`Revoked ${count} session(s) of ${user.username}`);
       });

@@ -6,26 +6,22 @@
  * sessions.ts, links: one-time-tokens.ts and src/mail/links.ts); this file puts them in order and
  * records what happened as security events.
  */
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
-import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
-import type { Database } from '../../db/types.js';
-import { DomainError, authenticationError, conflict, notFound, validationError } from '../../core/errors.js';
+import { authenticationError, notFound, validationError } from '../../core/errors.js';
 import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { UserRepository } from '../users/user-repository.js';
+import type { UsersService } from '../users/users-service.js';
 import { toUserView, type UserRow, type UserView } from '../users/user-view.js';
 import type { AttemptFlow, Lockout } from './lockout.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { PasswordHasher } from './password-hasher.js';
-import type { PasswordContext, PasswordPolicy } from './password-policy.js';
 import type { Revocation } from './revocation.js';
 import { requireSession, type RevokeReason, type SessionRow, type SessionStore } from './sessions.js';
 import type { Principal } from './token-guard.js';
 import type { TokenService } from './tokens.js';
-import type { ChangeFeed } from '../../state/change-feed.js';
 import type { RequestContext } from '../../core/request-context.js';
 
 export interface TokenPair {
@@ -64,10 +60,9 @@ export interface LoginResult {
 
 export interface AuthDeps {
   config: Config;
-  db: Kysely<Database>;
   users: UserRepository;
+  usersService: UsersService;
   hasher: PasswordHasher;
-  policy: PasswordPolicy;
   lockout: Lockout;
   tokens: TokenService;
   sessions: SessionStore;
@@ -76,8 +71,6 @@ export interface AuthDeps {
   mailer: Mailer;
   links: MailLinks;
   events: SecurityEvents;
-  /** Publishes a changed user to every instance's token cache. */
-  changes: ChangeFeed;
   /** Background work (mail, reset requests) that shutdown waits for. */
   track: (task: Promise<unknown>) => void;
   /** For failures of background work, which has no request to answer. */
@@ -87,79 +80,21 @@ export interface AuthDeps {
 export class AuthService {
   constructor(private readonly d: AuthDeps) {}
 
-  /** Rejects a new password that breaks a strength rule or repeats a recent one. */
-  async assertAcceptablePassword(password: string, context: PasswordContext, userId?: string): Promise<void> {
-    const problems = await this.d.policy.check(password, context);
-    if (problems.length) throw validationError('Password does not meet the requirements', { password: problems });
-    if (userId && this.d.config.PASSWORD_HISTORY_COUNT > 0) {
-      const recent = await this.d.db
-        .selectFrom('password_history')
-        .select('password_hash')
-        .where('user_id', '=', userId)
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(this.d.config.PASSWORD_HISTORY_COUNT)
-        .execute();
-      const matches = await Promise.all(recent.map((r) => this.d.hasher.verify(password, r.password_hash)));
-      if (matches.some(Boolean)) {
-        throw validationError('Password was used recently', {
-          new_password: [`Password must differ from your last ${this.d.config.PASSWORD_HISTORY_COUNT} passwords`],
-        });
-      }
-    }
-  }
-
-  /** Stores a new password hash, keeps the last N in history, kills every outstanding link, and revokes every session. */
+  /** Stores a new password (kept in the history), kills every outstanding link, and revokes every session. */
   private async setPassword(user: UserRow, password: string, reason: RevokeReason): Promise<void> {
     const hash = await this.d.hasher.hash(password);
-    const now = Date.now();
-    await this.d.db.transaction().execute(async (trx) => {
-      await this.d.users.update(user.id, { password_hash: hash, password_changed_at: now }, trx);
-      await trx.insertInto('password_history').values({ user_id: user.id, password_hash: hash, created_at: now }).execute();
-      const keep = await trx
-        .selectFrom('password_history')
-        .select('id')
-        .where('user_id', '=', user.id)
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(Math.max(1, this.d.config.PASSWORD_HISTORY_COUNT))
-        .execute();
-      await trx
-        .deleteFrom('password_history')
-        .where('user_id', '=', user.id)
-        .where(
-          'id',
-          'not in',
-          keep.map((k) => k.id),
-        )
-        .execute();
-      await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
+    await this.d.usersService.write(async (writer) => {
+      await writer.setPasswordHash(user.id, hash);
+      await this.d.oneTimeTokens.invalidateAllForUser(user.id, writer);
     });
     await this.d.sessions.revokeAllForUser(user.id, reason);
   }
 
   async register(input: RegisterInput, context: RequestContext): Promise<UserView> {
-    const taken = await this.d.users.taken({ username: input.username, email: input.email });
-    await this.assertAcceptablePassword(input.password, input);
-    if (taken.username || taken.email) throw this.takenError(taken);
-    const password_hash = await this.d.hasher.hash(input.password);
-    let user: UserRow;
-    try {
-      user = await this.d.db.transaction().execute((trx) => this.d.users.insert({ ...input, password_hash }, trx));
-    } catch (error) {
-      if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken(input));
-      throw error;
-    }
+    const user = await this.d.usersService.create(input);
     this.d.events.emit({ type: 'registration', context, userId: user.id, details: { username: user.username } });
     await this.sendVerification(user);
     return toUserView(user);
-  }
-
-  private takenError(taken: { username: boolean; email: boolean }): DomainError {
-    const details: Record<string, string[]> = {};
-    if (taken.username) details.username = ['Username is already taken'];
-    if (taken.email) details.email = ['E-mail address is already registered'];
-    return conflict('Username or e-mail address is already registered', details);
   }
 
   async login(login: string, password: string, context: RequestContext, options: LoginOptions = {}): Promise<LoginResult> {
@@ -174,9 +109,9 @@ export class AuthService {
       },
     );
     if (!attempt.ok || !user) throw authenticationError(BAD_CREDENTIALS);
-    const changes: Partial<UserRow> = { last_login_at: Date.now() };
+    const changes: { last_login_at: number; password_hash?: string } = { last_login_at: Date.now() };
     if (this.d.hasher.needsRehash(user.password_hash)) changes.password_hash = await this.d.hasher.hash(password);
-    await this.d.users.update(user.id, changes);
+    await this.d.usersService.recordLogin(user.id, changes);
     const session = await this.d.sessions.create(user.id, context.ip, context.userAgent);
     const tokens = await this.issuePair(session, session.refresh_jti);
     const device = this.d.lockout.issueDeviceCredential(user.id);
@@ -279,7 +214,7 @@ export class AuthService {
     context: RequestContext,
   ): Promise<TokenPair> {
     const user = await this.reauthenticate(principal.user.id, current, 'password_change', deviceCredential, context);
-    await this.assertAcceptablePassword(next, user, user.id);
+    await this.d.usersService.assertAcceptablePassword(next, user, user.id);
     await this.setPassword(user, next, 'password_change');
     this.d.events.emit({ type: 'password_changed', context, userId: user.id });
     const session = await this.d.sessions.create(user.id, context.ip, context.userAgent);
@@ -312,7 +247,7 @@ export class AuthService {
     const user = userId ? await this.d.users.findById(userId) : undefined;
     // Deactivation kills a user's links; a deactivated account is refused here as well.
     if (!user?.is_active) throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
-    await this.assertAcceptablePassword(password, user, user.id);
+    await this.d.usersService.assertAcceptablePassword(password, user, user.id);
     if ((await this.d.oneTimeTokens.consume(token, 'password_reset')) !== user.id) {
       throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
     }
@@ -329,22 +264,13 @@ export class AuthService {
    */
   async verifyEmail(token: string, context: RequestContext): Promise<void> {
     const invalid = () => validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
-    const userId = await withConflictRetry(() =>
-      this.d.db.transaction().execute(async (trx) => {
-        const spent = await this.d.oneTimeTokens.spend(token, 'email_verification', trx);
-        if (!spent?.targetEmail) throw invalid();
-        const result = await trx
-          .updateTable('users')
-          .set({ is_verified: 1, updated_at: Date.now() })
-          .where('id', '=', spent.userId)
-          .where('email', '=', spent.targetEmail)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) !== 1) throw invalid();
-        return spent.userId;
-      }),
-    );
-    // After the commit, so no cache re-reads the old row between the eviction and the commit.
-    await this.d.changes.publish('user', userId);
+    // Published once committed (users-service.ts): /me says verified at once.
+    const userId = await this.d.usersService.write(async (writer) => {
+      const spent = await this.d.oneTimeTokens.spend(token, 'email_verification', writer.trx);
+      if (!spent?.targetEmail) throw invalid();
+      if (!(await writer.update(spent.userId, { is_verified: 1 }, { email: spent.targetEmail }))) throw invalid();
+      return spent.userId;
+    });
     this.d.events.emit({ type: 'email_verified', context, userId });
   }
 

@@ -18,17 +18,16 @@
  *   and the old address is told.
  * - An administrator's change (PUT /api/users/{id}) applies at once; both addresses are told.
  */
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
-import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
-import type { Database } from '../../db/types.js';
+import { isUniqueViolation } from '../../db/index.js';
 import { conflict, validationError } from '../../core/errors.js';
 import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
 import type { SecurityEvents } from '../security/events.js';
 import { normalizeEmail, type UserRepository } from '../users/user-repository.js';
 import type { UserRow } from '../users/user-view.js';
+import type { UsersService } from '../users/users-service.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { SessionStore } from './sessions.js';
 import type { TokenGuard } from './token-guard.js';
@@ -36,8 +35,8 @@ import type { RequestContext } from '../../core/request-context.js';
 
 export interface EmailChangeDeps {
   config: Config;
-  db: Kysely<Database>;
   users: UserRepository;
+  usersService: UsersService;
   oneTimeTokens: OneTimeTokens;
   sessions: SessionStore;
   tokenGuard: TokenGuard;
@@ -64,9 +63,9 @@ export class EmailChanges {
   async request(user: UserRow, newEmail: string, alsoChange: Partial<UserRow>, context: RequestContext): Promise<void> {
     const target = normalizeEmail(newEmail);
     const at = Date.now();
-    await this.d.db.transaction().execute(async (trx) => {
-      await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
-      await this.d.users.update(user.id, { ...alsoChange, pending_email: target }, trx);
+    await this.d.usersService.write(async (writer) => {
+      await this.d.oneTimeTokens.invalidateAllForUser(user.id, writer);
+      await writer.update(user.id, { ...alsoChange, pending_email: target });
     });
     this.d.events.emit({ type: 'email_change_requested', context, userId: user.id, details: { pending_email: target } });
     const ip = context.ip;
@@ -113,25 +112,18 @@ export class EmailChanges {
     let applied: { user: UserRow; target: string };
     let userId: string | undefined;
     try {
-      applied = await withConflictRetry(() =>
-        this.d.db.transaction().execute(async (trx) => {
-          const spent = await this.d.oneTimeTokens.spend(token, 'email_change', trx);
-          if (!spent?.targetEmail) throw invalidLink();
-          const target = spent.targetEmail;
-          userId = spent.userId;
-          const user = await this.d.users.findById(spent.userId, trx);
-          if (!user?.is_active || user.pending_email !== target) throw invalidLink();
-          const result = await trx
-            .updateTable('users')
-            .set({ email: target, pending_email: null, is_verified: 1, updated_at: now })
-            .where('id', '=', user.id)
-            .where('pending_email', '=', target)
-            .executeTakeFirst();
-          if (Number(result.numUpdatedRows) !== 1) throw invalidLink();
-          await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
-          return { user, target };
-        }),
-      );
+      applied = await this.d.usersService.write(async (writer) => {
+        const spent = await this.d.oneTimeTokens.spend(token, 'email_change', writer.trx);
+        if (!spent?.targetEmail) throw invalidLink();
+        const target = spent.targetEmail;
+        userId = spent.userId;
+        const user = await this.d.users.findById(spent.userId, writer.trx);
+        if (!user?.is_active || user.pending_email !== target) throw invalidLink();
+        const changes = { email: target, pending_email: null, is_verified: 1 };
+        if (!(await writer.update(user.id, changes, { pending_email: target }))) throw invalidLink();
+        await this.d.oneTimeTokens.invalidateAllForUser(user.id, writer);
+        return { user, target };
+      });
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       this.d.events.emit({ type: 'email_change_failed', context, userId, details: { reason: 'address_in_use' } });

@@ -16,7 +16,7 @@ import { validationError } from '../../core/errors.js';
 import { NO_NUL } from '../../http/fields.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limit.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
-import { pagination } from '../users/admin-service.js';
+import { pagination } from '../users/user-queries.js';
 import { PaginationSchema } from '../users/admin-routes.js';
 import { EVENT_TYPES } from './events.js';
 import { requestContext } from '../../http/request-context.js';

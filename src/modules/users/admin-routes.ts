@@ -15,7 +15,7 @@ import type { Container } from '../../container.js';
 import { Envelope, MessageEnvelope, ok } from '../../http/envelope.js';
 import { Bio, Email, NewPassword, PersonName, Username } from '../../http/fields.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
-import { AdminService, SORT_FIELDS } from './admin-service.js';
+import { SORT_FIELDS } from './user-queries.js';
 import { AdminUserSchema } from './user-view.js';
 
 const strict = { additionalProperties: false } as const;
@@ -94,9 +94,12 @@ const UserData = Envelope(Type.Object({ user: AdminUserSchema }));
 const UsersData = Envelope(Type.Object({ users: Type.Array(AdminUserSchema), pagination: PaginationSchema }));
 
 
-export default async function adminRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
+export default async function adminRoutes(
+  fastify: FastifyInstance,
+  { container }: { container: Pick<Container, 'admin' | 'userQueries' | 'config'> },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const admin: AdminService = container.admin;
+  const { admin, userQueries: queries } = container;
   const tags = ['Administration'];
   const security = [{ bearerAuth: [] }];
 
@@ -116,7 +119,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
         response: { 200: UsersData, ...errors(403) },
       },
     },
-    async (request) => ok('Users', await admin.list(request.query)),
+    async (request) => ok('Users', await queries.list(request.query)),
   );
 
   app.post(
@@ -124,7 +127,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     { schema: { tags, operationId: 'createUser', security, summary: 'Create a user', body: createBody(container.config), response: { 201: UserData, ...errors(403, 409) } } },
     async (request, reply) => {
       const user = await admin.create(request.body, requestContext(request));
-      return reply.code(201).send(ok('User created', { user: await admin.view(user) }));
+      return reply.code(201).send(ok('User created', { user: await queries.view(user) }));
     },
   );
 
@@ -140,7 +143,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
         response: { 200: Envelope(Type.Object({ users: Type.Array(AdminUserSchema) })), ...errors(403) },
       },
     },
-    async (request) => ok('Search results', { users: await admin.search(request.query.q, request.query.limit, request.query.include_inactive) }),
+    async (request) => ok('Search results', { users: await queries.search(request.query.q, request.query.limit, request.query.include_inactive) }),
   );
 
   app.get(
@@ -171,17 +174,17 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
         },
       },
     },
-    async () => ok('User statistics', await admin.statistics()),
+    async () => ok('User statistics', await queries.statistics()),
   );
 
   app.get('/:id', { schema: { tags, operationId: 'getUser', security, summary: 'Read a user', params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) =>
-    ok('User', { user: await admin.view(await admin.get(request.params.id)) }),
+    ok('User', { user: await queries.view(await queries.get(request.params.id)) }),
   );
 
   app.put(
     '/:id',
     { schema: { tags, operationId: 'updateUser', security, summary: 'Update a user', params: IdParams, body: UpdateBody, response: { 200: UserData, ...errors(403, 404, 409) } } },
-    async (request) => ok('User updated', { user: await admin.view(await admin.update(request.params.id, request.body, requestContext(request))) }),
+    async (request) => ok('User updated', { user: await queries.view(await admin.update(request.params.id, request.body, requestContext(request))) }),
   );
 
   app.delete(
@@ -208,7 +211,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     app.post(path, { schema: { tags, operationId, security, summary, params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) => {
       const { id } = request.params as { id: string };
       await run(id, requestContext(request));
-      return ok(message, { user: await admin.view(await admin.get(id)) });
+      return ok(message, { user: await queries.view(await queries.get(id)) });
     });
 
   action('/:id/activate', 'activateUser', 'Activate a user', (id, context) => admin.activate(id, context), 'User activated');
@@ -231,7 +234,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     },
     async (request) => {
       const user = await admin.lock(request.params.id, request.body?.minutes, requestContext(request));
-      return ok('User locked', { user: await admin.view(user) });
+      return ok('User locked', { user: await queries.view(user) });
     },
   );
 
@@ -240,7 +243,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     { schema: { tags, operationId: 'setUserAdmin', security, summary: 'Grant or remove administrator rights', params: IdParams, body: AdminBody, response: { 200: UserData, ...errors(403, 404) } } },
     async (request) => {
       const user = await admin.setAdmin(request.params.id, request.body.is_admin, requestContext(request));
-      return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', { user: await admin.view(user) });
+      return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', { user: await queries.view(user) });
     },
   );
 }

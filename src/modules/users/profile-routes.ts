@@ -69,9 +69,8 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
         const user = await container.auth.reauthenticate(current.id, body.current_password, 'email_change', device, context);
         await container.emailChanges.request(user, newEmail, changes, context);
       } else {
-        await container.users.update(current.id, changes);
+        await container.usersService.update(current.id, changes);
       }
-      await container.changes.publish('user', current.id);
       const user = (await container.users.findById(current.id))!;
       if (newEmail !== undefined) {
         return reply.code(202).send(ok('Confirm the new e-mail address from the link sent to it; until then your current address stays in use', { user: toUserView(user) }));
