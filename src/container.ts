@@ -24,6 +24,7 @@ import { SecurityEvents } from './modules/security/events.js';
 import { AdminService } from './modules/users/admin-service.js';
 import { UserQueries } from './modules/users/user-queries.js';
 import { UsersService } from './modules/users/users-service.js';
+import { ProfileService } from './modules/users/profile-service.js';
 import { UserRepository } from './modules/users/user-repository.js';
 import { IntrusionDetector } from './modules/security/intrusion.js';
 import { ChangeFeed, combineBuses } from './state/change-feed.js';
@@ -96,6 +97,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const revocation = new Revocation({ config, db, users, sessions, changes, events });
   const auth = new AuthService({ config, users, usersService, hasher, lockout, tokens, sessions, revocation, oneTimeTokens, mailer, links, events, track, log });
   const emailChanges = new EmailChanges({ config, users, usersService, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track, log });
+  const profile = new ProfileService({ users, usersService, auth, emailChanges });
   const userQueries = new UserQueries({ config, db, users, lockout });
   const admin = new AdminService({ config, users, usersService, queries: userQueries, lockout, sessions, events, auth, oneTimeTokens, emailChanges });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
@@ -139,6 +141,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
     mailer,
     auth,
     emailChanges,
+    profile,
     admin,
     intrusion,
     alerts,

@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
-import { authenticationError, notFound, validationError } from '../../core/errors.js';
+import { DomainError, authenticationError, notFound, validationError } from '../../core/errors.js';
 import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
 import type { SecurityEvents } from '../security/events.js';
@@ -163,6 +163,26 @@ export class AuthService {
   }
 
   async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
+    try {
+      return await this.rotate(refreshToken, context);
+    } catch (error) {
+      // Clients of the original Flokie sometimes send the access token here: say so.
+      if (error instanceof DomainError && error.code === 'AUTHENTICATION_ERROR' && (await this.isAccessToken(refreshToken))) {
+        throw authenticationError('This is an access token: /refresh needs the refresh token from login or from the last refresh');
+      }
+      throw error;
+    }
+  }
+
+  private isAccessToken(token: string): Promise<boolean> {
+    return this.d.tokens.verify(token, 'access').then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Spends a refresh token for a new pair in the same session (sessions.ts decides reuse and retries). */
+  private async rotate(refreshToken: string, context: RequestContext): Promise<TokenPair> {
     const claims = await this.d.tokens.verify(refreshToken, 'refresh');
     if (await this.d.revocation.isRevoked(claims.jti)) throw authenticationError('Token has been revoked');
     const result = await this.d.sessions.rotate(claims);
@@ -272,6 +292,14 @@ export class AuthService {
       return spent.userId;
     });
     this.d.events.emit({ type: 'email_verified', context, userId });
+  }
+
+  /** The verification e-mail again, for a signed-in user whose address is not verified yet. */
+  async resendVerification(userId: string): Promise<'sent' | 'already_verified'> {
+    const user = await this.d.users.findById(userId);
+    if (user?.is_verified) return 'already_verified';
+    if (user) await this.sendVerification(user);
+    return 'sent';
   }
 
   async sendVerification(user: UserRow): Promise<void> {

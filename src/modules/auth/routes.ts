@@ -7,7 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Container } from '../../container.js';
 import { ok } from '../../http/envelope.js';
-import { DomainError, authenticationError, validationError } from '../../core/errors.js';
+import { authenticationError, validationError } from '../../core/errors.js';
 import { bearerToken, hasMalformedAuthorization, malformedAuthorization } from '../../http/bearer-token.js';
 import { requestContext } from '../../http/request-context.js';
 import { iso, principalUserView } from '../users/user-view.js';
@@ -61,17 +61,14 @@ const loginAlias: preValidationHookHandler = (request, _reply, done) => {
   done();
 };
 
-export default async function authRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
+export default async function authRoutes(
+  fastify: FastifyInstance,
+  { container }: { container: Pick<Container, 'auth' | 'emailChanges' | 'sessions' | 'config'> },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { auth, config } = container;
+  const { auth, emailChanges, sessions: sessionStore, config } = container;
   const tags = ['Authentication'];
   const bearer = [{ bearerAuth: [] }];
-
-  const isAccessToken = (token: string) =>
-    container.tokens.verify(token, 'access').then(
-      () => true,
-      () => false,
-    );
 
   const cookieOptions = () => ({
     httpOnly: true,
@@ -169,16 +166,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       const fromCookie = !explicit;
       // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/csrf.ts).
       if (fromCookie) await app.verifyCsrf(request, reply);
-      let pair: TokenPair;
-      try {
-        pair = await auth.refresh(token, requestContext(request));
-      } catch (error) {
-        // Clients of the original Flokie sometimes send the access token here: say so.
-        if (error instanceof DomainError && error.code === 'AUTHENTICATION_ERROR' && (await isAccessToken(token))) {
-          throw authenticationError('This is an access token: /refresh needs the refresh token from login or from the last refresh');
-        }
-        throw error;
-      }
+      const pair = await auth.refresh(token, requestContext(request));
       // A refresh that came by cookie answers by cookie, so the browser never sees the token.
       return ok('Token refreshed', deliver(request, reply, pair, wantsCookie(request) || fromCookie));
     },
@@ -209,7 +197,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     { preHandler: app.authenticate, schema: { tags, operationId: 'listSessions', security: bearer, summary: 'List active sessions', response: { 200: Envelope(Type.Object({ sessions: Type.Array(SessionSchema) })) } } },
     async (request) => {
       const current = request.principal!.claims.sid;
-      const sessions = await container.sessions.listActive(request.principal!.user.id);
+      const sessions = await sessionStore.listActive(request.principal!.user.id);
       return ok('Active sessions', {
         sessions: sessions.map((s) => ({
           id: s.id,
@@ -349,7 +337,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       },
     },
     async (request) => {
-      await container.emailChanges.confirm(request.body.token, bearerToken(request), requestContext(request));
+      await emailChanges.confirm(request.body.token, bearerToken(request), requestContext(request));
       return ok('E-mail address changed', {});
     },
   );
@@ -358,9 +346,8 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/verify-email/resend',
     { preHandler: app.authenticate, schema: { tags, operationId: 'resendVerificationEmail', security: bearer, summary: 'Send the verification e-mail again', response: { 202: MessageEnvelope } } },
     async (request, reply) => {
-      const user = await container.users.findById(request.principal!.user.id);
-      if (user && !user.is_verified) await auth.sendVerification(user);
-      return reply.code(202).send(ok(user?.is_verified ? 'E-mail address is already verified' : 'Verification e-mail sent', {}));
+      const outcome = await auth.resendVerification(request.principal!.user.id);
+      return reply.code(202).send(ok(outcome === 'already_verified' ? 'E-mail address is already verified' : 'Verification e-mail sent', {}));
     },
   );
 }
