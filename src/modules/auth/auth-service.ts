@@ -45,10 +45,10 @@ export interface RegisterInput {
 const BAD_CREDENTIALS = 'Invalid username or password';
 
 export interface LoginOptions {
-  /** The device credential the request carries (device-credentials.ts). */
-  deviceCredential?: string;
+  /** The device credential the request carries, if any (device-credentials.ts). */
+  deviceCredential: string | undefined;
   /** The per-username rate limit, which lockout.ts applies to attempts without a trusted device credential. */
-  untrustedLimit?: () => Promise<void>;
+  untrustedLimit: () => Promise<void>;
 }
 
 export interface LoginResult {
@@ -97,7 +97,7 @@ export class AuthService {
     return toUserView(user);
   }
 
-  async login(login: string, password: string, context: RequestContext, options: LoginOptions = {}): Promise<LoginResult> {
+  async login(login: string, password: string, context: RequestContext, options: LoginOptions): Promise<LoginResult> {
     const user = await this.d.users.findByLogin(login);
     const attempt = await this.d.lockout.run(
       { user, login, deviceCredential: options.deviceCredential, context, flow: 'login', untrustedLimit: options.untrustedLimit },

@@ -413,7 +413,7 @@ export class Lockout {
 }
 
 /** Drops counters whose window and lock are both over, and leases that ended, so random login names cannot grow the tables. */
-export async function purgeStaleLoginAttempts(db: Kysely<Database>, lockoutMs: number, now = Date.now()): Promise<number> {
+export async function purgeStaleLoginAttempts(db: Kysely<Database>, lockoutMs: number, now: number): Promise<number> {
   const counters = await db
     .deleteFrom('login_attempts')
     .where('window_started_at', '<', now - lockoutMs)

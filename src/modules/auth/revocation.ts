@@ -78,11 +78,15 @@ export class Revocation {
     recordAdminAction(this.d.events, context, 'revoke_token', owner, { jti });
     if (!session) return { session_revoked: false, already_revoked: alreadyRevoked, session: null };
     const user = await this.d.users.findById(session.user_id);
-    const endedBefore = session.revoked_at !== null || session.expires_at <= now;
     return {
       session_revoked: true,
       already_revoked: alreadyRevoked,
-      session: { id: session.id, user_id: session.user_id, username: user?.username ?? null, ended_before: endedBefore },
+      session: {
+        id: session.id,
+        user_id: session.user_id,
+        username: user?.username ?? null,
+        ended_before: session.revoked_at !== null || session.expires_at <= now,
+      },
     };
   }
 
@@ -93,7 +97,8 @@ export class Revocation {
     const count = await this.d.sessions.revokeAllForUser(userId, 'admin');
     const by = actorLabel(context);
     this.d.events.emit({ type: 'token_revoked', context, userId, details: { all_sessions: true, count, by } });
-    recordAdminAction(this.d.events, context, 'revoke_all_sessions', userId, { username: user.username, revoked_sessions: count });
+    const details = { username: user.username, revoked_sessions: count };
+    recordAdminAction(this.d.events, context, 'revoke_all_sessions', userId, details);
     return count;
   }
 }

@@ -45,7 +45,8 @@ export class ProfileService {
     if (change.first_name !== undefined) changes.first_name = change.first_name?.trim() || null;
     if (change.last_name !== undefined) changes.last_name = change.last_name?.trim() || null;
     if (change.bio !== undefined) changes.bio = change.bio === null ? null : sanitizeText(change.bio) || null;
-    const newEmail = change.email !== undefined && normalizeEmail(change.email) !== current.email ? change.email : undefined;
+    const emailDiffers = change.email !== undefined && normalizeEmail(change.email) !== current.email;
+    const newEmail = emailDiffers ? change.email : undefined;
     if (newEmail !== undefined) {
       if (change.current_password === undefined) {
         throw validationError('Your current password is required to change the e-mail address', {

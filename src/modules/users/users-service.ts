@@ -105,9 +105,16 @@ export class UsersService {
       },
       setPasswordHash: async (id, hash) => {
         const now = Date.now();
-        await trx.updateTable('users').set({ password_hash: hash, password_changed_at: now, updated_at: now }).where('id', '=', id).execute();
+        await trx
+          .updateTable('users')
+          .set({ password_hash: hash, password_changed_at: now, updated_at: now })
+          .where('id', '=', id)
+          .execute();
         changed.add(id);
-        await trx.insertInto('password_history').values({ user_id: id, password_hash: hash, created_at: now }).execute();
+        await trx
+          .insertInto('password_history')
+          .values({ user_id: id, password_hash: hash, created_at: now })
+          .execute();
         const keep = await trx
           .selectFrom('password_history')
           .select('id')
@@ -120,7 +127,12 @@ export class UsersService {
         await trx.deleteFrom('password_history').where('user_id', '=', id).where('id', 'not in', kept).execute();
       },
       dropPendingEmail: async (id) => {
-        await trx.updateTable('users').set({ pending_email: null }).where('id', '=', id).where('pending_email', 'is not', null).execute();
+        await trx
+          .updateTable('users')
+          .set({ pending_email: null })
+          .where('id', '=', id)
+          .where('pending_email', 'is not', null)
+          .execute();
         changed.add(id);
       },
       remove: async (id) => {
