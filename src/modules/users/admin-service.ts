@@ -9,12 +9,10 @@
  * written by users-service.ts, which publishes each change so the token guard of every running
  * instance drops its cached answer and the change applies at once.
  */
-import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import type { RequestContext } from '../../core/request-context.js';
 import { validationError } from '../../core/errors.js';
 import { dialectOf, isUniqueViolation } from '../../db/index.js';
-import type { Database } from '../../db/types.js';
 import { sanitizeText } from '../../http/fields.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
@@ -137,20 +135,24 @@ export class AdminService {
    * then counts what it left. SQLite runs one transaction at a time already. Through the API the
    * last active administrator cannot be removed; an operator at the CLI (an emergency tool) can.
    */
-  private async guardLastAdmin(target: UserRow, context: RequestContext, what: string, change: (writer: UserWriter) => Promise<void>): Promise<void> {
+  private async guardLastAdmin(
+    target: UserRow,
+    context: RequestContext,
+    what: string,
+    change: (writer: UserWriter) => Promise<void>,
+  ): Promise<void> {
     await this.d.usersService.write(async (writer) => {
-        const trx: Kysely<Database> = writer.trx;
-        if (viaOf(context) === 'api') {
-          let admins = trx.selectFrom('users').select(['id']).where('is_admin', '=', 1).where('is_active', '=', 1).orderBy('id');
-          if (this.dialect !== 'sqlite') admins = admins.forUpdate();
-          const rows = await admins.execute();
-          const targetIsActiveAdmin = rows.some((r) => r.id === target.id);
-          if (targetIsActiveAdmin && rows.length <= 1) {
-            const whom = context.actor?.userId === target.id ? 'yourself' : 'this user';
-            throw validationError(`You cannot ${what} ${whom}: the account is the last active administrator`);
-          }
+      if (viaOf(context) === 'api') {
+        let admins = writer.trx.selectFrom('users').select(['id']).where('is_admin', '=', 1).where('is_active', '=', 1).orderBy('id');
+        if (this.dialect !== 'sqlite') admins = admins.forUpdate();
+        const rows = await admins.execute();
+        const targetIsActiveAdmin = rows.some((r) => r.id === target.id);
+        if (targetIsActiveAdmin && rows.length <= 1) {
+          const whom = context.actor?.userId === target.id ? 'yourself' : 'this user';
+          throw validationError(`You cannot ${what} ${whom}: the account is the last active administrator`);
         }
-        await change(writer);
+      }
+      await change(writer);
     });
   }
 
