@@ -17,10 +17,14 @@ import { PasswordHasher } from './modules/auth/password-hasher.js';
 import { PasswordPolicy } from './modules/auth/password-policy.js';
 import { WorkerStrengthEstimator } from './modules/auth/password-strength.js';
 import { SessionStore } from './modules/auth/sessions.js';
+import { Revocation } from './modules/auth/revocation.js';
 import { TokenGuard } from './modules/auth/token-guard.js';
 import { TokenService } from './modules/auth/tokens.js';
 import { SecurityEvents } from './modules/security/events.js';
 import { AdminService } from './modules/users/admin-service.js';
+import { UserQueries } from './modules/users/user-queries.js';
+import { UsersService } from './modules/users/users-service.js';
+import { ProfileService } from './modules/users/profile-service.js';
 import { UserRepository } from './modules/users/user-repository.js';
 import { IntrusionDetector } from './modules/security/intrusion.js';
 import { ChangeFeed, combineBuses } from './state/change-feed.js';
@@ -89,9 +93,13 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const mailer = new Mailer({ smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR }, (error, message) =>
     log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
   );
-  const auth = new AuthService({ config, db, users, hasher, policy, lockout, tokens, sessions, oneTimeTokens, mailer, links, events, changes, track });
-  const emailChanges = new EmailChanges({ config, db, users, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track });
-  const admin = new AdminService({ config, db, users, hasher, lockout, sessions, changes, events, auth, oneTimeTokens, emailChanges });
+  const usersService = new UsersService({ config, db, users, hasher, policy, changes });
+  const revocation = new Revocation({ config, db, users, sessions, changes, events });
+  const auth = new AuthService({ config, users, usersService, hasher, lockout, tokens, sessions, revocation, oneTimeTokens, mailer, links, events, track, log });
+  const emailChanges = new EmailChanges({ config, users, usersService, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track, log });
+  const profile = new ProfileService({ users, usersService, auth, emailChanges });
+  const userQueries = new UserQueries({ config, db, users, lockout });
+  const admin = new AdminService({ config, users, usersService, queries: userQueries, lockout, sessions, events, auth, oneTimeTokens, emailChanges });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
   const intrusion = new IntrusionDetector(config, redis, events, log);
   /** Critical events to ALERT_WEBHOOK_URL / ALERT_EMAIL_TO through the alert_outbox table (src/modules/alerts/). */
@@ -119,17 +127,21 @@ export async function createContainer(config: Config, options: ContainerOptions 
     redis,
     changes,
     users,
+    usersService,
+    userQueries,
     hasher,
     policy,
     lockout,
     tokens,
     sessions,
+    revocation,
     tokenGuard,
     oneTimeTokens,
     events,
     mailer,
     auth,
     emailChanges,
+    profile,
     admin,
     intrusion,
     alerts,

@@ -8,10 +8,6 @@ import { Writable } from 'node:stream';
 import { loadConfig, SettingError, type Config } from '../config/index.js';
 import type { Container } from '../container.js';
 import { DomainError } from '../core/errors.js';
-import type { Actor } from '../modules/users/admin-service.js';
-
-/** The CLI acts as the operator: recorded as `via: "cli"` with no user id. */
-export const CLI_ACTOR: Actor = { userId: null, via: 'cli' };
 
 export class CliError extends Error {}
 

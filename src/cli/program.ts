@@ -8,7 +8,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SettingError, parseRate } from '../config/index.js';
 import { generateSecret } from '../config/secret-strength.js';
 import type { SecurityEventView } from '../modules/security/events.js';
-import { CLI_ACTOR, CliError, describeError, note, readPassword, withContainer } from './context.js';
+import { cliContext } from '../core/request-context.js';
+import { CliError, describeError, note, readPassword, withContainer } from './context.js';
 import { registerMigrateCommand } from './migrate.js';
 import { registerMailCommands } from './mail.js';
 import { printRemoteChecks, registerOperationsCommands } from './operations.js';
@@ -67,7 +68,7 @@ export function buildProgram(): Command {
       if (!validEmail(email)) throw new CliError('not a valid e-mail address');
       const password = await readPassword();
       await withContainer(async (c) => {
-        const user = await c.admin.create({ username, email, password, is_admin: true, is_verified: true }, CLI_ACTOR);
+        const user = await c.admin.create({ username, email, password, is_admin: true, is_verified: true }, cliContext());
         console.log(`Created administrator ${user.username} (${user.id})`);
       });
     });
@@ -83,8 +84,8 @@ export function buildProgram(): Command {
       .argument('<username>', 'username, e-mail address or user id')
       .action(async (ref: string) => {
         await withContainer(async (c) => {
-          const user = await c.admin.find(ref);
-          await c.admin[run](user.id, CLI_ACTOR);
+          const user = await c.userQueries.find(ref);
+          await c.admin[run](user.id, cliContext());
           console.log(`${name === 'unlock' ? 'Unlocked' : name === 'activate' ? 'Activated' : 'Deactivated'} ${user.username} (${user.id})`);
         });
       });
@@ -98,8 +99,8 @@ export function buildProgram(): Command {
     .action(async (ref: string, options: { minutes?: number }) => {
       if (options.minutes !== undefined && options.minutes > 5_256_000) throw new CliError('--minutes is at most 5256000 (ten years)');
       await withContainer(async (c) => {
-        const user = await c.admin.find(ref);
-        await c.admin.lock(user.id, options.minutes, CLI_ACTOR);
+        const user = await c.userQueries.find(ref);
+        await c.admin.lock(user.id, options.minutes, cliContext());
         console.log(`Locked ${user.username} (${user.id}) for every device ${options.minutes ? `for ${options.minutes} minute(s)` : 'until unlocked'}`);
       });
     });
@@ -114,7 +115,7 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON object per line', false)
     .action(async (options: { search?: string; includeInactive: boolean; limit: number; page: number; json: boolean }) => {
       await withContainer(async (c) => {
-        const { users: rows, pagination } = await c.admin.list({ search: options.search, include_inactive: options.includeInactive, per_page: Math.min(options.limit, 100), page: options.page });
+        const { users: rows, pagination } = await c.userQueries.list({ search: options.search, include_inactive: options.includeInactive, per_page: Math.min(options.limit, 100), page: options.page });
         if (options.json) {
           for (const u of rows) console.log(JSON.stringify(u));
           return;
@@ -139,7 +140,7 @@ export function buildProgram(): Command {
     .action(async (jti: string) => {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new CliError('a jti is 1–64 of A–Z, a–z, 0–9, _ and -');
       await withContainer(async (c) => {
-        const { session, already_revoked } = await c.admin.revokeToken(jti, CLI_ACTOR);
+        const { session, already_revoked } = await c.revocation.revokeToken(jti, cliContext());
         const again = already_revoked ? ' (it was already revoked)' : '';
         if (session) {
           const owner = session.username ? `${session.username} (${session.user_id})` : `user ${session.user_id}`;
@@ -158,8 +159,8 @@ export function buildProgram(): Command {
     .argument('<username>', 'username, e-mail address or user id')
     .action(async (ref: string) => {
       await withContainer(async (c) => {
-        const user = await c.admin.find(ref);
-        const count = await c.admin.revokeAllSessions(user.id, CLI_ACTOR);
+        const user = await c.userQueries.find(ref);
+        const count = await c.revocation.revokeAllSessions(user.id, cliContext());
         console.log(`Revoked ${count} session(s) of ${user.username}`);
       });
     });

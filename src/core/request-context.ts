@@ -22,4 +22,11 @@ export interface RequestContext {
 }
 
 /** The context of a command run by an operator on the server (no user, no address). */
-export const cliContext = (): RequestContext => ({ ip: null, userAgent: null, requestId: null, endpoint: null, actor: null, via: 'cli' });
+export const cliContext = (): RequestContext => ({
+  ip: null,
+  userAgent: null,
+  requestId: null,
+  endpoint: null,
+  actor: null,
+  via: 'cli',
+});

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Container } from '../container.js';
 import { authenticationError, authorizationError } from '../core/errors.js';
+import { bearerToken, hasMalformedAuthorization, malformedAuthorization } from '../http/bearer-token.js';
 import type { Principal } from '../modules/auth/token-guard.js';
 
 declare module 'fastify' {
@@ -17,15 +18,6 @@ declare module 'fastify' {
   }
 }
 
-/** The token from `Authorization: Bearer <token>`, or null when the header is absent. */
-export function bearerToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  if (header === undefined) return null;
-  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
-  if (!match) throw authenticationError('Authorization header must be "Bearer <token>"');
-  return match[1]!;
-}
-
 export default fp(
   async function authenticatePlugin(app: FastifyInstance, { container }: { container: Container }) {
     app.decorateRequest('principal', null);
@@ -33,7 +25,7 @@ export default fp(
     app.decorate('authenticate', async (request: FastifyRequest) => {
       if (request.principal) return; // already verified in this request (the rate limiter's per-user key)
       const token = bearerToken(request);
-      if (!token) throw authenticationError('Authentication required');
+      if (!token) throw hasMalformedAuthorization(request) ? malformedAuthorization() : authenticationError('Authentication required');
       request.principal = await container.tokenGuard.authenticate(token);
     });
 

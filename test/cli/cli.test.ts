@@ -73,7 +73,7 @@ describe('flokie CLI', () => {
     const ok = await runCli(['users', 'create-admin', 'cliadmin', 'cliadmin@example.com'], { env, input: `${STRONG_PASSWORD}\n` });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /Created administrator cliadmin/);
-    const user = await c.users.findByUsername('cliadmin');
+    const user = await c.users.findByLogin('cliadmin');
     assert.ok(user);
     assert.equal(user.is_admin, 1);
     assert.equal(user.is_verified, 1);
@@ -83,7 +83,7 @@ describe('flokie CLI', () => {
     const weak = await runCli(['users', 'create-admin', 'weakadmin', 'weak@example.com'], { env, input: 'password\n' });
     assert.equal(weak.code, 1);
     assert.match(weak.stderr, /Password/);
-    assert.equal(await c.users.findByUsername('weakadmin'), undefined);
+    assert.equal(await c.users.findByLogin('weakadmin'), undefined);
     const none = await runCli(['users', 'create-admin', 'nopass', 'nopass@example.com'], { env, input: '' });
     assert.equal(none.code, 1);
     const dup = await runCli(['users', 'create-admin', 'CLIADMIN', 'other@example.com'], { env, input: `${STRONG_PASSWORD}\n` });

@@ -38,7 +38,7 @@ describe('password prompt on a terminal', { skip: !python && 'python3 not instal
   });
 
   it('the account exists with that password', async () => {
-    const user = await c.users.findByUsername('ttyadmin');
+    const user = await c.users.findByLogin('ttyadmin');
     assert.ok(user && user.is_admin === 1);
     assert.ok(await c.hasher.verify(STRONG_PASSWORD, user.password_hash));
   });

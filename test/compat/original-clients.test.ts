@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
-import { CLI_ACTOR } from '../../src/cli/context.js';
+import { cliContext } from '../../src/core/request-context.js';
 import { makeTestConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { PythonSession, type PyResponse, type PyValue } from './python-requests.js';
@@ -58,7 +58,7 @@ class Service {
     await this.app.listen({ host: '127.0.0.1', port: 0 });
     this.base = `http://127.0.0.1:${(this.app.server.address() as AddressInfo).port}`;
     // The original ships an admin/admin123 account from its set-up script; ours: `flokie users create-admin`.
-    await this.app.container.admin.create({ username: 'admin', email: 'admin@example.com', password: pw('admin123'), is_admin: true, is_verified: true }, CLI_ACTOR);
+    await this.app.container.admin.create({ username: 'admin', email: 'admin@example.com', password: pw('admin123'), is_admin: true, is_verified: true }, cliContext());
   }
 
   async stop() {

@@ -6,27 +6,23 @@
  * sessions.ts, links: one-time-tokens.ts and src/mail/links.ts); this file puts them in order and
  * records what happened as security events.
  */
-import type { FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
-import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
-import type { Database } from '../../db/types.js';
-import { DomainError, authenticationError, conflict, notFound, validationError } from '../../core/errors.js';
+import { DomainError, authenticationError, notFound, validationError } from '../../core/errors.js';
 import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { UserRepository } from '../users/user-repository.js';
+import type { UsersService } from '../users/users-service.js';
 import { toUserView, type UserRow, type UserView } from '../users/user-view.js';
-import { deviceCredentialOf } from './device-credentials.js';
 import type { AttemptFlow, Lockout } from './lockout.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { PasswordHasher } from './password-hasher.js';
-import type { PasswordContext, PasswordPolicy } from './password-policy.js';
+import type { Revocation } from './revocation.js';
 import { requireSession, type RevokeReason, type SessionRow, type SessionStore } from './sessions.js';
 import type { Principal } from './token-guard.js';
 import type { TokenService } from './tokens.js';
-import type { ChangeFeed } from '../../state/change-feed.js';
-import { requestContext } from '../../http/request-context.js';
+import type { RequestContext } from '../../core/request-context.js';
 
 export interface TokenPair {
   access_token: string;
@@ -49,10 +45,10 @@ export interface RegisterInput {
 const BAD_CREDENTIALS = 'Invalid username or password';
 
 export interface LoginOptions {
-  /** The device credential the request carries (device-credentials.ts). */
-  deviceCredential?: string;
+  /** The device credential the request carries, if any (device-credentials.ts). */
+  deviceCredential: string | undefined;
   /** The per-username rate limit, which lockout.ts applies to attempts without a trusted device credential. */
-  untrustedLimit?: () => Promise<void>;
+  untrustedLimit: () => Promise<void>;
 }
 
 export interface LoginResult {
@@ -64,105 +60,47 @@ export interface LoginResult {
 
 export interface AuthDeps {
   config: Config;
-  db: Kysely<Database>;
   users: UserRepository;
+  usersService: UsersService;
   hasher: PasswordHasher;
-  policy: PasswordPolicy;
   lockout: Lockout;
   tokens: TokenService;
   sessions: SessionStore;
+  revocation: Revocation;
   oneTimeTokens: OneTimeTokens;
   mailer: Mailer;
   links: MailLinks;
   events: SecurityEvents;
-  /** Publishes a changed user to every instance's token cache. */
-  changes: ChangeFeed;
   /** Background work (mail, reset requests) that shutdown waits for. */
   track: (task: Promise<unknown>) => void;
+  /** For failures of background work, which has no request to answer. */
+  log: Logger;
 }
 
 export class AuthService {
   constructor(private readonly d: AuthDeps) {}
 
-  /** Rejects a new password that breaks a strength rule or repeats a recent one. */
-  async assertAcceptablePassword(password: string, context: PasswordContext, userId?: string): Promise<void> {
-    const problems = await this.d.policy.check(password, context);
-    if (problems.length) throw validationError('Password does not meet the requirements', { password: problems });
-    if (userId && this.d.config.PASSWORD_HISTORY_COUNT > 0) {
-      const recent = await this.d.db
-        .selectFrom('password_history')
-        .select('password_hash')
-        .where('user_id', '=', userId)
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(this.d.config.PASSWORD_HISTORY_COUNT)
-        .execute();
-      const matches = await Promise.all(recent.map((r) => this.d.hasher.verify(password, r.password_hash)));
-      if (matches.some(Boolean)) {
-        throw validationError('Password was used recently', {
-          new_password: [`Password must differ from your last ${this.d.config.PASSWORD_HISTORY_COUNT} passwords`],
-        });
-      }
-    }
-  }
-
-  /** Stores a new password hash, keeps the last N in history, kills every outstanding link, and revokes every session. */
+  /** Stores a new password (kept in the history), kills every outstanding link, and revokes every session. */
   private async setPassword(user: UserRow, password: string, reason: RevokeReason): Promise<void> {
     const hash = await this.d.hasher.hash(password);
-    const now = Date.now();
-    await this.d.db.transaction().execute(async (trx) => {
-      await this.d.users.update(user.id, { password_hash: hash, password_changed_at: now }, trx);
-      await trx.insertInto('password_history').values({ user_id: user.id, password_hash: hash, created_at: now }).execute();
-      const keep = await trx
-        .selectFrom('password_history')
-        .select('id')
-        .where('user_id', '=', user.id)
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(Math.max(1, this.d.config.PASSWORD_HISTORY_COUNT))
-        .execute();
-      await trx
-        .deleteFrom('password_history')
-        .where('user_id', '=', user.id)
-        .where(
-          'id',
-          'not in',
-          keep.map((k) => k.id),
-        )
-        .execute();
-      await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
+    await this.d.usersService.write(async (writer) => {
+      await writer.setPasswordHash(user.id, hash);
+      await this.d.oneTimeTokens.invalidateAllForUser(user.id, writer);
     });
     await this.d.sessions.revokeAllForUser(user.id, reason);
   }
 
-  async register(input: RegisterInput, request: FastifyRequest): Promise<UserView> {
-    const taken = await this.d.users.taken({ username: input.username, email: input.email });
-    await this.assertAcceptablePassword(input.password, input);
-    if (taken.username || taken.email) throw this.takenError(taken);
-    const password_hash = await this.d.hasher.hash(input.password);
-    let user: UserRow;
-    try {
-      user = await this.d.db.transaction().execute((trx) => this.d.users.insert({ ...input, password_hash }, trx));
-    } catch (error) {
-      if (isUniqueViolation(error)) throw this.takenError(await this.d.users.taken(input));
-      throw error;
-    }
-    this.d.events.emit({ type: 'registration', context: requestContext(request), userId: user.id, details: { username: user.username } });
+  async register(input: RegisterInput, context: RequestContext): Promise<UserView> {
+    const user = await this.d.usersService.create(input);
+    this.d.events.emit({ type: 'registration', context, userId: user.id, details: { username: user.username } });
     await this.sendVerification(user);
     return toUserView(user);
   }
 
-  private takenError(taken: { username: boolean; email: boolean }): DomainError {
-    const details: Record<string, string[]> = {};
-    if (taken.username) details.username = ['Username is already taken'];
-    if (taken.email) details.email = ['E-mail address is already registered'];
-    return conflict('Username or e-mail address is already registered', details);
-  }
-
-  async login(login: string, password: string, request: FastifyRequest, options: LoginOptions = {}): Promise<LoginResult> {
+  async login(login: string, password: string, context: RequestContext, options: LoginOptions): Promise<LoginResult> {
     const user = await this.d.users.findByLogin(login);
     const attempt = await this.d.lockout.run(
-      { user, login, deviceCredential: options.deviceCredential, request, flow: 'login', untrustedLimit: options.untrustedLimit },
+      { user, login, deviceCredential: options.deviceCredential, context, flow: 'login', untrustedLimit: options.untrustedLimit },
       async () => {
         // Unknown users cost one hash verification too, so timing does not reveal which accounts exist.
         const valid = user ? await this.d.hasher.verify(password, user.password_hash) : await this.d.hasher.verifyDummy(password);
@@ -171,15 +109,15 @@ export class AuthService {
       },
     );
     if (!attempt.ok || !user) throw authenticationError(BAD_CREDENTIALS);
-    const changes: Partial<UserRow> = { last_login_at: Date.now() };
+    const changes: { last_login_at: number; password_hash?: string } = { last_login_at: Date.now() };
     if (this.d.hasher.needsRehash(user.password_hash)) changes.password_hash = await this.d.hasher.hash(password);
-    await this.d.users.update(user.id, changes);
-    const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
+    await this.d.usersService.recordLogin(user.id, changes);
+    const session = await this.d.sessions.create(user.id, context.ip, context.userAgent);
     const tokens = await this.issuePair(session, session.refresh_jti);
     const device = this.d.lockout.issueDeviceCredential(user.id);
     this.d.events.emit({
       type: 'login_success',
-      context: requestContext(request),
+      context,
       userId: user.id,
       details: { session_id: session.id, password_upgraded: 'password_hash' in changes, ...(device ? { device: attempt.trusted ? 'trusted' : 'new' } : {}) },
     });
@@ -191,10 +129,16 @@ export class AuthService {
    * e-mail). A wrong one is a failed login attempt for lockout (same counter, limits and events,
    * lockout.ts) and a 400 on `current_password`; a locked counter is a 423.
    */
-  async reauthenticate(userId: string, password: string, request: FastifyRequest, flow: Exclude<AttemptFlow, 'login'>): Promise<UserRow> {
+  async reauthenticate(
+    userId: string,
+    password: string,
+    flow: Exclude<AttemptFlow, 'login'>,
+    deviceCredential: string | undefined,
+    context: RequestContext,
+  ): Promise<UserRow> {
     const user = await this.d.users.findById(userId);
     if (!user) throw authenticationError();
-    const attempt = await this.d.lockout.run({ user, login: user.username, deviceCredential: deviceCredentialOf(request), request, flow }, async () =>
+    const attempt = await this.d.lockout.run({ user, login: user.username, deviceCredential, context, flow }, async () =>
       (await this.d.hasher.verify(password, user.password_hash)) ? 'ok' : 'bad_credentials',
     );
     if (!attempt.ok) throw validationError('Current password is incorrect', { current_password: ['Current password is incorrect'] });
@@ -218,15 +162,34 @@ export class AuthService {
     };
   }
 
-  async refresh(refreshToken: string, request: FastifyRequest): Promise<TokenPair> {
+  async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
+    try {
+      return await this.rotate(refreshToken, context);
+    } catch (error) {
+      // Clients of the original Flokie sometimes send the access token here: say so.
+      if (error instanceof DomainError && error.code === 'AUTHENTICATION_ERROR' && (await this.isAccessToken(refreshToken))) {
+        throw authenticationError('This is an access token: /refresh needs the refresh token from login or from the last refresh');
+      }
+      throw error;
+    }
+  }
+
+  private isAccessToken(token: string): Promise<boolean> {
+    return this.d.tokens.verify(token, 'access').then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Spends a refresh token for a new pair in the same session (sessions.ts decides reuse and retries). */
+  private async rotate(refreshToken: string, context: RequestContext): Promise<TokenPair> {
     const claims = await this.d.tokens.verify(refreshToken, 'refresh');
-    const revoked = await this.d.db.selectFrom('revoked_tokens').select('jti').where('jti', '=', claims.jti).executeTakeFirst();
-    if (revoked) throw authenticationError('Token has been revoked');
+    if (await this.d.revocation.isRevoked(claims.jti)) throw authenticationError('Token has been revoked');
     const result = await this.d.sessions.rotate(claims);
     if (!result.ok && result.reason === 'reuse') {
       this.d.events.emit({
         type: 'refresh_token_reuse',
-        context: requestContext(request),
+        context,
         userId: claims.sub,
         message: 'Refresh token reused: session revoked',
         details: { session_id: claims.sid },
@@ -240,46 +203,52 @@ export class AuthService {
     }
     // A retry after a lost answer (sessions.ts) is recorded as such: its unused successor was replaced.
     const retry = result.replacedJti ? { retry_of_lost_answer: true } : {};
-    this.d.events.emit({ type: 'token_refreshed', context: requestContext(request), userId: user.id, details: { session_id: result.session.id, ...retry } });
+    this.d.events.emit({ type: 'token_refreshed', context, userId: user.id, details: { session_id: result.session.id, ...retry } });
     return this.issuePair(result.session, result.refreshJti);
   }
 
-  async logout(principal: Principal, request: FastifyRequest): Promise<void> {
+  async logout(principal: Principal, context: RequestContext): Promise<void> {
     await this.d.sessions.revoke(principal.claims.sid, 'logout');
-    this.d.events.emit({ type: 'logout', context: requestContext(request), userId: principal.user.id, details: { session_id: principal.claims.sid } });
+    this.d.events.emit({ type: 'logout', context, userId: principal.user.id, details: { session_id: principal.claims.sid } });
   }
 
-  async logoutAll(principal: Principal, request: FastifyRequest): Promise<number> {
+  async logoutAll(principal: Principal, context: RequestContext): Promise<number> {
     const count = await this.d.sessions.revokeAllForUser(principal.user.id, 'logout_all');
-    this.d.events.emit({ type: 'logout', context: requestContext(request), userId: principal.user.id, details: { all_sessions: true, count } });
+    this.d.events.emit({ type: 'logout', context, userId: principal.user.id, details: { all_sessions: true, count } });
     return count;
   }
 
-  async revokeSession(principal: Principal, sessionId: string, request: FastifyRequest): Promise<void> {
+  async revokeSession(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
     const session = await this.d.sessions.findForUser(sessionId, principal.user.id);
     if (!session || session.revoked_at !== null) throw notFound('Session not found');
     await this.d.sessions.revoke(session.id, 'user_revoked');
-    this.d.events.emit({ type: 'session_revoked', context: requestContext(request), userId: principal.user.id, details: { session_id: session.id } });
+    this.d.events.emit({ type: 'session_revoked', context, userId: principal.user.id, details: { session_id: session.id } });
   }
 
   /** Changes the password, revokes every session (this one too) and starts a fresh one. */
-  async changePassword(principal: Principal, current: string, next: string, request: FastifyRequest): Promise<TokenPair> {
-    const user = await this.reauthenticate(principal.user.id, current, request, 'password_change');
-    await this.assertAcceptablePassword(next, user, user.id);
+  async changePassword(
+    principal: Principal,
+    current: string,
+    next: string,
+    deviceCredential: string | undefined,
+    context: RequestContext,
+  ): Promise<TokenPair> {
+    const user = await this.reauthenticate(principal.user.id, current, 'password_change', deviceCredential, context);
+    await this.d.usersService.assertAcceptablePassword(next, user, user.id);
     await this.setPassword(user, next, 'password_change');
-    this.d.events.emit({ type: 'password_changed', context: requestContext(request), userId: user.id });
-    const session = await this.d.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
+    this.d.events.emit({ type: 'password_changed', context, userId: user.id });
+    const session = await this.d.sessions.create(user.id, context.ip, context.userAgent);
     return this.issuePair(session, session.refresh_jti);
   }
 
   /** Always succeeds from the caller's view; the lookup and mail happen after the response. */
-  requestPasswordReset(email: string, request: FastifyRequest): void {
+  requestPasswordReset(email: string, context: RequestContext): void {
     const task = (async () => {
       // Start after the 202 is written: a known address costs more work (token, mail), and on a
       // synchronous driver (SQLite) that work would otherwise delay the answer measurably.
       await new Promise((resolve) => setImmediate(resolve));
       const user = await this.d.users.findByEmail(email);
-      this.d.events.emit({ type: 'password_reset_requested', context: requestContext(request), userId: user?.id, details: { known: Boolean(user) } });
+      this.d.events.emit({ type: 'password_reset_requested', context, userId: user?.id, details: { known: Boolean(user) } });
       if (!user || !user.is_active) return;
       const token = await this.d.oneTimeTokens.issue(user.id, 'password_reset', this.d.config.PASSWORD_RESET_EXPIRES_MINUTES * 60_000);
       const link = this.d.links.build('password_reset', token);
@@ -289,22 +258,22 @@ export class AuthService {
         text: `Someone asked to reset the password of your account "${user.username}".\n\nTo choose a new password, open this link within ${this.d.config.PASSWORD_RESET_EXPIRES_MINUTES} minutes:\n\n${link}\n\nIf it was not you, ignore this message: your password stays as it is.\n`,
       });
     })();
-    this.d.track(task.catch((error: unknown) => request.log.error({ err: error }, 'password reset request failed')));
+    this.d.track(task.catch((error: unknown) => this.d.log.error({ err: error, reqId: context.requestId }, 'password reset request failed')));
   }
 
-  async resetPassword(token: string, password: string, request: FastifyRequest): Promise<void> {
+  async resetPassword(token: string, password: string, context: RequestContext): Promise<void> {
     // Check strength before spending the token, so a weak choice can be corrected with the same link.
     const userId = await this.d.oneTimeTokens.peek(token, 'password_reset');
     const user = userId ? await this.d.users.findById(userId) : undefined;
     // Deactivation kills a user's links; a deactivated account is refused here as well.
     if (!user?.is_active) throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
-    await this.assertAcceptablePassword(password, user, user.id);
+    await this.d.usersService.assertAcceptablePassword(password, user, user.id);
     if ((await this.d.oneTimeTokens.consume(token, 'password_reset')) !== user.id) {
       throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
     }
     await this.setPassword(user, password, 'password_reset');
     await this.d.lockout.clearFailures(user.id);
-    this.d.events.emit({ type: 'password_reset', context: requestContext(request), userId: user.id });
+    this.d.events.emit({ type: 'password_reset', context, userId: user.id });
   }
 
   /**
@@ -313,25 +282,24 @@ export class AuthService {
    * account still has it. An address change racing the link (an administrator's change applies at
    * once) leaves the new address unverified, whichever commits first.
    */
-  async verifyEmail(token: string, request: FastifyRequest): Promise<void> {
+  async verifyEmail(token: string, context: RequestContext): Promise<void> {
     const invalid = () => validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
-    const userId = await withConflictRetry(() =>
-      this.d.db.transaction().execute(async (trx) => {
-        const spent = await this.d.oneTimeTokens.spend(token, 'email_verification', trx);
-        if (!spent?.targetEmail) throw invalid();
-        const result = await trx
-          .updateTable('users')
-          .set({ is_verified: 1, updated_at: Date.now() })
-          .where('id', '=', spent.userId)
-          .where('email', '=', spent.targetEmail)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) !== 1) throw invalid();
-        return spent.userId;
-      }),
-    );
-    // After the commit, so no cache re-reads the old row between the eviction and the commit.
-    await this.d.changes.publish('user', userId);
-    this.d.events.emit({ type: 'email_verified', context: requestContext(request), userId });
+    // Published once committed (users-service.ts): /me says verified at once.
+    const userId = await this.d.usersService.write(async (writer) => {
+      const spent = await this.d.oneTimeTokens.spend(token, 'email_verification', writer.trx);
+      if (!spent?.targetEmail) throw invalid();
+      if (!(await writer.update(spent.userId, { is_verified: 1 }, { email: spent.targetEmail }))) throw invalid();
+      return spent.userId;
+    });
+    this.d.events.emit({ type: 'email_verified', context, userId });
+  }
+
+  /** The verification e-mail again, for a signed-in user whose address is not verified yet. */
+  async resendVerification(userId: string): Promise<'sent' | 'already_verified'> {
+    const user = await this.d.users.findById(userId);
+    if (user?.is_verified) return 'already_verified';
+    if (user) await this.sendVerification(user);
+    return 'sent';
   }
 
   async sendVerification(user: UserRow): Promise<void> {

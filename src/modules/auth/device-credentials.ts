@@ -11,13 +11,11 @@
  * password.
  *
  * Browsers get it as the cookie `flokie_device` (HttpOnly, Secure, SameSite=Strict, Path=/api/auth);
- * other clients get it as `device_token` in the login answer and send it back as `X-Device-Token`.
+ * other clients get it as `device_token` in the login answer and send it back as `X-Device-Token`
+ * (read at the HTTP edge: src/http/device-credential.ts).
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
 
-export const DEVICE_COOKIE = 'flokie_device';
-export const DEVICE_HEADER = 'x-device-token';
 export const DEVICE_CREDENTIAL_LIFETIME_SECONDS = 365 * 86_400;
 
 const VERSION = 'd1';
@@ -58,12 +56,4 @@ export class DeviceCredentials {
     if (Number(parts[3]) * 1000 <= now) return null;
     return { userId: parts[1]!, nonce: parts[2]! };
   }
-}
-
-/** The credential a request carries: the X-Device-Token header, else the cookie. */
-export function deviceCredentialOf(request: FastifyRequest): string | undefined {
-  const header = request.headers[DEVICE_HEADER];
-  if (typeof header === 'string' && header !== '') return header;
-  const cookie = request.cookies?.[DEVICE_COOKIE];
-  return typeof cookie === 'string' && cookie !== '' ? cookie : undefined;
 }

@@ -18,27 +18,25 @@
  *   and the old address is told.
  * - An administrator's change (PUT /api/users/{id}) applies at once; both addresses are told.
  */
-import type { FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
-import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
-import type { Database } from '../../db/types.js';
+import { isUniqueViolation } from '../../db/index.js';
 import { conflict, validationError } from '../../core/errors.js';
 import type { MailLinks } from '../../mail/links.js';
 import type { Mailer } from '../../mail/mailer.js';
-import { bearerToken } from '../../plugins/authenticate.js';
 import type { SecurityEvents } from '../security/events.js';
 import { normalizeEmail, type UserRepository } from '../users/user-repository.js';
 import type { UserRow } from '../users/user-view.js';
+import type { UsersService } from '../users/users-service.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { SessionStore } from './sessions.js';
 import type { TokenGuard } from './token-guard.js';
-import { requestContext } from '../../http/request-context.js';
+import type { RequestContext } from '../../core/request-context.js';
 
 export interface EmailChangeDeps {
   config: Config;
-  db: Kysely<Database>;
   users: UserRepository;
+  usersService: UsersService;
   oneTimeTokens: OneTimeTokens;
   sessions: SessionStore;
   tokenGuard: TokenGuard;
@@ -47,6 +45,8 @@ export interface EmailChangeDeps {
   events: SecurityEvents;
   /** Background work (mail after the answer) that shutdown waits for. */
   track: (task: Promise<unknown>) => void;
+  /** For failures of background work, which has no request to answer. */
+  log: Logger;
 }
 
 const invalidLink = () => validationError('Confirmation link is invalid or has expired', { token: ['Invalid or expired token'] });
@@ -60,15 +60,15 @@ export class EmailChanges {
    * fields) and the death of every outstanding link, in one transaction. The caller has
    * re-authenticated the user and checked the address differs from the current one.
    */
-  async request(user: UserRow, newEmail: string, alsoChange: Partial<UserRow>, request: FastifyRequest): Promise<void> {
+  async request(user: UserRow, newEmail: string, alsoChange: Partial<UserRow>, context: RequestContext): Promise<void> {
     const target = normalizeEmail(newEmail);
     const at = Date.now();
-    await this.d.db.transaction().execute(async (trx) => {
-      await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
-      await this.d.users.update(user.id, { ...alsoChange, pending_email: target }, trx);
+    await this.d.usersService.write(async (writer) => {
+      await this.d.oneTimeTokens.invalidateAllForUser(user.id, writer);
+      await writer.update(user.id, { ...alsoChange, pending_email: target });
     });
-    this.d.events.emit({ type: 'email_change_requested', context: requestContext(request), userId: user.id, details: { pending_email: target } });
-    const ip = request.ip;
+    this.d.events.emit({ type: 'email_change_requested', context, userId: user.id, details: { pending_email: target } });
+    const ip = context.ip;
     const task = (async () => {
       // After the 202 is written: whether the address is free decides the work below, and the
       // answer must not depend on it.
@@ -99,38 +99,34 @@ export class EmailChanges {
         text: `Someone asked to make this the e-mail address of an account at ${this.d.config.publicUrl}.\n\nTo confirm, open this link within ${hours} hours:\n\n${this.d.links.build('email_change', token)}\n\nIf it was not you, ignore this message: nothing changes.\n`,
       });
     })();
-    this.d.track(task.catch((error: unknown) => request.log.error({ err: error }, 'e-mail change mail failed')));
+    this.d.track(task.catch((error: unknown) => this.d.log.error({ err: error, reqId: context.requestId }, 'e-mail change mail failed')));
   }
 
-  /** Applies a pending change from its confirmation link. */
-  async confirm(token: string, request: FastifyRequest): Promise<void> {
-    const confirmingSession = await this.sessionOf(request);
+  /**
+   * Applies a pending change from its confirmation link. `accessToken` is the bearer token sent
+   * with the link, if any: its session (when valid and of this user) survives the change.
+   */
+  async confirm(token: string, accessToken: string | null, context: RequestContext): Promise<void> {
+    const confirmingSession = await this.sessionOf(accessToken);
     const now = Date.now();
     let applied: { user: UserRow; target: string };
     let userId: string | undefined;
     try {
-      applied = await withConflictRetry(() =>
-        this.d.db.transaction().execute(async (trx) => {
-          const spent = await this.d.oneTimeTokens.spend(token, 'email_change', trx);
-          if (!spent?.targetEmail) throw invalidLink();
-          const target = spent.targetEmail;
-          userId = spent.userId;
-          const user = await this.d.users.findById(spent.userId, trx);
-          if (!user?.is_active || user.pending_email !== target) throw invalidLink();
-          const result = await trx
-            .updateTable('users')
-            .set({ email: target, pending_email: null, is_verified: 1, updated_at: now })
-            .where('id', '=', user.id)
-            .where('pending_email', '=', target)
-            .executeTakeFirst();
-          if (Number(result.numUpdatedRows) !== 1) throw invalidLink();
-          await this.d.oneTimeTokens.invalidateAllForUser(user.id, trx);
-          return { user, target };
-        }),
-      );
+      applied = await this.d.usersService.write(async (writer) => {
+        const spent = await this.d.oneTimeTokens.spend(token, 'email_change', writer.trx);
+        if (!spent?.targetEmail) throw invalidLink();
+        const target = spent.targetEmail;
+        userId = spent.userId;
+        const user = await this.d.users.findById(spent.userId, writer.trx);
+        if (!user?.is_active || user.pending_email !== target) throw invalidLink();
+        const changes = { email: target, pending_email: null, is_verified: 1 };
+        if (!(await writer.update(user.id, changes, { pending_email: target }))) throw invalidLink();
+        await this.d.oneTimeTokens.invalidateAllForUser(user.id, writer);
+        return { user, target };
+      });
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
-      this.d.events.emit({ type: 'email_change_failed', context: requestContext(request), userId, details: { reason: 'address_in_use' } });
+      this.d.events.emit({ type: 'email_change_failed', context, userId, details: { reason: 'address_in_use' } });
       throw conflict('E-mail address is already registered', { email: ['E-mail address is already registered'] });
     }
     const { user, target } = applied;
@@ -138,7 +134,7 @@ export class EmailChanges {
     const revoked = await this.d.sessions.revokeAllForUser(user.id, 'email_change', keep);
     this.d.events.emit({
       type: 'email_changed',
-      context: requestContext(request),
+      context,
       userId: user.id,
       details: { previous_email: user.email, email: target, by: 'user', revoked_sessions: revoked, kept_session: keep !== undefined },
     });
@@ -147,16 +143,16 @@ export class EmailChanges {
       subject: 'Your e-mail address was changed',
       text:
         `The e-mail address of your account "${user.username}" is now ${target}.\n\n` +
-        `When: ${stamp(now)}\nConfirmed from IP address: ${request.ip}\n\n` +
+        `When: ${stamp(now)}\nConfirmed from IP address: ${context.ip}\n\n` +
         `Mail for the account, password resets included, now goes to the new address, and every other session was signed out.\n\n` +
         `If this was not you, tell the administrator at once.\n`,
     });
   }
 
   /** An administrator changed a user's address directly (AdminService.update): both addresses are told. */
-  notifyAdministratorChange(user: UserRow, previous: string, next: string, request?: FastifyRequest): void {
+  notifyAdministratorChange(user: UserRow, previous: string, next: string, context: RequestContext): void {
     const at = stamp(Date.now());
-    this.d.events.emit({ type: 'email_changed', context: request && requestContext(request), userId: user.id, details: { previous_email: previous, email: next, by: 'administrator' } });
+    this.d.events.emit({ type: 'email_changed', context, userId: user.id, details: { previous_email: previous, email: next, by: 'administrator' } });
     this.d.mailer.send({
       to: previous,
       subject: 'Your e-mail address was changed by an administrator',
@@ -169,11 +165,10 @@ export class EmailChanges {
     });
   }
 
-  /** The session of a valid access token on the request, if any (confirming works without one). */
-  private async sessionOf(request: FastifyRequest): Promise<{ userId: string; sessionId: string } | null> {
+  /** The session of a valid access token, if any (confirming works without one). */
+  private async sessionOf(token: string | null): Promise<{ userId: string; sessionId: string } | null> {
+    if (!token) return null;
     try {
-      const token = bearerToken(request);
-      if (!token) return null;
       const principal = await this.d.tokenGuard.authenticate(token);
       return { userId: principal.user.id, sessionId: principal.claims.sid };
     } catch {

@@ -29,7 +29,6 @@
  */
 import { LoginNames } from './login-name.js';
 import { randomUUID } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import { withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
@@ -37,7 +36,7 @@ import { lockedError, rateLimited } from '../../core/errors.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { UserRow } from '../users/user-view.js';
 import { DeviceCredentials, type DeviceIdentity } from './device-credentials.js';
-import { requestContext } from '../../http/request-context.js';
+import type { RequestContext } from '../../core/request-context.js';
 
 export type LockoutMode = 'device' | 'account';
 
@@ -69,7 +68,8 @@ export interface Attempt {
   login: string;
   /** The device credential the request carries, if any. */
   deviceCredential?: string;
-  request?: FastifyRequest;
+  /** Who asked, for the security events. */
+  context: RequestContext;
   flow: AttemptFlow;
   /** The per-username rate limit (src/plugins/rate-limit.ts): applied to attempts without a trusted device credential only. */
   untrustedLimit?: () => Promise<void>;
@@ -92,7 +92,7 @@ type Counter = { key: string; kind: 'device' | 'account' | 'name' };
 type Slot = { id: string; key: string; attempt: number };
 type Acquired = { state: 'reserved'; slot: Slot } | { state: 'locked'; retryAfterSeconds: number } | { state: 'full' };
 
-export const accountKey = (userId: string) => `user:${userId}`;
+const accountKey = (userId: string) => `user:${userId}`;
 const adminKey = (userId: string) => `admin:${userId}`;
 const deviceKey = (identity: DeviceIdentity) => `device:${identity.userId}:${identity.nonce}`;
 /** Every device counter of a user (`device:<id>:…`); LIKE's wildcards in the id are escaped with `!` (same on every database). */
@@ -144,7 +144,7 @@ export class Lockout {
       } catch (error) {
         const until = Math.max((await this.lockedUntil(counter.key)) ?? 0, (await this.lockedUntil(adminKey(userId ?? '-'))) ?? 0);
         if (until === 0) throw error;
-        this.events.emit({ type: 'login_failure', context: attempt.request && requestContext(attempt.request), userId, details: { reason: 'locked', ...base } });
+        this.events.emit({ type: 'login_failure', context: attempt.context, userId, details: { reason: 'locked', ...base } });
         throw lockedError(Math.max(1, (until - Date.now()) / 1000));
       }
     }
@@ -152,13 +152,13 @@ export class Lockout {
     // Unknown names look for an administrator's lock too (under a key that never exists), so they cost the same.
     const acquired = await this.acquire(counter.key, adminKey(userId ?? '-'));
     if (acquired.state === 'locked') {
-      this.events.emit({ type: 'login_failure', context: attempt.request && requestContext(attempt.request), userId, details: { reason: 'locked', ...base } });
+      this.events.emit({ type: 'login_failure', context: attempt.context, userId, details: { reason: 'locked', ...base } });
       throw lockedError(acquired.retryAfterSeconds);
     }
     if (acquired.state === 'full') {
       this.events.emit({
         type: 'rate_limit_exceeded',
-        context: attempt.request && requestContext(attempt.request),
+        context: attempt.context,
         userId,
         message: 'Login attempts in flight: no free slot in time',
         details: { limit: 'login.in_flight', scope: counter.kind, ...base },
@@ -178,8 +178,8 @@ export class Lockout {
       return { ok: true, trusted };
     }
     const locked = await this.fail(slot);
-    this.events.emit({ type: 'login_failure', context: attempt.request && requestContext(attempt.request), userId, details: { reason: outcome, attempt: slot.attempt, ...base } });
-    if (locked) this.events.emit({ type: counter.kind === 'device' ? 'device_locked' : 'account_locked', context: attempt.request && requestContext(attempt.request), userId, details: base });
+    this.events.emit({ type: 'login_failure', context: attempt.context, userId, details: { reason: outcome, attempt: slot.attempt, ...base } });
+    if (locked) this.events.emit({ type: counter.kind === 'device' ? 'device_locked' : 'account_locked', context: attempt.context, userId, details: base });
     return { ok: false, trusted };
   }
 
@@ -340,12 +340,17 @@ export class Lockout {
 
   // ------------------------------------------------------------------ administration
 
-  /** An administrator's lock: every device, trusted or not, until `until` (epoch ms) or unlock. */
-  async lockForEveryone(userId: string, until: number): Promise<void> {
+  /**
+   * An administrator's lock: every device, trusted or not, for `minutes` or, without them, until
+   * unlocked. Returns when it ends (epoch ms; UNTIL_UNLOCKED for no end).
+   */
+  async lockForEveryone(userId: string, minutes: number | undefined): Promise<number> {
     const key = adminKey(userId);
     const now = Date.now();
+    const until = minutes === undefined ? UNTIL_UNLOCKED : now + minutes * 60_000;
     await this.ensureRow(key, now);
     await this.db.updateTable('login_attempts').set({ locked_until: until, window_started_at: now }).where('key', '=', key).execute();
+    return until;
   }
 
   /** Clears every lock and counter of an account: untrusted devices, each trusted device, an administrator's lock. */
@@ -368,6 +373,11 @@ export class Lockout {
   async lockedUntil(key: string): Promise<number | null> {
     const row = await this.db.selectFrom('login_attempts').select('locked_until').where('key', '=', key).executeTakeFirst();
     return row?.locked_until && row.locked_until > Date.now() ? row.locked_until : null;
+  }
+
+  /** The running account-wide lock of one user, if any. */
+  async stateOf(userId: string): Promise<AccountLock | undefined> {
+    return (await this.accountLocks([userId])).get(userId);
   }
 
   /** Running account-wide locks (not single devices) of these users. */
@@ -403,7 +413,7 @@ export class Lockout {
 }
 
 /** Drops counters whose window and lock are both over, and leases that ended, so random login names cannot grow the tables. */
-export async function purgeStaleLoginAttempts(db: Kysely<Database>, lockoutMs: number, now = Date.now()): Promise<number> {
+export async function purgeStaleLoginAttempts(db: Kysely<Database>, lockoutMs: number, now: number): Promise<number> {
   const counters = await db
     .deleteFrom('login_attempts')
     .where('window_started_at', '<', now - lockoutMs)

@@ -11,6 +11,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import type { UserWriter } from '../users/users-service.js';
 import { withConflictRetry } from '../../db/index.js';
 import type { Database, OneTimeTokensTable } from '../../db/types.js';
 
@@ -82,12 +83,18 @@ export class OneTimeTokens {
 
   /**
    * Every outstanding link of the user (reset, verification, e-mail change) stops working, and a
-   * pending e-mail change, which only such a link could complete, is dropped. Pass the
-   * transaction of the change that makes the links stale, so both commit together.
+   * pending e-mail change, which only such a link could complete, is dropped. Runs in the
+   * transaction of the change that makes the links stale (src/modules/users/users-service.ts), so
+   * both commit together.
    */
-  async invalidateAllForUser(userId: string, db: Kysely<Database>): Promise<void> {
-    await db.updateTable('one_time_tokens').set({ used_at: Date.now() }).where('user_id', '=', userId).where('used_at', 'is', null).execute();
-    await db.updateTable('users').set({ pending_email: null }).where('id', '=', userId).where('pending_email', 'is not', null).execute();
+  async invalidateAllForUser(userId: string, writer: UserWriter): Promise<void> {
+    await writer.trx
+      .updateTable('one_time_tokens')
+      .set({ used_at: Date.now() })
+      .where('user_id', '=', userId)
+      .where('used_at', 'is', null)
+      .execute();
+    await writer.dropPendingEmail(userId);
   }
 
   async purgeExpired(): Promise<void> {

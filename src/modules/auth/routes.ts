@@ -7,11 +7,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Container } from '../../container.js';
 import { ok } from '../../http/envelope.js';
-import { DomainError, authenticationError, validationError } from '../../core/errors.js';
-import { bearerToken } from '../../plugins/authenticate.js';
+import { authenticationError, validationError } from '../../core/errors.js';
+import { bearerToken, hasMalformedAuthorization, malformedAuthorization } from '../../http/bearer-token.js';
+import { requestContext } from '../../http/request-context.js';
 import { iso, principalUserView } from '../users/user-view.js';
 import type { TokenPair } from './auth-service.js';
-import { DEVICE_COOKIE, deviceCredentialOf } from './device-credentials.js';
+import { DEVICE_COOKIE, deviceCredentialOf } from '../../http/device-credential.js';
 import { errorResponses as errors } from '../../http/openapi.js';
 import {
   changePasswordBody,
@@ -60,17 +61,14 @@ const loginAlias: preValidationHookHandler = (request, _reply, done) => {
   done();
 };
 
-export default async function authRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
+export default async function authRoutes(
+  fastify: FastifyInstance,
+  { container }: { container: Pick<Container, 'auth' | 'emailChanges' | 'sessions' | 'config'> },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { auth, config } = container;
+  const { auth, emailChanges, sessions: sessionStore, config } = container;
   const tags = ['Authentication'];
   const bearer = [{ bearerAuth: [] }];
-
-  const isAccessToken = (token: string) =>
-    container.tokens.verify(token, 'access').then(
-      () => true,
-      () => false,
-    );
 
   const cookieOptions = () => ({
     httpOnly: true,
@@ -107,7 +105,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       schema: { tags, operationId: 'register', summary: 'Create an account', body: registerBody(config), response: { 201: Envelope(UserData), ...errors(409) } },
     },
     async (request, reply) => {
-      const user = await auth.register(request.body, request);
+      const user = await auth.register(request.body, requestContext(request));
       return reply.code(201).send(ok('Registration successful. Check your e-mail to verify your address.', { user }));
     },
   );
@@ -133,7 +131,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     },
     async (request, reply) => {
       const cookieMode = wantsCookie(request);
-      const { tokens, user, device } = await auth.login(request.body.username, request.body.password, request, {
+      const { tokens, user, device } = await auth.login(request.body.username, request.body.password, requestContext(request), {
         deviceCredential: deviceCredentialOf(request),
         untrustedLimit: () => app.perAccountRateLimit(request, reply, 'auth.login', request.body.username),
       });
@@ -161,22 +159,14 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       },
     },
     async (request, reply) => {
+      if (hasMalformedAuthorization(request)) throw malformedAuthorization();
       const explicit = bearerToken(request) ?? request.body?.refresh_token;
       const token = explicit ?? request.cookies?.[REFRESH_COOKIE];
       if (!token) throw authenticationError('Refresh token required');
       const fromCookie = !explicit;
       // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/csrf.ts).
       if (fromCookie) await app.verifyCsrf(request, reply);
-      let pair: TokenPair;
-      try {
-        pair = await auth.refresh(token, request);
-      } catch (error) {
-        // Clients of the original Flokie sometimes send the access token here: say so.
-        if (error instanceof DomainError && error.code === 'AUTHENTICATION_ERROR' && (await isAccessToken(token))) {
-          throw authenticationError('This is an access token: /refresh needs the refresh token from login or from the last refresh');
-        }
-        throw error;
-      }
+      const pair = await auth.refresh(token, requestContext(request));
       // A refresh that came by cookie answers by cookie, so the browser never sees the token.
       return ok('Token refreshed', deliver(request, reply, pair, wantsCookie(request) || fromCookie));
     },
@@ -186,7 +176,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/logout',
     { preHandler: app.authenticate, schema: { tags, operationId: 'logout', security: bearer, summary: 'Revoke this session', response: { 200: MessageEnvelope } } },
     async (request, reply) => {
-      await auth.logout(request.principal!, request);
+      await auth.logout(request.principal!, requestContext(request));
       clearRefreshCookies(reply);
       return ok('Logged out', {});
     },
@@ -196,7 +186,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/logout-all',
     { preHandler: app.authenticate, schema: { tags, operationId: 'logoutAll', security: bearer, summary: 'Revoke every session of this user', response: { 200: Envelope(Type.Object({ revoked_sessions: Type.Integer() })) } } },
     async (request, reply) => {
-      const count = await auth.logoutAll(request.principal!, request);
+      const count = await auth.logoutAll(request.principal!, requestContext(request));
       clearRefreshCookies(reply);
       return ok('Logged out of every session', { revoked_sessions: count });
     },
@@ -207,7 +197,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     { preHandler: app.authenticate, schema: { tags, operationId: 'listSessions', security: bearer, summary: 'List active sessions', response: { 200: Envelope(Type.Object({ sessions: Type.Array(SessionSchema) })) } } },
     async (request) => {
       const current = request.principal!.claims.sid;
-      const sessions = await container.sessions.listActive(request.principal!.user.id);
+      const sessions = await sessionStore.listActive(request.principal!.user.id);
       return ok('Active sessions', {
         sessions: sessions.map((s) => ({
           id: s.id,
@@ -226,7 +216,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/sessions/:id',
     { preHandler: app.authenticate, schema: { tags, operationId: 'revokeSession', security: bearer, summary: 'Revoke one of your sessions', params: SessionParams, response: { 200: MessageEnvelope, ...errors(404) } } },
     async (request) => {
-      await auth.revokeSession(request.principal!, request.params.id, request);
+      await auth.revokeSession(request.principal!, request.params.id, requestContext(request));
       return ok('Session revoked', {});
     },
   );
@@ -256,7 +246,13 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     async (request, reply) => {
       const { current_password, new_password, confirm_password } = request.body;
       if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
-      const pair = await auth.changePassword(request.principal!, current_password, new_password, request);
+      const pair = await auth.changePassword(
+        request.principal!,
+        current_password,
+        new_password,
+        deviceCredentialOf(request),
+        requestContext(request),
+      );
       return ok('Password changed; other sessions were signed out', deliver(request, reply, pair, wantsCookie(request)));
     },
   );
@@ -290,7 +286,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       },
     },
     async (request, reply) => {
-      auth.requestPasswordReset(request.body.email, request);
+      auth.requestPasswordReset(request.body.email, requestContext(request));
       return reply.code(202).send(ok('If the address is registered, a reset link is on its way', {}));
     },
   );
@@ -311,7 +307,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     async (request) => {
       const { token, new_password, confirm_password } = request.body;
       if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
-      await auth.resetPassword(token, new_password, request);
+      await auth.resetPassword(token, new_password, requestContext(request));
       return ok('Password has been reset; please log in', {});
     },
   );
@@ -321,7 +317,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     ['/email/verify', 'verifyEmailAlias', 'Alias of POST /api/auth/verify-email (the original Flokie path)'],
   ] as const) {
     app.post(path, { schema: { tags, operationId, summary, body: VerifyEmailBody, response: { 200: MessageEnvelope } } }, async (request) => {
-      await auth.verifyEmail(request.body.token, request);
+      await auth.verifyEmail(request.body.token, requestContext(request));
       return ok('E-mail address verified', {});
     });
   }
@@ -341,7 +337,7 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
       },
     },
     async (request) => {
-      await container.emailChanges.confirm(request.body.token, request);
+      await emailChanges.confirm(request.body.token, bearerToken(request), requestContext(request));
       return ok('E-mail address changed', {});
     },
   );
@@ -350,9 +346,8 @@ export default async function authRoutes(fastify: FastifyInstance, { container }
     '/verify-email/resend',
     { preHandler: app.authenticate, schema: { tags, operationId: 'resendVerificationEmail', security: bearer, summary: 'Send the verification e-mail again', response: { 202: MessageEnvelope } } },
     async (request, reply) => {
-      const user = await container.users.findById(request.principal!.user.id);
-      if (user && !user.is_verified) await auth.sendVerification(user);
-      return reply.code(202).send(ok(user?.is_verified ? 'E-mail address is already verified' : 'Verification e-mail sent', {}));
+      const outcome = await auth.resendVerification(request.principal!.user.id);
+      return reply.code(202).send(ok(outcome === 'already_verified' ? 'E-mail address is already verified' : 'Verification e-mail sent', {}));
     },
   );
 }

@@ -144,6 +144,11 @@ export class SessionStore {
     return Number(result.numUpdatedRows);
   }
 
+  /** The session a refresh token's jti names, if any (revoked or not). */
+  findByRefreshJti(jti: string): Promise<SessionRow | undefined> {
+    return this.db.selectFrom('sessions').selectAll().where('refresh_jti', '=', jti).executeTakeFirst();
+  }
+
   listActive(userId: string): Promise<SessionRow[]> {
     return this.db
       .selectFrom('sessions')

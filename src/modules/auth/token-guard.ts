@@ -19,6 +19,7 @@ import type { Database } from '../../db/types.js';
 import { authenticationError } from '../../core/errors.js';
 import type { ChangeFeed, ChangeKind } from '../../state/change-feed.js';
 import type { UserRow } from '../users/user-view.js';
+import { revokedJti } from './revocation.js';
 import type { TokenClaims, TokenService } from './tokens.js';
 
 export interface Principal {
@@ -64,9 +65,12 @@ export class TokenGuard {
       db
         .selectFrom('sessions')
         .innerJoin('users', 'users.id', 'sessions.user_id')
-        .leftJoin('revoked_tokens', (join) => join.on('revoked_tokens.jti', '=', p.jti))
         .selectAll('users')
-        .select(['sessions.revoked_at as session_revoked_at', 'sessions.expires_at as session_expires_at', 'revoked_tokens.jti as revoked_jti'])
+        .select([
+          'sessions.revoked_at as session_revoked_at',
+          'sessions.expires_at as session_expires_at',
+          revokedJti(db, p.jti).as('revoked_jti'),
+        ])
         .where('sessions.id', '=', p.sid)
         .where('sessions.user_id', '=', p.sub),
     );

@@ -6,6 +6,7 @@
  * a login counter whose window and lock are over) or once the operator's retention setting says so.
  */
 import { purgeStaleLoginAttempts } from '../auth/lockout.js';
+import { purgeExpiredRevocations } from '../auth/revocation.js';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import type { SettingKey } from '../../config/settings.js';
@@ -48,7 +49,7 @@ export const RETENTION: RetentionPolicy[] = [
   {
     table: 'revoked_tokens',
     describe: () => 'until the revoked token would have expired (then it fails verification anyway)',
-    purge: async (db, _c, now) => deleted(await db.deleteFrom('revoked_tokens').where('expires_at', '<', now).executeTakeFirst()),
+    purge: (db, _c, now) => purgeExpiredRevocations(db, now),
   },
   {
     table: 'login_attempts',

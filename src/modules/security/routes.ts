@@ -12,7 +12,7 @@ import { Envelope, ok } from '../../http/envelope.js';
 import { validationError } from '../../core/errors.js';
 import { NO_NUL } from '../../http/fields.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
-import { actorOf, PaginationSchema } from '../users/admin-routes.js';
+import { PaginationSchema } from '../users/admin-routes.js';
 import { EVENT_TYPES } from './events.js';
 import { requestContext } from '../../http/request-context.js';
 import { SecurityService } from './security-service.js';
@@ -113,10 +113,10 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
         throw validationError('Send exactly one of jti or user_id', { body: ['Send exactly one of jti or user_id'] });
       }
       if (jti !== undefined) {
-        const { session_revoked } = await container.admin.revokeToken(jti, actorOf(request));
+        const { session_revoked } = await container.revocation.revokeToken(jti, requestContext(request));
         return ok('Token revoked', { jti, revoked_sessions: session_revoked ? 1 : 0 });
       }
-      const count = await container.admin.revokeAllSessions(user_id!, actorOf(request));
+      const count = await container.revocation.revokeAllSessions(user_id!, requestContext(request));
       return ok('Every session of the user was revoked', { user_id: user_id!, revoked_sessions: count });
     },
   );

@@ -10,7 +10,7 @@ import type { RequestContext } from '../../core/request-context.js';
 import type { Database } from '../../db/types.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
 import { getEmergencyLimit, setEmergencyLimit } from '../../state/emergency-limit.js';
-import { pagination } from '../users/admin-service.js';
+import { pagination } from '../users/user-queries.js';
 import { storedEventView, type SecurityEvents, type SecurityEventView } from './events.js';
 
 export interface EventFilter {

@@ -7,13 +7,15 @@
  */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { RequestContext } from '../../core/request-context.js';
+import { requestContext } from '../../http/request-context.js';
 import type { Config } from '../../config/index.js';
 import type { Container } from '../../container.js';
 import { Envelope, MessageEnvelope, ok } from '../../http/envelope.js';
 import { Bio, Email, NewPassword, PersonName, Username } from '../../http/fields.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
-import { AdminService, SORT_FIELDS, type Actor } from './admin-service.js';
+import { SORT_FIELDS } from './user-queries.js';
 import { AdminUserSchema } from './user-view.js';
 
 const strict = { additionalProperties: false } as const;
@@ -91,11 +93,13 @@ const LockBody = Type.Union([Type.Object({ minutes: Type.Optional(Type.Integer({
 const UserData = Envelope(Type.Object({ user: AdminUserSchema }));
 const UsersData = Envelope(Type.Object({ users: Type.Array(AdminUserSchema), pagination: PaginationSchema }));
 
-export const actorOf = (request: FastifyRequest): Actor => ({ userId: request.principal!.user.id, via: 'api', request });
 
-export default async function adminRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
+export default async function adminRoutes(
+  fastify: FastifyInstance,
+  { container }: { container: Pick<Container, 'admin' | 'userQueries' | 'config'> },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const admin: AdminService = container.admin;
+  const { admin, userQueries: queries } = container;
   const tags = ['Administration'];
   const security = [{ bearerAuth: [] }];
 
@@ -115,15 +119,15 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
         response: { 200: UsersData, ...errors(403) },
       },
     },
-    async (request) => ok('Users', await admin.list(request.query)),
+    async (request) => ok('Users', await queries.list(request.query)),
   );
 
   app.post(
     '/',
     { schema: { tags, operationId: 'createUser', security, summary: 'Create a user', body: createBody(container.config), response: { 201: UserData, ...errors(403, 409) } } },
     async (request, reply) => {
-      const user = await admin.create(request.body, actorOf(request));
-      return reply.code(201).send(ok('User created', { user: await admin.view(user) }));
+      const user = await admin.create(request.body, requestContext(request));
+      return reply.code(201).send(ok('User created', { user: await queries.view(user) }));
     },
   );
 
@@ -139,7 +143,7 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
         response: { 200: Envelope(Type.Object({ users: Type.Array(AdminUserSchema) })), ...errors(403) },
       },
     },
-    async (request) => ok('Search results', { users: await admin.search(request.query.q, request.query.limit, request.query.include_inactive) }),
+    async (request) => ok('Search results', { users: await queries.search(request.query.q, request.query.limit, request.query.include_inactive) }),
   );
 
   app.get(
@@ -170,17 +174,17 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
         },
       },
     },
-    async () => ok('User statistics', await admin.statistics()),
+    async () => ok('User statistics', await queries.statistics()),
   );
 
   app.get('/:id', { schema: { tags, operationId: 'getUser', security, summary: 'Read a user', params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) =>
-    ok('User', { user: await admin.view(await admin.get(request.params.id)) }),
+    ok('User', { user: await queries.view(await queries.get(request.params.id)) }),
   );
 
   app.put(
     '/:id',
     { schema: { tags, operationId: 'updateUser', security, summary: 'Update a user', params: IdParams, body: UpdateBody, response: { 200: UserData, ...errors(403, 404, 409) } } },
-    async (request) => ok('User updated', { user: await admin.view(await admin.update(request.params.id, request.body, actorOf(request))) }),
+    async (request) => ok('User updated', { user: await queries.view(await admin.update(request.params.id, request.body, requestContext(request))) }),
   );
 
   app.delete(
@@ -198,21 +202,21 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
       },
     },
     async (request) => {
-      await admin.remove(request.params.id, request.query.hard_delete, actorOf(request));
+      await admin.remove(request.params.id, request.query.hard_delete, requestContext(request));
       return ok(request.query.hard_delete ? 'User deleted' : 'User deactivated', {});
     },
   );
 
-  const action = (path: string, operationId: string, summary: string, run: (id: string, request: FastifyRequest) => Promise<unknown>, message: string) =>
+  const action = (path: string, operationId: string, summary: string, run: (id: string, context: RequestContext) => Promise<unknown>, message: string) =>
     app.post(path, { schema: { tags, operationId, security, summary, params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) => {
       const { id } = request.params as { id: string };
-      await run(id, request);
-      return ok(message, { user: await admin.view(await admin.get(id)) });
+      await run(id, requestContext(request));
+      return ok(message, { user: await queries.view(await queries.get(id)) });
     });
 
-  action('/:id/activate', 'activateUser', 'Activate a user', (id, request) => admin.activate(id, actorOf(request)), 'User activated');
-  action('/:id/deactivate', 'deactivateUser', 'Deactivate a user (revokes every session at once)', (id, request) => admin.deactivate(id, actorOf(request)), 'User deactivated');
-  action('/:id/unlock', 'unlockUser', 'Clear every login lock (untrusted devices, each trusted device, an administrator\'s lock)', (id, request) => admin.unlock(id, actorOf(request)), 'User unlocked');
+  action('/:id/activate', 'activateUser', 'Activate a user', (id, context) => admin.activate(id, context), 'User activated');
+  action('/:id/deactivate', 'deactivateUser', 'Deactivate a user (revokes every session at once)', (id, context) => admin.deactivate(id, context), 'User deactivated');
+  action('/:id/unlock', 'unlockUser', 'Clear every login lock (untrusted devices, each trusted device, an administrator\'s lock)', (id, context) => admin.unlock(id, context), 'User unlocked');
 
   app.post(
     '/:id/lock',
@@ -229,8 +233,8 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
       },
     },
     async (request) => {
-      const user = await admin.lock(request.params.id, request.body?.minutes, actorOf(request));
-      return ok('User locked', { user: await admin.view(user) });
+      const user = await admin.lock(request.params.id, request.body?.minutes, requestContext(request));
+      return ok('User locked', { user: await queries.view(user) });
     },
   );
 
@@ -238,8 +242,8 @@ export default async function adminRoutes(fastify: FastifyInstance, { container 
     '/:id/admin',
     { schema: { tags, operationId: 'setUserAdmin', security, summary: 'Grant or remove administrator rights', params: IdParams, body: AdminBody, response: { 200: UserData, ...errors(403, 404) } } },
     async (request) => {
-      const user = await admin.setAdmin(request.params.id, request.body.is_admin, actorOf(request));
-      return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', { user: await admin.view(user) });
+      const user = await admin.setAdmin(request.params.id, request.body.is_admin, requestContext(request));
+      return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', { user: await queries.view(user) });
     },
   );
 }

@@ -4,11 +4,11 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Container } from '../../container.js';
 import { Envelope, ok } from '../../http/envelope.js';
-import { validationError } from '../../core/errors.js';
-import { Bio, Email, Password, PersonName, sanitizeText } from '../../http/fields.js';
+import { Bio, Email, Password, PersonName } from '../../http/fields.js';
 import { errorResponses as errors } from '../../http/openapi.js';
-import { normalizeEmail } from './user-repository.js';
-import { principalUserView, toUserView, UserSchema, type UserRow } from './user-view.js';
+import { requestContext } from '../../http/request-context.js';
+import { deviceCredentialOf } from '../../http/device-credential.js';
+import { principalUserView, UserSchema } from './user-view.js';
 
 /** Only these fields can be changed here: is_admin, is_active and the like are not even accepted. */
 const ProfileUpdate = Type.Object(
@@ -22,8 +22,9 @@ const ProfileUpdate = Type.Object(
   { additionalProperties: false },
 );
 
-export default async function profileRoutes(fastify: FastifyInstance, { container }: { container: Container }) {
+export default async function profileRoutes(fastify: FastifyInstance, { container }: { container: Pick<Container, 'profile'> }) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { profile } = container;
   const tags = ['Profile'];
   const security = [{ bearerAuth: [] }];
   const UserData = Envelope(Type.Object({ user: UserSchema }));
@@ -50,29 +51,13 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
       },
     },
     async (request, reply) => {
-      const current = request.principal!.user;
-      const body = request.body;
-      const changes: Partial<UserRow> = {};
-      if (body.first_name !== undefined) changes.first_name = body.first_name?.trim() || null;
-      if (body.last_name !== undefined) changes.last_name = body.last_name?.trim() || null;
-      if (body.bio !== undefined) changes.bio = body.bio === null ? null : sanitizeText(body.bio) || null;
-      const newEmail = body.email !== undefined && normalizeEmail(body.email) !== current.email ? body.email : undefined;
-      if (newEmail !== undefined) {
-        if (body.current_password === undefined) {
-          throw validationError('Your current password is required to change the e-mail address', { current_password: ['Required to change the e-mail address'] });
-        }
-        // Re-authenticates before anything is written (src/modules/auth/auth-service.ts).
-        const user = await container.auth.reauthenticate(current.id, body.current_password, request, 'email_change');
-        await container.emailChanges.request(user, newEmail, changes, request);
-      } else {
-        await container.users.update(current.id, changes);
+      const device = deviceCredentialOf(request);
+      const { user, emailChangePending } = await profile.update(request.principal!.user, request.body, device, requestContext(request));
+      if (emailChangePending) {
+        const message = 'Confirm the new e-mail address from the link sent to it; until then your current address stays in use';
+        return reply.code(202).send(ok(message, { user }));
       }
-      await container.changes.publish('user', current.id);
-      const user = (await container.users.findById(current.id))!;
-      if (newEmail !== undefined) {
-        return reply.code(202).send(ok('Confirm the new e-mail address from the link sent to it; until then your current address stays in use', { user: toUserView(user) }));
-      }
-      return ok('Profile updated', { user: toUserView(user) });
+      return ok('Profile updated', { user });
     },
   );
 }

@@ -37,10 +37,6 @@ export class UserRepository {
     return this.db.selectFrom('users').selectAll().where('email', '=', normalizeEmail(email)).executeTakeFirst();
   }
 
-  findByUsername(username: string): Promise<UserRow | undefined> {
-    return this.db.selectFrom('users').selectAll().where('username_lower', '=', normalizeUsername(username)).executeTakeFirst();
-  }
-
   /** Which of username / email are already taken (case-insensitively), optionally ignoring one user. */
   async taken(fields: { username?: string; email?: string }, exceptId?: string): Promise<{ username: boolean; email: boolean }> {
     const result = { username: false, email: false };
@@ -82,8 +78,9 @@ export class UserRepository {
     return row;
   }
 
-  async update(id: string, changes: Partial<Omit<UserRow, 'id' | 'created_at'>>, db: Kysely<Database> = this.db): Promise<void> {
-    await db
+  /** A plain write, without publishing: changes go through users-service.ts, which publishes them. */
+  async update(id: string, changes: Partial<Omit<UserRow, 'id' | 'created_at'>>): Promise<void> {
+    await this.db
       .updateTable('users')
       .set({ ...changes, updated_at: Date.now() })
       .where('id', '=', id)

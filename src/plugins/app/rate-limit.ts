@@ -23,7 +23,7 @@ import fp from 'fastify-plugin';
 import type { RateSpec } from '../../config/index.js';
 import type { Container } from '../../container.js';
 import { rateLimited } from '../../core/errors.js';
-import { bearerToken } from '../authenticate.js';
+import { bearerToken } from '../../http/bearer-token.js';
 import { RateLimitStore, type LimitDecision } from '../../state/rate-limiter.js';
 import { clientAddressKey } from './client-address.js';
 import { normalizeLoginName } from '../../modules/auth/login-name.js';

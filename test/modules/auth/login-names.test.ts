@@ -22,7 +22,7 @@ describe('login names in events, counters and logs', () => {
     try {
       const user = { username: 'NameOwner', email: 'nameowner@example.com', password: STRONG_PASSWORD };
       assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: user })).statusCode, 201);
-      const id = (await t.container.users.findByUsername('nameowner'))!.id;
+      const id = (await t.container.users.findByLogin('nameowner'))!.id;
       const login = (username: string, ip: string, password = 'Wrong-Password-99') =>
         t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: ip, payload: { username, password } });
       // A password typed into the username field, from several addresses and with stray spaces.

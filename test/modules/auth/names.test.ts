@@ -68,10 +68,10 @@ describe('names: invisible format characters and id-shaped usernames', () => {
     const impostor = await registerAndLogin(t.app, uniqueUser('impostor'));
     // A row from before the rule, named like the victim's id (upper case: a different string, the same id).
     await t.app.container.db.updateTable('users').set({ username: victim.id.toUpperCase(), username_lower: victim.id }).where('id', '=', impostor.id).execute();
-    assert.equal((await t.app.container.admin.find(victim.id)).id, victim.id);
-    assert.equal((await t.app.container.admin.find(victim.id.toUpperCase())).id, victim.id);
-    assert.equal((await t.app.container.admin.find(impostor.id)).id, impostor.id);
-    assert.equal((await t.app.container.admin.find(victim.username)).id, victim.id);
-    await assert.rejects(t.app.container.admin.find(randomUUID()), /No user/);
+    assert.equal((await t.app.container.userQueries.find(victim.id)).id, victim.id);
+    assert.equal((await t.app.container.userQueries.find(victim.id.toUpperCase())).id, victim.id);
+    assert.equal((await t.app.container.userQueries.find(impostor.id)).id, impostor.id);
+    assert.equal((await t.app.container.userQueries.find(victim.username)).id, victim.id);
+    await assert.rejects(t.app.container.userQueries.find(randomUUID()), /No user/);
   });
 });

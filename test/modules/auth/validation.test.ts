@@ -118,6 +118,15 @@ describe('bad input gets a 4xx in the contract envelope, nothing is stored, the 
     assertEnvelope(await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: 'Basic dXNlcjpwYXNz' } }), 401, 'AUTHENTICATION_ERROR');
     assertEnvelope(await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: 'Bearer' } }), 401, 'AUTHENTICATION_ERROR');
     assertEnvelope(await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: 'Bearer a.b.c' } }), 401, 'AUTHENTICATION_ERROR');
+    // A missing header and a malformed one are told apart, on /me and on /refresh alike.
+    const missing = await t.app.inject({ method: 'GET', url: '/api/auth/me' });
+    assert.equal(json(missing).error.message, 'Authentication required');
+    const malformed = 'Authorization header must be "Bearer <token>"';
+    const basic = { authorization: 'Basic dXNlcjpwYXNz' };
+    assert.equal(json(await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: basic })).error.message, malformed);
+    const refresh = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: basic, payload: { refresh_token: 'x' } });
+    assertEnvelope(refresh, 401, 'AUTHENTICATION_ERROR');
+    assert.equal(json(refresh).error.message, malformed);
   });
 
   it('an incoming X-Request-ID from a client (no trusted proxy) is never adopted; an insane one never either', async () => {

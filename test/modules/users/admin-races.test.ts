@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bearer, createTestApp, makeAdmin, register, registerAndLogin, uniqueUser, type TestApp } from '../../helpers/app.js';
+import { cliContext } from '../../../src/core/request-context.js';
 
 const ROUNDS = 8;
 
@@ -60,7 +61,7 @@ describe('races on the administration guards', () => {
     const self = await t.app.inject({ method: 'POST', url: `/api/users/${a.id}/deactivate`, headers: bearer(a.access) });
     assert.equal(self.statusCode, 400);
     assert.match(self.body, /last active administrator/);
-    await t.app.container.admin.deactivate(a.id, { userId: null, via: 'cli' });
+    await t.app.container.admin.deactivate(a.id, cliContext());
     assert.equal(await activeAdmins(), 0);
   });
 });

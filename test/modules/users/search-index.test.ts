@@ -42,14 +42,14 @@ describe('admin search uses indexes', () => {
   });
 
   it('finds by username and e-mail prefix', async () => {
-    const found = await c.admin.search('SEED49', 50, false);
+    const found = await c.userQueries.search('SEED49', 50, false);
     assert.deepEqual(found.map((u) => u.username).sort(), ['seed49', 'seed490', 'seed491', 'seed492', 'seed493', 'seed494', 'seed495', 'seed496', 'seed497', 'seed498', 'seed499']);
-    const byMail = await c.admin.search('seed7@ex', 50, false);
+    const byMail = await c.userQueries.search('seed7@ex', 50, false);
     assert.deepEqual(byMail.map((u) => u.username), ['seed7']);
   });
 
   it('the search plan reads indexes, not the whole table', async () => {
-    const compiled = c.admin.searchQuery('seed49', 10, false).compile();
+    const compiled = c.userQueries.searchQuery('seed49', 10, false).compile();
     let plan: string;
     if (database.dialect === 'sqlite') {
       const result = await c.db.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${compiled.sql}`, [...compiled.parameters]));
@@ -77,6 +77,6 @@ describe('admin search uses indexes', () => {
   it('migration 002 is reversible', async () => {
     await migrateDown(c.db);
     await migrateToLatest(c.db);
-    assert.equal((await c.admin.search('seed1', 1, false)).length, 1);
+    assert.equal((await c.userQueries.search('seed1', 1, false)).length, 1);
   });
 });
