@@ -10,13 +10,20 @@ export default tseslint.config(
   {
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
       // Object lookups keyed by our own constants are not injection; every flagged case is reviewed instead.
       'security/detect-object-injection': 'off',
     },
   },
   {
     files: ['test/**', 'bench/**', 'scripts/**'],
-    rules: { 'security/detect-non-literal-fs-filename': 'off', 'security/detect-child-process': 'off', 'security/detect-non-literal-regexp': 'off' },
+    rules: {
+      'security/detect-non-literal-fs-filename': 'off',
+      'security/detect-child-process': 'off',
+      'security/detect-non-literal-regexp': 'off',
+    },
   },
 );

@@ -48,7 +48,10 @@ function percentile(sorted: Float64Array, p: number): number {
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
-  const baseHeaders = { ...(job.body || job.variants || job.refreshTokens ? { 'content-type': 'application/json' } : {}), ...job.headers };
+  const baseHeaders = {
+    ...(job.body || job.variants || job.refreshTokens ? { 'content-type': 'application/json' } : {}),
+    ...job.headers,
+  };
   let next = 0;
   const pool = [...(job.refreshTokens ?? [])];
 

@@ -18,7 +18,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('key', 'varchar(300)', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('login_reservations_key_idx').on('login_reservations').columns(['key', 'expires_at']).execute();
+  await db.schema
+    .createIndex('login_reservations_key_idx')
+    .on('login_reservations')
+    .columns(['key', 'expires_at'])
+    .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

@@ -38,7 +38,8 @@ const ALERTS: Record<string, (event: AlertEvent, details: Record<string, unknown
   admin_action: (_e, d) => {
     const action = String(d.action ?? '');
     // A new account created with administrator rights is an administrator granted, too.
-    if (ALERTING_ADMIN_ACTIONS.has(action) || (action === 'create_user' && d.is_admin === true)) return `${action}:${text(d.target_user_id)}`;
+    if (ALERTING_ADMIN_ACTIONS.has(action) || (action === 'create_user' && d.is_admin === true))
+      return `${action}:${text(d.target_user_id)}`;
     return null;
   },
 };
