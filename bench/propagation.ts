@@ -136,7 +136,9 @@ export async function measurePropagation(options: {
     samplesMs: samples,
   };
   log(
-    `propagation, two instances without Redis: logout on A refused by B after ${instances.minMs}–${instances.maxMs} ms (median ${instances.medianMs}, p95 ${instances.p95Ms}; CACHE_SYNC_INTERVAL_MS ${options.syncIntervalMs})`,
+    `propagation, two instances without Redis: logout on A refused by B ` +
+      `after ${instances.minMs}–${instances.maxMs} ms (median ${instances.medianMs}, p95 ${instances.p95Ms}; ` +
+      `CACHE_SYNC_INTERVAL_MS ${options.syncIntervalMs})`,
   );
 
   // Two workers of one instance, no Redis.
@@ -169,7 +171,8 @@ export async function measurePropagation(options: {
     samplesMs: clusterSamples,
   };
   log(
-    `propagation, WEB_CONCURRENCY=2 without Redis: ${refusedOnNext}/${trials} logouts refused by both workers on the next two requests (which took ${clusterResult.medianMs} ms median, ${clusterResult.maxMs} ms max)`,
+    `propagation, WEB_CONCURRENCY=2 without Redis: ${refusedOnNext}/${trials} logouts refused by both workers on the ` +
+      `next two requests (which took ${clusterResult.medianMs} ms median, ${clusterResult.maxMs} ms max)`,
   );
   return { instances, cluster: clusterResult };
 }

@@ -89,7 +89,10 @@ args.out ??= defaultSetup
   : join(ROOT, 'bench', 'results', `${args.db}${args.redis ? '-redis' : ''}`);
 const quick = args.quick!;
 const profile = {
-  /** Runs of the compared throughput figures (health, /me, first use, admin, refresh): the ones whose medians carry the ratios. */
+  /**
+   * Runs of the compared throughput figures (health, /me, first use, admin, refresh): the ones whose medians carry
+   * the ratios.
+   */
   comparedRuns: Number(args.runs ?? (quick ? 1 : 5)),
   /** Runs of the slow figures: logins against raw hashing (12 s each), start-up and peak memory. */
   runs: Number(args.runs ?? (quick ? 1 : 3)),
@@ -218,7 +221,8 @@ async function seededDatabase(users: number, revoked: number): Promise<DatabaseT
       const building = `${pristine}.building`;
       for (const f of [building, `${building}-wal`, `${building}-shm`]) rmSync(f, { force: true });
       log(
-        `seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens, ${seedSessions.toLocaleString('en')} sessions (cached in ${pristine})`,
+        `seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens, ` +
+          `${seedSessions.toLocaleString('en')} sessions (cached in ${pristine})`,
       );
       const { seconds } = await seed({
         url: `sqlite:${building}`,
@@ -249,7 +253,8 @@ async function seededDatabase(users: number, revoked: number): Promise<DatabaseT
       await c.query(`create database ${building}`);
     });
     log(
-      `seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens into PostgreSQL ${pristine}`,
+      `seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens ` +
+        `into PostgreSQL ${pristine}`,
     );
     const { seconds } = await seed({
       url: pgUrlFor(building),
@@ -399,7 +404,7 @@ async function responseHeaders(url: string, init: RequestInit): Promise<Record<s
 interface Figure {
   runs: LoadResult[];
   rps: number;
-  /** Server CPU time per answered request (all its threads): a cost figure that other load on the machine barely moves. */
+  /** Server CPU time per answered request (all its threads): a cost that other load on the machine barely moves. */
   cpuMsPerRequest: number;
   p50: number;
   p95: number;
@@ -481,7 +486,10 @@ async function strengthScenario(service: Running): Promise<{ idle: Figure; flood
     registrationRuns.push(r);
     floodRuns.push(p);
     log(
-      `strength run ${i + 1}: ${r.requests} worst-case registrations (${(r.requests / profile.loginDuration).toFixed(1)}/s, ${JSON.stringify(r.statuses)}); health p99 idle ${idleRuns[i]!.latencyMs.p99.toFixed(2)} ms, during ${p.latencyMs.p99.toFixed(2)} ms (max ${p.latencyMs.max.toFixed(2)} ms)`,
+      `strength run ${i + 1}: ${r.requests} worst-case registrations ` +
+        `(${(r.requests / profile.loginDuration).toFixed(1)}/s, ${JSON.stringify(r.statuses)}); health p99 idle ` +
+        `${idleRuns[i]!.latencyMs.p99.toFixed(2)} ms, during ${p.latencyMs.p99.toFixed(2)} ms (max ` +
+        `${p.latencyMs.max.toFixed(2)} ms)`,
     );
   }
   return { idle: summarise(idleRuns), flood: summarise(floodRuns), registrations: summarise(registrationRuns) };
@@ -549,7 +557,9 @@ async function interleaved<K extends string>(
     out[key] = summarise(runs[key]);
     const f = out[key];
     log(
-      `${label} [${key}]: ${f.rps.toFixed(1)} req/s, server CPU ${(f.cpuMsPerRequest * 1000).toFixed(0)} µs/req, p50 ${f.p50.toFixed(2)} ms, p95 ${f.p95.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms${f.non2xx ? `, ${f.non2xx} non-2xx ${JSON.stringify(runs[key].map((r) => r.statuses))}` : ''}`,
+      `${label} [${key}]: ${f.rps.toFixed(1)} req/s, server CPU ${(f.cpuMsPerRequest * 1000).toFixed(0)} µs/req, ` +
+        `p50 ${f.p50.toFixed(2)} ms, p95 ${f.p95.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms` +
+        `${f.non2xx ? `, ${f.non2xx} non-2xx ${JSON.stringify(runs[key].map((r) => r.statuses))}` : ''}`,
     );
   }
   return out;
@@ -649,7 +659,8 @@ async function main() {
   const commit =
     spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim() || 'unknown';
   log(
-    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}; db ${args.db}${args.redis ? ' + redis' : ''}${quick ? ' (quick)' : ''}`,
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, load ` +
+      `${machine.loadAverageAtStart.join(' ')}; db ${args.db}${args.redis ? ' + redis' : ''}${quick ? ' (quick)' : ''}`,
   );
 
   if (!args['from-source']) {
@@ -663,18 +674,24 @@ async function main() {
     mkdirSync(out, { recursive: true });
     const rows = propagationRows(propagation);
     const md = [
-      `Run ${new Date().toISOString()} at commit ${commit} — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; database ${args.db}, no Redis${quick ? ' — QUICK SMOKE RUN' : ''}.`,
+      `Run ${new Date().toISOString()} at commit ${commit} — ${machine.cpu}, ${machine.cores} cores, Node ` +
+        `${machine.node}; database ${args.db}, no Redis${quick ? ' — QUICK SMOKE RUN' : ''}.`,
       '',
       '| Scenario | Flokie | Reference | Target | Result |',
       '| --- | ---: | ---: | --- | --- |',
       ...rows.map(
         (r) =>
-          `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${fmt(r.reference, r.unit)} (${r.referenceLabel}) | ${r.target} | ${r.pass ? 'met' : 'MISSED'} (${r.note}) |`,
+          `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${fmt(r.reference, r.unit)} (${r.referenceLabel}) | ` +
+          `${r.target} | ${r.pass ? 'met' : 'MISSED'} (${r.note}) |`,
       ),
     ].join('\n');
     writeFileSync(
       join(out, 'propagation.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), commit, machine, options: { db: args.db, quick }, rows, raw: propagation }, null, 2)}\n`,
+      `${JSON.stringify(
+        { date: new Date().toISOString(), commit, machine, options: { db: args.db, quick }, rows, raw: propagation },
+        null,
+        2,
+      )}\n`,
     );
     writeFileSync(join(out, 'propagation.md'), `${md}\n`);
     process.stdout.write(`\n${md}\n\nwritten: ${join(out, 'propagation.json')}, ${join(out, 'propagation.md')}\n`);
@@ -756,7 +773,10 @@ async function main() {
     };
     const startupRatio = median(startups.flokie.map((x, i) => x / startups.baseline[i]!));
     log(
-      `start-up: flokie ${serviceMemory.startupMs.toFixed(0)} ms, baseline ${baselineMemory.startupMs.toFixed(0)} ms; peak RSS flokie ${(serviceMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB, baseline ${(baselineMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB`,
+      `start-up: flokie ${serviceMemory.startupMs.toFixed(0)} ms, ` +
+        `baseline ${baselineMemory.startupMs.toFixed(0)} ms; ` +
+        `peak RSS flokie ${(serviceMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB, baseline ` +
+        `${(baselineMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB`,
     );
 
     // --- everything else with the baseline, Flokie on the small and Flokie on the large database all up
@@ -905,7 +925,11 @@ async function main() {
       loginRuns.push(l);
       floodProbeRuns.push(p);
       log(
-        `run ${i + 1}: raw bcrypt(${BCRYPT_ROUNDS}) ${capacity.perSecond.toFixed(2)}/s (${capacity.cpuMsPerVerify.toFixed(0)} ms CPU each), logins ${l.rps.toFixed(2)}/s (${(l.serverCpuMsPerRequest ?? NaN).toFixed(0)} ms server CPU each)${l.non2xx ? ` (non-2xx ${JSON.stringify(l.statuses)})` : ''}; health p99 idle ${probeIdleRuns[i]!.latencyMs.p99.toFixed(2)} ms, under flood ${p.latencyMs.p99.toFixed(2)} ms`,
+        `run ${i + 1}: raw bcrypt(${BCRYPT_ROUNDS}) ${capacity.perSecond.toFixed(2)}/s ` +
+          `(${capacity.cpuMsPerVerify.toFixed(0)} ms CPU each), logins ${l.rps.toFixed(2)}/s ` +
+          `(${(l.serverCpuMsPerRequest ?? NaN).toFixed(0)} ms server CPU each)` +
+          `${l.non2xx ? ` (non-2xx ${JSON.stringify(l.statuses)})` : ''}; health p99 idle ` +
+          `${probeIdleRuns[i]!.latencyMs.p99.toFixed(2)} ms, under flood ${p.latencyMs.p99.toFixed(2)} ms`,
       );
     }
     const hashCapacity = median(hashRuns);
@@ -1307,10 +1331,20 @@ function fmt(n: number | null, unit: string): string {
 function toMarkdown(results: Results): string {
   const m = results.machine as Record<string, string | number>;
   const o = results.options;
+  const loadAtStart = m.loadAverageAtStart as unknown as number[];
+  const loadAtEnd = m.loadAverageAtEnd as unknown as number[];
   const lines = [
-    `Run ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.os}.`,
-    `Load average (1/5/15 min) at start ${(m.loadAverageAtStart as unknown as number[]).join(' / ')}, at end ${(m.loadAverageAtEnd as unknown as number[]).join(' / ')}${(m.loadAverageAtStart as unknown as number[])[0]! > Number(m.cores) * 0.5 ? ' — the machine was busy with other work; treat the figures with care' : ''}.`,
-    `Database ${o.db}${o.redis ? ' + Redis' : ''}${o.quick ? ' — QUICK SMOKE RUN, figures not meaningful' : ''}; median of ${o.comparedRuns} run(s) of ${o.duration} s (logins, start-up and memory: ${o.runs} runs, logins ${o.loginDuration} s each), ${o.connections} connections (logins ${o.loginConnections}), the compared sides measured in turn and ratios taken run by run; whole bench ${o.benchSeconds} s.`,
+    `Run ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, Node ` +
+      `${m.node}, ${m.os}.`,
+    `Load average (1/5/15 min) at start ${loadAtStart.join(' / ')}, at end ${loadAtEnd.join(' / ')}` +
+      (loadAtStart[0]! > Number(m.cores) * 0.5
+        ? ' — the machine was busy with other work; treat the figures with care'
+        : '') +
+      '.',
+    `Database ${o.db}${o.redis ? ' + Redis' : ''}${o.quick ? ' — QUICK SMOKE RUN, figures not meaningful' : ''}; ` +
+      `median of ${o.comparedRuns} run(s) of ${o.duration} s (logins, start-up and memory: ${o.runs} runs, logins ` +
+      `${o.loginDuration} s each), ${o.connections} connections (logins ${o.loginConnections}), the compared sides ` +
+      `measured in turn and ratios taken run by run; whole bench ${o.benchSeconds} s.`,
     '',
     '| Scenario | Flokie | Reference | Ratio | Target | Result |',
     '| --- | ---: | ---: | ---: | --- | --- |',
@@ -1326,7 +1360,8 @@ function toMarkdown(results: Results): string {
           : `×${r.ratio.toFixed(2)}`;
     const result = r.pass === null ? (r.note ?? '') : `${r.pass ? 'met' : 'MISSED'}${r.note ? ` (${r.note})` : ''}`;
     lines.push(
-      `| ${r.scenario} | ${r.flokie === null && r.note && r.unit === '' ? r.note : fmt(r.flokie, r.unit)} | ${ref} | ${ratio} | ${r.target} | ${result} |`,
+      `| ${r.scenario} | ${r.flokie === null && r.note && r.unit === '' ? r.note : fmt(r.flokie, r.unit)} | ${ref} | ` +
+        `${ratio} | ${r.target} | ${result} |`,
     );
   }
   if (results.raw.plans.length) {
@@ -1372,13 +1407,18 @@ function writeScenarioOutputs(
   mkdirSync(out, { recursive: true });
   const m = results.machine as Record<string, string | number>;
   const lines = [
-    `Scenario "${scenario}" alone, ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, Node ${m.node}; database ${args.db}${args.redis ? ' + Redis' : ''}${quick ? ' — QUICK SMOKE RUN' : ''}; ${profile.runs} run(s) of ${profile.loginDuration} s, median; load average at start ${(m.loadAverageAtStart as unknown as number[]).join(' / ')}.`,
+    `Scenario "${scenario}" alone, ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, Node ` +
+      `${m.node}; database ${args.db}${args.redis ? ' + Redis' : ''}${quick ? ' — QUICK SMOKE RUN' : ''}; ` +
+      `${profile.runs} run(s) of ${profile.loginDuration} s, median; load average at start ` +
+      `${(m.loadAverageAtStart as unknown as number[]).join(' / ')}.`,
     '',
     '| Scenario | Flokie | Reference | Target | Result |',
     '| --- | ---: | ---: | --- | --- |',
     ...results.rows.map(
       (r) =>
-        `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${r.reference === null ? '—' : `${fmt(r.reference, r.unit)} (${r.referenceLabel})`} | ${r.target} | ${r.pass === null ? (r.note ?? '') : r.pass ? 'met' : 'MISSED'} |`,
+        `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ` +
+        `${r.reference === null ? '—' : `${fmt(r.reference, r.unit)} (${r.referenceLabel})`} | ${r.target} | ` +
+        `${r.pass === null ? (r.note ?? '') : r.pass ? 'met' : 'MISSED'} |`,
     ),
   ];
   const md = `${lines.join('\n')}\n`;

@@ -71,6 +71,8 @@ for (const [name, r] of Object.entries(results) as [
   { idle: Awaited<ReturnType<typeof measure>>; duringBcryptFlood: Awaited<ReturnType<typeof measure>> },
 ][]) {
   process.stderr.write(
-    `${name.padEnd(34)} idle: ${r.idle.perSecond.toFixed(0)}/s p50 ${r.idle.p50Ms.toFixed(3)} ms p99 ${r.idle.p99Ms.toFixed(3)} ms | bcrypt flood: ${r.duringBcryptFlood.perSecond.toFixed(0)}/s p50 ${r.duringBcryptFlood.p50Ms.toFixed(3)} ms p99 ${r.duringBcryptFlood.p99Ms.toFixed(3)} ms\n`,
+    `${name.padEnd(34)} idle: ${r.idle.perSecond.toFixed(0)}/s p50 ${r.idle.p50Ms.toFixed(3)} ms p99 ` +
+      `${r.idle.p99Ms.toFixed(3)} ms | bcrypt flood: ${r.duringBcryptFlood.perSecond.toFixed(0)}/s p50 ` +
+      `${r.duringBcryptFlood.p50Ms.toFixed(3)} ms p99 ${r.duringBcryptFlood.p99Ms.toFixed(3)} ms\n`,
   );
 }

@@ -54,5 +54,6 @@ const marker = join(outdir, 'cli', 'index.js');
 const now = new Date();
 utimesSync(marker, now, now);
 console.log(
-  `compile: ${entryPoints.length} files to ${relative(process.cwd(), outdir) || '.'} in ${Math.round(performance.now() - started)} ms`,
+  `compile: ${entryPoints.length} files to ${relative(process.cwd(), outdir) || '.'} in ` +
+    `${Math.round(performance.now() - started)} ms`,
 );

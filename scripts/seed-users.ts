@@ -82,7 +82,9 @@ export function progressBar(label: string, done: number, total: number): void {
   if (!process.stderr.isTTY && done !== total && done % Math.max(1, Math.floor(total / 10)) !== 0) return;
   const width = 30;
   const filled = total === 0 ? width : Math.round((done / total) * width);
-  const line = `${label.padEnd(16)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done.toLocaleString('en')}/${total.toLocaleString('en')}`;
+  const line =
+    `${label.padEnd(16)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` +
+    `${done.toLocaleString('en')}/${total.toLocaleString('en')}`;
   process.stderr.write(process.stderr.isTTY ? `\r${line}${done === total ? '\n' : ''}` : `${line}\n`);
 }
 
@@ -241,9 +243,11 @@ async function seedServerSide(
   const series = (from: number, to: number) =>
     pg
       ? sql`generate_series(${from}::bigint, ${to}::bigint) as g(i)`
-      : sql`(with recursive g(i) as (select ${from} union all select i + 1 from g where i < ${to}) select i from g) as g`;
+      : sql`(with recursive g(i) as (select ${from} union all select i + 1 from g where i < ${to})
+          select i from g) as g`;
   const hex = pg ? sql`lpad(to_hex(i), 12, '0')` : sql`lpad(hex(i), 12, '0')`;
   const pad7 = pg ? sql`lpad(i::text, 7, '0')` : sql`lpad(i, 7, '0')`;
+  const iText = pg ? sql`i::text` : sql`i`;
   const cat = (...parts: ReturnType<typeof sql>[]) =>
     pg ? sql.join(parts, sql` || `) : sql`concat(${sql.join(parts)})`;
   const pick = (list: string[], index: ReturnType<typeof sql>) =>
@@ -266,20 +270,23 @@ async function seedServerSide(
   const username = cat(sql`'user'`, pad7);
   await chunked('users', options.users, (from, to) =>
     sql`insert into users (${sql.raw(USER_COLUMNS.join(','))})
-        select ${cat(sql`'00000000-0000-4000-8000-'`, hex)}, ${username}, ${username}, ${cat(username, sql`'@example.test'`)}, ${hash},
-               ${pick(FIRST, sql`i % 16`)}, ${cat(pick(LAST, sql`(i / 16) % 16`), pg ? sql`i::text` : sql`i`)}, null, 1, 1,
+        select ${cat(sql`'00000000-0000-4000-8000-'`, hex)}, ${username}, ${username},
+               ${cat(username, sql`'@example.test'`)}, ${hash},
+               ${pick(FIRST, sql`i % 16`)}, ${cat(pick(LAST, sql`(i / 16) % 16`), iText)}, null, 1, 1,
                case when i = 1 then 1 else 0 end, ${now}, ${now} - i, ${now}, null
         from ${series(from, to)}`.execute(db),
   );
   await chunked('revoked_tokens', options.revoked, (from, to) =>
     sql`insert into revoked_tokens (jti, user_id, expires_at, revoked_at)
-        select ${cat(sql`'seed-revoked-'`, pg ? sql`i::text` : sql`i`)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)}, ${now + 30 * 86_400_000}, ${now}
+        select ${cat(sql`'seed-revoked-'`, iText)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)},
+               ${now + 30 * 86_400_000}, ${now}
         from ${series(from, to)}`.execute(db),
   );
   await chunked('sessions', options.sessions, (from, to) =>
     sql`insert into sessions (${sql.raw(SESSION_COLUMNS.join(','))})
-        select ${cat(sql`'00000000-0000-4000-9000-'`, hex)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)}, ${now}, ${now}, ${now + 80 * 86_400_000},
-               '127.0.0.1', 'flokie-bench', ${cat(sql`'seed-refresh-'`, pg ? sql`i::text` : sql`i`)}, null, ${now}, null, null
+        select ${cat(sql`'00000000-0000-4000-9000-'`, hex)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)},
+               ${now}, ${now}, ${now + 80 * 86_400_000},
+               '127.0.0.1', 'flokie-bench', ${cat(sql`'seed-refresh-'`, iText)}, null, ${now}, null, null
         from ${series(from, to)}`.execute(db),
   );
   await sql.raw(pg ? 'analyze' : 'analyze table users, sessions, revoked_tokens').execute(db);

@@ -17,7 +17,7 @@ export type Config = Settings & {
 /** Development convenience: secrets generated once and kept in var/ so tokens survive restarts. */
 function developmentSecrets(dir: string): { SECRET_KEY: string; JWT_SECRET_KEY: string } {
   const file = resolve(dir, 'var', 'dev-secrets.json');
-  // eslint-disable-next-line security/detect-non-literal-fs-filename -- paths under the working directory, never from a request
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- under the working directory, not from a request
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   const secrets = { SECRET_KEY: randomBytes(32).toString('hex'), JWT_SECRET_KEY: randomBytes(32).toString('hex') };
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- same folder
@@ -101,7 +101,8 @@ export function inspectConfig(
     if (webhookSecret)
       problem(
         'ALERT_WEBHOOK_SECRET',
-        `ALERT_WEBHOOK_SECRET ${webhookSecret}; it signs every alert sent to ALERT_WEBHOOK_URL (\`npx flokie secrets generate\` makes one)`,
+        `ALERT_WEBHOOK_SECRET ${webhookSecret}; it signs every alert sent to ALERT_WEBHOOK_URL ` +
+          `(\`npx flokie secrets generate\` makes one)`,
       );
     // HEALTH_TOKEN opens the operators' health views (internals, load, pool): a secret like the others.
     const healthToken = settings.HEALTH_TOKEN ? secretProblem(settings.HEALTH_TOKEN) : null;

@@ -250,7 +250,9 @@ export const SETTINGS = {
     env: 'KEEP_ALIVE_TIMEOUT_SECONDS',
     default: '72',
     group: 'Server',
-    doc: "An idle keep-alive connection is closed after this long (keep it above the proxy's upstream keep-alive, 60 s in nginx).",
+    doc:
+      "An idle keep-alive connection is closed after this long (keep it above the proxy's upstream keep-alive, 60 s " +
+      'in nginx).',
     parse: int(1, 3600),
   }),
   MAX_CONNECTIONS: S({
@@ -271,7 +273,10 @@ export const SETTINGS = {
     env: 'LOG_BUFFER_BYTES',
     default: '4096',
     group: 'Server',
-    doc: 'Log lines are written to stdout in batches of up to this many bytes (at most 4096, so a write to a pipe shared by workers is never split), at the latest after 1 s and always on exit (a SIGKILL loses at most that second). 0 writes each line at once.',
+    doc:
+      'Log lines are written to stdout in batches of up to this many bytes (at most 4096, so a write to a pipe ' +
+      'shared by workers is never split), at the latest after 1 s and always on exit (a SIGKILL loses at most that ' +
+      'second). 0 writes each line at once.',
     parse: int(0, 4096),
   }),
   DOCS_ENABLED: S({
@@ -285,7 +290,9 @@ export const SETTINGS = {
     env: 'HEALTH_TOKEN',
     default: '',
     group: 'Server',
-    doc: 'Token (header X-Health-Token) that opens /api/health/detailed, /database and /system to monitors outside development.',
+    doc:
+      'Token (header X-Health-Token) that opens /api/health/detailed, /database and /system to monitors outside ' +
+      'development.',
     parse: str,
     secret: true,
   }),
@@ -294,7 +301,9 @@ export const SETTINGS = {
     env: 'SECRET_KEY',
     default: '',
     group: 'Secrets',
-    doc: 'Signs CSRF tokens, cookies and device credentials. ≥ 32 random bytes (`npx flokie secrets generate`; guessable or repository values are refused); required in production (development generates one in var/).',
+    doc:
+      'Signs CSRF tokens, cookies and device credentials. ≥ 32 random bytes (`npx flokie secrets generate`; ' +
+      'guessable or repository values are refused); required in production (development generates one in var/).',
     parse: str,
     secret: true,
   }),
@@ -302,7 +311,9 @@ export const SETTINGS = {
     env: 'JWT_SECRET_KEY',
     default: '',
     group: 'Secrets',
-    doc: 'HS256 key for access and refresh tokens. ≥ 32 random bytes, same rule as SECRET_KEY, distinct from it; required in production.',
+    doc:
+      'HS256 key for access and refresh tokens. ≥ 32 random bytes, same rule as SECRET_KEY, distinct from it; ' +
+      'required in production.',
     parse: str,
     secret: true,
   }),
@@ -347,7 +358,9 @@ export const SETTINGS = {
     env: 'DATABASE_STATEMENT_TIMEOUT_MS',
     default: '5000',
     group: 'Database',
-    doc: 'Longest statement: the server cancels it (statement_timeout, max_statement_time) and the client gives up 1 s later, even on a silent network; then 503. Migrations are exempt.',
+    doc:
+      'Longest statement: the server cancels it (statement_timeout, max_statement_time) and the client gives up 1 s ' +
+      'later, even on a silent network; then 503. Migrations are exempt.',
     parse: int(100, 3600000),
   }),
   DATABASE_POOL_TIMEOUT_MS: S({
@@ -384,7 +397,9 @@ export const SETTINGS = {
     env: 'REDIS_COMMAND_TIMEOUT_MS',
     default: '1000',
     group: 'Shared state',
-    doc: 'Longest wait for a Redis answer; a Redis that stalls without closing the connection is then treated as down (in-process fallback).',
+    doc:
+      'Longest wait for a Redis answer; a Redis that stalls without closing the connection is then treated as down ' +
+      '(in-process fallback).',
     parse: int(50, 60000),
   }),
   CACHE_SYNC_INTERVAL_MS: S({
@@ -420,7 +435,10 @@ export const SETTINGS = {
     env: 'REFRESH_REUSE_GRACE_SECONDS',
     default: '10',
     group: 'Tokens',
-    doc: 'A refresh token presented again within this many seconds of its rotation, while its successor is unused, gets a fresh pair and the successor is revoked (a retry after a lost answer); later, or once the successor was used, it is theft. 0: always theft.',
+    doc:
+      'A refresh token presented again within this many seconds of its rotation, while its successor is unused, gets ' +
+      'a fresh pair and the successor is revoked (a retry after a lost answer); later, or once the successor was ' +
+      'used, it is theft. 0: always theft.',
     parse: int(0, 300),
   }),
   JWT_ISSUER: S({
@@ -442,7 +460,9 @@ export const SETTINGS = {
     env: 'PASSWORD_HASH_CONCURRENCY',
     default: '0',
     group: 'Passwords',
-    doc: 'Hashes computed at once (0: one per CPU core); the rest wait in order, so hashing never holds every thread-pool thread.',
+    doc:
+      'Hashes computed at once (0: one per CPU core); the rest wait in order, so hashing never holds every ' +
+      'thread-pool thread.',
     parse: int(0, 256),
   }),
   PASSWORD_HASHER: S({
@@ -512,7 +532,9 @@ export const SETTINGS = {
     env: 'PASSWORD_STRENGTH_WORKERS',
     default: '1',
     group: 'Passwords',
-    doc: 'Worker threads that run the zxcvbn estimate off the event loop; at most 32 checks per thread wait, more get 429.',
+    doc:
+      'Worker threads that run the zxcvbn estimate off the event loop; ' +
+      'at most 32 checks per thread wait, more get 429.',
     parse: int(1, 64),
   }),
   BREACHED_PASSWORDS_FILE: S({
@@ -526,7 +548,9 @@ export const SETTINGS = {
     env: 'MAX_LOGIN_ATTEMPTS',
     default: '5',
     group: 'Passwords',
-    doc: 'Failed logins before a lock: per trusted device, and per account for attempts without a device credential (LOCKOUT_MODE). Also the most password checks in flight per counter.',
+    doc:
+      'Failed logins before a lock: per trusted device, and per account for attempts without a device credential ' +
+      '(LOCKOUT_MODE). Also the most password checks in flight per counter.',
     parse: int(1, 1000),
   }),
   ACCOUNT_LOCKOUT_DURATION: S({
@@ -540,14 +564,19 @@ export const SETTINGS = {
     env: 'LOCKOUT_MODE',
     default: 'device',
     group: 'Passwords',
-    doc: 'device: failures lock the device credential (flokie_device cookie / X-Device-Token) they came with, or the account for devices without one, so trusted devices keep logging in; account: every failure counts against the account (no device credentials).',
+    doc:
+      'device: failures lock the device credential (flokie_device cookie / X-Device-Token) they came with, or the ' +
+      'account for devices without one, so trusted devices keep logging in; account: every failure counts against ' +
+      'the account (no device credentials).',
     parse: oneOf('device', 'account'),
   }),
   LOGIN_QUEUE_TIMEOUT: S({
     env: 'LOGIN_QUEUE_TIMEOUT',
     default: '5',
     group: 'Passwords',
-    doc: 'Seconds a login waits for a free slot when MAX_LOGIN_ATTEMPTS checks are already in flight on its counter; then 429 with Retry-After.',
+    doc:
+      'Seconds a login waits for a free slot when MAX_LOGIN_ATTEMPTS checks are already in flight on its counter; ' +
+      'then 429 with Retry-After.',
     parse: num(0, 60),
   }),
   PASSWORD_HISTORY_COUNT: S({
@@ -605,7 +634,9 @@ export const SETTINGS = {
     env: 'EMAIL_VERIFY_URL',
     default: '',
     group: 'Mail',
-    doc: 'Link in verification mails, with {token} where the token goes (default PUBLIC_URL/verify-email?token={token}).',
+    doc:
+      'Link in verification mails, with {token} where the token goes ' +
+      '(default PUBLIC_URL/verify-email?token={token}).',
     parse: linkTemplate,
   }),
   PASSWORD_RESET_URL: S({
@@ -619,7 +650,9 @@ export const SETTINGS = {
     env: 'EMAIL_CHANGE_CONFIRM_URL',
     default: '',
     group: 'Mail',
-    doc: 'Link that confirms a new e-mail address, with {token} (default PUBLIC_URL/confirm-email-change?token={token}); the page posts the token to POST /api/auth/email/confirm.',
+    doc:
+      'Link that confirms a new e-mail address, with {token} (default ' +
+      'PUBLIC_URL/confirm-email-change?token={token}); the page posts the token to POST /api/auth/email/confirm.',
     parse: linkTemplate,
   }),
 
@@ -704,14 +737,20 @@ export const SETTINGS = {
     env: 'RATE_LIMITS',
     default: '',
     group: 'HTTP protection',
-    doc: 'JSON object of per-route limits; keys named override the defaults default=100 per hour (per user when authenticated, else per address), auth.login=5 per minute (per address, and per username), auth.register=3 per minute, password.reset=2 per minute (reset requests), password.reset.complete=10 per minute (setting the new password with a token). Each is a bucket: N at once, then one every D/N (docs/security.md).',
+    doc:
+      'JSON object of per-route limits; keys named override the defaults default=100 per hour (per user when ' +
+      'authenticated, else per address), auth.login=5 per minute (per address, and per username), auth.register=3 ' +
+      'per minute, password.reset=2 per minute (reset requests), password.reset.complete=10 per minute (setting the ' +
+      'new password with a token). Each is a bucket: N at once, then one every D/N (docs/security.md).',
     parse: rateLimits,
   }),
   RATE_LIMIT_IPV6_PREFIX: S({
     env: 'RATE_LIMIT_IPV6_PREFIX',
     default: '64',
     group: 'HTTP protection',
-    doc: 'Every per-address counter (rate limits, emergency limit, intrusion detection, IP block) counts an IPv6 client by its network of this many bits (IPv4: the address; ::ffff:a.b.c.d: as a.b.c.d).',
+    doc:
+      'Every per-address counter (rate limits, emergency limit, intrusion detection, IP block) counts an IPv6 client ' +
+      'by its network of this many bits (IPv4: the address; ::ffff:a.b.c.d: as a.b.c.d).',
     parse: int(32, 128),
   }),
   TRUSTED_PROXIES: S({
@@ -805,7 +844,9 @@ export const SETTINGS = {
     env: 'ALERT_WEBHOOK_URL',
     default: '',
     group: 'Alerts',
-    doc: 'POST every critical security event here as signed JSON (docs/deployment.md, "Alerts"); queued in the database, retried until delivered.',
+    doc:
+      'POST every critical security event here as signed JSON (docs/deployment.md, "Alerts"); queued in the ' +
+      'database, retried until delivered.',
     parse: url('http:', 'https:'),
     secret: true,
   }),
@@ -813,7 +854,9 @@ export const SETTINGS = {
     env: 'ALERT_WEBHOOK_SECRET',
     default: '',
     group: 'Alerts',
-    doc: 'HMAC-SHA256 key for X-Flokie-Signature; ≥ 32 random bytes (same rule as SECRET_KEY), required in production when ALERT_WEBHOOK_URL is set.',
+    doc:
+      'HMAC-SHA256 key for X-Flokie-Signature; ≥ 32 random bytes (same rule as SECRET_KEY), required in production ' +
+      'when ALERT_WEBHOOK_URL is set.',
     parse: str,
     secret: true,
   }),
@@ -857,7 +900,9 @@ export const SETTINGS = {
     env: 'METRICS_PORT',
     default: '0',
     group: 'Metrics',
-    doc: 'Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics, unauthenticated (0 = off). With WEB_CONCURRENCY > 1 each scrape reaches one worker (docs/deployment.md, "Metrics").',
+    doc:
+      'Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics, unauthenticated (0 = off). With ' +
+      'WEB_CONCURRENCY > 1 each scrape reaches one worker (docs/deployment.md, "Metrics").',
     parse: int(0, 65535),
   }),
   METRICS_HOST: S({
@@ -871,7 +916,9 @@ export const SETTINGS = {
     env: 'METRICS_TOKEN',
     default: '',
     group: 'Metrics',
-    doc: 'Serve metrics at GET /api/metrics to `Authorization: Bearer <METRICS_TOKEN>` (≥ 32 random bytes in production, same rule as SECRET_KEY). Unset: no such route.',
+    doc:
+      'Serve metrics at GET /api/metrics to `Authorization: Bearer <METRICS_TOKEN>` (≥ 32 random bytes in ' +
+      'production, same rule as SECRET_KEY). Unset: no such route.',
     parse: str,
     secret: true,
   }),
@@ -880,7 +927,9 @@ export const SETTINGS = {
     env: 'BACKUP_RECIPIENT',
     default: '',
     group: 'Backups and retention',
-    doc: 'age public key (age1…) that `flokie backup create` encrypts to; its identity (secret key) is kept off this host. `flokie backup keygen` makes a pair.',
+    doc:
+      'age public key (age1…) that `flokie backup create` encrypts to; its identity (secret key) is kept off this ' +
+      'host. `flokie backup keygen` makes a pair.',
     parse: ageRecipient,
   }),
   SESSION_RETENTION_DAYS: S({
@@ -901,7 +950,9 @@ export const SETTINGS = {
     env: 'DEACTIVATED_USER_RETENTION_DAYS',
     default: '0',
     group: 'Backups and retention',
-    doc: 'Deactivated (soft-deleted) accounts not changed for this many days are deleted with their sessions and history (0 = keep them).',
+    doc:
+      'Deactivated (soft-deleted) accounts not changed for this many days are deleted with their sessions and ' +
+      'history (0 = keep them).',
     parse: int(0, 36500),
   }),
 } as const;

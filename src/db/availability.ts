@@ -40,7 +40,10 @@ const UNAVAILABLE_CODES = new Set([
   POOL_TIMEOUT_CODE,
 ]);
 
-/** MySQL/MariaDB server error numbers: too many connections, shutdown, connection killed, max_statement_time, max_execution_time. */
+/**
+ * MySQL/MariaDB server error numbers: too many connections, shutdown, connection killed, max_statement_time,
+ * max_execution_time.
+ */
 const UNAVAILABLE_ERRNOS = new Set([1040, 1053, 1927, 1969, 3024]);
 
 /** node-postgres raises these without a code. */
@@ -66,7 +69,8 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
     errors?: unknown;
   };
   if (typeof e.code === 'string') {
-    // SQLSTATE class 08: connection exception. SQLITE_BUSY and its extended codes: another writer held the lock too long.
+    // SQLSTATE class 08: connection exception. SQLITE_BUSY and its extended codes: another writer held the lock
+    // too long.
     if (UNAVAILABLE_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code) || e.code.startsWith('SQLITE_BUSY'))
       return true;
   }

@@ -104,7 +104,7 @@ export function dialectOf(url: string): DialectName {
 export function postgresSsl(url: URL, caFile?: string): false | { rejectUnauthorized: boolean; ca?: string } {
   const mode = url.searchParams.get('sslmode') ?? 'disable';
   url.searchParams.delete('sslmode');
-  // eslint-disable-next-line security/detect-non-literal-fs-filename -- CA file named by the operator (DATABASE_SSL_CA_FILE)
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- DATABASE_SSL_CA_FILE, set by the operator
   const ca = caFile ? readFileSync(caFile, 'utf8') : undefined;
   switch (mode) {
     case 'disable':

@@ -25,7 +25,10 @@ function detailsOf(event: AlertEvent): Record<string, unknown> {
 
 const text = (value: unknown) => (value === undefined || value === null ? '-' : String(value).slice(0, 200));
 
-/** admin_action details.action values that are alerts: someone became an administrator, or lost every session at once. */
+/**
+ * admin_action details.action values that are alerts: someone became an administrator, or lost every session at
+ * once.
+ */
 const ALERTING_ADMIN_ACTIONS = new Set(['grant_admin', 'revoke_all_sessions']);
 
 /** Event type → subject of the alert, or null when this occurrence is not an alert. */

@@ -266,18 +266,19 @@ async function openBackup(
   };
 }
 
+/** What age, the gzip stream or the JSON parser say about a file that was cut short or modified. */
+const DAMAGED = [
+  /invalid tag|unexpected end|truncat|stream ended|premature|incorrect header check/i,
+  /unexpected EOF|invalid (header|version|stanza)|failed to parse/i,
+];
+
 /** One line for what went wrong while reading a backup. */
 function explain(error: unknown): BackupError {
   if (error instanceof BackupError) return error;
   const message = String((error as Error)?.message ?? error);
   if (/no identity matched/i.test(message))
     return new BackupError('the identity does not open this backup (it was encrypted to another recipient)');
-  if (
-    /invalid tag|unexpected end|truncat|stream ended|premature|incorrect header check|unexpected EOF|invalid (header|version|stanza)|failed to parse/i.test(
-      message,
-    ) ||
-    (error as { code?: string })?.code?.startsWith('Z_')
-  ) {
+  if (DAMAGED.some((pattern) => pattern.test(message)) || (error as { code?: string })?.code?.startsWith('Z_')) {
     return new BackupError(
       `the backup file is damaged, truncated or was modified (${message.slice(0, 80)}); nothing was restored`,
     );
@@ -310,19 +311,22 @@ export async function restoreBackup(
   const unknown = header.migrations.filter((m) => !MIGRATION_NAMES.includes(m));
   if (unknown.length)
     throw new BackupError(
-      `the backup has migrations this version does not know (${unknown.join(', ')}); restore with the Flokie version that made it (${header.flokie_version}) or newer`,
+      `the backup has migrations this version does not know (${unknown.join(', ')}); restore with the Flokie version ` +
+        `that made it (${header.flokie_version}) or newer`,
     );
   const expected = MIGRATION_NAMES.slice(0, header.migrations.length);
   if (expected.join() !== header.migrations.join())
     throw new BackupError(
-      `the backup's migrations (${header.migrations.join(', ')}) are not a prefix of this version's (${MIGRATION_NAMES.join(', ')})`,
+      `the backup's migrations (${header.migrations.join(', ')}) are not a prefix of this version's ` +
+        `(${MIGRATION_NAMES.join(', ')})`,
     );
 
   for (const table of await tablesOf(db)) {
     const n = await countRows(db, table.name);
     if (n > 0)
       throw new BackupError(
-        `the target database is not empty (${table.name} has ${n} row${n === 1 ? '' : 's'}); restore only into a new, empty database`,
+        `the target database is not empty (${table.name} has ${n} row${n === 1 ? '' : 's'}); restore only into a ` +
+          `new, empty database`,
       );
   }
   await migrateTo(db, header.migrations.at(-1) ?? null);
@@ -385,9 +389,9 @@ export async function restoreBackup(
     if (dialect === 'mysql') await sql`SET FOREIGN_KEY_CHECKS = 1`.execute(trx);
     if (dialect === 'postgres') {
       for (const table of SERIAL_TABLES.filter((t) => t in header.tables)) {
-        await sql`SELECT setval(pg_get_serial_sequence(${table}, 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM ${sql.table(table)}), 1), (SELECT COUNT(*) > 0 FROM ${sql.table(table)}))`.execute(
-          trx,
-        );
+        const rows = sql.table(table);
+        await sql`SELECT setval(pg_get_serial_sequence(${table}, 'id'),
+          GREATEST((SELECT COALESCE(MAX(id), 0) FROM ${rows}), 1), (SELECT COUNT(*) > 0 FROM ${rows}))`.execute(trx);
       }
     }
   });

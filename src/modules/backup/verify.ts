@@ -36,7 +36,8 @@ async function scratchDatabase(serverUrl: string | null, sslCaFile?: string): Pr
   } catch (error) {
     await admin.close();
     throw new BackupError(
-      `cannot create a scratch database on the server (${(error as Error).message.split('\n')[0]}); grant CREATEDB, or use --sqlite`,
+      `cannot create a scratch database on the server (${(error as Error).message.split('\n')[0]}); grant CREATEDB, ` +
+        `or use --sqlite`,
     );
   }
   const url = new URL(serverUrl);
@@ -76,7 +77,8 @@ export async function verifyBackup(
       const result = await restoreBackup(handle.db, handle.dialect, file, identity);
       if (result.migrations.join() !== result.header.migrations.join()) {
         throw new BackupError(
-          `migrations after restoring (${result.migrations.join(', ')}) differ from the backup's (${result.header.migrations.join(', ')})`,
+          `migrations after restoring (${result.migrations.join(', ')}) differ from the backup's ` +
+            `(${result.header.migrations.join(', ')})`,
         );
       }
       return {

@@ -14,7 +14,10 @@ import type { Database } from '../../db/types.js';
 const DAY = 86_400_000;
 /** Expired one-time links are kept a day, so a late click reads "expired" rather than "invalid". */
 const ONE_TIME_TOKEN_GRACE_MS = DAY;
-/** Other processes read the change log for CACHE_SYNC_INTERVAL_MS plus an overlap; an hour is plenty (src/state/change-feed.ts). */
+/**
+ * Other processes read the change log for CACHE_SYNC_INTERVAL_MS plus an overlap; an hour is plenty
+ * (src/state/change-feed.ts).
+ */
 export const CHANGE_LOG_RETENTION_MS = 3_600_000;
 
 export interface RetentionPolicy {
@@ -66,7 +69,8 @@ export const RETENTION: RetentionPolicy[] = [
     table: 'login_attempts',
     setting: 'ACCOUNT_LOCKOUT_DURATION',
     describe: (c) =>
-      `until the counting window and any lock are over (${c.ACCOUNT_LOCKOUT_DURATION} min); in-flight slots when their lease ends`,
+      `until the counting window and any lock are over (${c.ACCOUNT_LOCKOUT_DURATION} min); in-flight slots when ` +
+      `their lease ends`,
     // The lockout owns its tables (counters and in-flight slots) and how they expire.
     purge: (db, c, now) => purgeStaleLoginAttempts(db, c.ACCOUNT_LOCKOUT_DURATION * 60_000, now),
   },
@@ -112,10 +116,12 @@ export const RETENTION: RetentionPolicy[] = [
     describe: (c) =>
       c.DEACTIVATED_USER_RETENTION_DAYS === 0
         ? 'forever (0 = keep)'
-        : `${c.DEACTIVATED_USER_RETENTION_DAYS} days after the last change to a deactivated account (its sessions, links and password history go with it)`,
+        : `${c.DEACTIVATED_USER_RETENTION_DAYS} days after the last change to a deactivated account (its sessions, ` +
+          `links and password history go with it)`,
     purge: async (db, c, now) => {
       if (c.DEACTIVATED_USER_RETENTION_DAYS === 0) return 0;
-      // updated_at of a deactivated account is its deactivation or a later admin change: it only ever keeps a row longer.
+      // updated_at of a deactivated account is its deactivation or a later admin change: it only ever keeps a row
+      // longer.
       return deleted(
         await db
           .deleteFrom('users')
