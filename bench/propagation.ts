@@ -21,7 +21,8 @@ export interface PropagationService {
 
 interface Answer {
   status: number;
-  body: any;
+  /** The parsed JSON, or the text when it is not JSON. */
+  body: unknown;
 }
 
 function call(method: string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> {
@@ -35,7 +36,7 @@ function call(method: string, url: string, options: { token?: string; body?: unk
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let body: any;
+        let body: unknown;
         try {
           body = JSON.parse(text);
         } catch {
@@ -85,8 +86,8 @@ async function newUser(base: string, password: string): Promise<string> {
 }
 
 async function login(base: string, username: string, password: string): Promise<string> {
-  return expect(await call('POST', `${base}/api/auth/login`, { body: { username, password } }), 200, 'login').body.data
-    .access_token as string;
+  const answer = expect(await call('POST', `${base}/api/auth/login`, { body: { username, password } }), 200, 'login');
+  return (answer.body as { data: { access_token: string } }).data.access_token;
 }
 
 /**

@@ -13,8 +13,8 @@ import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
 
 type Slot<K extends string> = { name: K } | { value: unknown };
 
-export function precompile<Row, K extends string>(
-  db: Kysely<any>, // any schema: the query's own types come from `build`
+export function precompile<Row, K extends string, DB>(
+  db: Kysely<DB>,
   names: readonly K[],
   build: (placeholders: Record<K, string>) => Compilable<Row>,
 ): (values: Record<K, unknown>) => Promise<Row[]> {

@@ -7,6 +7,7 @@
  * MAX_DETAIL_FIELDS fields with at most MAX_MESSAGES_PER_FIELD messages each, and field names
  * (which come from the client) are cut to MAX_FIELD_NAME_LENGTH characters.
  */
+import type { ValidateFunction } from 'ajv';
 import { PATTERN_MESSAGES } from './fields.js';
 import type { ErrorDetails } from '../core/errors.js';
 
@@ -169,18 +170,20 @@ export function validationDetails(
   return { details, total };
 }
 
+/** What Ajv passes a validator besides the data: where the data sits in its parent object. */
+type DataContext = Parameters<ValidateFunction>[1];
+type Validator = ((data: unknown, context?: DataContext) => unknown) & { errors?: unknown; schemaEnv?: unknown };
+
 /**
  * Query-string booleans as clients write them: true/false/1/0 in any case (Python's requests
  * sends `False`). Wraps the validator of a querystring schema so they are booleans before Ajv
  * sees them; anything else is left for Ajv to refuse.
  */
-type Validator = ((data: any, context?: any) => unknown) & { errors?: unknown; schemaEnv?: unknown };
-
 export function acceptQueryBooleans<V extends Validator>(schema: unknown, validate: V): V {
   const properties = (schema as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties ?? {};
   const keys = Object.keys(properties).filter((k) => properties[k]?.type === 'boolean');
   if (keys.length === 0) return validate;
-  const wrapped = function (data: unknown, context?: unknown) {
+  const wrapped = function (data: unknown, context?: DataContext) {
     if (data && typeof data === 'object') {
       const query = data as Record<string, unknown>;
       for (const key of keys) {

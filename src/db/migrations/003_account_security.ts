@@ -9,7 +9,7 @@
  */
 import type { Kysely } from 'kysely';
 
-export async function up(db: Kysely<any>): Promise<void> {
+export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('users').addColumn('pending_email', 'varchar(254)').execute();
   await db.schema.alterTable('one_time_tokens').addColumn('target_email', 'varchar(254)').execute();
   await db.schema
@@ -25,7 +25,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
 }
 
-export async function down(db: Kysely<any>): Promise<void> {
+export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('login_reservations').ifExists().execute();
   await db.schema.alterTable('one_time_tokens').dropColumn('target_email').execute();
   await db.schema.alterTable('users').dropColumn('pending_email').execute();

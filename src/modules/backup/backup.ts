@@ -70,7 +70,11 @@ export interface BackupHeader {
   tables: Record<string, { rows: number; columns: string[] }>;
 }
 
-type Db = Kysely<any>;
+/** Backups copy whatever tables the migrations made, by name: rows are plain column maps here. */
+type Db = Kysely<Record<string, Record<string, unknown>>>;
+
+/** The same connection seen that way (Kysely<Database> names its tables, so the view is a cast). */
+const byTableName = <DB>(db: Kysely<DB>): Db => db as unknown as Db;
 
 /** The application's tables in restore order (the migration bookkeeping tables excluded). */
 async function tablesOf(db: Db): Promise<{ name: string; columns: string[] }[]> {
@@ -130,13 +134,14 @@ export interface CreateResult {
  * Writes an encrypted backup of `db` to `file` (through `file`.partial, renamed at the end, so a
  * failed run never leaves a file that looks like a backup). Refuses to overwrite.
  */
-export async function createBackup(
-  db: Db,
+export async function createBackup<DB>(
+  database: Kysely<DB>,
   dialect: DialectName,
   file: string,
   recipient: string,
   flokieVersion: string,
 ): Promise<CreateResult> {
+  const db = byTableName(database);
   if (!recipient)
     throw new BackupError(
       'BACKUP_RECIPIENT is not set: `flokie backup keygen` makes a key pair; keep the identity off this host',
@@ -301,12 +306,13 @@ export interface RestoreResult {
  * Restores a backup into the empty database `db`: refuses a database with any row, migrates it to
  * the backup's level, inserts everything in one transaction, checks the counts, then commits.
  */
-export async function restoreBackup(
-  db: Db,
+export async function restoreBackup<DB>(
+  database: Kysely<DB>,
   dialect: DialectName,
   file: string,
   identity: string,
 ): Promise<RestoreResult> {
+  const db = byTableName(database);
   const { header, rows } = await openBackup(file, identity);
   const unknown = header.migrations.filter((m) => !MIGRATION_NAMES.includes(m));
   if (unknown.length)
