@@ -47,9 +47,6 @@ const ALERTS: Record<string, (event: AlertEvent, details: Record<string, unknown
   },
 };
 
-/** The event types that can raise an alert (for docs and `flokie check`). */
-export const ALERT_EVENT_TYPES = Object.keys(ALERTS);
-
 export function alertFor(event: AlertEvent): AlertSpec | null {
   const subjectOf = ALERTS[event.type];
   if (!subjectOf) return null;

@@ -291,11 +291,6 @@ function explain(error: unknown): BackupError {
   return new BackupError(`cannot read the backup: ${message.slice(0, 200)}`);
 }
 
-/** Reads only the header (needs the identity: the header is encrypted too). */
-export async function readBackupHeader(file: string, identity: string): Promise<BackupHeader> {
-  return (await openBackup(file, identity)).header;
-}
-
 export interface RestoreResult {
   header: BackupHeader;
   restored: Record<string, number>;
