@@ -13,7 +13,9 @@ const app = Fastify({ logger: false });
 
 // BASELINE_HEADERS (a JSON object): a second reference that also sends Flokie's response headers,
 // so the bench can tell the cost of the headers on the wire from the cost of the work behind them.
-const extraHeaders = process.env.BASELINE_HEADERS ? (JSON.parse(process.env.BASELINE_HEADERS) as Record<string, string>) : null;
+const extraHeaders = process.env.BASELINE_HEADERS
+  ? (JSON.parse(process.env.BASELINE_HEADERS) as Record<string, string>)
+  : null;
 if (extraHeaders) {
   app.addHook('onRequest', (_request, reply, done) => {
     reply.headers(extraHeaders);
@@ -28,7 +30,10 @@ const health = {
     timestamp: { type: 'string' },
     version: { type: 'string' },
     environment: { type: 'string' },
-    database: { type: 'object', properties: { status: { type: 'string' }, response_time: { type: ['number', 'null'] } } },
+    database: {
+      type: 'object',
+      properties: { status: { type: 'string' }, response_time: { type: ['number', 'null'] } },
+    },
   },
 } as const;
 
@@ -52,7 +57,11 @@ const user = {
 
 const me = {
   type: 'object',
-  properties: { success: { type: 'boolean' }, message: { type: 'string' }, data: { type: 'object', properties: { user } } },
+  properties: {
+    success: { type: 'boolean' },
+    message: { type: 'string' },
+    data: { type: 'object', properties: { user } },
+  },
 } as const;
 
 const createdAt = new Date().toISOString();

@@ -29,4 +29,5 @@ const elapsed = (performance.now() - started) / 1000;
 // CPU of every thread of this process per verification: what one login's hash costs, however busy the machine is.
 const cpu = process.cpuUsage(cpuBefore);
 const cpuMsPerVerify = (cpu.user + cpu.system) / 1000 / done;
-process.stdout.write(`${JSON.stringify({ cost, inFlight, verifications: done, seconds: elapsed, perSecond: done / elapsed, cpuMsPerVerify })}\n`);
+const figures = { cost, inFlight, verifications: done, seconds: elapsed, perSecond: done / elapsed, cpuMsPerVerify };
+process.stdout.write(`${JSON.stringify(figures)}\n`);

@@ -45,14 +45,23 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/** One entry of autocannon's `requests` option, as far as this file uses it. */
+interface CannonRequest {
+  setupRequest: (req: Record<string, unknown>) => Record<string, unknown>;
+  onResponse?: (status: number, body: string) => void;
+}
+
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
-  const baseHeaders = { ...(job.body || job.variants || job.refreshTokens ? { 'content-type': 'application/json' } : {}), ...job.headers };
+  const baseHeaders = {
+    ...(job.body || job.variants || job.refreshTokens ? { 'content-type': 'application/json' } : {}),
+    ...job.headers,
+  };
   let next = 0;
   const pool = [...(job.refreshTokens ?? [])];
 
-  let requests: any[] | undefined;
+  let requests: CannonRequest[] | undefined;
   if (job.variants) {
     const variants = job.variants;
     requests = [

@@ -21,7 +21,8 @@ export interface PropagationService {
 
 interface Answer {
   status: number;
-  body: any;
+  /** The parsed JSON, or the text when it is not JSON. */
+  body: unknown;
 }
 
 function call(method: string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> {
@@ -35,7 +36,7 @@ function call(method: string, url: string, options: { token?: string; body?: unk
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let body: any;
+        let body: unknown;
         try {
           body = JSON.parse(text);
         } catch {
@@ -50,7 +51,8 @@ function call(method: string, url: string, options: { token?: string; body?: unk
 }
 
 function expect(answer: Answer, status: number, what: string): Answer {
-  if (answer.status !== status) throw new Error(`${what}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
+  if (answer.status !== status)
+    throw new Error(`${what}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
   return answer;
 }
 
@@ -61,18 +63,31 @@ const percentile = (xs: number[], p: number) => {
 const round = (x: number) => Math.round(x * 10) / 10;
 
 export interface PropagationResult {
-  instances: { trials: number; syncIntervalMs: number; minMs: number; medianMs: number; p95Ms: number; maxMs: number; samplesMs: number[] };
+  instances: {
+    trials: number;
+    syncIntervalMs: number;
+    minMs: number;
+    medianMs: number;
+    p95Ms: number;
+    maxMs: number;
+    samplesMs: number[];
+  };
   cluster: { trials: number; refusedOnNextRequests: number; medianMs: number; maxMs: number; samplesMs: number[] };
 }
 
 async function newUser(base: string, password: string): Promise<string> {
   const username = `prop_${Math.random().toString(36).slice(2, 10)}`;
-  expect(await call('POST', `${base}/api/auth/register`, { body: { username, email: `${username}@example.com`, password } }), 201, 'register');
+  expect(
+    await call('POST', `${base}/api/auth/register`, { body: { username, email: `${username}@example.com`, password } }),
+    201,
+    'register',
+  );
   return username;
 }
 
 async function login(base: string, username: string, password: string): Promise<string> {
-  return expect(await call('POST', `${base}/api/auth/login`, { body: { username, password } }), 200, 'login').body.data.access_token as string;
+  const answer = expect(await call('POST', `${base}/api/auth/login`, { body: { username, password } }), 200, 'login');
+  return (answer.body as { data: { access_token: string } }).data.access_token;
 }
 
 /**
@@ -103,7 +118,8 @@ export async function measurePropagation(options: {
       for (;;) {
         const me = await call('GET', `${b.base}/api/auth/me`, { token });
         if (me.status === 401) break;
-        if (performance.now() - since > 10 * options.syncIntervalMs + 5000) throw new Error('B never refused the token');
+        if (performance.now() - since > 10 * options.syncIntervalMs + 5000)
+          throw new Error('B never refused the token');
         await new Promise((r) => setTimeout(r, 2));
       }
       samples.push(round(performance.now() - since));
@@ -120,7 +136,11 @@ export async function measurePropagation(options: {
     maxMs: Math.max(...samples),
     samplesMs: samples,
   };
-  log(`propagation, two instances without Redis: logout on A refused by B after ${instances.minMs}–${instances.maxMs} ms (median ${instances.medianMs}, p95 ${instances.p95Ms}; CACHE_SYNC_INTERVAL_MS ${options.syncIntervalMs})`);
+  log(
+    `propagation, two instances without Redis: logout on A refused by B ` +
+      `after ${instances.minMs}–${instances.maxMs} ms (median ${instances.medianMs}, p95 ${instances.p95Ms}; ` +
+      `CACHE_SYNC_INTERVAL_MS ${options.syncIntervalMs})`,
+  );
 
   // Two workers of one instance, no Redis.
   const cluster = await options.startCluster();
@@ -130,17 +150,30 @@ export async function measurePropagation(options: {
     const username = await newUser(cluster.base, password);
     for (let i = 0; i < trials; i++) {
       const token = await login(cluster.base, username, password);
-      for (let k = 0; k < 2; k++) expect(await call('GET', `${cluster.base}/api/auth/me`, { token }), 200, 'me on both workers');
+      for (let k = 0; k < 2; k++)
+        expect(await call('GET', `${cluster.base}/api/auth/me`, { token }), 200, 'me on both workers');
       expect(await call('POST', `${cluster.base}/api/auth/logout`, { token }), 200, 'logout');
       const since = performance.now();
-      const next = [(await call('GET', `${cluster.base}/api/auth/me`, { token })).status, (await call('GET', `${cluster.base}/api/auth/me`, { token })).status];
+      const next = [
+        (await call('GET', `${cluster.base}/api/auth/me`, { token })).status,
+        (await call('GET', `${cluster.base}/api/auth/me`, { token })).status,
+      ];
       clusterSamples.push(round(performance.now() - since));
       if (next.every((s) => s === 401)) refusedOnNext++;
     }
   } finally {
     await cluster.stop();
   }
-  const clusterResult = { trials, refusedOnNextRequests: refusedOnNext, medianMs: percentile(clusterSamples, 50), maxMs: Math.max(...clusterSamples), samplesMs: clusterSamples };
-  log(`propagation, WEB_CONCURRENCY=2 without Redis: ${refusedOnNext}/${trials} logouts refused by both workers on the next two requests (which took ${clusterResult.medianMs} ms median, ${clusterResult.maxMs} ms max)`);
+  const clusterResult = {
+    trials,
+    refusedOnNextRequests: refusedOnNext,
+    medianMs: percentile(clusterSamples, 50),
+    maxMs: Math.max(...clusterSamples),
+    samplesMs: clusterSamples,
+  };
+  log(
+    `propagation, WEB_CONCURRENCY=2 without Redis: ${refusedOnNext}/${trials} logouts refused by both workers on the ` +
+      `next two requests (which took ${clusterResult.medianMs} ms median, ${clusterResult.maxMs} ms max)`,
+  );
   return { instances, cluster: clusterResult };
 }

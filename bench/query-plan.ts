@@ -22,10 +22,17 @@ interface Captured {
   params: unknown[];
 }
 
-export async function explainAdminQueries(file: string, secrets: { SECRET_KEY: string; JWT_SECRET_KEY: string }, adminToken: string, term: string): Promise<PlanReport[]> {
+export async function explainAdminQueries(
+  file: string,
+  secrets: { SECRET_KEY: string; JWT_SECRET_KEY: string },
+  adminToken: string,
+  term: string,
+): Promise<PlanReport[]> {
   const captured: Captured[] = [];
   let recording = false;
-  const proto = SQLite.prototype as unknown as { prepare: (source: string) => Record<string, (...params: unknown[]) => unknown> };
+  const proto = SQLite.prototype as unknown as {
+    prepare: (source: string) => Record<string, (...params: unknown[]) => unknown>;
+  };
   const originalPrepare = proto.prepare;
   proto.prepare = function (this: unknown, source: string) {
     const statement = originalPrepare.call(this, source);
@@ -41,7 +48,13 @@ export async function explainAdminQueries(file: string, secrets: { SECRET_KEY: s
 
   const reports: PlanReport[] = [];
   const config = loadConfig(
-    { NODE_ENV: 'production', DATABASE_URL: `sqlite:${file}`, LOG_LEVEL: 'silent', ...secrets, RATE_LIMITS: JSON.stringify({ default: '100000000 per minute' }) },
+    {
+      NODE_ENV: 'production',
+      DATABASE_URL: `sqlite:${file}`,
+      LOG_LEVEL: 'silent',
+      ...secrets,
+      RATE_LIMITS: JSON.stringify({ default: '100000000 per minute' }),
+    },
     { dotenv: false },
   );
   const app = await buildApp(config);
@@ -56,9 +69,19 @@ export async function explainAdminQueries(file: string, secrets: { SECRET_KEY: s
       if (res.statusCode === 404) continue;
       const queries = captured
         .filter((q) => /\bfrom\s+"?users"?/i.test(q.sql))
-        .map((q) => ({ sql: q.sql, plan: (reader.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...(q.params as never[])) as { detail: string }[]).map((r) => r.detail) }));
+        .map((q) => ({
+          sql: q.sql,
+          plan: (
+            reader.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...(q.params as never[])) as { detail: string }[]
+          ).map((r) => r.detail),
+        }));
       const scansUsers = queries.some((q) => q.plan.some((step) => /^SCAN (users|"users")\b/.test(step)));
-      reports.push({ request: `GET ${url}`, status: res.statusCode, indexed: queries.length > 0 && !scansUsers, queries });
+      reports.push({
+        request: `GET ${url}`,
+        status: res.statusCode,
+        indexed: queries.length > 0 && !scansUsers,
+        queries,
+      });
     }
   } finally {
     proto.prepare = originalPrepare;

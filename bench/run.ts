@@ -39,7 +39,15 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import ts from 'typescript';
 import { TokenService } from '../src/modules/auth/tokens.js';
-import { SEED_PASSWORD, seed, seedRefreshJti, seedSessionId, seedSessionUser, seedUserId, seedUsername } from '../scripts/seed-users.js';
+import {
+  SEED_PASSWORD,
+  seed,
+  seedRefreshJti,
+  seedSessionId,
+  seedSessionUser,
+  seedUserId,
+  seedUsername,
+} from '../scripts/seed-users.js';
 import type { LoadJob, LoadResult } from './load.js';
 import { measurePropagation, type PropagationResult } from './propagation.js';
 import { explainAdminQueries, type PlanReport } from './query-plan.js';
@@ -76,10 +84,15 @@ if (args.db !== 'sqlite' && args.db !== 'postgres') {
 // docs/benchmarks.md and bench/results/latest.* show the default run (SQLite, in-process state);
 // other set-ups keep their own folder and never overwrite it.
 const defaultSetup = args.db === 'sqlite' && !args.redis;
-args.out ??= defaultSetup ? join(ROOT, 'bench', 'results') : join(ROOT, 'bench', 'results', `${args.db}${args.redis ? '-redis' : ''}`);
+args.out ??= defaultSetup
+  ? join(ROOT, 'bench', 'results')
+  : join(ROOT, 'bench', 'results', `${args.db}${args.redis ? '-redis' : ''}`);
 const quick = args.quick!;
 const profile = {
-  /** Runs of the compared throughput figures (health, /me, first use, admin, refresh): the ones whose medians carry the ratios. */
+  /**
+   * Runs of the compared throughput figures (health, /me, first use, admin, refresh): the ones whose medians carry
+   * the ratios.
+   */
   comparedRuns: Number(args.runs ?? (quick ? 1 : 5)),
   /** Runs of the slow figures: logins against raw hashing (12 s each), start-up and peak memory. */
   runs: Number(args.runs ?? (quick ? 1 : 3)),
@@ -107,7 +120,8 @@ const cacheDir = resolve(args['cache-dir']!);
 mkdirSync(cacheDir, { recursive: true });
 const benchStarted = performance.now();
 
-const log = (message: string) => process.stderr.write(`[bench ${((performance.now() - benchStarted) / 1000).toFixed(0).padStart(3)}s] ${message}\n`);
+const log = (message: string) =>
+  process.stderr.write(`[bench ${((performance.now() - benchStarted) / 1000).toFixed(0).padStart(3)}s] ${message}\n`);
 
 // ---------------------------------------------------------------- helpers
 
@@ -133,13 +147,18 @@ const tsxArgs = ['--import', 'tsx'];
 
 function runNodeScript(script: string, scriptArgs: string[]): Promise<string> {
   return new Promise((resolveOut, reject) => {
-    const child = spawn(process.execPath, [...tsxArgs, script, ...scriptArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...tsxArgs, script, ...scriptArgs], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolveOut(out) : reject(new Error(`${script} exited ${code}: ${err.trim().slice(-500)}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolveOut(out) : reject(new Error(`${script} exited ${code}: ${err.trim().slice(-500)}`)),
+    );
   });
 }
 
@@ -201,26 +220,49 @@ async function seededDatabase(users: number, revoked: number): Promise<DatabaseT
     if (!existsSync(pristine) || statSync(pristine).mtimeMs < freshEnough) {
       const building = `${pristine}.building`;
       for (const f of [building, `${building}-wal`, `${building}-shm`]) rmSync(f, { force: true });
-      log(`seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens, ${seedSessions.toLocaleString('en')} sessions (cached in ${pristine})`);
-      const { seconds } = await seed({ url: `sqlite:${building}`, users, revoked, sessions: seedSessions, bcryptRounds: BCRYPT_ROUNDS });
+      log(
+        `seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens, ` +
+          `${seedSessions.toLocaleString('en')} sessions (cached in ${pristine})`,
+      );
+      const { seconds } = await seed({
+        url: `sqlite:${building}`,
+        users,
+        revoked,
+        sessions: seedSessions,
+        bcryptRounds: BCRYPT_ROUNDS,
+      });
       log(`seeded in ${seconds.toFixed(1)} s`);
       copyFileSync(building, pristine);
       for (const f of [building, `${building}-wal`, `${building}-shm`]) rmSync(f, { force: true });
     }
     const working = join(cacheDir, `run_${process.pid}_${key}.db`);
     copyFileSync(pristine, working);
-    return { url: `sqlite:${working}`, cleanup: async () => [working, `${working}-wal`, `${working}-shm`].forEach((f) => rmSync(f, { force: true })) };
+    return {
+      url: `sqlite:${working}`,
+      cleanup: async () => [working, `${working}-wal`, `${working}-shm`].forEach((f) => rmSync(f, { force: true })),
+    };
   }
   const pristine = `flokie_bench_${key}`;
-  const exists = await pgAdmin(async (c) => (await c.query('select 1 from pg_database where datname = $1', [pristine])).rowCount === 1);
+  const exists = await pgAdmin(
+    async (c) => (await c.query('select 1 from pg_database where datname = $1', [pristine])).rowCount === 1,
+  );
   if (!exists) {
     const building = `${pristine}_building`;
     await pgAdmin(async (c) => {
       await c.query(`drop database if exists ${building} with (force)`);
       await c.query(`create database ${building}`);
     });
-    log(`seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens into PostgreSQL ${pristine}`);
-    const { seconds } = await seed({ url: pgUrlFor(building), users, revoked, sessions: seedSessions, bcryptRounds: BCRYPT_ROUNDS });
+    log(
+      `seeding ${users.toLocaleString('en')} users, ${revoked.toLocaleString('en')} revoked tokens ` +
+        `into PostgreSQL ${pristine}`,
+    );
+    const { seconds } = await seed({
+      url: pgUrlFor(building),
+      users,
+      revoked,
+      sessions: seedSessions,
+      bcryptRounds: BCRYPT_ROUNDS,
+    });
     log(`seeded in ${seconds.toFixed(1)} s`);
     await pgAdmin((c) => c.query(`alter database ${building} rename to ${pristine}`));
   }
@@ -230,7 +272,10 @@ async function seededDatabase(users: number, revoked: number): Promise<DatabaseT
     await c.query(`drop database if exists ${working} with (force)`);
     await c.query(`create database ${working} template ${pristine}`);
   });
-  return { url: pgUrlFor(working), cleanup: () => pgAdmin((c) => c.query(`drop database if exists ${working} with (force)`)).then(() => {}) };
+  return {
+    url: pgUrlFor(working),
+    cleanup: () => pgAdmin((c) => c.query(`drop database if exists ${working} with (force)`)).then(() => {}),
+  };
 }
 
 // ---------------------------------------------------------------- processes
@@ -258,16 +303,27 @@ function serviceEnv(databaseUrl: string, port: number): NodeJS.ProcessEnv {
     ...secrets,
     BCRYPT_ROUNDS: String(BCRYPT_ROUNDS),
     // Limits stay on (production refuses RATE_LIMIT_ENABLED=false) but far above the load.
-    RATE_LIMITS: JSON.stringify({ default: '100000000 per minute', 'auth.login': '100000000 per minute', 'auth.register': '100000000 per minute', 'password.reset': '100000000 per minute' }),
+    RATE_LIMITS: JSON.stringify({
+      default: '100000000 per minute',
+      'auth.login': '100000000 per minute',
+      'auth.register': '100000000 per minute',
+      'password.reset': '100000000 per minute',
+    }),
     MAIL_OUTBOX_DIR: join(cacheDir, 'outbox'),
     ...(args.redis ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix } : {}),
   };
 }
 
-async function waitForHealth(base: string, child: ChildProcess, started: number, stderr: () => string): Promise<number> {
+async function waitForHealth(
+  base: string,
+  child: ChildProcess,
+  started: number,
+  stderr: () => string,
+): Promise<number> {
   const deadline = started + 180_000; // a loaded CI host can take a minute to start a cluster from source
   while (performance.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`process exited (${child.exitCode}) before answering: ${stderr().slice(-800)}`);
+    if (child.exitCode !== null)
+      throw new Error(`process exited (${child.exitCode}) before answering: ${stderr().slice(-800)}`);
     try {
       const res = await fetch(`${base}/api/health`);
       await res.arrayBuffer();
@@ -316,12 +372,24 @@ async function startService(databaseUrl: string, extraEnv: Record<string, string
 const baselineFile = join(ROOT, 'var', 'bench', `baseline-${process.pid}.mjs`);
 async function startBaseline(headers?: Record<string, string>): Promise<Running> {
   const port = await freePort();
-  const env = { PATH: process.env.PATH, NODE_ENV: 'production', PORT: String(port), ...(headers ? { BASELINE_HEADERS: JSON.stringify(headers) } : {}) };
+  const env = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'production',
+    PORT: String(port),
+    ...(headers ? { BASELINE_HEADERS: JSON.stringify(headers) } : {}),
+  };
   return startProcess(headers ? 'baseline+headers' : 'baseline', [baselineFile], env, port);
 }
 
 /** Headers Node writes itself or that describe the body: the baseline sends its own. */
-const OWN_HEADERS = new Set(['content-length', 'content-type', 'date', 'connection', 'keep-alive', 'transfer-encoding']);
+const OWN_HEADERS = new Set([
+  'content-length',
+  'content-type',
+  'date',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+]);
 
 /** The response headers Flokie sends on an answer, for the baseline that sends the same. */
 async function responseHeaders(url: string, init: RequestInit): Promise<Record<string, string>> {
@@ -336,7 +404,7 @@ async function responseHeaders(url: string, init: RequestInit): Promise<Record<s
 interface Figure {
   runs: LoadResult[];
   rps: number;
-  /** Server CPU time per answered request (all its threads): a cost figure that other load on the machine barely moves. */
+  /** Server CPU time per answered request (all its threads): a cost that other load on the machine barely moves. */
   cpuMsPerRequest: number;
   p50: number;
   p95: number;
@@ -358,11 +426,24 @@ function summarise(runs: LoadResult[]): Figure {
   };
 }
 
-const tokens = new TokenService({ secret: secrets.JWT_SECRET_KEY, issuer: 'flokie', audience: 'flokie-api', accessTtlSeconds: 3600, refreshTtlSeconds: 30 * 86400 });
+const tokens = new TokenService({
+  secret: secrets.JWT_SECRET_KEY,
+  issuer: 'flokie',
+  audience: 'flokie-api',
+  accessTtlSeconds: 3600,
+  refreshTtlSeconds: 30 * 86400,
+});
 const accessFor = async (session: number, users: number) =>
-  (await tokens.sign('access', { sub: seedUserId(seedSessionUser(session, users)), sid: seedSessionId(session) })).token;
+  (await tokens.sign('access', { sub: seedUserId(seedSessionUser(session, users)), sid: seedSessionId(session) }))
+    .token;
 const refreshFor = async (session: number, users: number) =>
-  (await tokens.sign('refresh', { sub: seedUserId(seedSessionUser(session, users)), sid: seedSessionId(session), jti: seedRefreshJti(session) })).token;
+  (
+    await tokens.sign('refresh', {
+      sub: seedUserId(seedSessionUser(session, users)),
+      sid: seedSessionId(session),
+      jti: seedRefreshJti(session),
+    })
+  ).token;
 
 const ADMIN_SEARCH = 'user000042';
 
@@ -375,12 +456,23 @@ const ADMIN_SEARCH = 'user000042';
  */
 const STRENGTH_PASSWORD = 'p@$$w0rd'.repeat(16);
 async function strengthScenario(service: Running): Promise<{ idle: Figure; flood: Figure; registrations: Figure }> {
-  const probe = (): LoadJob => ({ url: `${service.base}/api/health`, connections: 1, overallRate: profile.probeRate, durationSeconds: profile.loginDuration });
+  const probe = (): LoadJob => ({
+    url: `${service.base}/api/health`,
+    connections: 1,
+    overallRate: profile.probeRate,
+    durationSeconds: profile.loginDuration,
+  });
   const tag = randomBytes(3).toString('hex');
   const registrations = (run: number): LoadJob => ({
     url: `${service.base}/api/auth/register`,
     method: 'POST',
-    variants: Array.from({ length: 20_000 }, (_, i) => ({ body: JSON.stringify({ username: `strength_${tag}_${run}_${i}`, email: `strength_${tag}_${run}_${i}@example.com`, password: STRENGTH_PASSWORD }) })),
+    variants: Array.from({ length: 20_000 }, (_, i) => ({
+      body: JSON.stringify({
+        username: `strength_${tag}_${run}_${i}`,
+        email: `strength_${tag}_${run}_${i}@example.com`,
+        password: STRENGTH_PASSWORD,
+      }),
+    })),
     connections: profile.loginConnections,
     durationSeconds: profile.loginDuration,
   });
@@ -393,7 +485,12 @@ async function strengthScenario(service: Running): Promise<{ idle: Figure; flood
     const [r, p] = await Promise.all([load(registrations(i)), load(probe())]);
     registrationRuns.push(r);
     floodRuns.push(p);
-    log(`strength run ${i + 1}: ${r.requests} worst-case registrations (${(r.requests / profile.loginDuration).toFixed(1)}/s, ${JSON.stringify(r.statuses)}); health p99 idle ${idleRuns[i]!.latencyMs.p99.toFixed(2)} ms, during ${p.latencyMs.p99.toFixed(2)} ms (max ${p.latencyMs.max.toFixed(2)} ms)`);
+    log(
+      `strength run ${i + 1}: ${r.requests} worst-case registrations ` +
+        `(${(r.requests / profile.loginDuration).toFixed(1)}/s, ${JSON.stringify(r.statuses)}); health p99 idle ` +
+        `${idleRuns[i]!.latencyMs.p99.toFixed(2)} ms, during ${p.latencyMs.p99.toFixed(2)} ms (max ` +
+        `${p.latencyMs.max.toFixed(2)} ms)`,
+    );
   }
   return { idle: summarise(idleRuns), flood: summarise(floodRuns), registrations: summarise(registrationRuns) };
 }
@@ -402,7 +499,8 @@ async function strengthScenario(service: Running): Promise<{ idle: Figure; flood
 function strengthRows(m: { idle: Figure; flood: Figure; registrations: Figure }): Row[] {
   const answered = m.registrations.runs.reduce((n, r) => n + r.requests, 0);
   const statuses: Record<string, number> = {};
-  for (const r of m.registrations.runs) for (const [code, n] of Object.entries(r.statuses)) statuses[code] = (statuses[code] ?? 0) + n;
+  for (const r of m.registrations.runs)
+    for (const [code, n] of Object.entries(r.statuses)) statuses[code] = (statuses[code] ?? 0) + n;
   return [
     {
       id: 'strength.health_p99',
@@ -437,7 +535,11 @@ function strengthRows(m: { idle: Figure; flood: Figure; registrations: Figure })
  * each): A1 B1 A2 B2 … Interleaving means a slow patch on a shared machine hits both sides, and
  * ratios are taken run by run (median of the per-run ratios).
  */
-async function interleaved<K extends string>(label: string, jobs: Record<K, (run: number) => LoadJob>, servers: Record<K, Running>): Promise<Record<K, Figure>> {
+async function interleaved<K extends string>(
+  label: string,
+  jobs: Record<K, (run: number) => LoadJob>,
+  servers: Record<K, Running>,
+): Promise<Record<K, Figure>> {
   const keys = Object.keys(jobs) as K[];
   for (const key of keys) await load({ ...jobs[key](-1), durationSeconds: profile.warmup });
   const runs = Object.fromEntries(keys.map((k) => [k, [] as LoadResult[]])) as Record<K, LoadResult[]>;
@@ -454,15 +556,25 @@ async function interleaved<K extends string>(label: string, jobs: Record<K, (run
   for (const key of keys) {
     out[key] = summarise(runs[key]);
     const f = out[key];
-    log(`${label} [${key}]: ${f.rps.toFixed(1)} req/s, server CPU ${(f.cpuMsPerRequest * 1000).toFixed(0)} µs/req, p50 ${f.p50.toFixed(2)} ms, p95 ${f.p95.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms${f.non2xx ? `, ${f.non2xx} non-2xx ${JSON.stringify(runs[key].map((r) => r.statuses))}` : ''}`);
+    log(
+      `${label} [${key}]: ${f.rps.toFixed(1)} req/s, server CPU ${(f.cpuMsPerRequest * 1000).toFixed(0)} µs/req, ` +
+        `p50 ${f.p50.toFixed(2)} ms, p95 ${f.p95.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms` +
+        `${f.non2xx ? `, ${f.non2xx} non-2xx ${JSON.stringify(runs[key].map((r) => r.statuses))}` : ''}`,
+    );
   }
   return out;
 }
 
 /** Median of run-by-run ratios of a figure (rps by default). */
-function pairedRatio(a: Figure | null | undefined, b: Figure | null | undefined, pick: (r: LoadResult) => number = (r) => r.rps): number | null {
+function pairedRatio(
+  a: Figure | null | undefined,
+  b: Figure | null | undefined,
+  pick: (r: LoadResult) => number = (r) => r.rps,
+): number | null {
   if (!a || !b) return null;
-  const ratios = a.runs.map((r, i) => (b.runs[i] && pick(b.runs[i]!) > 0 ? pick(r) / pick(b.runs[i]!) : NaN)).filter(Number.isFinite);
+  const ratios = a.runs
+    .map((r, i) => (b.runs[i] && pick(b.runs[i]!) > 0 ? pick(r) / pick(b.runs[i]!) : NaN))
+    .filter(Number.isFinite);
   return ratios.length ? median(ratios) : null;
 }
 
@@ -476,7 +588,10 @@ async function freshDatabase(name: string): Promise<DatabaseTarget> {
   }
   const database = `flokie_bench_prop_${process.pid}_${name}`;
   await pgAdmin((c) => c.query(`create database ${database}`));
-  return { url: pgUrlFor(database), cleanup: () => pgAdmin((c) => c.query(`drop database if exists ${database} with (force)`)).then(() => {}) };
+  return {
+    url: pgUrlFor(database),
+    cleanup: () => pgAdmin((c) => c.query(`drop database if exists ${database} with (force)`)).then(() => {}),
+  };
 }
 
 /** Scenario 8 (bench/propagation.ts), never with Redis: it measures what holds without it. */
@@ -541,8 +656,12 @@ async function main() {
     /** Other work on the machine skews every figure; recorded so a noisy run can be recognised. */
     loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
   };
-  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim() || 'unknown';
-  log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}; db ${args.db}${args.redis ? ' + redis' : ''}${quick ? ' (quick)' : ''}`);
+  const commit =
+    spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim() || 'unknown';
+  log(
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, load ` +
+      `${machine.loadAverageAtStart.join(' ')}; db ${args.db}${args.redis ? ' + redis' : ''}${quick ? ' (quick)' : ''}`,
+  );
 
   if (!args['from-source']) {
     log('building (npm run build)');
@@ -555,27 +674,49 @@ async function main() {
     mkdirSync(out, { recursive: true });
     const rows = propagationRows(propagation);
     const md = [
-      `Run ${new Date().toISOString()} at commit ${commit} — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; database ${args.db}, no Redis${quick ? ' — QUICK SMOKE RUN' : ''}.`,
+      `Run ${new Date().toISOString()} at commit ${commit} — ${machine.cpu}, ${machine.cores} cores, Node ` +
+        `${machine.node}; database ${args.db}, no Redis${quick ? ' — QUICK SMOKE RUN' : ''}.`,
       '',
       '| Scenario | Flokie | Reference | Target | Result |',
       '| --- | ---: | ---: | --- | --- |',
-      ...rows.map((r) => `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${fmt(r.reference, r.unit)} (${r.referenceLabel}) | ${r.target} | ${r.pass ? 'met' : 'MISSED'} (${r.note}) |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${fmt(r.reference, r.unit)} (${r.referenceLabel}) | ` +
+          `${r.target} | ${r.pass ? 'met' : 'MISSED'} (${r.note}) |`,
+      ),
     ].join('\n');
-    writeFileSync(join(out, 'propagation.json'), `${JSON.stringify({ date: new Date().toISOString(), commit, machine, options: { db: args.db, quick }, rows, raw: propagation }, null, 2)}\n`);
+    writeFileSync(
+      join(out, 'propagation.json'),
+      `${JSON.stringify(
+        { date: new Date().toISOString(), commit, machine, options: { db: args.db, quick }, rows, raw: propagation },
+        null,
+        2,
+      )}\n`,
+    );
     writeFileSync(join(out, 'propagation.md'), `${md}\n`);
     process.stdout.write(`\n${md}\n\nwritten: ${join(out, 'propagation.json')}, ${join(out, 'propagation.md')}\n`);
     return;
   }
   const baselineSource = readFileSync(join(ROOT, 'bench', 'baseline.ts'), 'utf8');
   mkdirSync(dirname(baselineFile), { recursive: true });
-  writeFileSync(baselineFile, ts.transpileModule(baselineSource, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText);
+  writeFileSync(
+    baselineFile,
+    ts.transpileModule(baselineSource, {
+      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
+    }).outputText,
+  );
 
   if (args.only === 'strength') {
     const db = await seededDatabase(profile.smallUsers, profile.smallRevoked);
     const service = await startService(db.url);
     try {
       const rows = strengthRows(await strengthScenario(service));
-      writeScenarioOutputs('strength', { date: new Date().toISOString(), commit, machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) }, rows });
+      writeScenarioOutputs('strength', {
+        date: new Date().toISOString(),
+        commit,
+        machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
+        rows,
+      });
     } finally {
       await service.stop();
       await db.cleanup();
@@ -586,7 +727,11 @@ async function main() {
   }
   const small = await seededDatabase(profile.smallUsers, profile.smallRevoked);
   const large = await seededDatabase(profile.large, profile.large);
-  const cleanups: (() => Promise<unknown>)[] = [() => small.cleanup(), () => large.cleanup(), async () => rmSync(baselineFile, { force: true })];
+  const cleanups: (() => Promise<unknown>)[] = [
+    () => small.cleanup(),
+    () => large.cleanup(),
+    async () => rmSync(baselineFile, { force: true }),
+  ];
   const running: Running[] = [];
   try {
     const meToken = await accessFor(2, profile.smallUsers);
@@ -602,17 +747,37 @@ async function main() {
         const proc = await start();
         try {
           startups[key].push(proc.startupMs);
-          await load({ url: `${proc.base}/api/auth/me`, headers: { authorization: `Bearer ${meToken}` }, connections: profile.memoryConnections, durationSeconds: profile.duration });
+          await load({
+            url: `${proc.base}/api/auth/me`,
+            headers: { authorization: `Bearer ${meToken}` },
+            connections: profile.memoryConnections,
+            durationSeconds: profile.duration,
+          });
           peaks[key].push(peakRssBytes(proc.child.pid!));
         } finally {
           await proc.stop();
         }
       }
     }
-    const serviceMemory = { startupMs: median(startups.flokie), peakRssBytes: median(peaks.flokie), startups: startups.flokie, peaks: peaks.flokie };
-    const baselineMemory = { startupMs: median(startups.baseline), peakRssBytes: median(peaks.baseline), startups: startups.baseline, peaks: peaks.baseline };
+    const serviceMemory = {
+      startupMs: median(startups.flokie),
+      peakRssBytes: median(peaks.flokie),
+      startups: startups.flokie,
+      peaks: peaks.flokie,
+    };
+    const baselineMemory = {
+      startupMs: median(startups.baseline),
+      peakRssBytes: median(peaks.baseline),
+      startups: startups.baseline,
+      peaks: peaks.baseline,
+    };
     const startupRatio = median(startups.flokie.map((x, i) => x / startups.baseline[i]!));
-    log(`start-up: flokie ${serviceMemory.startupMs.toFixed(0)} ms, baseline ${baselineMemory.startupMs.toFixed(0)} ms; peak RSS flokie ${(serviceMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB, baseline ${(baselineMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB`);
+    log(
+      `start-up: flokie ${serviceMemory.startupMs.toFixed(0)} ms, ` +
+        `baseline ${baselineMemory.startupMs.toFixed(0)} ms; ` +
+        `peak RSS flokie ${(serviceMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB, baseline ` +
+        `${(baselineMemory.peakRssBytes / 2 ** 20).toFixed(1)} MiB`,
+    );
 
     // --- everything else with the baseline, Flokie on the small and Flokie on the large database all up
     const baseline = await startBaseline();
@@ -622,28 +787,54 @@ async function main() {
     const largeService = await startService(large.url);
     running.push(largeService);
 
-    const job = (base: string, path: string, extra: Partial<LoadJob> = {}): LoadJob => ({ url: `${base}${path}`, connections: profile.connections, durationSeconds: profile.duration, ...extra });
+    const job = (base: string, path: string, extra: Partial<LoadJob> = {}): LoadJob => ({
+      url: `${base}${path}`,
+      connections: profile.connections,
+      durationSeconds: profile.duration,
+      ...extra,
+    });
     const auth = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
-    const baselineWithHeaders = await startBaseline(await responseHeaders(`${service.base}/api/auth/me`, auth(meToken)));
+    const baselineWithHeaders = await startBaseline(
+      await responseHeaders(`${service.base}/api/auth/me`, auth(meToken)),
+    );
     running.push(baselineWithHeaders);
 
-    const health = await interleaved('GET /api/health', { baseline: () => job(baseline.base, '/api/health'), flokie: () => job(service.base, '/api/health') }, { baseline, flokie: service });
+    const health = await interleaved(
+      'GET /api/health',
+      { baseline: () => job(baseline.base, '/api/health'), flokie: () => job(service.base, '/api/health') },
+      { baseline, flokie: service },
+    );
     const meTokenLarge = await accessFor(2, profile.large);
-    const me = await interleaved('GET /api/auth/me', {
-      baseline: () => job(baseline.base, '/api/auth/me'),
-      baselineHeaders: () => job(baselineWithHeaders.base, '/api/auth/me'),
-      flokie: () => job(service.base, '/api/auth/me', auth(meToken)),
-      flokieLarge: () => job(largeService.base, '/api/auth/me', auth(meTokenLarge)),
-    }, { baseline, baselineHeaders: baselineWithHeaders, flokie: service, flokieLarge: largeService });
+    const me = await interleaved(
+      'GET /api/auth/me',
+      {
+        baseline: () => job(baseline.base, '/api/auth/me'),
+        baselineHeaders: () => job(baselineWithHeaders.base, '/api/auth/me'),
+        flokie: () => job(service.base, '/api/auth/me', auth(meToken)),
+        flokieLarge: () => job(largeService.base, '/api/auth/me', auth(meTokenLarge)),
+      },
+      { baseline, baselineHeaders: baselineWithHeaders, flokie: service, flokieLarge: largeService },
+    );
     await baselineWithHeaders.stop();
-    const coldSmall = await Promise.all(Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.smallUsers)));
-    const coldLarge = await Promise.all(Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.large)));
-    const meCold = await interleaved('GET /api/auth/me, first use of each token', {
-      flokie: () => job(service.base, '/api/auth/me', { variants: coldSmall.map((t) => auth(t)) }),
-      flokieLarge: () => job(largeService.base, '/api/auth/me', { variants: coldLarge.map((t) => auth(t)) }),
-    }, { flokie: service, flokieLarge: largeService });
+    const coldSmall = await Promise.all(
+      Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.smallUsers)),
+    );
+    const coldLarge = await Promise.all(
+      Array.from({ length: profile.coldTokens }, (_, i) => accessFor(i + 1, profile.large)),
+    );
+    const meCold = await interleaved(
+      'GET /api/auth/me, first use of each token',
+      {
+        flokie: () => job(service.base, '/api/auth/me', { variants: coldSmall.map((t) => auth(t)) }),
+        flokieLarge: () => job(largeService.base, '/api/auth/me', { variants: coldLarge.map((t) => auth(t)) }),
+      },
+      { flokie: service, flokieLarge: largeService },
+    );
 
-    const admin: Record<'list' | 'search', { flokie: Figure; flokieLarge: Figure } | null> = { list: null, search: null };
+    const admin: Record<'list' | 'search', { flokie: Figure; flokieLarge: Figure } | null> = {
+      list: null,
+      search: null,
+    };
     const adminSmallToken = await accessFor(1, profile.smallUsers);
     const adminLargeToken = await accessFor(1, profile.large);
     for (const [key, path] of [
@@ -657,32 +848,54 @@ async function main() {
         continue;
       }
       if (probe.status !== 200) log(`admin ${key} (${path}) answered ${probe.status}; measuring anyway`);
-      admin[key] = await interleaved(`admin ${key}`, {
-        flokie: () => job(service.base, path, auth(adminSmallToken)),
-        flokieLarge: () => job(largeService.base, path, auth(adminLargeToken)),
-      }, { flokie: service, flokieLarge: largeService });
+      admin[key] = await interleaved(
+        `admin ${key}`,
+        {
+          flokie: () => job(service.base, path, auth(adminSmallToken)),
+          flokieLarge: () => job(largeService.base, path, auth(adminLargeToken)),
+        },
+        { flokie: service, flokieLarge: largeService },
+      );
     }
 
     // Each run (and the warm-up) spends its own sessions: a refresh token is single-use.
     const refreshPools = await Promise.all(
       Array.from({ length: profile.comparedRuns + 1 }, (_, run) => {
         const first = refreshSessionsBase + 1 + run * profile.connections;
-        return Promise.all(Array.from({ length: profile.connections }, (_, i) => refreshFor(first + i, profile.smallUsers)));
+        return Promise.all(
+          Array.from({ length: profile.connections }, (_, i) => refreshFor(first + i, profile.smallUsers)),
+        );
       }),
     );
-    const refresh = (await interleaved('POST /api/auth/refresh', { flokie: (run) => job(service.base, '/api/auth/refresh', { method: 'POST', refreshTokens: refreshPools[run + 1] }) }, { flokie: service })).flokie;
+    const refresh = (
+      await interleaved(
+        'POST /api/auth/refresh',
+        {
+          flokie: (run) =>
+            job(service.base, '/api/auth/refresh', { method: 'POST', refreshTokens: refreshPools[run + 1] }),
+        },
+        { flokie: service },
+      )
+    ).flokie;
 
     // Only Flokie on the small database stays up for the hashing figures.
     await baseline.stop();
     await largeService.stop();
 
-    const probe = (): LoadJob => ({ url: `${service.base}/api/health`, connections: 1, overallRate: profile.probeRate, durationSeconds: profile.loginDuration });
+    const probe = (): LoadJob => ({
+      url: `${service.base}/api/health`,
+      connections: 1,
+      overallRate: profile.probeRate,
+      durationSeconds: profile.loginDuration,
+    });
     // Logins with correct passwords (a success clears the account's failure counter) spread over many accounts.
     const loginUsers = Math.min(profile.smallUsers, 500);
     const loginJob = (): LoadJob => ({
       url: `${service.base}/api/auth/login`,
       method: 'POST',
-      variants: Array.from({ length: loginUsers - 1 }, (_, i) => ({ body: JSON.stringify({ username: seedUsername(i + 2), password: SEED_PASSWORD }) })),
+      variants: Array.from({ length: loginUsers - 1 }, (_, i) => ({
+        body: JSON.stringify({ username: seedUsername(i + 2), password: SEED_PASSWORD }),
+      })),
       connections: profile.loginConnections,
       durationSeconds: profile.loginDuration,
     });
@@ -694,7 +907,14 @@ async function main() {
     const floodProbeRuns: LoadResult[] = [];
     for (let i = 0; i < profile.runs; i++) {
       // Raw capacity right before each login run, with the service idle, so both see the same machine.
-      const capacity = JSON.parse((await runNodeScript(join(ROOT, 'bench', 'hash-capacity.ts'), [String(BCRYPT_ROUNDS), String(profile.hashSeconds)])).trim()) as { perSecond: number; cpuMsPerVerify: number };
+      const capacity = JSON.parse(
+        (
+          await runNodeScript(join(ROOT, 'bench', 'hash-capacity.ts'), [
+            String(BCRYPT_ROUNDS),
+            String(profile.hashSeconds),
+          ])
+        ).trim(),
+      ) as { perSecond: number; cpuMsPerVerify: number };
       hashRuns.push(capacity.perSecond);
       hashCpuRuns.push(capacity.cpuMsPerVerify);
       probeIdleRuns.push(await load(probe()));
@@ -704,7 +924,13 @@ async function main() {
       l.serverCpuMsPerRequest = l.ok2xx ? (cpuMs(service.child.pid!) - cpuBefore) / l.ok2xx : NaN;
       loginRuns.push(l);
       floodProbeRuns.push(p);
-      log(`run ${i + 1}: raw bcrypt(${BCRYPT_ROUNDS}) ${capacity.perSecond.toFixed(2)}/s (${capacity.cpuMsPerVerify.toFixed(0)} ms CPU each), logins ${l.rps.toFixed(2)}/s (${(l.serverCpuMsPerRequest ?? NaN).toFixed(0)} ms server CPU each)${l.non2xx ? ` (non-2xx ${JSON.stringify(l.statuses)})` : ''}; health p99 idle ${probeIdleRuns[i]!.latencyMs.p99.toFixed(2)} ms, under flood ${p.latencyMs.p99.toFixed(2)} ms`);
+      log(
+        `run ${i + 1}: raw bcrypt(${BCRYPT_ROUNDS}) ${capacity.perSecond.toFixed(2)}/s ` +
+          `(${capacity.cpuMsPerVerify.toFixed(0)} ms CPU each), logins ${l.rps.toFixed(2)}/s ` +
+          `(${(l.serverCpuMsPerRequest ?? NaN).toFixed(0)} ms server CPU each)` +
+          `${l.non2xx ? ` (non-2xx ${JSON.stringify(l.statuses)})` : ''}; health p99 idle ` +
+          `${probeIdleRuns[i]!.latencyMs.p99.toFixed(2)} ms, under flood ${p.latencyMs.p99.toFixed(2)} ms`,
+      );
     }
     const hashCapacity = median(hashRuns);
     const login = summarise(loginRuns);
@@ -806,7 +1032,8 @@ function buildResults(m: {
   admin: Record<'list' | 'search', { flokie: Figure; flokieLarge: Figure } | null>;
   plans: PlanReport[];
 }) {
-  const plain = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? null : a / b);
+  const plain = (a: number | null | undefined, b: number | null | undefined) =>
+    a == null || b == null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? null : a / b;
   const MiB = (b: number) => b / 2 ** 20;
   const small = profile.smallUsers.toLocaleString('en');
   const big = profile.large.toLocaleString('en');
@@ -819,49 +1046,274 @@ function buildResults(m: {
   const p99 = (r: LoadResult) => r.latencyMs.p99;
   const p95 = (r: LoadResult) => r.latencyMs.p95;
 
-  add({ id: 'health.rps', scenario: '1. GET /api/health', flokie: m.health.flokie.rps, reference: m.health.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '', ratio: pairedRatio(m.health.flokie, m.health.baseline) });
-  add({ id: 'health.cpu', scenario: '1. GET /api/health server CPU per request', flokie: m.health.flokie.cpuMsPerRequest * 1000, reference: m.health.baseline.cpuMsPerRequest * 1000, referenceLabel: 'bare Fastify', unit: 'µs', target: '' });
-  add({ id: 'health.p99', scenario: '1. GET /api/health p99', flokie: m.health.flokie.p99, reference: m.health.baseline.p99, referenceLabel: 'bare Fastify', unit: 'ms', target: '', ratio: pairedRatio(m.health.flokie, m.health.baseline, p99) });
-  add({ id: 'me.rps', scenario: '2. GET /api/auth/me', flokie: m.me.flokie.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '≥ 50 %', ratio: pairedRatio(m.me.flokie, m.me.baseline), check: (r) => r >= 0.5 });
-  add({ id: 'me.p99', scenario: '2. GET /api/auth/me p99', flokie: m.me.flokie.p99, reference: m.me.baseline.p99, referenceLabel: 'bare Fastify', unit: 'ms', target: '', ratio: pairedRatio(m.me.flokie, m.me.baseline, p99) });
-  add({ id: 'me.cpu', scenario: '2. GET /api/auth/me server CPU per request', flokie: m.me.flokie.cpuMsPerRequest * 1000, reference: m.me.baseline.cpuMsPerRequest * 1000, referenceLabel: 'bare Fastify', unit: 'µs', target: '', note: 'reference / Flokie = capacity share on an idle machine' });
-  add({ id: 'me.headers_only.rps', scenario: "2. bare Fastify sending Flokie's response headers", flokie: m.me.baselineHeaders.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '', ratio: pairedRatio(m.me.baselineHeaders, m.me.baseline), note: 'the cost of the headers alone, on both ends of the wire' });
-  add({ id: 'me.vs_headers.rps', scenario: '2. GET /api/auth/me against the same headers', flokie: m.me.flokie.rps, reference: m.me.baselineHeaders.rps, referenceLabel: 'bare Fastify + the same headers', unit: 'req/s', target: '', ratio: pairedRatio(m.me.flokie, m.me.baselineHeaders), note: 'the cost of the work behind the headers' });
-  add({ id: 'me_cold.rps', scenario: '2. GET /api/auth/me, first use of each token', flokie: m.meCold.flokie.rps, reference: m.me.baseline.rps, referenceLabel: 'bare Fastify', unit: 'req/s', target: '', note: 'each request misses the token cache: one indexed query' });
-  add({ id: 'login.rps', scenario: `3. POST /api/auth/login (bcrypt ${BCRYPT_ROUNDS})`, flokie: m.login.rps, reference: m.hashCapacity, referenceLabel: 'raw bcrypt verify, all cores', unit: 'logins/s', target: '≥ 90 %', ratio: m.loginRatio, check: (r) => r >= 0.9 });
-  add({ id: 'login.cpu', scenario: '3. CPU per login (server, all threads)', flokie: m.login.cpuMsPerRequest, reference: m.hashCpuMs, referenceLabel: 'one raw bcrypt verify', unit: 'ms CPU', target: '', note: 'reference / Flokie = capacity share on an idle machine' });
-  add({ id: 'health.p99_flood', scenario: '3. GET /api/health p99 while logins flood', flokie: m.probeFlood.p99, reference: m.probeIdle.p99, referenceLabel: 'same probe, idle', unit: 'ms', target: '' });
-  add({ id: 'refresh.rps', scenario: '4. POST /api/auth/refresh (rotation)', flokie: m.refresh.rps, reference: null, referenceLabel: '', unit: 'req/s', target: '' });
-  add({ id: 'refresh.cpu', scenario: '4. POST /api/auth/refresh server CPU per request', flokie: m.refresh.cpuMsPerRequest * 1000, reference: null, referenceLabel: '', unit: 'µs', target: '' });
-  add({ id: 'refresh.p99', scenario: '4. POST /api/auth/refresh p99', flokie: m.refresh.p99, reference: null, referenceLabel: '', unit: 'ms', target: '' });
-  add({ id: 'growth.me', scenario: `5. /me with ${big} users + ${big} revoked tokens`, flokie: m.me.flokieLarge.rps, reference: m.me.flokie.rps, referenceLabel: `${small} users`, unit: 'req/s', target: '≥ 90 %', ratio: pairedRatio(m.me.flokieLarge, m.me.flokie), check: (r) => r >= 0.9 });
-  add({ id: 'growth.me_cpu', scenario: `5. /me server CPU per request, ${big} users`, flokie: m.me.flokieLarge.cpuMsPerRequest * 1000, reference: m.me.flokie.cpuMsPerRequest * 1000, referenceLabel: `${small} users`, unit: 'µs', target: '' });
-  add({ id: 'growth.me_cold', scenario: `5. /me first use of each token, ${big} users`, flokie: m.meCold.flokieLarge.rps, reference: m.meCold.flokie.rps, referenceLabel: `${small} users`, unit: 'req/s', target: '≥ 90 %', ratio: pairedRatio(m.meCold.flokieLarge, m.meCold.flokie), check: (r) => r >= 0.9 });
+  add({
+    id: 'health.rps',
+    scenario: '1. GET /api/health',
+    flokie: m.health.flokie.rps,
+    reference: m.health.baseline.rps,
+    referenceLabel: 'bare Fastify',
+    unit: 'req/s',
+    target: '',
+    ratio: pairedRatio(m.health.flokie, m.health.baseline),
+  });
+  add({
+    id: 'health.cpu',
+    scenario: '1. GET /api/health server CPU per request',
+    flokie: m.health.flokie.cpuMsPerRequest * 1000,
+    reference: m.health.baseline.cpuMsPerRequest * 1000,
+    referenceLabel: 'bare Fastify',
+    unit: 'µs',
+    target: '',
+  });
+  add({
+    id: 'health.p99',
+    scenario: '1. GET /api/health p99',
+    flokie: m.health.flokie.p99,
+    reference: m.health.baseline.p99,
+    referenceLabel: 'bare Fastify',
+    unit: 'ms',
+    target: '',
+    ratio: pairedRatio(m.health.flokie, m.health.baseline, p99),
+  });
+  add({
+    id: 'me.rps',
+    scenario: '2. GET /api/auth/me',
+    flokie: m.me.flokie.rps,
+    reference: m.me.baseline.rps,
+    referenceLabel: 'bare Fastify',
+    unit: 'req/s',
+    target: '≥ 50 %',
+    ratio: pairedRatio(m.me.flokie, m.me.baseline),
+    check: (r) => r >= 0.5,
+  });
+  add({
+    id: 'me.p99',
+    scenario: '2. GET /api/auth/me p99',
+    flokie: m.me.flokie.p99,
+    reference: m.me.baseline.p99,
+    referenceLabel: 'bare Fastify',
+    unit: 'ms',
+    target: '',
+    ratio: pairedRatio(m.me.flokie, m.me.baseline, p99),
+  });
+  add({
+    id: 'me.cpu',
+    scenario: '2. GET /api/auth/me server CPU per request',
+    flokie: m.me.flokie.cpuMsPerRequest * 1000,
+    reference: m.me.baseline.cpuMsPerRequest * 1000,
+    referenceLabel: 'bare Fastify',
+    unit: 'µs',
+    target: '',
+    note: 'reference / Flokie = capacity share on an idle machine',
+  });
+  add({
+    id: 'me.headers_only.rps',
+    scenario: "2. bare Fastify sending Flokie's response headers",
+    flokie: m.me.baselineHeaders.rps,
+    reference: m.me.baseline.rps,
+    referenceLabel: 'bare Fastify',
+    unit: 'req/s',
+    target: '',
+    ratio: pairedRatio(m.me.baselineHeaders, m.me.baseline),
+    note: 'the cost of the headers alone, on both ends of the wire',
+  });
+  add({
+    id: 'me.vs_headers.rps',
+    scenario: '2. GET /api/auth/me against the same headers',
+    flokie: m.me.flokie.rps,
+    reference: m.me.baselineHeaders.rps,
+    referenceLabel: 'bare Fastify + the same headers',
+    unit: 'req/s',
+    target: '',
+    ratio: pairedRatio(m.me.flokie, m.me.baselineHeaders),
+    note: 'the cost of the work behind the headers',
+  });
+  add({
+    id: 'me_cold.rps',
+    scenario: '2. GET /api/auth/me, first use of each token',
+    flokie: m.meCold.flokie.rps,
+    reference: m.me.baseline.rps,
+    referenceLabel: 'bare Fastify',
+    unit: 'req/s',
+    target: '',
+    note: 'each request misses the token cache: one indexed query',
+  });
+  add({
+    id: 'login.rps',
+    scenario: `3. POST /api/auth/login (bcrypt ${BCRYPT_ROUNDS})`,
+    flokie: m.login.rps,
+    reference: m.hashCapacity,
+    referenceLabel: 'raw bcrypt verify, all cores',
+    unit: 'logins/s',
+    target: '≥ 90 %',
+    ratio: m.loginRatio,
+    check: (r) => r >= 0.9,
+  });
+  add({
+    id: 'login.cpu',
+    scenario: '3. CPU per login (server, all threads)',
+    flokie: m.login.cpuMsPerRequest,
+    reference: m.hashCpuMs,
+    referenceLabel: 'one raw bcrypt verify',
+    unit: 'ms CPU',
+    target: '',
+    note: 'reference / Flokie = capacity share on an idle machine',
+  });
+  add({
+    id: 'health.p99_flood',
+    scenario: '3. GET /api/health p99 while logins flood',
+    flokie: m.probeFlood.p99,
+    reference: m.probeIdle.p99,
+    referenceLabel: 'same probe, idle',
+    unit: 'ms',
+    target: '',
+  });
+  add({
+    id: 'refresh.rps',
+    scenario: '4. POST /api/auth/refresh (rotation)',
+    flokie: m.refresh.rps,
+    reference: null,
+    referenceLabel: '',
+    unit: 'req/s',
+    target: '',
+  });
+  add({
+    id: 'refresh.cpu',
+    scenario: '4. POST /api/auth/refresh server CPU per request',
+    flokie: m.refresh.cpuMsPerRequest * 1000,
+    reference: null,
+    referenceLabel: '',
+    unit: 'µs',
+    target: '',
+  });
+  add({
+    id: 'refresh.p99',
+    scenario: '4. POST /api/auth/refresh p99',
+    flokie: m.refresh.p99,
+    reference: null,
+    referenceLabel: '',
+    unit: 'ms',
+    target: '',
+  });
+  add({
+    id: 'growth.me',
+    scenario: `5. /me with ${big} users + ${big} revoked tokens`,
+    flokie: m.me.flokieLarge.rps,
+    reference: m.me.flokie.rps,
+    referenceLabel: `${small} users`,
+    unit: 'req/s',
+    target: '≥ 90 %',
+    ratio: pairedRatio(m.me.flokieLarge, m.me.flokie),
+    check: (r) => r >= 0.9,
+  });
+  add({
+    id: 'growth.me_cpu',
+    scenario: `5. /me server CPU per request, ${big} users`,
+    flokie: m.me.flokieLarge.cpuMsPerRequest * 1000,
+    reference: m.me.flokie.cpuMsPerRequest * 1000,
+    referenceLabel: `${small} users`,
+    unit: 'µs',
+    target: '',
+  });
+  add({
+    id: 'growth.me_cold',
+    scenario: `5. /me first use of each token, ${big} users`,
+    flokie: m.meCold.flokieLarge.rps,
+    reference: m.meCold.flokie.rps,
+    referenceLabel: `${small} users`,
+    unit: 'req/s',
+    target: '≥ 90 %',
+    ratio: pairedRatio(m.meCold.flokieLarge, m.meCold.flokie),
+    check: (r) => r >= 0.9,
+  });
   for (const key of ['list', 'search'] as const) {
     const path = key === 'list' ? 'GET /api/users?search=…' : 'GET /api/users/search?q=…';
     const f = m.admin[key];
     const note = f ? undefined : 'n/a (endpoint missing)';
-    add({ id: `growth.admin_${key}.rps`, scenario: `5. ${path}, ${big} users`, flokie: f?.flokieLarge.rps ?? null, reference: f?.flokie.rps ?? null, referenceLabel: `${small} users`, unit: 'req/s', target: '', ratio: pairedRatio(f?.flokieLarge, f?.flokie), note });
-    add({ id: `growth.admin_${key}.p95`, scenario: `5. ${path} p95, ${big} users`, flokie: f?.flokieLarge.p95 ?? null, reference: f?.flokie.p95 ?? null, referenceLabel: `${small} users`, unit: 'ms', target: '', ratio: pairedRatio(f?.flokieLarge, f?.flokie, p95), note });
+    add({
+      id: `growth.admin_${key}.rps`,
+      scenario: `5. ${path}, ${big} users`,
+      flokie: f?.flokieLarge.rps ?? null,
+      reference: f?.flokie.rps ?? null,
+      referenceLabel: `${small} users`,
+      unit: 'req/s',
+      target: '',
+      ratio: pairedRatio(f?.flokieLarge, f?.flokie),
+      note,
+    });
+    add({
+      id: `growth.admin_${key}.p95`,
+      scenario: `5. ${path} p95, ${big} users`,
+      flokie: f?.flokieLarge.p95 ?? null,
+      reference: f?.flokie.p95 ?? null,
+      referenceLabel: `${small} users`,
+      unit: 'ms',
+      target: '',
+      ratio: pairedRatio(f?.flokieLarge, f?.flokie, p95),
+      note,
+    });
   }
   if (m.plans.length) {
     const indexed = m.plans.every((p) => p.indexed);
-    add({ id: 'growth.admin_indexed', scenario: '5. admin list/search query plans use an index', flokie: null, reference: null, referenceLabel: '', unit: '', target: 'indexed', ratio: null, note: indexed ? 'yes' : 'NO: see plans' });
+    add({
+      id: 'growth.admin_indexed',
+      scenario: '5. admin list/search query plans use an index',
+      flokie: null,
+      reference: null,
+      referenceLabel: '',
+      unit: '',
+      target: 'indexed',
+      ratio: null,
+      note: indexed ? 'yes' : 'NO: see plans',
+    });
     rows[rows.length - 1]!.pass = indexed;
   }
-  add({ id: 'memory.peak_rss', scenario: `6. peak RSS, ${profile.memoryConnections} connections on /me`, flokie: MiB(m.serviceMemory.peakRssBytes), reference: MiB(m.baselineMemory.peakRssBytes), referenceLabel: 'bare Fastify', unit: 'MiB', target: '' });
-  add({ id: 'startup', scenario: '6. start-up to first 200 on /api/health', flokie: m.serviceMemory.startupMs, reference: m.baselineMemory.startupMs, referenceLabel: 'bare Fastify', unit: 'ms', target: '', ratio: m.startupRatio });
+  add({
+    id: 'memory.peak_rss',
+    scenario: `6. peak RSS, ${profile.memoryConnections} connections on /me`,
+    flokie: MiB(m.serviceMemory.peakRssBytes),
+    reference: MiB(m.baselineMemory.peakRssBytes),
+    referenceLabel: 'bare Fastify',
+    unit: 'MiB',
+    target: '',
+  });
+  add({
+    id: 'startup',
+    scenario: '6. start-up to first 200 on /api/health',
+    flokie: m.serviceMemory.startupMs,
+    reference: m.baselineMemory.startupMs,
+    referenceLabel: 'bare Fastify',
+    unit: 'ms',
+    target: '',
+    ratio: m.startupRatio,
+  });
   rows.push(...strengthRows(m.strength));
 
   return {
     date: new Date().toISOString(),
     commit: m.commit,
     machine: m.machine,
-    options: { db: args.db, redis: args.redis, quick, ...profile, benchSeconds: Math.round((performance.now() - benchStarted) / 1000) },
+    options: {
+      db: args.db,
+      redis: args.redis,
+      quick,
+      ...profile,
+      benchSeconds: Math.round((performance.now() - benchStarted) / 1000),
+    },
     rows,
     raw: {
       hashRuns: m.hashRuns,
-      figures: { health: m.health, me: m.me, meCold: m.meCold, refresh: m.refresh, login: m.login, probeIdle: m.probeIdle, probeFlood: m.probeFlood, strength: m.strength, admin: m.admin },
+      figures: {
+        health: m.health,
+        me: m.me,
+        meCold: m.meCold,
+        refresh: m.refresh,
+        login: m.login,
+        probeIdle: m.probeIdle,
+        probeFlood: m.probeFlood,
+        strength: m.strength,
+        admin: m.admin,
+      },
       memory: { service: m.serviceMemory, baseline: m.baselineMemory },
       plans: m.plans,
     },
@@ -879,25 +1331,45 @@ function fmt(n: number | null, unit: string): string {
 function toMarkdown(results: Results): string {
   const m = results.machine as Record<string, string | number>;
   const o = results.options;
+  const loadAtStart = m.loadAverageAtStart as unknown as number[];
+  const loadAtEnd = m.loadAverageAtEnd as unknown as number[];
   const lines = [
-    `Run ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.os}.`,
-    `Load average (1/5/15 min) at start ${(m.loadAverageAtStart as unknown as number[]).join(' / ')}, at end ${(m.loadAverageAtEnd as unknown as number[]).join(' / ')}${(m.loadAverageAtStart as unknown as number[])[0]! > Number(m.cores) * 0.5 ? ' — the machine was busy with other work; treat the figures with care' : ''}.`,
-    `Database ${o.db}${o.redis ? ' + Redis' : ''}${o.quick ? ' — QUICK SMOKE RUN, figures not meaningful' : ''}; median of ${o.comparedRuns} run(s) of ${o.duration} s (logins, start-up and memory: ${o.runs} runs, logins ${o.loginDuration} s each), ${o.connections} connections (logins ${o.loginConnections}), the compared sides measured in turn and ratios taken run by run; whole bench ${o.benchSeconds} s.`,
+    `Run ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, Node ` +
+      `${m.node}, ${m.os}.`,
+    `Load average (1/5/15 min) at start ${loadAtStart.join(' / ')}, at end ${loadAtEnd.join(' / ')}` +
+      (loadAtStart[0]! > Number(m.cores) * 0.5
+        ? ' — the machine was busy with other work; treat the figures with care'
+        : '') +
+      '.',
+    `Database ${o.db}${o.redis ? ' + Redis' : ''}${o.quick ? ' — QUICK SMOKE RUN, figures not meaningful' : ''}; ` +
+      `median of ${o.comparedRuns} run(s) of ${o.duration} s (logins, start-up and memory: ${o.runs} runs, logins ` +
+      `${o.loginDuration} s each), ${o.connections} connections (logins ${o.loginConnections}), the compared sides ` +
+      `measured in turn and ratios taken run by run; whole bench ${o.benchSeconds} s.`,
     '',
     '| Scenario | Flokie | Reference | Ratio | Target | Result |',
     '| --- | ---: | ---: | ---: | --- | --- |',
   ];
   for (const r of results.rows) {
-    const ref = r.reference === null ? (r.referenceLabel ? 'n/a' : '—') : `${fmt(r.reference, r.unit)} (${r.referenceLabel})`;
-    const ratio = r.ratio === null ? '—' : r.unit === 'req/s' || r.unit === 'logins/s' ? `${(r.ratio * 100).toFixed(0)} %` : `×${r.ratio.toFixed(2)}`;
+    const ref =
+      r.reference === null ? (r.referenceLabel ? 'n/a' : '—') : `${fmt(r.reference, r.unit)} (${r.referenceLabel})`;
+    const ratio =
+      r.ratio === null
+        ? '—'
+        : r.unit === 'req/s' || r.unit === 'logins/s'
+          ? `${(r.ratio * 100).toFixed(0)} %`
+          : `×${r.ratio.toFixed(2)}`;
     const result = r.pass === null ? (r.note ?? '') : `${r.pass ? 'met' : 'MISSED'}${r.note ? ` (${r.note})` : ''}`;
-    lines.push(`| ${r.scenario} | ${r.flokie === null && r.note && r.unit === '' ? r.note : fmt(r.flokie, r.unit)} | ${ref} | ${ratio} | ${r.target} | ${result} |`);
+    lines.push(
+      `| ${r.scenario} | ${r.flokie === null && r.note && r.unit === '' ? r.note : fmt(r.flokie, r.unit)} | ${ref} | ` +
+        `${ratio} | ${r.target} | ${result} |`,
+    );
   }
   if (results.raw.plans.length) {
     lines.push('', 'SQLite query plans of the admin list/search requests on the large database:', '');
     for (const p of results.raw.plans) {
       lines.push(`- \`${p.request}\` — ${p.indexed ? 'indexed' : '**not indexed**'}`);
-      for (const q of p.queries) lines.push(`  - \`${q.sql.replace(/\s+/g, ' ').slice(0, 200)}\`: ${q.plan.join('; ')}`);
+      for (const q of p.queries)
+        lines.push(`  - \`${q.sql.replace(/\s+/g, ' ').slice(0, 200)}\`: ${q.plan.join('; ')}`);
     }
   }
   return `${lines.join('\n')}\n`;
@@ -927,16 +1399,27 @@ function writeOutputs(results: Results) {
 }
 
 /** `--only <scenario>`: its rows as a table, and <scenario>.{json,md} in the results folder (the latest run). */
-function writeScenarioOutputs(scenario: string, results: { date: string; commit: string; machine: Record<string, unknown>; rows: Row[] }) {
+function writeScenarioOutputs(
+  scenario: string,
+  results: { date: string; commit: string; machine: Record<string, unknown>; rows: Row[] },
+) {
   const out = resolve(args.out!);
   mkdirSync(out, { recursive: true });
   const m = results.machine as Record<string, string | number>;
   const lines = [
-    `Scenario "${scenario}" alone, ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, Node ${m.node}; database ${args.db}${args.redis ? ' + Redis' : ''}${quick ? ' — QUICK SMOKE RUN' : ''}; ${profile.runs} run(s) of ${profile.loginDuration} s, median; load average at start ${(m.loadAverageAtStart as unknown as number[]).join(' / ')}.`,
+    `Scenario "${scenario}" alone, ${results.date} at commit ${results.commit} — ${m.cpu}, ${m.cores} cores, Node ` +
+      `${m.node}; database ${args.db}${args.redis ? ' + Redis' : ''}${quick ? ' — QUICK SMOKE RUN' : ''}; ` +
+      `${profile.runs} run(s) of ${profile.loginDuration} s, median; load average at start ` +
+      `${(m.loadAverageAtStart as unknown as number[]).join(' / ')}.`,
     '',
     '| Scenario | Flokie | Reference | Target | Result |',
     '| --- | ---: | ---: | --- | --- |',
-    ...results.rows.map((r) => `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ${r.reference === null ? '—' : `${fmt(r.reference, r.unit)} (${r.referenceLabel})`} | ${r.target} | ${r.pass === null ? (r.note ?? '') : r.pass ? 'met' : 'MISSED'} |`),
+    ...results.rows.map(
+      (r) =>
+        `| ${r.scenario} | ${fmt(r.flokie, r.unit)} | ` +
+        `${r.reference === null ? '—' : `${fmt(r.reference, r.unit)} (${r.referenceLabel})`} | ${r.target} | ` +
+        `${r.pass === null ? (r.note ?? '') : r.pass ? 'met' : 'MISSED'} |`,
+    ),
   ];
   const md = `${lines.join('\n')}\n`;
   const name = scenario;

@@ -11,14 +11,27 @@ import { jwtVerify } from 'jose';
 import { TokenService } from '../src/modules/auth/tokens.js';
 
 const seconds = Number(process.argv[2] ?? 3);
-const settings = { secret: 'token-verify-bench-secret-0123456789abcdef', issuer: 'flokie', audience: 'flokie-api', accessTtlSeconds: 3600, refreshTtlSeconds: 86400 };
+const settings = {
+  secret: 'token-verify-bench-secret-0123456789abcdef',
+  issuer: 'flokie',
+  audience: 'flokie-api',
+  accessTtlSeconds: 3600,
+  refreshTtlSeconds: 86400,
+};
 const service = new TokenService(settings);
 const { token } = await service.sign('access', { sub: 'user', sid: 'session' });
 const joseKey = new TextEncoder().encode(settings.secret);
 
 const cases: Record<string, () => Promise<unknown>> = {
   'jose jwtVerify (WebCrypto)': () =>
-    jwtVerify(token, joseKey, { algorithms: ['HS256'], typ: 'at+jwt', issuer: 'flokie', audience: 'flokie-api', requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'], clockTolerance: 5 }),
+    jwtVerify(token, joseKey, {
+      algorithms: ['HS256'],
+      typ: 'at+jwt',
+      issuer: 'flokie',
+      audience: 'flokie-api',
+      requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'],
+      clockTolerance: 5,
+    }),
   'TokenService.verify (sync HMAC)': () => service.verify(token, 'access'),
 };
 
@@ -53,8 +66,13 @@ for (const [name, fn] of Object.entries(cases)) {
   results[name] = { idle, duringBcryptFlood: flooded };
 }
 process.stdout.write(`${JSON.stringify(results)}\n`);
-for (const [name, r] of Object.entries(results) as [string, { idle: Awaited<ReturnType<typeof measure>>; duringBcryptFlood: Awaited<ReturnType<typeof measure>> }][]) {
+for (const [name, r] of Object.entries(results) as [
+  string,
+  { idle: Awaited<ReturnType<typeof measure>>; duringBcryptFlood: Awaited<ReturnType<typeof measure>> },
+][]) {
   process.stderr.write(
-    `${name.padEnd(34)} idle: ${r.idle.perSecond.toFixed(0)}/s p50 ${r.idle.p50Ms.toFixed(3)} ms p99 ${r.idle.p99Ms.toFixed(3)} ms | bcrypt flood: ${r.duringBcryptFlood.perSecond.toFixed(0)}/s p50 ${r.duringBcryptFlood.p50Ms.toFixed(3)} ms p99 ${r.duringBcryptFlood.p99Ms.toFixed(3)} ms\n`,
+    `${name.padEnd(34)} idle: ${r.idle.perSecond.toFixed(0)}/s p50 ${r.idle.p50Ms.toFixed(3)} ms p99 ` +
+      `${r.idle.p99Ms.toFixed(3)} ms | bcrypt flood: ${r.duringBcryptFlood.perSecond.toFixed(0)}/s p50 ` +
+      `${r.duringBcryptFlood.p50Ms.toFixed(3)} ms p99 ${r.duringBcryptFlood.p99Ms.toFixed(3)} ms\n`,
   );
 }

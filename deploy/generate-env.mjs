@@ -65,7 +65,10 @@ const files = {
 mkdirSync(values.dir, { recursive: true });
 const existing = Object.keys(files).filter((name) => existsSync(join(values.dir, name)));
 if (existing.length && !values.force) {
-  console.error(`generate-env: ${existing.join(', ')} already exist in ${values.dir}; pass --force to replace them (this changes every password)`);
+  console.error(
+    `generate-env: ${existing.join(', ')} already exist in ${values.dir}; pass --force to replace them (this changes ` +
+      `every password)`,
+  );
   process.exit(1);
 }
 for (const [name, lines] of Object.entries(files)) {

@@ -9,7 +9,14 @@ import https from 'node:https';
 const tls = Boolean(process.env.TLS_CERT_FILE);
 const port = Number(process.env.HEALTHCHECK_PORT || process.env.PORT || 5000);
 const request = (tls ? https : http).get(
-  { host: '127.0.0.1', port, path: '/api/health', timeout: 4000, rejectUnauthorized: false, headers: { 'x-request-id': 'healthcheck' } },
+  {
+    host: '127.0.0.1',
+    port,
+    path: '/api/health',
+    timeout: 4000,
+    rejectUnauthorized: false,
+    headers: { 'x-request-id': 'healthcheck' },
+  },
   (response) => {
     response.resume();
     process.exit(response.statusCode === 200 ? 0 : 1);

@@ -39,9 +39,21 @@ const entryPoints = [];
 })(src);
 
 const started = performance.now();
-await esbuild.build({ entryPoints, outdir, outbase: src, format: 'esm', platform: 'node', target: 'node20', bundle: false, logLevel: 'warning' });
+await esbuild.build({
+  entryPoints,
+  outdir,
+  outbase: src,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  bundle: false,
+  logLevel: 'warning',
+});
 // bin/flokie.js compares this file's time with the newest source: mark the whole build as now.
 const marker = join(outdir, 'cli', 'index.js');
 const now = new Date();
 utimesSync(marker, now, now);
-console.log(`compile: ${entryPoints.length} files to ${relative(process.cwd(), outdir) || '.'} in ${Math.round(performance.now() - started)} ms`);
+console.log(
+  `compile: ${entryPoints.length} files to ${relative(process.cwd(), outdir) || '.'} in ` +
+    `${Math.round(performance.now() - started)} ms`,
+);

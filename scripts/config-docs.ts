@@ -47,7 +47,10 @@ const newReadme = `${readme.slice(0, i + START.length)}\n${readmeTable()}\n${rea
 const newExample = envExample();
 
 if (process.argv.includes('--check')) {
-  const stale = [newReadme !== readme && 'README.md', newExample !== readFileSync('.env.example', 'utf8') && '.env.example'].filter(Boolean);
+  const stale = [
+    newReadme !== readme && 'README.md',
+    newExample !== readFileSync('.env.example', 'utf8') && '.env.example',
+  ].filter(Boolean);
   if (stale.length) {
     console.error(`out of date: ${stale.join(', ')} — run \`npm run docs:config\``);
     process.exit(1);

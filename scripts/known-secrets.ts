@@ -38,7 +38,13 @@ export function secretLookingValues(text: string): Set<string> {
     for (const match of text.matchAll(pattern)) {
       const raw = (match[1] ?? match[0]).trim();
       // Also without the quotes, commas or semicolons that close a value in code, YAML or shell.
-      for (const value of [raw, raw.replace(/^["'`]/, '').replace(/["'`,;]+$/, '').trim()]) {
+      for (const value of [
+        raw,
+        raw
+          .replace(/^["'`]/, '')
+          .replace(/["'`,;]+$/, '')
+          .trim(),
+      ]) {
         if (Buffer.byteLength(value) >= MIN_SECRET_BYTES) found.add(value);
       }
     }
@@ -48,7 +54,10 @@ export function secretLookingValues(text: string): Set<string> {
 
 /** The repository's files: tracked ones plus new ones not ignored (never .env or var/). */
 export function repositoryFiles(root: string): string[] {
-  const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' });
+  const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   return [...new Set(out.split('\0').filter(Boolean))].filter((file) => !GENERATED.includes(file)).sort();
 }
 
@@ -92,7 +101,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const { expected, fresh } = checkList(root);
   if (process.argv.includes('--check')) {
     if (!fresh) {
-      console.error(`${LIST_PATH} is out of date: a secret-looking value was added or removed. Run \`npm run known-secrets\`.`);
+      console.error(
+        `${LIST_PATH} is out of date: a secret-looking value was added or removed. Run \`npm run known-secrets\`.`,
+      );
       process.exit(1);
     }
     console.log(`${LIST_PATH} is up to date`);

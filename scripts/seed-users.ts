@@ -41,14 +41,50 @@ export const seedRefreshJti = (i: number) => `seed-refresh-${i}`;
 /** Session i belongs to user ((i - 1) % users) + 1; user 1 is an administrator. */
 export const seedSessionUser = (i: number, users: number) => ((i - 1) % users) + 1;
 
-const FIRST = ['Ada', 'Alan', 'Grace', 'Linus', 'Margaret', 'Ken', 'Barbara', 'Dennis', 'Frances', 'Edsger', 'Radia', 'Niklaus', 'Sophie', 'Tim', 'Hedy', 'John'];
-const LAST = ['Lovelace', 'Turing', 'Hopper', 'Torvalds', 'Hamilton', 'Thompson', 'Liskov', 'Ritchie', 'Allen', 'Dijkstra', 'Perlman', 'Wirth', 'Wilson', 'Berners', 'Lamarr', 'Backus'];
+const FIRST = [
+  'Ada',
+  'Alan',
+  'Grace',
+  'Linus',
+  'Margaret',
+  'Ken',
+  'Barbara',
+  'Dennis',
+  'Frances',
+  'Edsger',
+  'Radia',
+  'Niklaus',
+  'Sophie',
+  'Tim',
+  'Hedy',
+  'John',
+];
+const LAST = [
+  'Lovelace',
+  'Turing',
+  'Hopper',
+  'Torvalds',
+  'Hamilton',
+  'Thompson',
+  'Liskov',
+  'Ritchie',
+  'Allen',
+  'Dijkstra',
+  'Perlman',
+  'Wirth',
+  'Wilson',
+  'Berners',
+  'Lamarr',
+  'Backus',
+];
 
 export function progressBar(label: string, done: number, total: number): void {
   if (!process.stderr.isTTY && done !== total && done % Math.max(1, Math.floor(total / 10)) !== 0) return;
   const width = 30;
   const filled = total === 0 ? width : Math.round((done / total) * width);
-  const line = `${label.padEnd(16)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done.toLocaleString('en')}/${total.toLocaleString('en')}`;
+  const line =
+    `${label.padEnd(16)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` +
+    `${done.toLocaleString('en')}/${total.toLocaleString('en')}`;
   process.stderr.write(process.stderr.isTTY ? `\r${line}${done === total ? '\n' : ''}` : `${line}\n`);
 }
 
@@ -72,7 +108,12 @@ export async function seed(options: SeedOptions): Promise<{ seconds: number }> {
   return { seconds: (performance.now() - started) / 1000 };
 }
 
-function seedSqlite(options: SeedOptions, hash: string, now: number, progress: NonNullable<SeedOptions['onProgress']>): void {
+function seedSqlite(
+  options: SeedOptions,
+  hash: string,
+  now: number,
+  progress: NonNullable<SeedOptions['onProgress']>,
+): void {
   const file = options.url.slice('sqlite:'.length);
   const db = new SQLite(file);
   db.pragma('journal_mode = WAL');
@@ -82,7 +123,8 @@ function seedSqlite(options: SeedOptions, hash: string, now: number, progress: N
   try {
     const bulk = <T>(table: string, columns: string[], total: number, row: (i: number) => T[]) => {
       const perStatement = Math.floor(30_000 / columns.length);
-      const placeholders = (n: number) => Array.from({ length: n }, () => `(${columns.map(() => '?').join(',')})`).join(',');
+      const placeholders = (n: number) =>
+        Array.from({ length: n }, () => `(${columns.map(() => '?').join(',')})`).join(',');
       const full = db.prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${placeholders(perStatement)}`);
       const batch = db.transaction((from: number, to: number) => {
         for (let start = from; start <= to; start += perStatement) {
@@ -90,7 +132,10 @@ function seedSqlite(options: SeedOptions, hash: string, now: number, progress: N
           const values: T[] = [];
           for (let i = start; i <= end; i++) values.push(...row(i));
           const count = end - start + 1;
-          (count === perStatement ? full : db.prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${placeholders(count)}`)).run(values);
+          (count === perStatement
+            ? full
+            : db.prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${placeholders(count)}`)
+          ).run(values);
         }
       });
       const chunk = 50_000;
@@ -115,16 +160,74 @@ function seedSqlite(options: SeedOptions, hash: string, now: number, progress: N
   }
 }
 
-const USER_COLUMNS = ['id', 'username', 'username_lower', 'email', 'password_hash', 'first_name', 'last_name', 'bio', 'is_active', 'is_verified', 'is_admin', 'password_changed_at', 'created_at', 'updated_at', 'last_login_at'];
+const USER_COLUMNS = [
+  'id',
+  'username',
+  'username_lower',
+  'email',
+  'password_hash',
+  'first_name',
+  'last_name',
+  'bio',
+  'is_active',
+  'is_verified',
+  'is_admin',
+  'password_changed_at',
+  'created_at',
+  'updated_at',
+  'last_login_at',
+];
 function userValues(i: number, hash: string, now: number): (string | number | null)[] {
   const name = seedUsername(i);
-  return [seedUserId(i), name, name, `${name}@example.test`, hash, FIRST[i % 16]!, `${LAST[(i >> 4) % 16]!}${i}`, null, 1, 1, i === 1 ? 1 : 0, now, now - i, now, null];
+  return [
+    seedUserId(i),
+    name,
+    name,
+    `${name}@example.test`,
+    hash,
+    FIRST[i % 16]!,
+    `${LAST[(i >> 4) % 16]!}${i}`,
+    null,
+    1,
+    1,
+    i === 1 ? 1 : 0,
+    now,
+    now - i,
+    now,
+    null,
+  ];
 }
 
-const SESSION_COLUMNS = ['id', 'user_id', 'created_at', 'last_used_at', 'expires_at', 'ip', 'user_agent', 'refresh_jti', 'previous_refresh_jti', 'rotated_at', 'revoked_at', 'revoked_reason'];
+const SESSION_COLUMNS = [
+  'id',
+  'user_id',
+  'created_at',
+  'last_used_at',
+  'expires_at',
+  'ip',
+  'user_agent',
+  'refresh_jti',
+  'previous_refresh_jti',
+  'rotated_at',
+  'revoked_at',
+  'revoked_reason',
+];
 /** Seeded sessions end 80 days after seeding; bench/run.ts re-seeds a cache older than 30 days. */
 function sessionValues(i: number, users: number, now: number): (string | number | null)[] {
-  return [seedSessionId(i), seedUserId(seedSessionUser(i, users)), now, now, now + 80 * 86_400_000, '127.0.0.1', 'flokie-bench', seedRefreshJti(i), null, now, null, null];
+  return [
+    seedSessionId(i),
+    seedUserId(seedSessionUser(i, users)),
+    now,
+    now,
+    now + 80 * 86_400_000,
+    '127.0.0.1',
+    'flokie-bench',
+    seedRefreshJti(i),
+    null,
+    now,
+    null,
+    null,
+  ];
 }
 
 /** PostgreSQL / MySQL: rows generated by the database in 50,000-row statements. */
@@ -138,11 +241,20 @@ async function seedServerSide(
 ): Promise<void> {
   const pg = dialect === 'postgres';
   const series = (from: number, to: number) =>
-    pg ? sql`generate_series(${from}::bigint, ${to}::bigint) as g(i)` : sql`(with recursive g(i) as (select ${from} union all select i + 1 from g where i < ${to}) select i from g) as g`;
+    pg
+      ? sql`generate_series(${from}::bigint, ${to}::bigint) as g(i)`
+      : sql`(with recursive g(i) as (select ${from} union all select i + 1 from g where i < ${to})
+          select i from g) as g`;
   const hex = pg ? sql`lpad(to_hex(i), 12, '0')` : sql`lpad(hex(i), 12, '0')`;
   const pad7 = pg ? sql`lpad(i::text, 7, '0')` : sql`lpad(i, 7, '0')`;
-  const cat = (...parts: ReturnType<typeof sql>[]) => (pg ? sql.join(parts, sql` || `) : sql`concat(${sql.join(parts)})`);
-  const pick = (list: string[], index: ReturnType<typeof sql>) => sql`(case ${index} ${sql.join(list.map((v, n) => sql`when ${n} then ${v}`), sql` `)} end)`;
+  const iText = pg ? sql`i::text` : sql`i`;
+  const cat = (...parts: ReturnType<typeof sql>[]) =>
+    pg ? sql.join(parts, sql` || `) : sql`concat(${sql.join(parts)})`;
+  const pick = (list: string[], index: ReturnType<typeof sql>) =>
+    sql`(case ${index} ${sql.join(
+      list.map((v, n) => sql`when ${n} then ${v}`),
+      sql` `,
+    )} end)`;
   const owner = sql`((i - 1) % ${options.users}) + 1`;
   const ownerHex = pg ? sql`lpad(to_hex(${owner}), 12, '0')` : sql`lpad(hex(${owner}), 12, '0')`;
   if (dialect === 'mysql') await sql`set session cte_max_recursion_depth = 100000`.execute(db);
@@ -158,20 +270,23 @@ async function seedServerSide(
   const username = cat(sql`'user'`, pad7);
   await chunked('users', options.users, (from, to) =>
     sql`insert into users (${sql.raw(USER_COLUMNS.join(','))})
-        select ${cat(sql`'00000000-0000-4000-8000-'`, hex)}, ${username}, ${username}, ${cat(username, sql`'@example.test'`)}, ${hash},
-               ${pick(FIRST, sql`i % 16`)}, ${cat(pick(LAST, sql`(i / 16) % 16`), pg ? sql`i::text` : sql`i`)}, null, 1, 1,
+        select ${cat(sql`'00000000-0000-4000-8000-'`, hex)}, ${username}, ${username},
+               ${cat(username, sql`'@example.test'`)}, ${hash},
+               ${pick(FIRST, sql`i % 16`)}, ${cat(pick(LAST, sql`(i / 16) % 16`), iText)}, null, 1, 1,
                case when i = 1 then 1 else 0 end, ${now}, ${now} - i, ${now}, null
         from ${series(from, to)}`.execute(db),
   );
   await chunked('revoked_tokens', options.revoked, (from, to) =>
     sql`insert into revoked_tokens (jti, user_id, expires_at, revoked_at)
-        select ${cat(sql`'seed-revoked-'`, pg ? sql`i::text` : sql`i`)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)}, ${now + 30 * 86_400_000}, ${now}
+        select ${cat(sql`'seed-revoked-'`, iText)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)},
+               ${now + 30 * 86_400_000}, ${now}
         from ${series(from, to)}`.execute(db),
   );
   await chunked('sessions', options.sessions, (from, to) =>
     sql`insert into sessions (${sql.raw(SESSION_COLUMNS.join(','))})
-        select ${cat(sql`'00000000-0000-4000-9000-'`, hex)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)}, ${now}, ${now}, ${now + 80 * 86_400_000},
-               '127.0.0.1', 'flokie-bench', ${cat(sql`'seed-refresh-'`, pg ? sql`i::text` : sql`i`)}, null, ${now}, null, null
+        select ${cat(sql`'00000000-0000-4000-9000-'`, hex)}, ${cat(sql`'00000000-0000-4000-8000-'`, ownerHex)},
+               ${now}, ${now}, ${now + 80 * 86_400_000},
+               '127.0.0.1', 'flokie-bench', ${cat(sql`'seed-refresh-'`, iText)}, null, ${now}, null, null
         from ${series(from, to)}`.execute(db),
   );
   await sql.raw(pg ? 'analyze' : 'analyze table users, sessions, revoked_tokens').execute(db);
@@ -192,7 +307,12 @@ async function main() {
     const file = url.slice('sqlite:'.length);
     for (const suffix of ['', '-wal', '-shm']) if (existsSync(file + suffix)) rmSync(file + suffix);
   }
-  const { seconds } = await seed({ url, users: Number(values.users), revoked: Number(values.revoked), sessions: Number(values.sessions) });
+  const { seconds } = await seed({
+    url,
+    users: Number(values.users),
+    revoked: Number(values.revoked),
+    sessions: Number(values.sessions),
+  });
   process.stderr.write(`seeded in ${seconds.toFixed(1)} s\n`);
 }
 

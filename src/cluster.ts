@@ -46,10 +46,18 @@ interface Slot {
   timer?: NodeJS.Timeout;
 }
 
-export async function runPrimary(config: Config, log: Logger = createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES })): Promise<void> {
+export async function runPrimary(
+  config: Config,
+  log: Logger = createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES }),
+): Promise<void> {
   if (config.AUTO_MIGRATE) {
     // Migrations run without a statement timeout (an index build may take minutes); connecting is bounded.
-    const handle = openDatabase({ url: config.DATABASE_URL, poolSize: 1, sslCaFile: config.DATABASE_SSL_CA_FILE || undefined, timeouts: { ...databaseTimeouts(config), statementMs: 0 } });
+    const handle = openDatabase({
+      url: config.DATABASE_URL,
+      poolSize: 1,
+      sslCaFile: config.DATABASE_SSL_CA_FILE || undefined,
+      timeouts: { ...databaseTimeouts(config), statementMs: 0 },
+    });
     try {
       await migrateToLatest(handle.db);
     } finally {
@@ -57,7 +65,10 @@ export async function runPrimary(config: Config, log: Logger = createLogger(conf
     }
   }
   if (!config.REDIS_URL) {
-    log.warn({ workers: config.WEB_CONCURRENCY }, 'WEB_CONCURRENCY > 1 without REDIS_URL: rate-limit counters are kept per worker; set REDIS_URL to share them');
+    log.warn(
+      { workers: config.WEB_CONCURRENCY },
+      'WEB_CONCURRENCY > 1 without REDIS_URL: rate-limit counters are kept per worker; set REDIS_URL to share them',
+    );
   }
 
   const slots: Slot[] = Array.from({ length: config.WEB_CONCURRENCY }, () => ({ startedAt: 0, crashes: 0 }));
@@ -94,7 +105,10 @@ export async function runPrimary(config: Config, log: Logger = createLogger(conf
         return;
       }
       const delay = restartDelay(slot.crashes);
-      log.error({ worker: worker.id, pid: worker.process.pid, slot: index, code, signal, up_ms: upMs, restart_in_ms: delay }, 'worker died; restarting');
+      log.error(
+        { worker: worker.id, pid: worker.process.pid, slot: index, code, signal, up_ms: upMs, restart_in_ms: delay },
+        'worker died; restarting',
+      );
       slot.timer = setTimeout(() => fork(index), delay);
     });
   }

@@ -39,7 +39,12 @@ const SECRET_KEY_SET = new Set(SECRET_KEYS);
 
 /** True for a key whose value is a secret: exact match once camelCase, `-` and case are read as snake_case. */
 export function isSecretKey(key: string): boolean {
-  return SECRET_KEY_SET.has(key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase().replaceAll('-', '_'));
+  return SECRET_KEY_SET.has(
+    key
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toLowerCase()
+      .replaceAll('-', '_'),
+  );
 }
 
 /** Logged objects that can hold request data or rows: secret keys inside them are censored too. */
@@ -144,6 +149,11 @@ export function standardOutput(bufferBytes: number): DestinationStream {
 /** Without a destination: standard output, buffered by bufferBytes (LOG_BUFFER_BYTES). */
 export function createLogger(level: string, destination?: DestinationStream | { bufferBytes: number }): Logger {
   const options = { level, redact: { paths: LOG_REDACT_PATHS, censor: REDACTED } };
-  const stream = destination === undefined ? standardOutput(0) : 'bufferBytes' in destination ? standardOutput(destination.bufferBytes) : destination;
+  const stream =
+    destination === undefined
+      ? standardOutput(0)
+      : 'bufferBytes' in destination
+        ? standardOutput(destination.bufferBytes)
+        : destination;
   return pino(options, stream);
 }

@@ -40,7 +40,10 @@ const UNAVAILABLE_CODES = new Set([
   POOL_TIMEOUT_CODE,
 ]);
 
-/** MySQL/MariaDB server error numbers: too many connections, shutdown, connection killed, max_statement_time, max_execution_time. */
+/**
+ * MySQL/MariaDB server error numbers: too many connections, shutdown, connection killed, max_statement_time,
+ * max_execution_time.
+ */
 const UNAVAILABLE_ERRNOS = new Set([1040, 1053, 1927, 1969, 3024]);
 
 /** node-postgres raises these without a code. */
@@ -57,10 +60,19 @@ const PG_CLIENT_MESSAGES = new Set([
 /** True when `error` means the database could not be reached or did not answer in time. */
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (!error || typeof error !== 'object' || depth > 4) return false;
-  const e = error as { code?: unknown; errno?: unknown; message?: unknown; fatal?: unknown; cause?: unknown; errors?: unknown };
+  const e = error as {
+    code?: unknown;
+    errno?: unknown;
+    message?: unknown;
+    fatal?: unknown;
+    cause?: unknown;
+    errors?: unknown;
+  };
   if (typeof e.code === 'string') {
-    // SQLSTATE class 08: connection exception. SQLITE_BUSY and its extended codes: another writer held the lock too long.
-    if (UNAVAILABLE_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code) || e.code.startsWith('SQLITE_BUSY')) return true;
+    // SQLSTATE class 08: connection exception. SQLITE_BUSY and its extended codes: another writer held the lock
+    // too long.
+    if (UNAVAILABLE_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code) || e.code.startsWith('SQLITE_BUSY'))
+      return true;
   }
   if (typeof e.errno === 'number' && UNAVAILABLE_ERRNOS.has(e.errno)) return true;
   // mysql2 marks errors that killed the connection as fatal.
@@ -73,7 +85,10 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
 /** What a log line says about the error: its code and message, never a stack. */
 function describe(error: unknown): { code?: string; message: string } {
   const e = error as { code?: unknown; message?: unknown };
-  return { ...(typeof e?.code === 'string' ? { code: e.code } : {}), message: typeof e?.message === 'string' ? e.message.slice(0, 300) : String(error) };
+  return {
+    ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+    message: typeof e?.message === 'string' ? e.message.slice(0, 300) : String(error),
+  };
 }
 
 interface OutageLog {
@@ -112,7 +127,10 @@ export class DatabaseOutage {
     this.lastFailureAt = now;
     if (this.since === null && !this.closed) {
       this.since = now;
-      this.log?.warn({ database_error: describe(error) }, 'database unavailable: answering 503 SERVICE_UNAVAILABLE until it recovers');
+      this.log?.warn(
+        { database_error: describe(error) },
+        'database unavailable: answering 503 SERVICE_UNAVAILABLE until it recovers',
+      );
       this.schedule();
     }
     return true;

@@ -1,8 +1,22 @@
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, sql, type Dialect, type MysqlPool, type PostgresPool, type SqliteDatabase } from 'kysely';
-import { createPool as createMysqlPool, type Pool as MysqlDriverPool, type PoolConnection as MysqlDriverConnection } from 'mysql2';
+import {
+  Kysely,
+  MysqlDialect,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type Dialect,
+  type MysqlPool,
+  type PostgresPool,
+  type SqliteDatabase,
+} from 'kysely';
+import {
+  createPool as createMysqlPool,
+  type Pool as MysqlDriverPool,
+  type PoolConnection as MysqlDriverConnection,
+} from 'mysql2';
 import pg from 'pg';
 import { SETTINGS } from '../config/settings.js';
 import { DatabaseOutage, POOL_TIMEOUT_CODE } from './availability.js';
@@ -59,7 +73,9 @@ export function databaseTimeouts(config: {
 /** The settings' defaults, for callers without a config (tests, tools). */
 const DEFAULT_TIMEOUTS: DatabaseTimeouts = databaseTimeouts({
   DATABASE_CONNECT_TIMEOUT_MS: SETTINGS.DATABASE_CONNECT_TIMEOUT_MS.parse(SETTINGS.DATABASE_CONNECT_TIMEOUT_MS.default),
-  DATABASE_STATEMENT_TIMEOUT_MS: SETTINGS.DATABASE_STATEMENT_TIMEOUT_MS.parse(SETTINGS.DATABASE_STATEMENT_TIMEOUT_MS.default),
+  DATABASE_STATEMENT_TIMEOUT_MS: SETTINGS.DATABASE_STATEMENT_TIMEOUT_MS.parse(
+    SETTINGS.DATABASE_STATEMENT_TIMEOUT_MS.default,
+  ),
   DATABASE_POOL_TIMEOUT_MS: SETTINGS.DATABASE_POOL_TIMEOUT_MS.parse(SETTINGS.DATABASE_POOL_TIMEOUT_MS.default),
   DATABASE_BUSY_TIMEOUT_MS: SETTINGS.DATABASE_BUSY_TIMEOUT_MS.parse(SETTINGS.DATABASE_BUSY_TIMEOUT_MS.default),
 });
@@ -88,7 +104,7 @@ export function dialectOf(url: string): DialectName {
 export function postgresSsl(url: URL, caFile?: string): false | { rejectUnauthorized: boolean; ca?: string } {
   const mode = url.searchParams.get('sslmode') ?? 'disable';
   url.searchParams.delete('sslmode');
-  // eslint-disable-next-line security/detect-non-literal-fs-filename -- CA file named by the operator (DATABASE_SSL_CA_FILE)
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- DATABASE_SSL_CA_FILE, set by the operator
   const ca = caFile ? readFileSync(caFile, 'utf8') : undefined;
   switch (mode) {
     case 'disable':
@@ -147,7 +163,13 @@ function createPrivateFile(file: string): void {
  * covers a silent network where the server's answer never arrives. A client whose query failed
  * that way is discarded on release, never handed out again in an unknown state.
  */
-function boundedPostgresPool(url: URL, ssl: ReturnType<typeof postgresSsl>, poolSize: number, t: DatabaseTimeouts, onFailure: (error: unknown) => void) {
+function boundedPostgresPool(
+  url: URL,
+  ssl: ReturnType<typeof postgresSsl>,
+  poolSize: number,
+  t: DatabaseTimeouts,
+  onFailure: (error: unknown) => void,
+) {
   class BoundedClient extends pg.Client {
     constructor(config: pg.ClientConfig) {
       super({ ...config, connectionTimeoutMillis: t.connectMs });
@@ -214,9 +236,16 @@ function boundedMysqlPool(pool: MysqlDriverPool, t: DatabaseTimeouts, onFailure:
   if (t.statementMs > 0) {
     pool.on('connection', (connection) => {
       // Sent before anything else on the connection; MySQL has no max_statement_time, so fall back.
-      connection.query({ sql: `SET SESSION max_statement_time = ${t.statementMs / 1000}`, timeout: clientTimeout }, (error: { errno?: number } | null) => {
-        if (error?.errno === 1193) connection.query({ sql: `SET SESSION max_execution_time = ${t.statementMs}`, timeout: clientTimeout }, () => {});
-      });
+      connection.query(
+        { sql: `SET SESSION max_statement_time = ${t.statementMs / 1000}`, timeout: clientTimeout },
+        (error: { errno?: number } | null) => {
+          if (error?.errno === 1193)
+            connection.query(
+              { sql: `SET SESSION max_execution_time = ${t.statementMs}`, timeout: clientTimeout },
+              () => {},
+            );
+        },
+      );
     });
   }
   const broken = new WeakSet<MysqlDriverConnection>();
@@ -257,7 +286,9 @@ function boundedMysqlPool(pool: MysqlDriverPool, t: DatabaseTimeouts, onFailure:
       void answer.then(() => inFlight.delete(answer));
       const timer = setTimeout(() => {
         settled = true;
-        const error = Object.assign(new Error(`no database connection free within ${t.poolMs} ms`), { code: POOL_TIMEOUT_CODE });
+        const error = Object.assign(new Error(`no database connection free within ${t.poolMs} ms`), {
+          code: POOL_TIMEOUT_CODE,
+        });
         onFailure(error);
         callback(error, undefined as never);
       }, t.poolMs);
@@ -327,8 +358,13 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
       connectTimeout: timeouts.connectMs,
       supportBigNumbers: true,
       bigNumberStrings: false,
-      // eslint-disable-next-line security/detect-non-literal-fs-filename -- CA file named by the operator
-      ssl: wantsTls ? { rejectUnauthorized: true, ca: options.sslCaFile ? readFileSync(options.sslCaFile, 'utf8') : undefined } : undefined,
+      ssl: wantsTls
+        ? {
+            rejectUnauthorized: true,
+            // eslint-disable-next-line security/detect-non-literal-fs-filename -- CA file named by the operator
+            ca: options.sslCaFile ? readFileSync(options.sslCaFile, 'utf8') : undefined,
+          }
+        : undefined,
       timezone: 'Z',
     });
     dialect = new MysqlDialect({ pool: boundedMysqlPool(pool, timeouts, onFailure) });
@@ -337,7 +373,10 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
 
   const db = new Kysely<Database>({ dialect });
   // A failure that started before recovery may time out up to this long after it.
-  const quietMs = kind === 'sqlite' ? timeouts.busyMs : Math.max(timeouts.connectMs, timeouts.poolMs, timeouts.statementMs + CLIENT_GRACE_MS);
+  const quietMs =
+    kind === 'sqlite'
+      ? timeouts.busyMs
+      : Math.max(timeouts.connectMs, timeouts.poolMs, timeouts.statementMs + CLIENT_GRACE_MS);
   const outage = new DatabaseOutage(db, options.log, quietMs);
   const handle: DatabaseHandle = {
     db,
@@ -371,13 +410,26 @@ export async function pingDatabase(db: Kysely<Database>): Promise<number> {
 /** True when a write failed on a UNIQUE or PRIMARY KEY constraint, on any dialect. */
 export function isUniqueViolation(error: unknown): boolean {
   const e = error as { code?: string; errno?: number } | null;
-  return !!e && (e.code === '23505' || e.code === 'ER_DUP_ENTRY' || e.errno === 1062 || /^SQLITE_CONSTRAINT_(UNIQUE|PRIMARYKEY)$/.test(e.code ?? ''));
+  return (
+    !!e &&
+    (e.code === '23505' ||
+      e.code === 'ER_DUP_ENTRY' ||
+      e.errno === 1062 ||
+      /^SQLITE_CONSTRAINT_(UNIQUE|PRIMARYKEY)$/.test(e.code ?? ''))
+  );
 }
 
 /** True when the database aborted a transaction to break a deadlock or serialization conflict. */
 export function isTransientConflict(error: unknown): boolean {
   const e = error as { code?: string; errno?: number } | null;
-  return !!e && (e.code === '40P01' || e.code === '40001' || e.code === 'ER_LOCK_DEADLOCK' || e.errno === 1213 || e.code === 'SQLITE_BUSY');
+  return (
+    !!e &&
+    (e.code === '40P01' ||
+      e.code === '40001' ||
+      e.code === 'ER_LOCK_DEADLOCK' ||
+      e.errno === 1213 ||
+      e.code === 'SQLITE_BUSY')
+  );
 }
 
 /** Runs a short transaction, retrying it a few times when the database aborts it as a deadlock victim. */

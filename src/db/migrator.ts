@@ -12,7 +12,8 @@ const MIGRATIONS: Record<string, Migration> = {
   '004_operations': m004,
 };
 
-export function migrator(db: Kysely<any>): Migrator {
+/** Migrations see any schema: each one adds to whatever the ones before it left. */
+export function migrator<DB>(db: Kysely<DB>): Migrator {
   return new Migrator({
     db,
     provider: { getMigrations: async () => MIGRATIONS },
@@ -30,11 +31,11 @@ function check(result: MigrationResultSet): MigrationResultSet {
   return result;
 }
 
-export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultSet> {
+export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<MigrationResultSet> {
   return check(await migrator(db).migrateToLatest());
 }
 
-export async function migrateDown(db: Kysely<any>): Promise<MigrationResultSet> {
+export async function migrateDown<DB>(db: Kysely<DB>): Promise<MigrationResultSet> {
   return check(await migrator(db).migrateDown());
 }
 
@@ -42,11 +43,11 @@ export async function migrateDown(db: Kysely<any>): Promise<MigrationResultSet> 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();
 
 /** Applies or reverts migrations until exactly `name` is the last applied (null: none). */
-export async function migrateTo(db: Kysely<any>, name: string | null): Promise<MigrationResultSet> {
+export async function migrateTo<DB>(db: Kysely<DB>, name: string | null): Promise<MigrationResultSet> {
   return check(await migrator(db).migrateTo(name ?? NO_MIGRATIONS));
 }
 
 /** The migrations applied to this database, oldest first ([] for a database without our table). */
-export async function appliedMigrations(db: Kysely<any>): Promise<string[]> {
+export async function appliedMigrations<DB>(db: Kysely<DB>): Promise<string[]> {
   return (await migrator(db).getMigrations()).filter((m) => m.executedAt).map((m) => m.name);
 }

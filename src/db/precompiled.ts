@@ -13,13 +13,16 @@ import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
 
 type Slot<K extends string> = { name: K } | { value: unknown };
 
-export function precompile<Row, K extends string>(
-  db: Kysely<any>, // any schema: the query's own types come from `build`
+export function precompile<Row, K extends string, DB>(
+  db: Kysely<DB>,
   names: readonly K[],
   build: (placeholders: Record<K, string>) => Compilable<Row>,
 ): (values: Record<K, unknown>) => Promise<Row[]> {
   const nonce = randomUUID();
-  const placeholders = Object.fromEntries(names.map((name) => [name, `precompiled:${nonce}:${name}`])) as Record<K, string>;
+  const placeholders = Object.fromEntries(names.map((name) => [name, `precompiled:${nonce}:${name}`])) as Record<
+    K,
+    string
+  >;
   const compiled = build(placeholders).compile();
   const byPlaceholder = new Map<unknown, K>(names.map((name) => [placeholders[name], name]));
   const slots: Slot<K>[] = compiled.parameters.map((value) => {
@@ -27,7 +30,8 @@ export function precompile<Row, K extends string>(
     return name === undefined ? { value } : { name };
   });
   for (const name of names) {
-    if (!slots.some((slot) => 'name' in slot && slot.name === name)) throw new Error(`precompile: "${name}" is not a parameter of the query`);
+    if (!slots.some((slot) => 'name' in slot && slot.name === name))
+      throw new Error(`precompile: "${name}" is not a parameter of the query`);
   }
   return async (values) => {
     const parameters = slots.map((slot) => ('name' in slot ? values[slot.name] : slot.value));

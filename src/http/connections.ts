@@ -11,11 +11,17 @@
  */
 import type { Config } from '../config/index.js';
 
-type ConnectionSettings = Pick<Config, 'REQUEST_TIMEOUT_SECONDS' | 'HEADERS_TIMEOUT_SECONDS' | 'KEEP_ALIVE_TIMEOUT_SECONDS'>;
+type ConnectionSettings = Pick<
+  Config,
+  'REQUEST_TIMEOUT_SECONDS' | 'HEADERS_TIMEOUT_SECONDS' | 'KEEP_ALIVE_TIMEOUT_SECONDS'
+>;
 
 /** Fastify's own options. */
 export function fastifyTimeouts(config: ConnectionSettings) {
-  return { requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000, keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_SECONDS * 1000 };
+  return {
+    requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
+  };
 }
 
 /** Options for http(s).createServer. */
@@ -23,5 +29,8 @@ export function serverTimeouts(config: ConnectionSettings) {
   const requestMs = config.REQUEST_TIMEOUT_SECONDS * 1000;
   // Node looks for overdue requests every connectionsCheckingInterval (30 s by default), which
   // would let a short timeout run long: look a few times per timeout, at most once a second.
-  return { headersTimeout: Math.min(config.HEADERS_TIMEOUT_SECONDS * 1000, requestMs), connectionsCheckingInterval: Math.min(30_000, Math.max(1000, requestMs / 4)) };
+  return {
+    headersTimeout: Math.min(config.HEADERS_TIMEOUT_SECONDS * 1000, requestMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(1000, requestMs / 4)),
+  };
 }

@@ -43,7 +43,13 @@ export function ok<T>(message: string, data: T): { success: true; message: strin
 
 /** JSON that never contains raw <, > or & (docs/api.md): a browser mis-sniffing it finds no markup. */
 const HTML_CHARS = /[<>&\u2028\u2029]/g;
-const ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
+const ESCAPES: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
 const ESCAPED = Object.keys(ESCAPES);
 export function escapeJsonForHtml(json: string): string {
   // Most answers need no change; includes() finds that four times faster than a regex test.

@@ -7,7 +7,12 @@ export const USER_ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 const HEX = (n: number) => `[0-9A-Fa-f]{${n}}`;
 const USERNAME_PATTERN = `^(?!${HEX(8)}-${HEX(4)}-${HEX(4)}-${HEX(4)}-${HEX(12)}$)[A-Za-z0-9_-]*$`;
 export const USERNAME_RULE = '3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id';
-export const Username = Type.String({ minLength: 3, maxLength: 50, pattern: USERNAME_PATTERN, description: USERNAME_RULE });
+export const Username = Type.String({
+  minLength: 3,
+  maxLength: 50,
+  pattern: USERNAME_PATTERN,
+  description: USERNAME_RULE,
+});
 export const Email = Type.String({ format: 'email', maxLength: 254 });
 /** A password being checked (login, current password): any length a password ever had. */
 export const Password = Type.String({ minLength: 1, maxLength: 1024 });
@@ -19,7 +24,8 @@ export const NewPassword = (config: Pick<Config, 'MIN_PASSWORD_LENGTH' | 'MAX_PA
   Type.String({
     minLength: config.MIN_PASSWORD_LENGTH,
     maxLength: config.MAX_PASSWORD_LENGTH,
-    description: 'Must also pass the password policy (docs/security.md): character classes, not common or breached, strong enough',
+    description:
+      'Must also pass the password policy (docs/security.md): character classes, not common or breached, strong enough',
   });
 /**
  * Names: no markup, no control characters, and no invisible format characters (Unicode category
@@ -32,7 +38,8 @@ export const PersonName = Type.String({ maxLength: 100, pattern: PERSON_NAME_PAT
 /** The 400 message for a field that fails one of the patterns above (validation.ts). */
 export const PATTERN_MESSAGES: Record<string, string> = {
   [USERNAME_PATTERN]: `Must be ${USERNAME_RULE}`,
-  [PERSON_NAME_PATTERN]: 'Must not contain markup (< > & " \\), control characters or invisible format characters (such as bidi controls)',
+  [PERSON_NAME_PATTERN]:
+    'Must not contain markup (< > & " \\), control characters or invisible format characters (such as bidi controls)',
 };
 /** Free text: control characters are stripped (see sanitizeText), markup is stored as given and escaped on output. */
 export const Bio = Type.String({ maxLength: 1000 });

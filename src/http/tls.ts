@@ -57,8 +57,15 @@ export function tlsServerOptions(config: Pick<Config, 'TLS_CERT_FILE' | 'TLS_KEY
   };
 }
 
-/** Options for the HTTP(S) server Fastify creates: TLS when configured, explicit header-size limit, `extra` (timeouts). */
-export function httpServerOptions(config: Pick<Config, 'TLS_CERT_FILE' | 'TLS_KEY_FILE'>, maxHeaderSize = 16 * 1024, extra: Record<string, number> = {}) {
+/**
+ * Options for the HTTP(S) server Fastify creates: TLS when configured, explicit header-size limit, `extra`
+ * (timeouts).
+ */
+export function httpServerOptions(
+  config: Pick<Config, 'TLS_CERT_FILE' | 'TLS_KEY_FILE'>,
+  maxHeaderSize = 16 * 1024,
+  extra: Record<string, number> = {},
+) {
   const tls = tlsServerOptions(config);
   return tls ? { https: { ...tls, maxHeaderSize, ...extra } } : { http: { maxHeaderSize, ...extra } };
 }

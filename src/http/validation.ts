@@ -7,6 +7,7 @@
  * MAX_DETAIL_FIELDS fields with at most MAX_MESSAGES_PER_FIELD messages each, and field names
  * (which come from the client) are cut to MAX_FIELD_NAME_LENGTH characters.
  */
+import type { ValidateFunction } from 'ajv';
 import { PATTERN_MESSAGES } from './fields.js';
 import type { ErrorDetails } from '../core/errors.js';
 
@@ -71,7 +72,13 @@ export const KNOWN_FORMATS = Object.keys(FORMAT_MESSAGES);
 
 /** JSON pointer (`/a/0/b`, with ~0 ~1 escapes) → `a.0.b`, cut to a sane length. */
 function fieldName(pointer: string, extra?: unknown): string {
-  const parts = pointer === '' ? [] : pointer.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts =
+    pointer === ''
+      ? []
+      : pointer
+          .slice(1)
+          .split('/')
+          .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) parts.push(String(extra));
   const name = parts.join('.');
   return name.length > MAX_FIELD_NAME_LENGTH ? `${name.slice(0, MAX_FIELD_NAME_LENGTH)}…` : name;
@@ -99,15 +106,25 @@ function collapseUnions(errors: AjvError[]): AjvError[] {
     branches.forEach((e) => consumed.add(e));
     const here = branches.filter((e) => e.instancePath === union.instancePath);
     const nullBranch = here.some((e) => e.keyword === 'type' && e.params.type === 'null');
-    const rest = branches.filter((e) => !(e.keyword === 'type' && e.params.type === 'null' && e.instancePath === union.instancePath));
+    const rest = branches.filter(
+      (e) => !(e.keyword === 'type' && e.params.type === 'null' && e.instancePath === union.instancePath),
+    );
     const literals = here.filter((e) => e.keyword === 'const' || e.keyword === 'enum');
     if (rest.length > 0 && literals.length === rest.length) {
-      const values = literals.flatMap((e) => (e.keyword === 'const' ? [e.params.allowedValue] : ((e.params.allowedValues as unknown[]) ?? [])));
-      replacements.set(union, [{ ...union, keyword: 'enum', params: { allowedValues: nullBranch ? [...values, null] : values } }]);
+      const values = literals.flatMap((e) =>
+        e.keyword === 'const' ? [e.params.allowedValue] : ((e.params.allowedValues as unknown[]) ?? []),
+      );
+      replacements.set(union, [
+        { ...union, keyword: 'enum', params: { allowedValues: nullBranch ? [...values, null] : values } },
+      ]);
     } else if (rest.length > 0) {
       replacements.set(
         union,
-        rest.map((e) => (nullBranch && e.keyword === 'type' && e.instancePath === union.instancePath ? { ...e, params: { type: `${String(e.params.type)},null` } } : e)),
+        rest.map((e) =>
+          nullBranch && e.keyword === 'type' && e.instancePath === union.instancePath
+            ? { ...e, params: { type: `${String(e.params.type)},null` } }
+            : e,
+        ),
       );
     } else {
       replacements.set(union, [union]);
@@ -124,7 +141,10 @@ function collapseUnions(errors: AjvError[]): AjvError[] {
  * Ajv errors → `{"field": ["message", …]}`, fields named the way the client sent them.
  * Returns the (bounded) details and how many problems there were in all.
  */
-export function validationDetails(errors: AjvError[], part: string | undefined): { details: ErrorDetails; total: number } {
+export function validationDetails(
+  errors: AjvError[],
+  part: string | undefined,
+): { details: ErrorDetails; total: number } {
   // Field names come from the client ("toString", "__proto__"): no inherited keys to collide with.
   const details = Object.create(null) as ErrorDetails;
   let fields = 0;
@@ -133,7 +153,8 @@ export function validationDetails(errors: AjvError[], part: string | undefined):
     let field: string;
     let text = message(error);
     if (error.keyword === 'required') field = fieldName(error.instancePath, error.params.missingProperty);
-    else if (error.keyword === 'additionalProperties') field = fieldName(error.instancePath, error.params.additionalProperty);
+    else if (error.keyword === 'additionalProperties')
+      field = fieldName(error.instancePath, error.params.additionalProperty);
     else field = fieldName(error.instancePath);
     if (field === '' && error.keyword === 'type' && part === 'body') text = 'A JSON object is required';
     const key = field || part || 'body';
@@ -149,18 +170,20 @@ export function validationDetails(errors: AjvError[], part: string | undefined):
   return { details, total };
 }
 
+/** What Ajv passes a validator besides the data: where the data sits in its parent object. */
+type DataContext = Parameters<ValidateFunction>[1];
+type Validator = ((data: unknown, context?: DataContext) => unknown) & { errors?: unknown; schemaEnv?: unknown };
+
 /**
  * Query-string booleans as clients write them: true/false/1/0 in any case (Python's requests
  * sends `False`). Wraps the validator of a querystring schema so they are booleans before Ajv
  * sees them; anything else is left for Ajv to refuse.
  */
-type Validator = ((data: any, context?: any) => unknown) & { errors?: unknown; schemaEnv?: unknown };
-
 export function acceptQueryBooleans<V extends Validator>(schema: unknown, validate: V): V {
   const properties = (schema as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties ?? {};
   const keys = Object.keys(properties).filter((k) => properties[k]?.type === 'boolean');
   if (keys.length === 0) return validate;
-  const wrapped = function (data: unknown, context?: unknown) {
+  const wrapped = function (data: unknown, context?: DataContext) {
     if (data && typeof data === 'object') {
       const query = data as Record<string, unknown>;
       for (const key of keys) {

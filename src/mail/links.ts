@@ -17,7 +17,9 @@ const DEFAULT_PATHS: Record<LinkKind, string> = {
 export class MailLinks {
   private readonly templates: Record<LinkKind, string>;
 
-  constructor(config: Pick<Config, 'publicUrl' | 'EMAIL_VERIFY_URL' | 'PASSWORD_RESET_URL' | 'EMAIL_CHANGE_CONFIRM_URL'>) {
+  constructor(
+    config: Pick<Config, 'publicUrl' | 'EMAIL_VERIFY_URL' | 'PASSWORD_RESET_URL' | 'EMAIL_CHANGE_CONFIRM_URL'>,
+  ) {
     const template = (kind: LinkKind, configured: string) => configured || `${config.publicUrl}${DEFAULT_PATHS[kind]}`;
     this.templates = {
       verify_email: template('verify_email', config.EMAIL_VERIFY_URL),

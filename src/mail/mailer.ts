@@ -59,7 +59,8 @@ export class Mailer {
       const { writeFile } = await import('node:fs/promises');
       // eslint-disable-next-line security/detect-non-literal-fs-filename -- outbox folder from MAIL_OUTBOX_DIR
       mkdirSync(this.outboxDir, { recursive: true });
-      const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${info.messageId.replace(/[^A-Za-z0-9]/g, '').slice(0, 24)}.eml`;
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      const name = `${stamp}-${info.messageId.replace(/[^A-Za-z0-9]/g, '').slice(0, 24)}.eml`;
       await writeFile(resolve(this.outboxDir, name), info.message as Buffer, { mode: 0o600 });
     }
   }

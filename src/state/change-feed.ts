@@ -83,7 +83,12 @@ export class ChangeFeed {
     try {
       const now = Date.now();
       const from = this.since - OVERLAP_MS;
-      const rows = await this.db.selectFrom('change_log').select(['id', 'kind', 'key', 'created_at']).where('created_at', '>=', from).orderBy('id').execute();
+      const rows = await this.db
+        .selectFrom('change_log')
+        .select(['id', 'kind', 'key', 'created_at'])
+        .where('created_at', '>=', from)
+        .orderBy('id')
+        .execute();
       for (const row of rows) {
         if (this.seen.has(row.id)) continue;
         this.seen.set(row.id, row.created_at);
@@ -93,7 +98,10 @@ export class ChangeFeed {
       this.since = now;
       if (now - this.lastPurge > 10 * 60 * 1000) {
         this.lastPurge = now;
-        await this.db.deleteFrom('change_log').where('created_at', '<', now - RETAIN_MS).execute();
+        await this.db
+          .deleteFrom('change_log')
+          .where('created_at', '<', now - RETAIN_MS)
+          .execute();
       }
     } catch (error) {
       // An unreachable database is logged once per outage (src/db/availability.ts), not every poll.

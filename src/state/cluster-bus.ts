@@ -18,7 +18,13 @@ interface ChangeMessage {
 
 function isChangeMessage(value: unknown): value is ChangeMessage {
   const m = value as Partial<ChangeMessage> | null;
-  return typeof m === 'object' && m !== null && m.type === TYPE && typeof m.message === 'string' && m.message.length <= MAX_MESSAGE_LENGTH;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    m.type === TYPE &&
+    typeof m.message === 'string' &&
+    m.message.length <= MAX_MESSAGE_LENGTH
+  );
 }
 
 /** The worker's side: publish to the primary, receive what siblings published. */
@@ -27,7 +33,8 @@ export class WorkerChangeBus implements ChangeBus {
 
   async publish(message: string): Promise<void> {
     // A channel closing during shutdown is not an error worth reporting: the database poll still delivers.
-    if (process.connected) process.send?.({ type: TYPE, message } satisfies ChangeMessage, undefined, undefined, () => {});
+    if (process.connected)
+      process.send?.({ type: TYPE, message } satisfies ChangeMessage, undefined, undefined, () => {});
   }
 
   async subscribe(onMessage: (message: string) => void): Promise<void> {

@@ -138,7 +138,9 @@ export class RateLimitStore {
   private fallbackUsed(): void {
     if (this.usingFallback) return;
     this.usingFallback = true;
-    this.options.log.error('rate limiter: Redis unavailable; enforcing limits with in-process counters (per instance) until it returns');
+    this.options.log.error(
+      'rate limiter: Redis unavailable; enforcing limits with in-process counters (per instance) until it returns',
+    );
   }
 
   /** Counts one request against `name`'s limit for `key` (e.g. "ip:203.0.113.9"). Never throws. */
@@ -191,7 +193,10 @@ export class RateLimitStore {
   async reloadEmergencyLimit(db: Kysely<Database>): Promise<void> {
     const next = await getEmergencyLimit(db);
     if (next?.text !== this.emergency?.text) {
-      this.options.log.warn({ emergency_rate_limit: next?.text ?? null }, next ? 'emergency rate limit in force' : 'emergency rate limit lifted');
+      this.options.log.warn(
+        { emergency_rate_limit: next?.text ?? null },
+        next ? 'emergency rate limit in force' : 'emergency rate limit lifted',
+      );
     }
     this.emergency = next;
   }
@@ -201,7 +206,9 @@ export class RateLimitStore {
     await this.reloadEmergencyLimit(db);
     return changes.subscribe((kind, key) => {
       if (kind !== 'setting' || key !== EMERGENCY_LIMIT_KEY) return;
-      this.reloadEmergencyLimit(db).catch((error: unknown) => this.options.log.error({ err: error }, 'could not read the emergency rate limit'));
+      this.reloadEmergencyLimit(db).catch((error: unknown) =>
+        this.options.log.error({ err: error }, 'could not read the emergency rate limit'),
+      );
     });
   }
 }

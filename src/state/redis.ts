@@ -10,15 +10,13 @@ import type { ChangeBus } from './change-feed.js';
 
 export type RedisClient = Redis;
 
-const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
-
 /**
  * The shared client. A Redis that refuses or drops the connection is noticed by ioredis itself; one
  * that stalls (connection open, no answers) is bounded by `commandTimeoutMs`: the first command it
  * leaves unanswered that long closes the connection and opens a new one, and until that one is
  * ready (Redis answers again) every command fails at once, so callers fall back without waiting.
  */
-export function createRedis(url: string, log: Logger, name = 'redis', commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Redis {
+export function createRedis(url: string, log: Logger, name: string, commandTimeoutMs: number): Redis {
   let down = false;
   const markDown = (reason: string) => {
     if (!down) log.error({ err: { message: reason }, client: name }, 'redis unavailable; using in-process fallback');
@@ -79,12 +77,18 @@ export class RedisChangeBus implements ChangeBus {
 
   async subscribe(onMessage: (message: string) => void): Promise<void> {
     // A subscribed connection can do nothing else, so it gets its own; it may queue while connecting.
-    this.subscriber = new Redis(this.url, { lazyConnect: false, retryStrategy: (n) => Math.min(n * 200, 2000), maxRetriesPerRequest: null });
+    this.subscriber = new Redis(this.url, {
+      lazyConnect: false,
+      retryStrategy: (n) => Math.min(n * 200, 2000),
+      maxRetriesPerRequest: null,
+    });
     this.subscriber.on('error', () => {});
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.channel) onMessage(message);
     });
-    this.subscriber.subscribe(this.channel).catch((error: unknown) => this.log.warn({ err: error }, 'redis subscribe failed; relying on database poll'));
+    this.subscriber
+      .subscribe(this.channel)
+      .catch((error: unknown) => this.log.warn({ err: error }, 'redis subscribe failed; relying on database poll'));
   }
 
   async close(): Promise<void> {

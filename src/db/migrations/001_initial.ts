@@ -1,6 +1,7 @@
 import type { Kysely, ColumnDefinitionBuilder } from 'kysely';
 
-type Db = Kysely<any>;
+/** No table types: a migration sees the schema the ones before it left, whatever the code says now. */
+type Db = Kysely<unknown>;
 
 /** An auto-incrementing BIGINT key in each dialect's own spelling. */
 async function serialType(db: Db): Promise<'integer' | 'bigserial' | 'bigint'> {
@@ -46,7 +47,11 @@ export async function up(db: Db): Promise<void> {
     .addColumn('password_hash', 'varchar(255)', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('password_history_user_idx').on('password_history').columns(['user_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('password_history_user_idx')
+    .on('password_history')
+    .columns(['user_id', 'created_at'])
+    .execute();
 
   await db.schema
     .createTable('login_attempts')
@@ -92,7 +97,11 @@ export async function up(db: Db): Promise<void> {
     .addColumn('used_at', 'bigint')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('one_time_tokens_user_idx').on('one_time_tokens').columns(['user_id', 'purpose']).execute();
+  await db.schema
+    .createIndex('one_time_tokens_user_idx')
+    .on('one_time_tokens')
+    .columns(['user_id', 'purpose'])
+    .execute();
 
   await db.schema
     .createTable('security_events')
@@ -108,8 +117,16 @@ export async function up(db: Db): Promise<void> {
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('security_events_created_idx').on('security_events').column('created_at').execute();
-  await db.schema.createIndex('security_events_type_idx').on('security_events').columns(['type', 'created_at']).execute();
-  await db.schema.createIndex('security_events_user_idx').on('security_events').columns(['user_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('security_events_type_idx')
+    .on('security_events')
+    .columns(['type', 'created_at'])
+    .execute();
+  await db.schema
+    .createIndex('security_events_user_idx')
+    .on('security_events')
+    .columns(['user_id', 'created_at'])
+    .execute();
   await db.schema.createIndex('security_events_ip_idx').on('security_events').columns(['ip', 'created_at']).execute();
 
   await db.schema
@@ -127,7 +144,6 @@ export async function up(db: Db): Promise<void> {
     .addColumn('value', 'text')
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .execute();
-
 }
 
 export async function down(db: Db): Promise<void> {

@@ -8,9 +8,9 @@
  */
 import { sql, type Kysely } from 'kysely';
 
-const isPostgres = (db: Kysely<any>) => db.getExecutor().adapter.constructor.name.startsWith('Postgres');
+const isPostgres = (db: Kysely<unknown>) => db.getExecutor().adapter.constructor.name.startsWith('Postgres');
 
-export async function up(db: Kysely<any>): Promise<void> {
+export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('users_updated_at_idx').on('users').column('updated_at').execute();
   await db.schema.createIndex('users_active_created_idx').on('users').columns(['is_active', 'created_at']).execute();
   if (isPostgres(db)) {
@@ -19,7 +19,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   }
 }
 
-export async function down(db: Kysely<any>): Promise<void> {
+export async function down(db: Kysely<unknown>): Promise<void> {
   if (isPostgres(db)) {
     await sql`DROP INDEX IF EXISTS users_email_prefix_idx`.execute(db);
     await sql`DROP INDEX IF EXISTS users_username_prefix_idx`.execute(db);

@@ -9,7 +9,7 @@
  */
 import type { Kysely } from 'kysely';
 
-export async function up(db: Kysely<any>): Promise<void> {
+export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('users').addColumn('pending_email', 'varchar(254)').execute();
   await db.schema.alterTable('one_time_tokens').addColumn('target_email', 'varchar(254)').execute();
   await db.schema
@@ -18,10 +18,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('key', 'varchar(300)', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('login_reservations_key_idx').on('login_reservations').columns(['key', 'expires_at']).execute();
+  await db.schema
+    .createIndex('login_reservations_key_idx')
+    .on('login_reservations')
+    .columns(['key', 'expires_at'])
+    .execute();
 }
 
-export async function down(db: Kysely<any>): Promise<void> {
+export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('login_reservations').ifExists().execute();
   await db.schema.alterTable('one_time_tokens').dropColumn('target_email').execute();
   await db.schema.alterTable('users').dropColumn('pending_email').execute();

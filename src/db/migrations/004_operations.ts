@@ -8,12 +8,14 @@
  */
 import type { ColumnDefinitionBuilder, Kysely } from 'kysely';
 
-type Db = Kysely<any>;
+/** No table types: a migration sees the schema the ones before it left, whatever the code says now. */
+type Db = Kysely<unknown>;
 
 export async function up(db: Db): Promise<void> {
   const adapter = db.getExecutor().adapter.constructor.name;
   const serial = adapter.startsWith('Sqlite') ? 'integer' : adapter.startsWith('Postgres') ? 'bigserial' : 'bigint';
-  const key = (c: ColumnDefinitionBuilder) => (serial === 'bigserial' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const key = (c: ColumnDefinitionBuilder) =>
+    serial === 'bigserial' ? c.primaryKey() : c.primaryKey().autoIncrement();
 
   await db.schema
     .createTable('alert_outbox')
@@ -39,7 +41,11 @@ export async function up(db: Db): Promise<void> {
     .addColumn('last_error', 'varchar(500)')
     .execute();
   // The dispatcher's question: undelivered rows that are due.
-  await db.schema.createIndex('alert_outbox_due_idx').on('alert_outbox').columns(['delivered_at', 'given_up_at', 'next_attempt_at']).execute();
+  await db.schema
+    .createIndex('alert_outbox_due_idx')
+    .on('alert_outbox')
+    .columns(['delivered_at', 'given_up_at', 'next_attempt_at'])
+    .execute();
   await db.schema.createIndex('alert_outbox_created_idx').on('alert_outbox').column('created_at').execute();
 }
 

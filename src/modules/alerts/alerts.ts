@@ -182,11 +182,17 @@ export class Alerts {
     if (now - Number(claim.row.created_at) >= this.config.ALERT_MAX_AGE_HOURS * 3_600_000) {
       await this.outbox.markFailed(claim, errors.join('; '), { givenUp: true });
       this.stats.givenUp++;
-      this.log.error({ alert_id: claim.row.id, alert_type: claim.row.type, attempts, error: errors.join('; ') }, 'alert given up: not delivered within ALERT_MAX_AGE_HOURS');
+      this.log.error(
+        { alert_id: claim.row.id, alert_type: claim.row.type, attempts, error: errors.join('; ') },
+        'alert given up: not delivered within ALERT_MAX_AGE_HOURS',
+      );
       return report;
     }
     await this.outbox.markFailed(claim, errors.join('; '), { at: now + retryDelayMs(attempts, this.config) });
-    this.log.warn({ alert_id: claim.row.id, alert_type: claim.row.type, attempts, error: errors.join('; ') }, 'alert not delivered; will retry');
+    this.log.warn(
+      { alert_id: claim.row.id, alert_type: claim.row.type, attempts, error: errors.join('; ') },
+      'alert not delivered; will retry',
+    );
     return report;
   }
 
@@ -201,8 +207,13 @@ export class Alerts {
 }
 
 /** Exponential back-off with "equal jitter": half the delay fixed, half random, capped. */
-export function retryDelayMs(attempts: number, config: Pick<Config, 'ALERT_RETRY_INITIAL_SECONDS' | 'ALERT_RETRY_MAX_SECONDS'>): number {
-  const base = Math.min(config.ALERT_RETRY_MAX_SECONDS, config.ALERT_RETRY_INITIAL_SECONDS * 2 ** Math.min(attempts - 1, 30)) * 1000;
+export function retryDelayMs(
+  attempts: number,
+  config: Pick<Config, 'ALERT_RETRY_INITIAL_SECONDS' | 'ALERT_RETRY_MAX_SECONDS'>,
+): number {
+  const base =
+    Math.min(config.ALERT_RETRY_MAX_SECONDS, config.ALERT_RETRY_INITIAL_SECONDS * 2 ** Math.min(attempts - 1, 30)) *
+    1000;
   return Math.round(base / 2 + Math.random() * (base / 2));
 }
 

@@ -16,7 +16,10 @@ export interface AlertSpec {
 
 const text = (value: unknown) => (value === undefined || value === null ? '-' : String(value).slice(0, 200));
 
-/** admin_action details.action values that are alerts: someone became an administrator, or lost every session at once. */
+/**
+ * admin_action details.action values that are alerts: someone became an administrator, or lost every session at
+ * once.
+ */
 const ALERTING_ADMIN_ACTIONS = new Set(['grant_admin', 'revoke_all_sessions']);
 
 /** Event type → subject of the alert, or null when this occurrence is not an alert. */
@@ -29,13 +32,11 @@ const ALERTS: Record<string, (event: AlertEvent, details: Record<string, unknown
   admin_action: (_e, d) => {
     const action = String(d.action ?? '');
     // A new account created with administrator rights is an administrator granted, too.
-    if (ALERTING_ADMIN_ACTIONS.has(action) || (action === 'create_user' && d.is_admin === true)) return `${action}:${text(d.target_user_id)}`;
+    if (ALERTING_ADMIN_ACTIONS.has(action) || (action === 'create_user' && d.is_admin === true))
+      return `${action}:${text(d.target_user_id)}`;
     return null;
   },
 };
-
-/** The event types that can raise an alert (for docs and `flokie check`). */
-export const ALERT_EVENT_TYPES = Object.keys(ALERTS);
 
 export function alertFor(event: AlertEvent): AlertSpec | null {
   const subjectOf = ALERTS[event.type];

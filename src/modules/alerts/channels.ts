@@ -72,7 +72,13 @@ export class WebhookChannel implements Channel {
     };
     if (this.secret) headers[SIGNATURE_HEADER] = signWebhook(this.secret, timestamp, body);
     // Redirects are not followed: the signed alert goes to the configured URL or nowhere.
-    const response = await fetch(this.url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
+    const response = await fetch(this.url, {
+      method: 'POST',
+      body,
+      headers,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
+    });
     await response.arrayBuffer().catch(() => undefined);
     if (response.status < 200 || response.status > 299) throw new Error(`webhook answered HTTP ${response.status}`);
     return `HTTP ${response.status}`;
@@ -106,8 +112,18 @@ export class EmailChannel implements Channel {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.mailer.sendNow({ to: this.to.join(', '), subject: `[Flokie ${message.severity.toUpperCase()}] ${message.type}: ${message.summary}${count}`.slice(0, 200), text: lines.join('\n') }),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('mail server did not answer in time')), SEND_TIMEOUT_MS * 3))),
+        this.mailer.sendNow({
+          to: this.to.join(', '),
+          subject: `[Flokie ${message.severity.toUpperCase()}] ${message.type}: ${message.summary}${count}`.slice(
+            0,
+            200,
+          ),
+          text: lines.join('\n'),
+        }),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(() => reject(new Error('mail server did not answer in time')), SEND_TIMEOUT_MS * 3)),
+        ),
       ]);
     } finally {
       clearTimeout(timer);

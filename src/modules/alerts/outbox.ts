@@ -35,10 +35,20 @@ export class AlertOutbox {
   async add(alert: NewAlert, now = Date.now()): Promise<{ id: number; folded: boolean }> {
     const foldKey = `${alert.type}|${alert.subject}`.slice(0, 250);
     // A row whose window is over stops taking duplicates (frees the unique open_key).
-    await this.db.updateTable('alert_outbox').set({ open_key: null }).where('open_key', '=', foldKey).where('fold_until', '<=', now).execute();
+    await this.db
+      .updateTable('alert_outbox')
+      .set({ open_key: null })
+      .where('open_key', '=', foldKey)
+      .where('fold_until', '<=', now)
+      .execute();
     for (let attempt = 0; ; attempt++) {
       if (this.foldWindowMs > 0) {
-        const open = await this.db.selectFrom('alert_outbox').select('id').where('open_key', '=', foldKey).where('fold_until', '>', now).executeTakeFirst();
+        const open = await this.db
+          .selectFrom('alert_outbox')
+          .select('id')
+          .where('open_key', '=', foldKey)
+          .where('fold_until', '>', now)
+          .executeTakeFirst();
         if (open) {
           await this.db
             .updateTable('alert_outbox')
@@ -89,7 +99,10 @@ export class AlertOutbox {
       .where('delivered_at', 'is', null)
       .where('given_up_at', 'is', null)
       .where('claimed_until', '<', now);
-    candidates = onlyId === undefined ? candidates.where('next_attempt_at', '<=', now).orderBy('id').limit(limit) : candidates.where('id', '=', onlyId);
+    candidates =
+      onlyId === undefined
+        ? candidates.where('next_attempt_at', '<=', now).orderBy('id').limit(limit)
+        : candidates.where('id', '=', onlyId);
     const claims: Claim[] = [];
     for (const { id } of await candidates.execute()) {
       const token = randomUUID();
@@ -111,20 +124,36 @@ export class AlertOutbox {
   /** Records one channel's success; the row stays claimed. */
   async markChannel(claim: Claim, channel: 'webhook' | 'email', now = Date.now()): Promise<void> {
     const column = channel === 'webhook' ? 'webhook_sent_at' : 'email_sent_at';
-    await this.db.updateTable('alert_outbox').set({ [column]: now }).where('id', '=', claim.row.id).where('claim_token', '=', claim.token).execute();
+    await this.db
+      .updateTable('alert_outbox')
+      .set({ [column]: now })
+      .where('id', '=', claim.row.id)
+      .where('claim_token', '=', claim.token)
+      .execute();
   }
 
   async markDelivered(claim: Claim, now = Date.now()): Promise<void> {
     await this.db
       .updateTable('alert_outbox')
-      .set({ delivered_at: now, claimed_until: 0, claim_token: null, attempts: claim.row.attempts + 1, last_error: null })
+      .set({
+        delivered_at: now,
+        claimed_until: 0,
+        claim_token: null,
+        attempts: claim.row.attempts + 1,
+        last_error: null,
+      })
       .where('id', '=', claim.row.id)
       .where('claim_token', '=', claim.token)
       .execute();
   }
 
   /** Releases the row for a later attempt, or gives it up. */
-  async markFailed(claim: Claim, error: string, next: { at: number } | { givenUp: true }, now = Date.now()): Promise<void> {
+  async markFailed(
+    claim: Claim,
+    error: string,
+    next: { at: number } | { givenUp: true },
+    now = Date.now(),
+  ): Promise<void> {
     await this.db
       .updateTable('alert_outbox')
       .set({

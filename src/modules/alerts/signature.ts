@@ -14,9 +14,20 @@ export function signWebhook(secret: string, timestamp: number, body: string): st
 }
 
 /** True when the signature matches and the timestamp is within `toleranceSeconds` of now. */
-export function verifyWebhookSignature(secret: string, headers: { timestamp?: string; signature?: string }, rawBody: string, toleranceSeconds = 300, now = Date.now()): boolean {
+export function verifyWebhookSignature(
+  secret: string,
+  headers: { timestamp?: string; signature?: string },
+  rawBody: string,
+  toleranceSeconds = 300,
+  now = Date.now(),
+): boolean {
   const timestamp = Number(headers.timestamp);
-  if (!headers.timestamp || !/^\d{1,12}$/.test(headers.timestamp) || Math.abs(now / 1000 - timestamp) > toleranceSeconds) return false;
+  if (
+    !headers.timestamp ||
+    !/^\d{1,12}$/.test(headers.timestamp) ||
+    Math.abs(now / 1000 - timestamp) > toleranceSeconds
+  )
+    return false;
   const expected = Buffer.from(signWebhook(secret, timestamp, rawBody));
   const given = Buffer.from(headers.signature ?? '');
   return given.length === expected.length && timingSafeEqual(given, expected);

@@ -70,11 +70,17 @@ export interface BackupHeader {
   tables: Record<string, { rows: number; columns: string[] }>;
 }
 
-type Db = Kysely<any>;
+/** Backups copy whatever tables the migrations made, by name: rows are plain column maps here. */
+type Db = Kysely<Record<string, Record<string, unknown>>>;
+
+/** The same connection seen that way (Kysely<Database> names its tables, so the view is a cast). */
+const byTableName = <DB>(db: Kysely<DB>): Db => db as unknown as Db;
 
 /** The application's tables in restore order (the migration bookkeeping tables excluded). */
 async function tablesOf(db: Db): Promise<{ name: string; columns: string[] }[]> {
-  const tables = (await db.introspection.getTables()).filter((t) => !t.isView && !t.name.startsWith('flokie_migrations'));
+  const tables = (await db.introspection.getTables()).filter(
+    (t) => !t.isView && !t.name.startsWith('flokie_migrations'),
+  );
   const rank = (name: string) => (TABLE_ORDER.includes(name) ? TABLE_ORDER.indexOf(name) : TABLE_ORDER.length);
   return tables
     .sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name))
@@ -82,7 +88,10 @@ async function tablesOf(db: Db): Promise<{ name: string; columns: string[] }[]> 
 }
 
 async function countRows(db: Db, table: string): Promise<number> {
-  const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+  const row = await db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
@@ -125,8 +134,18 @@ export interface CreateResult {
  * Writes an encrypted backup of `db` to `file` (through `file`.partial, renamed at the end, so a
  * failed run never leaves a file that looks like a backup). Refuses to overwrite.
  */
-export async function createBackup(db: Db, dialect: DialectName, file: string, recipient: string, flokieVersion: string): Promise<CreateResult> {
-  if (!recipient) throw new BackupError('BACKUP_RECIPIENT is not set: `flokie backup keygen` makes a key pair; keep the identity off this host');
+export async function createBackup<DB>(
+  database: Kysely<DB>,
+  dialect: DialectName,
+  file: string,
+  recipient: string,
+  flokieVersion: string,
+): Promise<CreateResult> {
+  const db = byTableName(database);
+  if (!recipient)
+    throw new BackupError(
+      'BACKUP_RECIPIENT is not set: `flokie backup keygen` makes a key pair; keep the identity off this host',
+    );
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's --out path
   if (existsSync(file)) throw new BackupError(`${file} already exists; choose a new name`);
   const encrypter = new Encrypter();
@@ -160,7 +179,8 @@ export async function createBackup(db: Db, dialect: DialectName, file: string, r
             yield `${JSON.stringify([t.name, row])}\n`;
           }
           // Cannot differ inside one snapshot; if it does, this is no backup.
-          if (count !== header.tables[t.name]!.rows) throw new BackupError(`${t.name}: read ${count} rows, counted ${header.tables[t.name]!.rows}`);
+          if (count !== header.tables[t.name]!.rows)
+            throw new BackupError(`${t.name}: read ${count} rows, counted ${header.tables[t.name]!.rows}`);
           total += count;
         }
         yield `${JSON.stringify({ end: true, rows: total })}\n`;
@@ -192,7 +212,10 @@ export function parseIdentity(text: string, file: string): string {
 }
 
 /** Decrypted, decompressed lines of a backup file; errors become one clear BackupError. */
-async function openBackup(file: string, identity: string): Promise<{ header: BackupHeader; rows: AsyncIterator<string> }> {
+async function openBackup(
+  file: string,
+  identity: string,
+): Promise<{ header: BackupHeader; rows: AsyncIterator<string> }> {
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's backup file
   if (!existsSync(file)) throw new BackupError(`${file} does not exist`);
   const decrypter = new Decrypter();
@@ -210,7 +233,10 @@ async function openBackup(file: string, identity: string): Promise<{ header: Bac
   }
   const gunzip = createGunzip();
   // Decryption and decompression errors (a modified or cut file) reject this; success never settles it.
-  const failure = pipeline(Readable.fromWeb(plain as import('node:stream/web').ReadableStream<Uint8Array>), gunzip).then(
+  const failure = pipeline(
+    Readable.fromWeb(plain as import('node:stream/web').ReadableStream<Uint8Array>),
+    gunzip,
+  ).then(
     () => new Promise<never>(() => {}),
     (error: unknown) => {
       throw explain(error);
@@ -228,8 +254,12 @@ async function openBackup(file: string, identity: string): Promise<{ header: Bac
   } catch {
     throw new BackupError('not a Flokie backup (no header)');
   }
-  if (header?.format !== BACKUP_FORMAT || typeof header.tables !== 'object' || !Array.isArray(header.migrations)) throw new BackupError('not a Flokie backup (unknown header)');
-  if (header.version > BACKUP_FORMAT_VERSION) throw new BackupError(`backup format ${header.version} is newer than this Flokie understands (${BACKUP_FORMAT_VERSION})`);
+  if (header?.format !== BACKUP_FORMAT || typeof header.tables !== 'object' || !Array.isArray(header.migrations))
+    throw new BackupError('not a Flokie backup (unknown header)');
+  if (header.version > BACKUP_FORMAT_VERSION)
+    throw new BackupError(
+      `backup format ${header.version} is newer than this Flokie understands (${BACKUP_FORMAT_VERSION})`,
+    );
   return {
     header,
     rows: {
@@ -241,20 +271,24 @@ async function openBackup(file: string, identity: string): Promise<{ header: Bac
   };
 }
 
+/** What age, the gzip stream or the JSON parser say about a file that was cut short or modified. */
+const DAMAGED = [
+  /invalid tag|unexpected end|truncat|stream ended|premature|incorrect header check/i,
+  /unexpected EOF|invalid (header|version|stanza)|failed to parse/i,
+];
+
 /** One line for what went wrong while reading a backup. */
 function explain(error: unknown): BackupError {
   if (error instanceof BackupError) return error;
   const message = String((error as Error)?.message ?? error);
-  if (/no identity matched/i.test(message)) return new BackupError("the identity does not open this backup (it was encrypted to another recipient)");
-  if (/invalid tag|unexpected end|truncat|stream ended|premature|incorrect header check|unexpected EOF|invalid (header|version|stanza)|failed to parse/i.test(message) || (error as { code?: string })?.code?.startsWith('Z_')) {
-    return new BackupError(`the backup file is damaged, truncated or was modified (${message.slice(0, 80)}); nothing was restored`);
+  if (/no identity matched/i.test(message))
+    return new BackupError('the identity does not open this backup (it was encrypted to another recipient)');
+  if (DAMAGED.some((pattern) => pattern.test(message)) || (error as { code?: string })?.code?.startsWith('Z_')) {
+    return new BackupError(
+      `the backup file is damaged, truncated or was modified (${message.slice(0, 80)}); nothing was restored`,
+    );
   }
   return new BackupError(`cannot read the backup: ${message.slice(0, 200)}`);
-}
-
-/** Reads only the header (needs the identity: the header is encrypted too). */
-export async function readBackupHeader(file: string, identity: string): Promise<BackupHeader> {
-  return (await openBackup(file, identity)).header;
 }
 
 export interface RestoreResult {
@@ -267,22 +301,43 @@ export interface RestoreResult {
  * Restores a backup into the empty database `db`: refuses a database with any row, migrates it to
  * the backup's level, inserts everything in one transaction, checks the counts, then commits.
  */
-export async function restoreBackup(db: Db, dialect: DialectName, file: string, identity: string): Promise<RestoreResult> {
+export async function restoreBackup<DB>(
+  database: Kysely<DB>,
+  dialect: DialectName,
+  file: string,
+  identity: string,
+): Promise<RestoreResult> {
+  const db = byTableName(database);
   const { header, rows } = await openBackup(file, identity);
   const unknown = header.migrations.filter((m) => !MIGRATION_NAMES.includes(m));
-  if (unknown.length) throw new BackupError(`the backup has migrations this version does not know (${unknown.join(', ')}); restore with the Flokie version that made it (${header.flokie_version}) or newer`);
+  if (unknown.length)
+    throw new BackupError(
+      `the backup has migrations this version does not know (${unknown.join(', ')}); restore with the Flokie version ` +
+        `that made it (${header.flokie_version}) or newer`,
+    );
   const expected = MIGRATION_NAMES.slice(0, header.migrations.length);
-  if (expected.join() !== header.migrations.join()) throw new BackupError(`the backup's migrations (${header.migrations.join(', ')}) are not a prefix of this version's (${MIGRATION_NAMES.join(', ')})`);
+  if (expected.join() !== header.migrations.join())
+    throw new BackupError(
+      `the backup's migrations (${header.migrations.join(', ')}) are not a prefix of this version's ` +
+        `(${MIGRATION_NAMES.join(', ')})`,
+    );
 
   for (const table of await tablesOf(db)) {
     const n = await countRows(db, table.name);
-    if (n > 0) throw new BackupError(`the target database is not empty (${table.name} has ${n} row${n === 1 ? '' : 's'}); restore only into a new, empty database`);
+    if (n > 0)
+      throw new BackupError(
+        `the target database is not empty (${table.name} has ${n} row${n === 1 ? '' : 's'}); restore only into a ` +
+          `new, empty database`,
+      );
   }
   await migrateTo(db, header.migrations.at(-1) ?? null);
   const columnsNow = new Map((await tablesOf(db)).map((t) => [t.name, new Set(t.columns)]));
   for (const [table, info] of Object.entries(header.tables)) {
     const have = columnsNow.get(table);
-    if (!have) throw new BackupError(`the backup has a table ${table} that migrations ${header.migrations.at(-1)} do not create`);
+    if (!have)
+      throw new BackupError(
+        `the backup has a table ${table} that migrations ${header.migrations.at(-1)} do not create`,
+      );
     const missing = info.columns.filter((c) => !have.has(c));
     if (missing.length) throw new BackupError(`${table}: columns ${missing.join(', ')} do not exist after migrating`);
   }
@@ -314,7 +369,8 @@ export async function restoreBackup(db: Db, dialect: DialectName, file: string, 
         continue;
       }
       const [table, row] = parsed as [string, Record<string, unknown>];
-      if (!(table in header.tables) || typeof row !== 'object' || row === null) throw new BackupError('the backup has a row of a table its header does not list');
+      if (!(table in header.tables) || typeof row !== 'object' || row === null)
+        throw new BackupError('the backup has a row of a table its header does not list');
       if (table !== batchTable || batch.length >= 200) {
         await flush();
         batchTable = table;
@@ -326,12 +382,17 @@ export async function restoreBackup(db: Db, dialect: DialectName, file: string, 
     if (!end?.end) throw new BackupError('the backup ends before its end line (truncated); nothing was restored');
     for (const [table, info] of Object.entries(header.tables)) {
       const n = await countRows(trx, table);
-      if (n !== info.rows) throw new BackupError(`${table}: ${n} rows after restoring, the backup says ${info.rows}; nothing was restored`);
+      if (n !== info.rows)
+        throw new BackupError(
+          `${table}: ${n} rows after restoring, the backup says ${info.rows}; nothing was restored`,
+        );
     }
     if (dialect === 'mysql') await sql`SET FOREIGN_KEY_CHECKS = 1`.execute(trx);
     if (dialect === 'postgres') {
       for (const table of SERIAL_TABLES.filter((t) => t in header.tables)) {
-        await sql`SELECT setval(pg_get_serial_sequence(${table}, 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM ${sql.table(table)}), 1), (SELECT COUNT(*) > 0 FROM ${sql.table(table)}))`.execute(trx);
+        const rows = sql.table(table);
+        await sql`SELECT setval(pg_get_serial_sequence(${table}, 'id'),
+          GREATEST((SELECT COALESCE(MAX(id), 0) FROM ${rows}), 1), (SELECT COUNT(*) > 0 FROM ${rows}))`.execute(trx);
       }
     }
   });

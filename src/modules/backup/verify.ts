@@ -22,7 +22,11 @@ interface Scratch {
 async function scratchDatabase(serverUrl: string | null, sslCaFile?: string): Promise<Scratch> {
   if (!serverUrl || dialectOf(serverUrl) === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'flokie-verify-'));
-    return { url: `sqlite:${join(dir, 'scratch.db')}`, dialect: 'sqlite', drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      url: `sqlite:${join(dir, 'scratch.db')}`,
+      dialect: 'sqlite',
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   const dialect = dialectOf(serverUrl);
   const name = `flokie_verify_${randomBytes(6).toString('hex')}`;
@@ -31,7 +35,10 @@ async function scratchDatabase(serverUrl: string | null, sslCaFile?: string): Pr
     await sql`CREATE DATABASE ${sql.id(name)}`.execute(admin.db);
   } catch (error) {
     await admin.close();
-    throw new BackupError(`cannot create a scratch database on the server (${(error as Error).message.split('\n')[0]}); grant CREATEDB, or use --sqlite`);
+    throw new BackupError(
+      `cannot create a scratch database on the server (${(error as Error).message.split('\n')[0]}); grant CREATEDB, ` +
+        `or use --sqlite`,
+    );
   }
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
@@ -40,7 +47,11 @@ async function scratchDatabase(serverUrl: string | null, sslCaFile?: string): Pr
     dialect,
     async drop() {
       try {
-        await sql.raw(dialect === 'postgres' ? `DROP DATABASE IF EXISTS ${name} WITH (FORCE)` : `DROP DATABASE IF EXISTS ${name}`).execute(admin.db);
+        await sql
+          .raw(
+            dialect === 'postgres' ? `DROP DATABASE IF EXISTS ${name} WITH (FORCE)` : `DROP DATABASE IF EXISTS ${name}`,
+          )
+          .execute(admin.db);
       } finally {
         await admin.close();
       }
@@ -53,16 +64,27 @@ export interface VerifyResult extends RestoreResult {
 }
 
 /** `serverUrl` null: a temporary SQLite file. */
-export async function verifyBackup(file: string, identity: string, serverUrl: string | null, sslCaFile?: string): Promise<VerifyResult> {
+export async function verifyBackup(
+  file: string,
+  identity: string,
+  serverUrl: string | null,
+  sslCaFile?: string,
+): Promise<VerifyResult> {
   const scratch = await scratchDatabase(serverUrl, sslCaFile);
   try {
     const handle = openDatabase({ url: scratch.url, poolSize: 2, sslCaFile });
     try {
       const result = await restoreBackup(handle.db, handle.dialect, file, identity);
       if (result.migrations.join() !== result.header.migrations.join()) {
-        throw new BackupError(`migrations after restoring (${result.migrations.join(', ')}) differ from the backup's (${result.header.migrations.join(', ')})`);
+        throw new BackupError(
+          `migrations after restoring (${result.migrations.join(', ')}) differ from the backup's ` +
+            `(${result.header.migrations.join(', ')})`,
+        );
       }
-      return { ...result, scratch: scratch.dialect === 'sqlite' ? 'a temporary SQLite file' : `temporary ${scratch.dialect} database` };
+      return {
+        ...result,
+        scratch: scratch.dialect === 'sqlite' ? 'a temporary SQLite file' : `temporary ${scratch.dialect} database`,
+      };
     } finally {
       await handle.close();
     }

@@ -66,9 +66,7 @@ export default async function linkPageRoutes(app: FastifyInstance) {
   // Only the emergency limit applies to these constant answers (src/plugins/app/rate-limit.ts decides).
   for (const page of LINK_PAGES) {
     const text = html(page);
-    app.get(page.path, { schema: { hide: true } }, (_request, reply) =>
-      send(reply, 'text/html; charset=utf-8', text),
-    );
+    app.get(page.path, { schema: { hide: true } }, (_request, reply) => send(reply, 'text/html; charset=utf-8', text));
   }
   app.get(LINK_PAGES_SCRIPT_PATH, { schema: { hide: true } }, (_request, reply) =>
     send(reply, 'text/javascript; charset=utf-8', LINK_PAGES_SCRIPT),

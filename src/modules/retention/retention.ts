@@ -15,7 +15,10 @@ import type { Database } from '../../db/types.js';
 const DAY = 86_400_000;
 /** Expired one-time links are kept a day, so a late click reads "expired" rather than "invalid". */
 const ONE_TIME_TOKEN_GRACE_MS = DAY;
-/** Other processes read the change log for CACHE_SYNC_INTERVAL_MS plus an overlap; an hour is plenty (src/state/change-feed.ts). */
+/**
+ * Other processes read the change log for CACHE_SYNC_INTERVAL_MS plus an overlap; an hour is plenty
+ * (src/state/change-feed.ts).
+ */
 export const CHANGE_LOG_RETENTION_MS = 3_600_000;
 
 export interface RetentionPolicy {
@@ -35,7 +38,13 @@ export const RETENTION: RetentionPolicy[] = [
     table: 'security_events',
     setting: 'SECURITY_EVENT_RETENTION_DAYS',
     describe: (c) => `${c.SECURITY_EVENT_RETENTION_DAYS} days`,
-    purge: async (db, c, now) => deleted(await db.deleteFrom('security_events').where('created_at', '<', now - c.SECURITY_EVENT_RETENTION_DAYS * DAY).executeTakeFirst()),
+    purge: async (db, c, now) =>
+      deleted(
+        await db
+          .deleteFrom('security_events')
+          .where('created_at', '<', now - c.SECURITY_EVENT_RETENTION_DAYS * DAY)
+          .executeTakeFirst(),
+      ),
   },
   {
     table: 'sessions',
@@ -43,7 +52,12 @@ export const RETENTION: RetentionPolicy[] = [
     describe: (c) => `${c.SESSION_RETENTION_DAYS} days after a session expired or was revoked`,
     purge: async (db, c, now) => {
       const cutoff = now - c.SESSION_RETENTION_DAYS * DAY;
-      return deleted(await db.deleteFrom('sessions').where((eb) => eb.or([eb('expires_at', '<', cutoff), eb('revoked_at', '<', cutoff)])).executeTakeFirst());
+      return deleted(
+        await db
+          .deleteFrom('sessions')
+          .where((eb) => eb.or([eb('expires_at', '<', cutoff), eb('revoked_at', '<', cutoff)]))
+          .executeTakeFirst(),
+      );
     },
   },
   {
@@ -54,14 +68,22 @@ export const RETENTION: RetentionPolicy[] = [
   {
     table: 'login_attempts',
     setting: 'ACCOUNT_LOCKOUT_DURATION',
-    describe: (c) => `until the counting window and any lock are over (${c.ACCOUNT_LOCKOUT_DURATION} min); in-flight slots when their lease ends`,
+    describe: (c) =>
+      `until the counting window and any lock are over (${c.ACCOUNT_LOCKOUT_DURATION} min); in-flight slots when ` +
+      `their lease ends`,
     // The lockout owns its tables (counters and in-flight slots) and how they expire.
     purge: (db, c, now) => purgeStaleLoginAttempts(db, c.ACCOUNT_LOCKOUT_DURATION * 60_000, now),
   },
   {
     table: 'one_time_tokens',
     describe: () => '1 day after the link expired',
-    purge: async (db, _c, now) => deleted(await db.deleteFrom('one_time_tokens').where('expires_at', '<', now - ONE_TIME_TOKEN_GRACE_MS).executeTakeFirst()),
+    purge: async (db, _c, now) =>
+      deleted(
+        await db
+          .deleteFrom('one_time_tokens')
+          .where('expires_at', '<', now - ONE_TIME_TOKEN_GRACE_MS)
+          .executeTakeFirst(),
+      ),
   },
   {
     table: 'alert_outbox',
@@ -69,13 +91,24 @@ export const RETENTION: RetentionPolicy[] = [
     describe: (c) => `${c.ALERT_OUTBOX_RETENTION_DAYS} days after delivery or giving up (undelivered alerts are kept)`,
     purge: async (db, c, now) => {
       const cutoff = now - c.ALERT_OUTBOX_RETENTION_DAYS * DAY;
-      return deleted(await db.deleteFrom('alert_outbox').where((eb) => eb.or([eb('delivered_at', '<', cutoff), eb('given_up_at', '<', cutoff)])).executeTakeFirst());
+      return deleted(
+        await db
+          .deleteFrom('alert_outbox')
+          .where((eb) => eb.or([eb('delivered_at', '<', cutoff), eb('given_up_at', '<', cutoff)]))
+          .executeTakeFirst(),
+      );
     },
   },
   {
     table: 'change_log',
     describe: () => '1 hour (only other processes catching up read it)',
-    purge: async (db, _c, now) => deleted(await db.deleteFrom('change_log').where('created_at', '<', now - CHANGE_LOG_RETENTION_MS).executeTakeFirst()),
+    purge: async (db, _c, now) =>
+      deleted(
+        await db
+          .deleteFrom('change_log')
+          .where('created_at', '<', now - CHANGE_LOG_RETENTION_MS)
+          .executeTakeFirst(),
+      ),
   },
   {
     table: 'users (deactivated)',
@@ -83,17 +116,29 @@ export const RETENTION: RetentionPolicy[] = [
     describe: (c) =>
       c.DEACTIVATED_USER_RETENTION_DAYS === 0
         ? 'forever (0 = keep)'
-        : `${c.DEACTIVATED_USER_RETENTION_DAYS} days after the last change to a deactivated account (its sessions, links and password history go with it)`,
+        : `${c.DEACTIVATED_USER_RETENTION_DAYS} days after the last change to a deactivated account (its sessions, ` +
+          `links and password history go with it)`,
     purge: async (db, c, now) => {
       if (c.DEACTIVATED_USER_RETENTION_DAYS === 0) return 0;
-      // updated_at of a deactivated account is its deactivation or a later admin change: it only ever keeps a row longer.
-      return deleted(await db.deleteFrom('users').where('is_active', '=', 0).where('updated_at', '<', now - c.DEACTIVATED_USER_RETENTION_DAYS * DAY).executeTakeFirst());
+      // updated_at of a deactivated account is its deactivation or a later admin change: it only ever keeps a row
+      // longer.
+      return deleted(
+        await db
+          .deleteFrom('users')
+          .where('is_active', '=', 0)
+          .where('updated_at', '<', now - c.DEACTIVATED_USER_RETENTION_DAYS * DAY)
+          .executeTakeFirst(),
+      );
     },
   },
 ];
 
 /** Runs every policy; one failing table does not stop the others. Returns rows deleted per table. */
-export async function purgeByRetention(db: Kysely<Database>, config: Config, now = Date.now()): Promise<{ deleted: Record<string, number>; errors: Record<string, unknown> }> {
+export async function purgeByRetention(
+  db: Kysely<Database>,
+  config: Config,
+  now = Date.now(),
+): Promise<{ deleted: Record<string, number>; errors: Record<string, unknown> }> {
   const result: Record<string, number> = {};
   const errors: Record<string, unknown> = {};
   for (const policy of RETENTION) {
