@@ -62,15 +62,28 @@ function validatorFactory() {
   const pool = AjvCompiler();
   const shared = { useDefaults: true, allErrors: true, removeAdditional: false as const };
   return (externalSchemas: any, options: { customOptions?: Record<string, unknown> }) => {
-    const body = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: false } });
-    const text = pool(externalSchemas, { ...options, customOptions: { ...options.customOptions, ...shared, coerceTypes: 'array' } });
-    return (route: any) => (route.httpPart === 'body' ? body(route) : route.httpPart === 'querystring' ? acceptQueryBooleans(route.schema, text(route)) : text(route));
+    const body = pool(externalSchemas, {
+      ...options,
+      customOptions: { ...options.customOptions, ...shared, coerceTypes: false },
+    });
+    const text = pool(externalSchemas, {
+      ...options,
+      customOptions: { ...options.customOptions, ...shared, coerceTypes: 'array' },
+    });
+    return (route: any) =>
+      route.httpPart === 'body'
+        ? body(route)
+        : route.httpPart === 'querystring'
+          ? acceptQueryBooleans(route.schema, text(route))
+          : text(route);
   };
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   if (options.container) return assembleApp(config, options.container, false);
-  const container = await createContainer(config, { log: createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES }) });
+  const container = await createContainer(config, {
+    log: createLogger(config.LOG_LEVEL, { bufferBytes: config.LOG_BUFFER_BYTES }),
+  });
   try {
     return await assembleApp(config, container, true);
   } catch (error) {
@@ -138,10 +151,17 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
       if (config.DOCS_ENABLED) {
         api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
         // indexPrefix: the page's asset links must carry the outer /api prefix.
-        await api.register(swaggerUi, { routePrefix: '/docs', indexPrefix: '/api', staticCSP: DOCS_CSP, uiConfig: { deepLinking: false } });
+        await api.register(swaggerUi, {
+          routePrefix: '/docs',
+          indexPrefix: '/api',
+          staticCSP: DOCS_CSP,
+          uiConfig: { deepLinking: false },
+        });
         // The original Flokie's documentation paths (docs/migrating-from-flokie-python.md).
         api.get('/doc', { schema: { hide: true } }, (_request, reply) => reply.redirect('/api/docs/', 301));
-        api.get('/swagger.json', { schema: { hide: true } }, (_request, reply) => reply.redirect('/api/openapi.json', 301));
+        api.get('/swagger.json', { schema: { hide: true } }, (_request, reply) =>
+          reply.redirect('/api/openapi.json', 301),
+        );
       }
     },
     { prefix: '/api' },

@@ -58,14 +58,20 @@ export async function createContainer(config: Config, options: ContainerOptions 
   };
 
   /** Shared Redis client when REDIS_URL is set (rate limits, counters, change bus); null on the embedded default. */
-  const redis: RedisClient | null = config.REDIS_URL ? createRedis(config.REDIS_URL, log, 'redis', config.REDIS_COMMAND_TIMEOUT_MS) : null;
+  const redis: RedisClient | null = config.REDIS_URL
+    ? createRedis(config.REDIS_URL, log, 'redis', config.REDIS_COMMAND_TIMEOUT_MS)
+    : null;
   const bus = redis ? new RedisChangeBus(config.REDIS_URL, redis, `${config.REDIS_KEY_PREFIX}changes`, log) : undefined;
-  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, combineBuses(bus, clusterWorkerBus()), (error) => log.warn({ err: error }, 'change feed failed'));
+  const changes = new ChangeFeed(db, config.CACHE_SYNC_INTERVAL_MS, combineBuses(bus, clusterWorkerBus()), (error) =>
+    log.warn({ err: error }, 'change feed failed'),
+  );
   const users = new UserRepository(db);
   const hasher = new PasswordHasher(config.PASSWORD_HASHER, config.BCRYPT_ROUNDS, config.PASSWORD_HASH_CONCURRENCY);
   const policy = new PasswordPolicy(
     config,
-    new WorkerStrengthEstimator(config.PASSWORD_STRENGTH_WORKERS, (error) => log.error({ err: error }, 'password strength worker failed')),
+    new WorkerStrengthEstimator(config.PASSWORD_STRENGTH_WORKERS, (error) =>
+      log.error({ err: error }, 'password strength worker failed'),
+    ),
   );
   const tokens = new TokenService({
     secret: config.JWT_SECRET_KEY,
@@ -74,7 +80,12 @@ export async function createContainer(config: Config, options: ContainerOptions 
     accessTtlSeconds: Math.round(config.JWT_ACCESS_TOKEN_EXPIRES_HOURS * 3600),
     refreshTtlSeconds: Math.round(config.JWT_REFRESH_TOKEN_EXPIRES_DAYS * 86400),
   });
-  const sessions = new SessionStore(db, changes, config.SESSION_MAX_LIFETIME_DAYS * 86_400_000, config.REFRESH_REUSE_GRACE_SECONDS * 1000);
+  const sessions = new SessionStore(
+    db,
+    changes,
+    config.SESSION_MAX_LIFETIME_DAYS * 86_400_000,
+    config.REFRESH_REUSE_GRACE_SECONDS * 1000,
+  );
   const tokenGuard = new TokenGuard(db, tokens, changes);
   const oneTimeTokens = new OneTimeTokens(db);
   const events = new SecurityEvents(db, log);
@@ -90,16 +101,55 @@ export async function createContainer(config: Config, options: ContainerOptions 
     events,
   );
   const links = new MailLinks(config);
-  const mailer = new Mailer({ smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR }, (error, message) =>
-    log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
+  const mailer = new Mailer(
+    { smtpUrl: config.SMTP_URL || undefined, from: config.MAIL_FROM, outboxDir: config.MAIL_OUTBOX_DIR },
+    (error, message) => log.error({ err: error, to: message.to, subject: message.subject }, 'could not send mail'),
   );
   const usersService = new UsersService({ config, db, users, hasher, policy, changes });
   const revocation = new Revocation({ config, db, users, sessions, changes, events });
-  const auth = new AuthService({ config, users, usersService, hasher, lockout, tokens, sessions, revocation, oneTimeTokens, mailer, links, events, track, log });
-  const emailChanges = new EmailChanges({ config, users, usersService, oneTimeTokens, sessions, tokenGuard, mailer, links, events, track, log });
+  const auth = new AuthService({
+    config,
+    users,
+    usersService,
+    hasher,
+    lockout,
+    tokens,
+    sessions,
+    revocation,
+    oneTimeTokens,
+    mailer,
+    links,
+    events,
+    track,
+    log,
+  });
+  const emailChanges = new EmailChanges({
+    config,
+    users,
+    usersService,
+    oneTimeTokens,
+    sessions,
+    tokenGuard,
+    mailer,
+    links,
+    events,
+    track,
+    log,
+  });
   const profile = new ProfileService({ users, usersService, auth, emailChanges });
   const userQueries = new UserQueries({ config, db, users, lockout });
-  const admin = new AdminService({ config, users, usersService, queries: userQueries, lockout, sessions, events, auth, oneTimeTokens, emailChanges });
+  const admin = new AdminService({
+    config,
+    users,
+    usersService,
+    queries: userQueries,
+    lockout,
+    sessions,
+    events,
+    auth,
+    oneTimeTokens,
+    emailChanges,
+  });
   /** Brute force / credential stuffing / distributed attack detection, fed by login_failure events. */
   const intrusion = new IntrusionDetector(config, redis, events, log);
   /** Critical events to ALERT_WEBHOOK_URL / ALERT_EMAIL_TO through the alert_outbox table (src/modules/alerts/). */
@@ -113,7 +163,17 @@ export async function createContainer(config: Config, options: ContainerOptions 
     const { deleted, errors } = await purgeByRetention(db, config);
     for (const [table, error] of Object.entries(errors)) log.warn({ err: error, table }, 'retention purge failed');
     const users = deleted['users (deactivated)'] ?? 0;
-    if (users > 0) events.emit({ type: 'admin_action', message: `retention: deleted ${users} deactivated account(s)`, details: { action: 'retention_delete_users', count: users, via: 'retention', days: config.DEACTIVATED_USER_RETENTION_DAYS } });
+    if (users > 0)
+      events.emit({
+        type: 'admin_action',
+        message: `retention: deleted ${users} deactivated account(s)`,
+        details: {
+          action: 'retention_delete_users',
+          count: users,
+          via: 'retention',
+          days: config.DEACTIVATED_USER_RETENTION_DAYS,
+        },
+      });
     return deleted;
   }
 
@@ -153,7 +213,10 @@ export async function createContainer(config: Config, options: ContainerOptions 
       started = true;
       await changes.start();
       alerts.start();
-      maintenance = setInterval(() => void purgeStale().catch((error: unknown) => log.warn({ err: error }, 'maintenance failed')), 10 * 60_000);
+      maintenance = setInterval(
+        () => void purgeStale().catch((error: unknown) => log.warn({ err: error }, 'maintenance failed')),
+        10 * 60_000,
+      );
       maintenance.unref();
     },
     /** Waits for background work, flushes events and mail, closes the database. */

@@ -7,7 +7,16 @@ import assert from 'node:assert/strict';
 import { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, restartDelay, shouldRunPrimary } from '../src/cluster.js';
 import { loadConfig } from '../src/config/index.js';
 
-const config = (workers: string) => loadConfig({ NODE_ENV: 'test', WEB_CONCURRENCY: workers, SECRET_KEY: 's'.repeat(20) + 'abcdefghijklmnop', JWT_SECRET_KEY: 'j'.repeat(20) + 'abcdefghijklmnop' }, { dotenv: false });
+const config = (workers: string) =>
+  loadConfig(
+    {
+      NODE_ENV: 'test',
+      WEB_CONCURRENCY: workers,
+      SECRET_KEY: 's'.repeat(20) + 'abcdefghijklmnop',
+      JWT_SECRET_KEY: 'j'.repeat(20) + 'abcdefghijklmnop',
+    },
+    { dotenv: false },
+  );
 
 describe('cluster policy', () => {
   it('WEB_CONCURRENCY=1 serves in-process; more makes this (primary) process the cluster primary', () => {
@@ -17,7 +26,12 @@ describe('cluster policy', () => {
   });
 
   it('restart delay doubles per consecutive crash and is capped', () => {
-    assert.deepEqual([1, 2, 3, 4].map(restartDelay), [BACKOFF_INITIAL_MS, BACKOFF_INITIAL_MS * 2, BACKOFF_INITIAL_MS * 4, BACKOFF_INITIAL_MS * 8]);
+    assert.deepEqual([1, 2, 3, 4].map(restartDelay), [
+      BACKOFF_INITIAL_MS,
+      BACKOFF_INITIAL_MS * 2,
+      BACKOFF_INITIAL_MS * 4,
+      BACKOFF_INITIAL_MS * 8,
+    ]);
     assert.equal(restartDelay(50), BACKOFF_MAX_MS);
     assert.equal(restartDelay(0), BACKOFF_INITIAL_MS);
   });

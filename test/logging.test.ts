@@ -4,7 +4,15 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { createLogger, isSecretKey, LineBatch, LOG_FLUSH_INTERVAL_MS, PIPE_BUF, REDACTED, SECRET_KEYS } from '../src/logging.js';
+import {
+  createLogger,
+  isSecretKey,
+  LineBatch,
+  LOG_FLUSH_INTERVAL_MS,
+  PIPE_BUF,
+  REDACTED,
+  SECRET_KEYS,
+} from '../src/logging.js';
 import { createLoggedApp } from './helpers/app.js';
 
 describe('logging', () => {
@@ -60,13 +68,31 @@ describe('logging', () => {
         body: { password: 'body-password', new_password: 'body-new', username: 'alice' },
         details: { secret: 'details-secret', access_token: 'details-access' },
         user: { password_hash: '$2b$12$hash', username: 'alice' },
-        req: { headers: { authorization: 'Bearer header-token', cookie: 'refresh=cookie-value', 'x-csrf-token': 'csrf-value' } },
+        req: {
+          headers: {
+            authorization: 'Bearer header-token',
+            cookie: 'refresh=cookie-value',
+            'x-csrf-token': 'csrf-value',
+          },
+        },
       },
       'logged by mistake',
     );
     log.child({ token: 'binding-token' }).warn('child binding');
     const text = out.join('');
-    for (const secret of ['top-password', 'top-refresh', 'body-password', 'body-new', 'details-secret', 'details-access', '$2b$12$hash', 'header-token', 'cookie-value', 'csrf-value', 'binding-token']) {
+    for (const secret of [
+      'top-password',
+      'top-refresh',
+      'body-password',
+      'body-new',
+      'details-secret',
+      'details-access',
+      '$2b$12$hash',
+      'header-token',
+      'cookie-value',
+      'csrf-value',
+      'binding-token',
+    ]) {
       assert.ok(!text.includes(secret), `${secret} reached the log: ${text}`);
     }
     assert.ok(text.includes(REDACTED));
@@ -74,8 +100,38 @@ describe('logging', () => {
   });
 
   /** Secret keys are censored in the log line and the stored row; information keys stay as they are. */
-  const SECRET_DETAIL_KEYS = ['password', 'token', 'refresh_token', 'access_token', 'current_password', 'new_password', 'authorization', 'Authorization', 'cookie', 'Set-Cookie', 'secrets', 'secret', 'password_hash', 'csrf_token', 'jwt', 'refreshToken', 'newPassword', 'X-CSRF-Token'];
-  const INFORMATION_KEYS = ['password_upgraded', 'username', 'jti', 'session_id', 'token_type', 'hash_algorithm', 'cookie_mode', 'passwordless', 'secret_rotation_due', 'passwordUpgraded'];
+  const SECRET_DETAIL_KEYS = [
+    'password',
+    'token',
+    'refresh_token',
+    'access_token',
+    'current_password',
+    'new_password',
+    'authorization',
+    'Authorization',
+    'cookie',
+    'Set-Cookie',
+    'secrets',
+    'secret',
+    'password_hash',
+    'csrf_token',
+    'jwt',
+    'refreshToken',
+    'newPassword',
+    'X-CSRF-Token',
+  ];
+  const INFORMATION_KEYS = [
+    'password_upgraded',
+    'username',
+    'jti',
+    'session_id',
+    'token_type',
+    'hash_algorithm',
+    'cookie_mode',
+    'passwordless',
+    'secret_rotation_due',
+    'passwordUpgraded',
+  ];
 
   it('redaction by key is exact: secret keys are always censored, information keys such as password_upgraded never', async () => {
     for (const key of SECRET_KEYS) assert.ok(isSecretKey(key), key);
@@ -88,7 +144,11 @@ describe('logging', () => {
       INFORMATION_KEYS.forEach((key, i) => (details[key] = i % 2 === 0 ? true : `info-${key}`));
       t.container.events.emit({ type: 'admin_action', userId: null, details });
       await t.container.events.flush();
-      const row = await t.container.db.selectFrom('security_events').select('details').where('type', '=', 'admin_action').executeTakeFirstOrThrow();
+      const row = await t.container.db
+        .selectFrom('security_events')
+        .select('details')
+        .where('type', '=', 'admin_action')
+        .executeTakeFirstOrThrow();
       const stored = JSON.parse(row.details ?? '{}') as Record<string, unknown>;
       // The log line carries the details at its top level.
       const logged = t.lines.find((l) => l.security_event === 'admin_action');
@@ -112,9 +172,22 @@ describe('logging', () => {
     try {
       const user = { username: 'upgrader', email: 'upgrader@example.com', password: 'Velvet-Orbit-Harbor-42' };
       assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: user })).statusCode, 201);
-      assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: user.password } })).statusCode, 200);
+      assert.equal(
+        (
+          await t.app.inject({
+            method: 'POST',
+            url: '/api/auth/login',
+            payload: { username: user.username, password: user.password },
+          })
+        ).statusCode,
+        200,
+      );
       await t.container.events.flush();
-      const row = await t.container.db.selectFrom('security_events').select('details').where('type', '=', 'login_success').executeTakeFirstOrThrow();
+      const row = await t.container.db
+        .selectFrom('security_events')
+        .select('details')
+        .where('type', '=', 'login_success')
+        .executeTakeFirstOrThrow();
       assert.equal(typeof JSON.parse(row.details ?? '{}').password_upgraded, 'boolean');
     } finally {
       await t.close();
@@ -131,10 +204,19 @@ describe('logging', () => {
         "log.warn({ n: 2 }, 'second line');",
         ending,
       ].join('\n');
-      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8', timeout: 30_000 });
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       return { stdout: child.stdout, status: child.status };
     }
-    const messages = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line).msg);
+    const messages = (stdout: string) =>
+      stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line).msg);
 
     it('buffered lines are written when the process exits', () => {
       const child = runChild(4096, 'process.exit(0);');
@@ -164,7 +246,10 @@ describe('logging', () => {
       const chunks: string[] = [];
       const batch = new LineBatch({ write: (chunk: string) => void chunks.push(chunk) }, PIPE_BUF);
       // Lines of 1 to 3 bytes a character: a character count would let a chunk outgrow PIPE_BUF.
-      const lines = Array.from({ length: 400 }, (_, i) => `{"n":${i},"name":"${['ascii', 'é', '€'][i % 3]!.repeat(20 + (i % 50))}"}\n`);
+      const lines = Array.from(
+        { length: 400 },
+        (_, i) => `{"n":${i},"name":"${['ascii', 'é', '€'][i % 3]!.repeat(20 + (i % 50))}"}\n`,
+      );
       for (const line of lines) batch.write(line);
       assert.equal(chunks.length > 0, true, 'full chunks are written without waiting for the timer');
       batch.close();
@@ -175,7 +260,10 @@ describe('logging', () => {
       }
       const full = chunks.slice(0, -1).map((chunk) => Buffer.byteLength(chunk));
       const longestLine = Math.max(...lines.map((line) => Buffer.byteLength(line)));
-      assert.ok(Math.min(...full) > PIPE_BUF - longestLine, `a chunk is written only when the next line would not fit: ${Math.min(...full)} bytes`);
+      assert.ok(
+        Math.min(...full) > PIPE_BUF - longestLine,
+        `a chunk is written only when the next line would not fit: ${Math.min(...full)} bytes`,
+      );
     });
 
     it('a waiting line is written after LOG_FLUSH_INTERVAL_MS even when no other line follows', (ctx) => {
@@ -191,4 +279,3 @@ describe('logging', () => {
     });
   });
 });
-

@@ -56,7 +56,9 @@ describe('server process', () => {
     const db = new Database(join(dir, 'flokie.db'), { readonly: true });
     try {
       assert.equal((db.pragma('integrity_check') as { integrity_check: string }[])[0]!.integrity_check, 'ok');
-      const row = db.prepare("select count(*) as n from security_events where type = 'login_success'").get() as { n: number };
+      const row = db.prepare("select count(*) as n from security_events where type = 'login_success'").get() as {
+        n: number;
+      };
       assert.equal(row.n, 1);
     } finally {
       db.close();

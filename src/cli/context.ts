@@ -20,10 +20,17 @@ export function config(): Config {
  * service's JSON log lines go to stderr, at FLOKIE_CLI_LOG_LEVEL (default silent: failures surface as the one error line), so stdout keeps
  * only the command's output.
  */
-export async function withContainer<T>(run: (c: Container) => Promise<T>, logLevel = process.env.FLOKIE_CLI_LOG_LEVEL ?? 'silent'): Promise<T> {
+export async function withContainer<T>(
+  run: (c: Container) => Promise<T>,
+  logLevel = process.env.FLOKIE_CLI_LOG_LEVEL ?? 'silent',
+): Promise<T> {
   const cfg = config();
   // Loaded on demand: `--help`, `secrets generate` and `check` start faster without the whole service.
-  const [{ createContainer }, { createLogger }, { default: pino }] = await Promise.all([import('../container.js'), import('../logging.js'), import('pino')]);
+  const [{ createContainer }, { createLogger }, { default: pino }] = await Promise.all([
+    import('../container.js'),
+    import('../logging.js'),
+    import('pino'),
+  ]);
   const log = createLogger(logLevel, pino.destination(2));
   const container = await createContainer(cfg, { log });
   try {
@@ -42,7 +49,8 @@ export function describeError(error: unknown): string {
   if (error instanceof SettingError) return `configuration error: ${error.message}`;
   if (error instanceof CliError) return error.message;
   const e = error as { code?: string; message?: string; errors?: { message?: string }[] };
-  if (e?.code === 'ECONNREFUSED' || e?.errors?.length) return `cannot reach the database or Redis: ${e.errors?.[0]?.message ?? e.message}`;
+  if (e?.code === 'ECONNREFUSED' || e?.errors?.length)
+    return `cannot reach the database or Redis: ${e.errors?.[0]?.message ?? e.message}`;
   return (e?.message ?? String(error)).split('\n')[0]!;
 }
 
@@ -52,7 +60,10 @@ export async function readPassword(prompt = 'Password: '): Promise<string> {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
-    if (!line) throw new CliError('no password on standard input (pipe it in, e.g. `flokie users create-admin … < password.txt`)');
+    if (!line)
+      throw new CliError(
+        'no password on standard input (pipe it in, e.g. `flokie users create-admin … < password.txt`)',
+      );
     return line;
   }
   const ask = async (question: string) => {

@@ -9,7 +9,9 @@ import { config, note } from './context.js';
 export function registerMigrateCommand(program: Command): void {
   program
     .command('migrate')
-    .description('Apply pending database migrations (up, the default), revert the last one (down) or list them (status)')
+    .description(
+      'Apply pending database migrations (up, the default), revert the last one (down) or list them (status)',
+    )
     .addArgument(new Argument('[action]', 'what to do').choices(['up', 'down', 'status']).default('up'))
     .action(async (action: 'up' | 'down' | 'status') => {
       const settings = config();
@@ -34,7 +36,8 @@ export function registerMigrateCommand(program: Command): void {
           for (const r of results) console.log(`reverted ${r.migrationName}`);
           if (results.length === 0) note('nothing to revert');
         } else {
-          for (const m of await migrator(handle.db).getMigrations()) console.log(`${m.executedAt ? 'applied' : 'pending'}  ${m.name}`);
+          for (const m of await migrator(handle.db).getMigrations())
+            console.log(`${m.executedAt ? 'applied' : 'pending'}  ${m.name}`);
         }
       } finally {
         await handle.close();

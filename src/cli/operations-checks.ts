@@ -11,7 +11,8 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/;
 
 export function operationsChecks(config: Config): CheckResult[] {
   const results: CheckResult[] = [];
-  const add = (id: string, title: string, status: Status, detail: string) => results.push({ id, title, status, detail, critical: false });
+  const add = (id: string, title: string, status: Status, detail: string) =>
+    results.push({ id, title, status, detail, critical: false });
 
   // Alerts
   const channels: string[] = [];
@@ -22,7 +23,8 @@ export function operationsChecks(config: Config): CheckResult[] {
     channels.push(`webhook ${url.protocol}//${url.host}`);
     const secret = secretProblem(config.ALERT_WEBHOOK_SECRET);
     if (secret) problems.push(`ALERT_WEBHOOK_SECRET ${secret} (receivers cannot tell a real alert from a forged one)`);
-    if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname)) advice.push('the webhook is plain http:// (alerts cross the network unencrypted)');
+    if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname))
+      advice.push('the webhook is plain http:// (alerts cross the network unencrypted)');
   }
   if (config.ALERT_EMAIL_TO.length) {
     channels.push(`e-mail to ${config.ALERT_EMAIL_TO.join(', ')}`);
@@ -32,7 +34,9 @@ export function operationsChecks(config: Config): CheckResult[] {
     'alerts.configured',
     'Critical events alert a person',
     problems.length ? 'fail' : !channels.length || advice.length ? 'warn' : 'pass',
-    !channels.length ? 'neither ALERT_WEBHOOK_URL nor ALERT_EMAIL_TO is set: critical events only reach the log (and Sentry); try `flokie alerts test` once set' : [...problems, ...advice, `to ${channels.join(' and ')}`].join('; '),
+    !channels.length
+      ? 'neither ALERT_WEBHOOK_URL nor ALERT_EMAIL_TO is set: critical events only reach the log (and Sentry); try `flokie alerts test` once set'
+      : [...problems, ...advice, `to ${channels.join(' and ')}`].join('; '),
   );
 
   // Metrics
@@ -50,7 +54,12 @@ export function operationsChecks(config: Config): CheckResult[] {
     if (problem) metricsStatus = 'fail';
     metrics.push(problem ? `METRICS_TOKEN ${problem}` : 'GET /api/metrics with the bearer token');
   }
-  add('metrics.exposed', 'Metrics are exposed to a scraper only', metrics.length ? metricsStatus : 'warn', metrics.join('; ') || 'METRICS_PORT and METRICS_TOKEN are unset: no Prometheus metrics');
+  add(
+    'metrics.exposed',
+    'Metrics are exposed to a scraper only',
+    metrics.length ? metricsStatus : 'warn',
+    metrics.join('; ') || 'METRICS_PORT and METRICS_TOKEN are unset: no Prometheus metrics',
+  );
 
   // Backups
   add(
@@ -64,7 +73,12 @@ export function operationsChecks(config: Config): CheckResult[] {
 
   // Retention
   for (const policy of RETENTION) {
-    add(`retention.${policy.table.split(' ')[0]}`, `Retention of ${policy.table}`, 'pass', `${policy.describe(config)}${policy.setting ? ` (${policy.setting})` : ''}`);
+    add(
+      `retention.${policy.table.split(' ')[0]}`,
+      `Retention of ${policy.table}`,
+      'pass',
+      `${policy.describe(config)}${policy.setting ? ` (${policy.setting})` : ''}`,
+    );
   }
   return results;
 }

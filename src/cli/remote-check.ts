@@ -37,7 +37,8 @@ const HSTS_MIN_SECONDS = 15_552_000; // 180 days
 
 export async function runRemoteChecks(options: RemoteCheckOptions): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
-  const add = (id: string, title: string, status: Status, detail: string) => results.push({ id, title, status, detail, critical: false });
+  const add = (id: string, title: string, status: Status, detail: string) =>
+    results.push({ id, title, status, detail, critical: false });
   let base: URL;
   try {
     base = new URL(options.url);
@@ -80,28 +81,51 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
     });
   }
   const api = (path: string) => new URL(path, base);
-  const reason = (error: unknown) => ((error as NodeJS.ErrnoException).code ?? (error as Error).message ?? String(error)).toString().slice(0, 160);
+  const reason = (error: unknown) =>
+    ((error as NodeJS.ErrnoException).code ?? (error as Error).message ?? String(error)).toString().slice(0, 160);
 
   // HTTPS at all
   if (base.protocol !== 'https:') {
-    add('remote.https', 'The API is served over HTTPS', 'fail', `${base.origin} is not https://; every other check needs TLS`);
+    add(
+      'remote.https',
+      'The API is served over HTTPS',
+      'fail',
+      `${base.origin} is not https://; every other check needs TLS`,
+    );
     return results;
   }
 
   // Certificate and TLS versions, from raw handshakes.
   const handshake = (version?: SecureVersion) =>
-    new Promise<{ cert?: PeerCertificate; protocol?: string | null; authorized?: boolean; authorizationError?: string; error?: string }>((resolve) => {
+    new Promise<{
+      cert?: PeerCertificate;
+      protocol?: string | null;
+      authorized?: boolean;
+      authorizationError?: string;
+      error?: string;
+    }>((resolve) => {
       const socket = tls.connect({
         host,
         port,
         servername,
         ca,
         rejectUnauthorized: false,
-        ...(version ? { minVersion: version, maxVersion: version, ciphers: version === 'TLSv1' || version === 'TLSv1.1' ? 'DEFAULT:@SECLEVEL=0' : undefined } : {}),
+        ...(version
+          ? {
+              minVersion: version,
+              maxVersion: version,
+              ciphers: version === 'TLSv1' || version === 'TLSv1.1' ? 'DEFAULT:@SECLEVEL=0' : undefined,
+            }
+          : {}),
         timeout,
       });
       socket.once('secureConnect', () => {
-        const outcome = { cert: socket.getPeerCertificate(), protocol: socket.getProtocol(), authorized: socket.authorized, authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined };
+        const outcome = {
+          cert: socket.getPeerCertificate(),
+          protocol: socket.getProtocol(),
+          authorized: socket.authorized,
+          authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined,
+        };
         socket.end();
         resolve(outcome);
       });
@@ -123,14 +147,35 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
   const daysLeft = Math.floor((Date.parse(cert.valid_to) - Date.now()) / 86_400_000);
   const nameProblem = tls.checkServerIdentity(servername ?? host, cert);
   const certProblems: string[] = [];
-  if (!first.authorized) certProblems.push(options.insecure ? `not verified (--insecure): ${first.authorizationError}` : `not trusted: ${first.authorizationError}`);
+  if (!first.authorized)
+    certProblems.push(
+      options.insecure
+        ? `not verified (--insecure): ${first.authorizationError}`
+        : `not trusted: ${first.authorizationError}`,
+    );
   if (nameProblem) certProblems.push(`does not name ${servername ?? host}`);
   if (daysLeft < 0) certProblems.push(`expired ${-daysLeft} days ago`);
-  const certStatus: Status = (nameProblem || daysLeft < 0 || (!first.authorized && !options.insecure)) ? 'fail' : !first.authorized || daysLeft < 14 ? 'warn' : 'pass';
-  add('remote.certificate', 'The certificate is valid', certStatus, [...certProblems, `${daysLeft >= 0 ? `expires in ${daysLeft} days` : ''} (${cert.valid_to}), issued to ${cert.subject?.CN ?? '?'} by ${cert.issuer?.CN ?? '?'}`].filter(Boolean).join('; '));
+  const certStatus: Status =
+    nameProblem || daysLeft < 0 || (!first.authorized && !options.insecure)
+      ? 'fail'
+      : !first.authorized || daysLeft < 14
+        ? 'warn'
+        : 'pass';
+  add(
+    'remote.certificate',
+    'The certificate is valid',
+    certStatus,
+    [
+      ...certProblems,
+      `${daysLeft >= 0 ? `expires in ${daysLeft} days` : ''} (${cert.valid_to}), issued to ${cert.subject?.CN ?? '?'} by ${cert.issuer?.CN ?? '?'}`,
+    ]
+      .filter(Boolean)
+      .join('; '),
+  );
 
   const versions: Record<string, boolean> = {};
-  for (const version of ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const) versions[version] = !(await handshake(version)).error;
+  for (const version of ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const)
+    versions[version] = !(await handshake(version)).error;
   const old = ['TLSv1', 'TLSv1.1'].filter((v) => versions[v]);
   const modern = ['TLSv1.2', 'TLSv1.3'].filter((v) => versions[v]);
   add(
@@ -151,10 +196,17 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
       'remote.redirect',
       'Plain HTTP redirects to HTTPS',
       redirects ? ([301, 308].includes(plain.status) ? 'pass' : 'warn') : 'fail',
-      redirects ? `${httpUrl.origin} answers ${plain.status} → ${location}${[301, 308].includes(plain.status) ? '' : ' (use a permanent 301/308)'}` : `${httpUrl.origin} answers ${plain.status} without a redirect to https://: the API is reachable unencrypted`,
+      redirects
+        ? `${httpUrl.origin} answers ${plain.status} → ${location}${[301, 308].includes(plain.status) ? '' : ' (use a permanent 301/308)'}`
+        : `${httpUrl.origin} answers ${plain.status} without a redirect to https://: the API is reachable unencrypted`,
     );
   } catch (error) {
-    add('remote.redirect', 'Plain HTTP redirects to HTTPS', 'warn', `${httpUrl.origin}: ${reason(error)} (nothing listens for plain HTTP: fine, but browsers typing the bare name get no redirect; --http-url names another port)`);
+    add(
+      'remote.redirect',
+      'Plain HTTP redirects to HTTPS',
+      'warn',
+      `${httpUrl.origin}: ${reason(error)} (nothing listens for plain HTTP: fine, but browsers typing the bare name get no redirect; --http-url names another port)`,
+    );
   }
 
   // Security headers on a normal answer and on an error answer.
@@ -163,7 +215,12 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
     add('remote.health', 'The API answers', 'fail', `GET /api/health: ${reason(health)}`);
     return results;
   }
-  add('remote.health', 'The API answers', health.status === 200 ? 'pass' : 'fail', `GET /api/health → ${health.status}`);
+  add(
+    'remote.health',
+    'The API answers',
+    health.status === 200 ? 'pass' : 'fail',
+    `GET /api/health → ${health.status}`,
+  );
   const missing404 = await get(api(`/api/flokie-check-${randomBytes(4).toString('hex')}`));
 
   const headerProblems = (answer: Answer): { fail: string[]; warn: string[]; seen: string[] } => {
@@ -175,9 +232,11 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
     if (!hsts) fail.push('no Strict-Transport-Security');
     else if (Number(hsts[1]) < HSTS_MIN_SECONDS) warn.push(`HSTS max-age=${hsts[1]} (< 180 days)`);
     else seen.push(`HSTS max-age=${hsts[1]}`);
-    if (String(h['x-content-type-options'] ?? '').toLowerCase() !== 'nosniff') fail.push('no X-Content-Type-Options: nosniff');
+    if (String(h['x-content-type-options'] ?? '').toLowerCase() !== 'nosniff')
+      fail.push('no X-Content-Type-Options: nosniff');
     const csp = String(h['content-security-policy'] ?? '');
-    if (!/frame-ancestors/i.test(csp) && !/^(deny|sameorigin)$/i.test(String(h['x-frame-options'] ?? ''))) fail.push('framing allowed (no X-Frame-Options, no CSP frame-ancestors)');
+    if (!/frame-ancestors/i.test(csp) && !/^(deny|sameorigin)$/i.test(String(h['x-frame-options'] ?? '')))
+      fail.push('framing allowed (no X-Frame-Options, no CSP frame-ancestors)');
     if (!csp) warn.push('no Content-Security-Policy');
     if (!h['referrer-policy']) warn.push('no Referrer-Policy');
     if (fail.length + warn.length === 0) seen.push('nosniff, frame protection, CSP, Referrer-Policy');
@@ -185,39 +244,92 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
   };
   for (const [id, title, answer, what] of [
     ['remote.headers.api', 'Security headers on an API answer', health, 'GET /api/health'],
-    ['remote.headers.error', 'Security headers on an error answer', missing404, `GET an unknown /api path (${missing404.status})`],
+    [
+      'remote.headers.error',
+      'Security headers on an error answer',
+      missing404,
+      `GET an unknown /api path (${missing404.status})`,
+    ],
   ] as const) {
     const p = headerProblems(answer);
-    add(id, title, p.fail.length ? 'fail' : p.warn.length ? 'warn' : 'pass', `${what}: ${[...p.fail, ...p.warn, ...p.seen].join('; ')}`);
+    add(
+      id,
+      title,
+      p.fail.length ? 'fail' : p.warn.length ? 'warn' : 'pass',
+      `${what}: ${[...p.fail, ...p.warn, ...p.seen].join('; ')}`,
+    );
   }
 
   // No version banners.
-  const banners = [health, missing404].flatMap((a) => [a.headers.server && /\d/.test(String(a.headers.server)) ? `Server: ${a.headers.server}` : '', a.headers['x-powered-by'] ? `X-Powered-By: ${a.headers['x-powered-by']}` : '']).filter(Boolean);
-  add('remote.banners', 'No version banners', banners.length ? 'fail' : 'pass', banners.length ? [...new Set(banners)].join('; ') : `Server: ${health.headers.server ?? '(none)'}, no X-Powered-By`);
+  const banners = [health, missing404]
+    .flatMap((a) => [
+      a.headers.server && /\d/.test(String(a.headers.server)) ? `Server: ${a.headers.server}` : '',
+      a.headers['x-powered-by'] ? `X-Powered-By: ${a.headers['x-powered-by']}` : '',
+    ])
+    .filter(Boolean);
+  add(
+    'remote.banners',
+    'No version banners',
+    banners.length ? 'fail' : 'pass',
+    banners.length ? [...new Set(banners)].join('; ') : `Server: ${health.headers.server ?? '(none)'}, no X-Powered-By`,
+  );
 
   // CORS with a foreign origin.
   const corsGet = await get(api('/api/health'), { headers: { origin: FOREIGN_ORIGIN } });
-  const preflight = await get(api('/api/auth/login'), { method: 'OPTIONS', headers: { origin: FOREIGN_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' } });
-  const allowed = [corsGet, preflight].map((a) => String(a.headers['access-control-allow-origin'] ?? '')).filter(Boolean);
+  const preflight = await get(api('/api/auth/login'), {
+    method: 'OPTIONS',
+    headers: {
+      origin: FOREIGN_ORIGIN,
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type,authorization',
+    },
+  });
+  const allowed = [corsGet, preflight]
+    .map((a) => String(a.headers['access-control-allow-origin'] ?? ''))
+    .filter(Boolean);
   const echoed = allowed.filter((v) => v === FOREIGN_ORIGIN || v === '*');
-  add('remote.cors', 'CORS refuses a foreign origin', echoed.length ? 'fail' : 'pass', echoed.length ? `Access-Control-Allow-Origin: ${echoed[0]} for ${FOREIGN_ORIGIN}${corsGet.headers['access-control-allow-credentials'] ? ' with credentials' : ''}` : `no Access-Control-Allow-Origin for ${FOREIGN_ORIGIN} (GET ${corsGet.status}, preflight ${preflight.status})`);
+  add(
+    'remote.cors',
+    'CORS refuses a foreign origin',
+    echoed.length ? 'fail' : 'pass',
+    echoed.length
+      ? `Access-Control-Allow-Origin: ${echoed[0]} for ${FOREIGN_ORIGIN}${corsGet.headers['access-control-allow-credentials'] ? ' with credentials' : ''}`
+      : `no Access-Control-Allow-Origin for ${FOREIGN_ORIGIN} (GET ${corsGet.status}, preflight ${preflight.status})`,
+  );
 
   // Docs exposed?
   const docs = await get(api('/api/openapi.json'));
   const ui = await get(api('/api/docs'));
   const exposed = [docs, ui].some((a) => a.status >= 200 && a.status < 400);
-  add('remote.docs', 'API docs are not public', exposed ? 'warn' : 'pass', exposed ? `/api/openapi.json ${docs.status}, /api/docs ${ui.status}: the API description is public (DOCS_ENABLED=false unless intended)` : `/api/openapi.json ${docs.status}, /api/docs ${ui.status}`);
+  add(
+    'remote.docs',
+    'API docs are not public',
+    exposed ? 'warn' : 'pass',
+    exposed
+      ? `/api/openapi.json ${docs.status}, /api/docs ${ui.status}: the API description is public (DOCS_ENABLED=false unless intended)`
+      : `/api/openapi.json ${docs.status}, /api/docs ${ui.status}`,
+  );
 
   // Detailed health must not be open.
   const detailed = await get(api('/api/health/detailed'));
-  add('remote.health.detailed', 'Detailed health is protected', detailed.status === 401 || detailed.status === 403 ? 'pass' : detailed.status === 200 ? 'fail' : 'warn', `GET /api/health/detailed without credentials → ${detailed.status}`);
+  add(
+    'remote.health.detailed',
+    'Detailed health is protected',
+    detailed.status === 401 || detailed.status === 403 ? 'pass' : detailed.status === 200 ? 'fail' : 'warn',
+    `GET /api/health/detailed without credentials → ${detailed.status}`,
+  );
 
   // Rate limiting: a RateLimit header says it all; otherwise a small burst.
   const probe = api('/api/auth/csrf-token');
   const limitHeader = (a: Answer) => a.headers['ratelimit-limit'] ?? a.headers['x-ratelimit-limit'];
   const firstProbe = await get(probe);
   if (limitHeader(firstProbe) !== undefined) {
-    add('remote.ratelimit', 'Rate limiting is active', 'pass', `RateLimit-Limit: ${limitHeader(firstProbe)}, RateLimit-Remaining: ${firstProbe.headers['ratelimit-remaining'] ?? firstProbe.headers['x-ratelimit-remaining'] ?? '?'} on GET /api/auth/csrf-token (1 request)`);
+    add(
+      'remote.ratelimit',
+      'Rate limiting is active',
+      'pass',
+      `RateLimit-Limit: ${limitHeader(firstProbe)}, RateLimit-Remaining: ${firstProbe.headers['ratelimit-remaining'] ?? firstProbe.headers['x-ratelimit-remaining'] ?? '?'} on GET /api/auth/csrf-token (1 request)`,
+    );
   } else {
     const burst = options.burst ?? 15;
     let refusedAt = 0;
@@ -228,7 +340,14 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
         break;
       }
     }
-    add('remote.ratelimit', 'Rate limiting is active', refusedAt ? 'pass' : 'warn', refusedAt ? `limited after ${refusedAt} requests to GET /api/auth/csrf-token` : `no RateLimit header and no 429 in a burst of ${burst} GETs of /api/auth/csrf-token (the limit may just be higher)`);
+    add(
+      'remote.ratelimit',
+      'Rate limiting is active',
+      refusedAt ? 'pass' : 'warn',
+      refusedAt
+        ? `limited after ${refusedAt} requests to GET /api/auth/csrf-token`
+        : `no RateLimit header and no 429 in a burst of ${burst} GETs of /api/auth/csrf-token (the limit may just be higher)`,
+    );
   }
   return results;
 }

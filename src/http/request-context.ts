@@ -12,6 +12,8 @@ export function requestContext(request: FastifyRequest): RequestContext {
     userAgent: request.headers['user-agent']?.slice(0, 512) ?? null,
     requestId: String(request.id),
     endpoint: `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`.slice(0, 200),
-    actor: principal ? { userId: principal.user.id, sessionId: principal.claims.sid, isAdmin: Boolean(principal.user.is_admin) } : null,
+    actor: principal
+      ? { userId: principal.user.id, sessionId: principal.claims.sid, isAdmin: Boolean(principal.user.is_admin) }
+      : null,
   };
 }

@@ -25,7 +25,10 @@ export default fp(
     app.decorate('authenticate', async (request: FastifyRequest) => {
       if (request.principal) return; // already verified in this request (the rate limiter's per-user key)
       const token = bearerToken(request);
-      if (!token) throw hasMalformedAuthorization(request) ? malformedAuthorization() : authenticationError('Authentication required');
+      if (!token)
+        throw hasMalformedAuthorization(request)
+          ? malformedAuthorization()
+          : authenticationError('Authentication required');
       request.principal = await container.tokenGuard.authenticate(token);
     });
 

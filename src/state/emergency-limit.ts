@@ -13,7 +13,11 @@ import type { ChangeFeed } from './change-feed.js';
 export const EMERGENCY_LIMIT_KEY = 'emergency_rate_limit';
 
 export async function getEmergencyLimit(db: Kysely<Database>): Promise<RateSpec | null> {
-  const row = await db.selectFrom('app_settings').select('value').where('key', '=', EMERGENCY_LIMIT_KEY).executeTakeFirst();
+  const row = await db
+    .selectFrom('app_settings')
+    .select('value')
+    .where('key', '=', EMERGENCY_LIMIT_KEY)
+    .executeTakeFirst();
   if (!row?.value) return null;
   try {
     return parseRate(row.value);
@@ -23,12 +27,19 @@ export async function getEmergencyLimit(db: Kysely<Database>): Promise<RateSpec 
 }
 
 /** Sets (a rate like "1 per minute") or clears (null) the emergency limit; throws SettingError on a bad rate. */
-export async function setEmergencyLimit(db: Kysely<Database>, changes: ChangeFeed, limit: string | null): Promise<RateSpec | null> {
+export async function setEmergencyLimit(
+  db: Kysely<Database>,
+  changes: ChangeFeed,
+  limit: string | null,
+): Promise<RateSpec | null> {
   const spec = limit === null ? null : parseRate(limit);
   const now = Date.now();
   await db.transaction().execute(async (trx) => {
     await trx.deleteFrom('app_settings').where('key', '=', EMERGENCY_LIMIT_KEY).execute();
-    await trx.insertInto('app_settings').values({ key: EMERGENCY_LIMIT_KEY, value: spec?.text ?? null, updated_at: now }).execute();
+    await trx
+      .insertInto('app_settings')
+      .values({ key: EMERGENCY_LIMIT_KEY, value: spec?.text ?? null, updated_at: now })
+      .execute();
   });
   // Announced only after the commit: an instance told through Redis re-reads the value at once,
   // and inside the transaction it would still read the old one (and then wait for the next poll).

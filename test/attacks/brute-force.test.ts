@@ -27,9 +27,14 @@ import { ATTACK_SERVER, freshDatabase, http, postgresReachable } from './support
 const MAX = 5;
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-async function appOn(engine: 'sqlite' | 'postgres', env: Record<string, string> = {}): Promise<{ app: FastifyInstance; database: TestDatabase; close(): Promise<void> }> {
+async function appOn(
+  engine: 'sqlite' | 'postgres',
+  env: Record<string, string> = {},
+): Promise<{ app: FastifyInstance; database: TestDatabase; close(): Promise<void> }> {
   const database = await freshDatabase(engine);
-  const app = await buildApp(makeTestConfig({ MAX_LOGIN_ATTEMPTS: String(MAX), BRUTE_FORCE_BLOCK_MINUTES: '0', ...env }, database.url));
+  const app = await buildApp(
+    makeTestConfig({ MAX_LOGIN_ATTEMPTS: String(MAX), BRUTE_FORCE_BLOCK_MINUTES: '0', ...env }, database.url),
+  );
   await app.ready();
   return {
     app,
@@ -41,7 +46,8 @@ async function appOn(engine: 'sqlite' | 'postgres', env: Record<string, string> 
   };
 }
 
-const loginReq = (app: FastifyInstance, username: string, password: string) => app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } });
+const loginReq = (app: FastifyInstance, username: string, password: string) =>
+  app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } });
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`brute force on ${engine}`, () => {
@@ -67,12 +73,20 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         };
         let badCredentialEvents = 0;
         app.container.events.onEvent((e) => {
-          if (e.type === 'login_failure' && e.user_id === user.id && e.details?.reason === 'bad_credentials') badCredentialEvents++;
+          if (e.type === 'login_failure' && e.user_id === user.id && e.details?.reason === 'bad_credentials')
+            badCredentialEvents++;
         });
-        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => loginReq(app, user.username, `Wrong-Password-${i}-x9`)));
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => loginReq(app, user.username, `Wrong-Password-${i}-x9`)),
+        );
         const statuses = results.map((r) => r.statusCode);
-        assert.ok(statuses.every((s) => s === 401 || s === 423), `only 401/423: ${statuses.join(',')}`);
-        t.diagnostic(`${engine}: ${checks} password checks, ${badCredentialEvents} bad_credentials events, ${statuses.filter((s) => s === 423).length} answered 423`);
+        assert.ok(
+          statuses.every((s) => s === 401 || s === 423),
+          `only 401/423: ${statuses.join(',')}`,
+        );
+        t.diagnostic(
+          `${engine}: ${checks} password checks, ${badCredentialEvents} bad_credentials events, ${statuses.filter((s) => s === 423).length} answered 423`,
+        );
         assert.ok(checks <= MAX, `${checks} password checks for ${MAX} allowed attempts`);
         assert.ok(badCredentialEvents <= MAX, `${badCredentialEvents} bad_credentials events`);
         assert.ok(checks >= 1, 'the spy saw the checks (the test can fail)');
@@ -91,7 +105,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const env = await appOn(engine);
       try {
         const user = await register(env.app, uniqueUser('rush'));
-        const results = await Promise.all(Array.from({ length: 16 }, () => loginReq(env.app, user.username, STRONG_PASSWORD)));
+        const results = await Promise.all(
+          Array.from({ length: 16 }, () => loginReq(env.app, user.username, STRONG_PASSWORD)),
+        );
         const statuses = results.map((r) => r.statusCode);
         t.diagnostic(`${engine}: ${statuses.join(',')}`);
         assert.deepEqual(statuses, Array(16).fill(200));
@@ -107,9 +123,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         const user = await register(env.app, uniqueUser('trusted'));
         const first = await loginReq(env.app, user.username, STRONG_PASSWORD);
         const device = JSON.parse(first.body).data.device_token as string;
-        await Promise.all(Array.from({ length: 50 }, (_, i) => loginReq(env.app, user.username, `Wrong-Password-${i}-x9`)));
+        await Promise.all(
+          Array.from({ length: 50 }, (_, i) => loginReq(env.app, user.username, `Wrong-Password-${i}-x9`)),
+        );
         assert.equal((await loginReq(env.app, user.username, STRONG_PASSWORD)).statusCode, 423);
-        const owner = await env.app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'x-device-token': device }, payload: { username: user.username, password: STRONG_PASSWORD } });
+        const owner = await env.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'x-device-token': device },
+          payload: { username: user.username, password: STRONG_PASSWORD },
+        });
         assert.equal(owner.statusCode, 200, owner.body);
       } finally {
         await env.close();
@@ -119,7 +142,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 }
 
 /** Status, body without the per-request fields, and the headers a client could tell apart. */
-function comparable(res: LightMyRequestResponse | { statusCode: number; body: string; headers: Record<string, unknown> }) {
+function comparable(
+  res: LightMyRequestResponse | { statusCode: number; body: string; headers: Record<string, unknown> },
+) {
   const body = JSON.parse(res.body);
   delete body.timestamp;
   delete body.request_id;
@@ -159,13 +184,17 @@ describe('enumeration: unknown and known users look the same', () => {
       const known = await register(lockEnv.app, uniqueUser('lockknown'));
       const sequence = async (name: string) => {
         const out = [];
-        for (let i = 0; i < MAX + 2; i++) out.push(comparable(await loginReq(lockEnv.app, name, `Wrong-Password-${i}x`)));
+        for (let i = 0; i < MAX + 2; i++)
+          out.push(comparable(await loginReq(lockEnv.app, name, `Wrong-Password-${i}x`)));
         return out;
       };
       const a = await sequence(known.username);
       const b = await sequence('ghost_user_name');
       assert.deepEqual(b, a, 'the same sequence of answers, 401 then 423');
-      assert.deepEqual(a.map((x) => x.status), [...Array(MAX).fill(401), 423, 423]);
+      assert.deepEqual(
+        a.map((x) => x.status),
+        [...Array(MAX).fill(401), 423, 423],
+      );
       const right = comparable(await loginReq(lockEnv.app, known.username, STRONG_PASSWORD));
       assert.deepEqual(right, a[MAX], 'the right password on a locked account looks like any locked answer');
     } finally {
@@ -175,8 +204,20 @@ describe('enumeration: unknown and known users look the same', () => {
 
   it('password reset request: same answer for a registered and an unknown address', async () => {
     const known = await register(env.app, uniqueUser('resetknown'));
-    const a = comparable(await env.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: known.email } }));
-    const b = comparable(await env.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: 'nobody-here@example.com' } }));
+    const a = comparable(
+      await env.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/reset-request',
+        payload: { email: known.email },
+      }),
+    );
+    const b = comparable(
+      await env.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/reset-request',
+        payload: { email: 'nobody-here@example.com' },
+      }),
+    );
     assert.equal(a.status, 202);
     assert.deepEqual(b, a);
   });
@@ -222,7 +263,9 @@ describe('enumeration: unknown and known users look the same', () => {
       for (let round = 0; round < 5; round++) {
         const m = await measure(knownFn, unknownFn);
         rounds.push(m);
-        t.diagnostic(`${label} round ${round + 1}: median known ${m.known.toFixed(2)} ms, unknown ${m.unknown.toFixed(2)} ms, difference ${m.diff.toFixed(2)} ms (CPU time difference ${m.cpuDiff.toFixed(2)} ms)`);
+        t.diagnostic(
+          `${label} round ${round + 1}: median known ${m.known.toFixed(2)} ms, unknown ${m.unknown.toFixed(2)} ms, difference ${m.diff.toFixed(2)} ms (CPU time difference ${m.cpuDiff.toFixed(2)} ms)`,
+        );
         if (m.diff < 10) {
           assert.ok(m.cpuDiff < 10, `${label}: CPU time differs by ${m.cpuDiff.toFixed(2)} ms`);
           return m;
@@ -236,7 +279,10 @@ describe('enumeration: unknown and known users look the same', () => {
       () => app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: known.username } }),
     );
     t.diagnostic(`control (hash vs no hash): ${control.diff.toFixed(2)} ms wall, ${control.cpuDiff.toFixed(2)} ms CPU`);
-    assert.ok(control.diff > 10 && control.cpuDiff > 10, `the measurement cannot tell a hash from none (${control.diff.toFixed(2)} ms, CPU ${control.cpuDiff.toFixed(2)} ms)`);
+    assert.ok(
+      control.diff > 10 && control.cpuDiff > 10,
+      `the measurement cannot tell a hash from none (${control.diff.toFixed(2)} ms, CPU ${control.cpuDiff.toFixed(2)} ms)`,
+    );
     await compare(
       'login (wrong password)',
       () => loginReq(app, known.username, 'Wrong-Password-T1'),
@@ -245,7 +291,12 @@ describe('enumeration: unknown and known users look the same', () => {
     await compare(
       'reset request',
       () => app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: known.email } }),
-      () => app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: 'no-such-user-t@example.com' } }),
+      () =>
+        app.inject({
+          method: 'POST',
+          url: '/api/auth/password/reset-request',
+          payload: { email: 'no-such-user-t@example.com' },
+        }),
     );
     const lockEnv = await appOn('sqlite', { BCRYPT_ROUNDS: '10', MAX_LOGIN_ATTEMPTS: '3' });
     try {
@@ -287,7 +338,14 @@ describe('brute force across two server processes (PostgreSQL + Redis)', () => {
       redis.disconnect();
     }
     database = await freshDatabase('postgres');
-    const env = { DATABASE_URL: database.url, REDIS_URL, REDIS_KEY_PREFIX: prefix, MAX_LOGIN_ATTEMPTS: String(MAX), RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0' };
+    const env = {
+      DATABASE_URL: database.url,
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      MAX_LOGIN_ATTEMPTS: String(MAX),
+      RATE_LIMIT_ENABLED: 'false',
+      BRUTE_FORCE_BLOCK_MINUTES: '0',
+    };
     // The first one migrates; the second starts on the migrated database.
     servers.push(await startServer(env, ATTACK_SERVER));
     servers.push(await startServer(env, ATTACK_SERVER));
@@ -309,17 +367,31 @@ describe('brute force across two server processes (PostgreSQL + Redis)', () => {
     const [a, b] = servers as [ServerProcess, ServerProcess];
     const user = uniqueUser('crossbrute');
     assert.equal((await http(a.url, 'POST', '/api/auth/register', { body: user })).statusCode, 201);
-    const owner = await http(a.url, 'POST', '/api/auth/login', { body: { username: user.username, password: STRONG_PASSWORD } });
+    const owner = await http(a.url, 'POST', '/api/auth/login', {
+      body: { username: user.username, password: STRONG_PASSWORD },
+    });
     const device = JSON.parse(owner.body).data.device_token as string;
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => http(i % 2 ? b.url : a.url, 'POST', '/api/auth/login', { body: { username: user.username, password: `Wrong-Password-${i}-x9` } })),
+      Array.from({ length: 50 }, (_, i) =>
+        http(i % 2 ? b.url : a.url, 'POST', '/api/auth/login', {
+          body: { username: user.username, password: `Wrong-Password-${i}-x9` },
+        }),
+      ),
     );
     const statuses = results.map((r) => r.statusCode);
-    assert.ok(statuses.every((s) => s === 401 || s === 423), statuses.join(','));
+    assert.ok(
+      statuses.every((s) => s === 401 || s === 423),
+      statuses.join(','),
+    );
     for (const server of servers) {
-      const right = await http(server.url, 'POST', '/api/auth/login', { body: { username: user.username, password: STRONG_PASSWORD } });
+      const right = await http(server.url, 'POST', '/api/auth/login', {
+        body: { username: user.username, password: STRONG_PASSWORD },
+      });
       assert.equal(right.statusCode, 423, `${server.url}: ${right.body}`);
-      const trusted = await http(server.url, 'POST', '/api/auth/login', { body: { username: user.username, password: STRONG_PASSWORD }, headers: { 'x-device-token': device } });
+      const trusted = await http(server.url, 'POST', '/api/auth/login', {
+        body: { username: user.username, password: STRONG_PASSWORD },
+        headers: { 'x-device-token': device },
+      });
       assert.equal(trusted.statusCode, 200, `the trusted device on ${server.url}: ${trusted.body}`);
     }
     // Events are written in batches; a clean stop flushes them.
@@ -332,7 +404,9 @@ describe('brute force across two server processes (PostgreSQL + Redis)', () => {
         [user.username],
       );
       const checks = rows[0].n as number;
-      t.diagnostic(`two instances: ${checks} password checks (bad_credentials events), ${statuses.filter((s) => s === 423).length}/50 answered 423`);
+      t.diagnostic(
+        `two instances: ${checks} password checks (bad_credentials events), ${statuses.filter((s) => s === 423).length}/50 answered 423`,
+      );
       assert.ok(checks <= MAX, `${checks} password checks across two instances`);
       assert.ok(checks >= 1, 'events were recorded (the count can fail)');
     } finally {

@@ -25,8 +25,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     it('every acknowledged registration and password change survives, and the database is intact', async (t) => {
       if (engine === 'postgres' && !(await postgresReachable())) return t.skip('PostgreSQL is not reachable');
       const dir = mkdtempSync(join(tmpdir(), 'flokie-durability-'));
-      const database = engine === 'postgres' ? await freshDatabase('postgres') : { url: `sqlite:${join(dir, 'flokie.db')}`, drop: async () => {} };
-      const env = { DATABASE_URL: database.url, RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_BLOCK_MINUTES: '0', LOG_LEVEL: 'info' };
+      const database =
+        engine === 'postgres'
+          ? await freshDatabase('postgres')
+          : { url: `sqlite:${join(dir, 'flokie.db')}`, drop: async () => {} };
+      const env = {
+        DATABASE_URL: database.url,
+        RATE_LIMIT_ENABLED: 'false',
+        BRUTE_FORCE_BLOCK_MINUTES: '0',
+        LOG_LEVEL: 'info',
+      };
       let server = await startServer(env, ATTACK_SERVER);
       try {
         // Accounts whose password will change during the burst.
@@ -34,7 +42,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         for (let i = 0; i < CHANGERS; i++) {
           const u = uniqueUser('durable');
           assert.equal((await http(server.url, 'POST', '/api/auth/register', { body: u })).statusCode, 201);
-          const login = await http(server.url, 'POST', '/api/auth/login', { body: { username: u.username, password: STRONG_PASSWORD } });
+          const login = await http(server.url, 'POST', '/api/auth/login', {
+            body: { username: u.username, password: STRONG_PASSWORD },
+          });
           changers.push({ username: u.username, access: JSON.parse(login.body).data.access_token });
         }
 
@@ -50,7 +60,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           }),
           ...changers.map((c) => async () => {
             const res = await http(url, 'POST', '/api/auth/password/change', {
-              body: { current_password: STRONG_PASSWORD, new_password: OTHER_STRONG_PASSWORD, confirm_password: OTHER_STRONG_PASSWORD },
+              body: {
+                current_password: STRONG_PASSWORD,
+                new_password: OTHER_STRONG_PASSWORD,
+                confirm_password: OTHER_STRONG_PASSWORD,
+              },
               headers: { authorization: `Bearer ${c.access}` },
             });
             if (res.statusCode === 200) ackedChanges.push(c.username);
@@ -61,24 +75,40 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         // Kill once a good part of the burst is acknowledged, with the rest still in flight.
         const target = Math.floor((REGISTRATIONS + CHANGERS) / 3);
         const deadline = Date.now() + 60_000;
-        while ((ackedUsers.length + ackedChanges.length < target || ackedChanges.length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        while ((ackedUsers.length + ackedChanges.length < target || ackedChanges.length === 0) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 5));
         const ackedAtKill = ackedUsers.length + ackedChanges.length;
         await server.stop('SIGKILL');
         await burst;
         // Only what was acknowledged before the kill counts (an answer cannot arrive after it).
-        t.diagnostic(`${engine}: killed with ${ackedAtKill} writes acknowledged (${ackedUsers.length} registrations, ${ackedChanges.length} password changes), ${failed} requests cut off`);
+        t.diagnostic(
+          `${engine}: killed with ${ackedAtKill} writes acknowledged (${ackedUsers.length} registrations, ${ackedChanges.length} password changes), ${failed} requests cut off`,
+        );
         assert.ok(failed > 0, 'the kill happened mid-burst (some requests were cut off)');
-        assert.ok(ackedUsers.length > 0 && ackedChanges.length > 0 && ackedUsers.length + ackedChanges.length >= target, 'enough writes of both kinds were acknowledged to mean something');
+        assert.ok(
+          ackedUsers.length > 0 && ackedChanges.length > 0 && ackedUsers.length + ackedChanges.length >= target,
+          'enough writes of both kinds were acknowledged to mean something',
+        );
 
         server = await startServer(env, ATTACK_SERVER);
         for (const username of ackedUsers) {
-          const res = await http(server.url, 'POST', '/api/auth/login', { body: { username, password: STRONG_PASSWORD } });
+          const res = await http(server.url, 'POST', '/api/auth/login', {
+            body: { username, password: STRONG_PASSWORD },
+          });
           assert.equal(res.statusCode, 200, `acknowledged registration of ${username} lost: ${res.body.slice(0, 200)}`);
         }
         for (const username of ackedChanges) {
-          const res = await http(server.url, 'POST', '/api/auth/login', { body: { username, password: OTHER_STRONG_PASSWORD } });
-          assert.equal(res.statusCode, 200, `acknowledged password change of ${username} lost: ${res.body.slice(0, 200)}`);
-          const old = await http(server.url, 'POST', '/api/auth/login', { body: { username, password: STRONG_PASSWORD } });
+          const res = await http(server.url, 'POST', '/api/auth/login', {
+            body: { username, password: OTHER_STRONG_PASSWORD },
+          });
+          assert.equal(
+            res.statusCode,
+            200,
+            `acknowledged password change of ${username} lost: ${res.body.slice(0, 200)}`,
+          );
+          const old = await http(server.url, 'POST', '/api/auth/login', {
+            body: { username, password: STRONG_PASSWORD },
+          });
           assert.equal(old.statusCode, 401, `the old password of ${username} still works`);
         }
         await server.stop();
@@ -97,12 +127,25 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           const client = new pg.Client({ connectionString: database.url });
           await client.connect();
           try {
-            for (const table of ['users', 'password_history', 'sessions', 'login_attempts', 'revoked_tokens', 'one_time_tokens', 'security_events', 'change_log']) {
+            for (const table of [
+              'users',
+              'password_history',
+              'sessions',
+              'login_attempts',
+              'revoked_tokens',
+              'one_time_tokens',
+              'security_events',
+              'change_log',
+            ]) {
               await client.query(`select count(*) from ${table}`);
             }
-            const dup = await client.query('select username_lower, count(*) from users group by username_lower having count(*) > 1');
+            const dup = await client.query(
+              'select username_lower, count(*) from users group by username_lower having count(*) > 1',
+            );
             assert.equal(dup.rowCount, 0, 'no duplicate usernames');
-            const orphan = await client.query('select count(*)::int as n from password_history h left join users u on u.id = h.user_id where u.id is null');
+            const orphan = await client.query(
+              'select count(*)::int as n from password_history h left join users u on u.id = h.user_id where u.id is null',
+            );
             assert.equal(orphan.rows[0].n, 0, 'no orphaned password history');
           } finally {
             await client.end();

@@ -30,7 +30,15 @@ import {
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-const PROTO_KEYS = ['__proto__', 'constructor', 'prototype', '__defineGetter__', 'hasOwnProperty', 'toString', 'valueOf'];
+const PROTO_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  '__defineGetter__',
+  'hasOwnProperty',
+  'toString',
+  'valueOf',
+];
 const RUNS_PER_ROUTE = Number(process.env.FUZZ_RUNS ?? 60);
 
 /** Raw JSON text, so keys like __proto__ and duplicate keys survive serialisation. */
@@ -45,11 +53,38 @@ const wildScalar: fc.Arbitrary<Raw> = fc.oneof(
   fc.constant(raw('null')),
   fc.boolean().map((b) => raw(String(b))),
   fc.integer().map((n) => raw(String(n))),
-  fc.constantFrom('1e308', '-1e308', '1e999', '-0', '9007199254740993', '123456789012345678901234567890', '0.0000000000000000000001', '1.7976931348623157e309').map(raw),
+  fc
+    .constantFrom(
+      '1e308',
+      '-1e308',
+      '1e999',
+      '-0',
+      '9007199254740993',
+      '123456789012345678901234567890',
+      '0.0000000000000000000001',
+      '1.7976931348623157e309',
+    )
+    .map(raw),
   fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => raw(JSON.stringify(n))),
   fc.string({ unit: 'binary', maxLength: 60 }).map((s) => raw(JSON.stringify(s))),
   fc.string({ unit: 'grapheme', maxLength: 60 }).map((s) => raw(JSON.stringify(s))),
-  fc.constantFrom('', ' ', '\u0000', '\ud800', '\u202e', '\ufeff', 'é'.repeat(300), '😀'.repeat(200), '%00', '../../etc/passwd', '${7*7}', '{{7*7}}', '<img src=x onerror=alert(1)>').map((s) => raw(JSON.stringify(s))),
+  fc
+    .constantFrom(
+      '',
+      ' ',
+      '\u0000',
+      '\ud800',
+      '\u202e',
+      '\ufeff',
+      'é'.repeat(300),
+      '😀'.repeat(200),
+      '%00',
+      '../../etc/passwd',
+      '${7*7}',
+      '{{7*7}}',
+      '<img src=x onerror=alert(1)>',
+    )
+    .map((s) => raw(JSON.stringify(s))),
   fc.integer({ min: 100, max: 200_000 }).map((n) => raw(JSON.stringify('A'.repeat(n)))),
 );
 
@@ -59,7 +94,9 @@ const wildValue: fc.Arbitrary<Raw> = fc.letrec<{ value: Raw }>((tie) => ({
     wildScalar,
     fc.array(tie('value'), { maxLength: 5 }).map((xs) => raw(`[${xs.map((x) => x.raw).join(',')}]`)),
     fc
-      .array(fc.tuple(fc.oneof(fc.constantFrom(...PROTO_KEYS), fc.string({ maxLength: 12 })), tie('value')), { maxLength: 5 })
+      .array(fc.tuple(fc.oneof(fc.constantFrom(...PROTO_KEYS), fc.string({ maxLength: 12 })), tie('value')), {
+        maxLength: 5,
+      })
       .map((kv) => raw(`{${kv.map(([k, v]) => `${JSON.stringify(k)}:${v.raw}`).join(',')}}`)),
     fc.integer({ min: 10, max: 5000 }).map((d) => raw(nested(d, '[', ']'))),
     fc.integer({ min: 10, max: 3000 }).map((d) => raw(nested(d, '{"a":', '}'))),
@@ -74,10 +111,15 @@ function plausible(name: string, schema: JsonSchema, ids: { targetId: string }):
   const options: fc.Arbitrary<Raw>[] = [fc.constant(base)];
   if (s.enum) options.push(fc.constantFrom(...s.enum).map((v) => raw(JSON.stringify(v))));
   if (s.type === 'string') {
-    options.push(fc.string({ unit: 'grapheme', minLength: s.minLength ?? 0, maxLength: Math.min(s.maxLength ?? 80, 300) }).map((v) => raw(JSON.stringify(v))));
+    options.push(
+      fc
+        .string({ unit: 'grapheme', minLength: s.minLength ?? 0, maxLength: Math.min(s.maxLength ?? 80, 300) })
+        .map((v) => raw(JSON.stringify(v))),
+    );
     if (s.maxLength) options.push(fc.constant(raw(JSON.stringify('x'.repeat(s.maxLength + 1)))));
   }
-  if (s.type === 'integer' || s.type === 'number') options.push(fc.integer({ min: (s.minimum ?? -10) - 5, max: (s.maximum ?? 1000) + 5 }).map((n) => raw(String(n))));
+  if (s.type === 'integer' || s.type === 'number')
+    options.push(fc.integer({ min: (s.minimum ?? -10) - 5, max: (s.maximum ?? 1000) + 5 }).map((n) => raw(String(n))));
   if (s.type === 'boolean') options.push(fc.boolean().map((b) => raw(String(b))));
   return fc.oneof(...options);
 }
@@ -86,8 +128,17 @@ function bodyArbitrary(schema: JsonSchema | null, ids: { targetId: string }): fc
   const props = Object.entries(schema?.properties ?? {});
   const shaped = fc
     .tuple(
-      fc.tuple(...props.map(([name, prop]) => fc.option(fc.oneof({ weight: 3, arbitrary: plausible(name, prop, ids) }, { weight: 2, arbitrary: wildValue }), { nil: undefined, freq: 4 }))),
-      fc.array(fc.tuple(fc.oneof(fc.constantFrom(...PROTO_KEYS), fc.string({ maxLength: 10 })), wildValue), { maxLength: 3 }),
+      fc.tuple(
+        ...props.map(([name, prop]) =>
+          fc.option(
+            fc.oneof({ weight: 3, arbitrary: plausible(name, prop, ids) }, { weight: 2, arbitrary: wildValue }),
+            { nil: undefined, freq: 4 },
+          ),
+        ),
+      ),
+      fc.array(fc.tuple(fc.oneof(fc.constantFrom(...PROTO_KEYS), fc.string({ maxLength: 10 })), wildValue), {
+        maxLength: 3,
+      }),
     )
     .map(([values, extra]) => {
       const entries: string[] = [];
@@ -98,7 +149,12 @@ function bodyArbitrary(schema: JsonSchema | null, ids: { targetId: string }): fc
       for (const [k, v] of extra) entries.push(`${JSON.stringify(k)}:${v.raw}`);
       return raw(`{${entries.join(',')}}`);
     });
-  return fc.oneof({ weight: 6, arbitrary: shaped }, { weight: 2, arbitrary: wildValue }, { weight: 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.string({ maxLength: 40 }).map((s) => raw(s)) });
+  return fc.oneof(
+    { weight: 6, arbitrary: shaped },
+    { weight: 2, arbitrary: wildValue },
+    { weight: 1, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 40 }).map((s) => raw(s)) },
+  );
 }
 
 function queryArbitrary(op: Operation, ids: { targetId: string }): fc.Arbitrary<string> {
@@ -110,12 +166,33 @@ function queryArbitrary(op: Operation, ids: { targetId: string }): fc.Arbitrary<
         return typeof v === 'string' ? v : JSON.stringify(v);
       }),
       fc.string({ unit: 'grapheme', maxLength: 50 }),
-      fc.constantFrom('', '-1', '0', '1e309', '99999999999999999999', 'NaN', 'true', 'null', '[]', '{}', 'a'.repeat(2000)),
+      fc.constantFrom(
+        '',
+        '-1',
+        '0',
+        '1e309',
+        '99999999999999999999',
+        'NaN',
+        'true',
+        'null',
+        '[]',
+        '{}',
+        'a'.repeat(2000),
+      ),
     );
   return fc
     .tuple(
       fc.tuple(...params.map((p) => fc.option(value(p), { nil: undefined, freq: 3 }))),
-      fc.array(fc.tuple(fc.oneof(fc.constantFrom('__proto__[polluted]', 'constructor[prototype][polluted]', 'prototype', '__proto__'), fc.string({ maxLength: 8 })), fc.string({ maxLength: 10 })), { maxLength: 2 }),
+      fc.array(
+        fc.tuple(
+          fc.oneof(
+            fc.constantFrom('__proto__[polluted]', 'constructor[prototype][polluted]', 'prototype', '__proto__'),
+            fc.string({ maxLength: 8 }),
+          ),
+          fc.string({ maxLength: 10 }),
+        ),
+        { maxLength: 2 },
+      ),
       fc.boolean(),
     )
     .map(([values, extra, repeat]) => {
@@ -134,7 +211,11 @@ function queryArbitrary(op: Operation, ids: { targetId: string }): fc.Arbitrary<
 
 function pathArbitrary(op: Operation, ids: { targetId: string }): fc.Arbitrary<string> {
   const names = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
-  const segment = fc.oneof(fc.constant(ids.targetId), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }), fc.constantFrom('..', '%2e%2e', '0', '-1', 'a'.repeat(300), '__proto__', 'constructor'));
+  const segment = fc.oneof(
+    fc.constant(ids.targetId),
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }),
+    fc.constantFrom('..', '%2e%2e', '0', '-1', 'a'.repeat(300), '__proto__', 'constructor'),
+  );
   return fc.tuple(...names.map(() => segment)).map((values) => {
     let i = 0;
     return op.path.replace(/\{\w+\}/g, () => {
@@ -149,14 +230,29 @@ function pathArbitrary(op: Operation, ids: { targetId: string }): fc.Arbitrary<s
 async function checkProperty<T>(property: fc.IAsyncProperty<T>, options: fc.Parameters<T>): Promise<void> {
   const details = await fc.check(property, { ...options, endOnFailure: true });
   if (details.failed) {
-    const message = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-    assert.fail(`fuzz failure after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}): ${message.slice(0, 1500)}`);
+    const message =
+      details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    assert.fail(
+      `fuzz failure after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}): ${message.slice(0, 1500)}`,
+    );
   }
 }
 
 const contentTypes = fc.oneof(
   { weight: 8, arbitrary: fc.constant('application/json') },
-  { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'multipart/form-data; boundary=x', '', 'application/JSON', 'application/vnd.api+json') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/json; charset=utf-16',
+      'application/json; charset=latin1',
+      'multipart/form-data; boundary=x',
+      '',
+      'application/JSON',
+      'application/vnd.api+json',
+    ),
+  },
 );
 
 describe('fuzzing every route from its OpenAPI schema', () => {
@@ -193,7 +289,10 @@ describe('fuzzing every route from its OpenAPI schema', () => {
     const request = fc.record({
       path: pathArbitrary(op, ids),
       query: queryArbitrary(op, ids),
-      body: op.method === 'GET' || op.method === 'DELETE' ? fc.option(bodyArbitrary(op.body, ids), { nil: undefined, freq: 5 }) : bodyArbitrary(op.body, ids),
+      body:
+        op.method === 'GET' || op.method === 'DELETE'
+          ? fc.option(bodyArbitrary(op.body, ids), { nil: undefined, freq: 5 })
+          : bodyArbitrary(op.body, ids),
       contentType: contentTypes,
       auth: fc.constantFrom('none', 'user', 'admin', 'garbage'),
     });
@@ -203,7 +302,12 @@ describe('fuzzing every route from its OpenAPI schema', () => {
         if (r.auth === 'user' || r.auth === 'admin') Object.assign(headers, bearer(tokens[r.auth]));
         if (r.auth === 'garbage') headers.authorization = 'Bearer \u00ff\u00fe';
         if (r.body !== undefined && r.contentType) headers['content-type'] = r.contentType;
-        const res = await t.app.inject({ method: op.method as 'GET', url: r.path + r.query, headers, ...(r.body !== undefined ? { payload: r.body.raw } : {}) });
+        const res = await t.app.inject({
+          method: op.method as 'GET',
+          url: r.path + r.query,
+          headers,
+          ...(r.body !== undefined ? { payload: r.body.raw } : {}),
+        });
         requests++;
         const context = `${op.method} ${r.path}${r.query.slice(0, 200)} body=${r.body?.raw.slice(0, 200)}`;
         assert.ok(res.statusCode < 500, `${context}: ${res.statusCode} ${res.body.slice(0, 300)}`);
@@ -230,7 +334,12 @@ describe('fuzzing every route from its OpenAPI schema', () => {
     for (const op of ops.filter((o) => o.body)) {
       for (const key of PROTO_KEYS) {
         for (const value of ['1', '{"polluted":true}', '{"prototype":{"polluted":true}}']) {
-          const res = await t.app.inject({ method: op.method as 'POST', url: op.path.replace(/\{\w+\}/g, targetId), headers: { ...bearer(tokens.admin), 'content-type': 'application/json' }, payload: `{${JSON.stringify(key)}:${value}}` });
+          const res = await t.app.inject({
+            method: op.method as 'POST',
+            url: op.path.replace(/\{\w+\}/g, targetId),
+            headers: { ...bearer(tokens.admin), 'content-type': 'application/json' },
+            payload: `{${JSON.stringify(key)}:${value}}`,
+          });
           const context = `${op.method} ${op.path} {${key}:${value}}`;
           assert.equal(res.statusCode, 400, `${context}: ${res.statusCode} ${res.body.slice(0, 200)}`);
           assertEnvelope(res, context);
@@ -254,7 +363,9 @@ describe('fuzzing every route from its OpenAPI schema', () => {
     gc();
     const afterHeap = process.memoryUsage().heapUsed;
     const growthMb = (afterHeap - before) / 1024 / 1024;
-    t2.diagnostic(`heapUsed after GC: ${(before / 1048576).toFixed(1)} MB -> ${(afterHeap / 1048576).toFixed(1)} MB (${growthMb.toFixed(1)} MB over ${body.length * 15 * 4} requests)`);
+    t2.diagnostic(
+      `heapUsed after GC: ${(before / 1048576).toFixed(1)} MB -> ${(afterHeap / 1048576).toFixed(1)} MB (${growthMb.toFixed(1)} MB over ${body.length * 15 * 4} requests)`,
+    );
     assert.ok(growthMb < 40, `heap grew by ${growthMb.toFixed(1)} MB`);
   });
 });
@@ -263,11 +374,20 @@ describe('fuzzing a real server process', () => {
   it('the process stays up and answers every raw request with a 4xx envelope', async (t2) => {
     const server = await startServer({ DATABASE_URL: 'sqlite::memory:', RATE_LIMIT_ENABLED: 'false' }, ATTACK_SERVER);
     try {
-      const appForDoc = await readOperations({ inject: (o: any) => http(server.url, o.method, o.url).then((r) => ({ ...r })) } as never);
+      const appForDoc = await readOperations({
+        inject: (o: any) => http(server.url, o.method, o.url).then((r) => ({ ...r })),
+      } as never);
       let sent = 0;
       await checkProperty(
         fc.asyncProperty(fc.constantFrom(...appForDoc), fc.nat(), async (op, seed) => {
-          const [r] = fc.sample(fc.record({ path: pathArbitrary(op, { targetId: 'x' }), query: queryArbitrary(op, { targetId: 'x' }), body: bodyArbitrary(op.body, { targetId: 'x' }) }), { seed, numRuns: 1 });
+          const [r] = fc.sample(
+            fc.record({
+              path: pathArbitrary(op, { targetId: 'x' }),
+              query: queryArbitrary(op, { targetId: 'x' }),
+              body: bodyArbitrary(op.body, { targetId: 'x' }),
+            }),
+            { seed, numRuns: 1 },
+          );
           const res = await fetch(server.url + r!.path + r!.query, {
             method: op.method,
             headers: r!.body ? { 'content-type': 'application/json' } : {},

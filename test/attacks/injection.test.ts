@@ -12,7 +12,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildApp } from '../../src/app.js';
 import type { FastifyInstance } from 'fastify';
-import { STRONG_PASSWORD, bearer, json, login, makeAdmin, makeTestConfig, register, uniqueUser } from '../helpers/app.js';
+import {
+  STRONG_PASSWORD,
+  bearer,
+  json,
+  login,
+  makeAdmin,
+  makeTestConfig,
+  register,
+  uniqueUser,
+} from '../helpers/app.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { ALL_SQL_PAYLOADS } from './payloads.js';
 import {
@@ -81,8 +90,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       target = await register(app, uniqueUser('sectarget'));
       canaries = [];
       for (let i = 0; i < 3; i++) {
-        const c = await register(app, { ...uniqueUser('canary'), first_name: `Canary${i}`, last_name: "O'Brien" } as never);
-        await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: c.username, password: STRONG_PASSWORD } });
+        const c = await register(app, {
+          ...uniqueUser('canary'),
+          first_name: `Canary${i}`,
+          last_name: "O'Brien",
+        } as never);
+        await app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: c.username, password: STRONG_PASSWORD },
+        });
         canaries.push(c);
       }
     });
@@ -94,10 +111,17 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     it("the guide's test_sql_injection: `'; DROP TABLE users; --` as username is a 400", async (t) => {
       if (skip) return t.skip(skip);
-      const res = await app.inject({ method: 'POST', url: '/api/auth/register', payload: { username: "'; DROP TABLE users; --", email: 'drop@example.com', password: STRONG_PASSWORD } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { username: "'; DROP TABLE users; --", email: 'drop@example.com', password: STRONG_PASSWORD },
+      });
       assert.equal(res.statusCode, 400, res.body);
       assert.equal(json(res).error.code, 'VALIDATION_ERROR');
-      const count = await app.container.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const count = await app.container.db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
       assert.ok(Number(count.n) >= 5, 'users table still there with its rows');
     });
 
@@ -106,7 +130,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const xss = "<script>alert('xss')</script>";
       const u = await register(app, uniqueUser('xss'));
       const { access } = await login(app, u.username);
-      const res = await app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(access), payload: { bio: xss } });
+      const res = await app.inject({
+        method: 'PUT',
+        url: '/api/users/profile',
+        headers: bearer(access),
+        payload: { bio: xss },
+      });
       assert.equal(res.statusCode, 200, res.body);
       assert.ok(!res.body.includes('<'), 'no raw < in the body');
       assert.ok(res.body.includes('\\u003cscript\\u003e'), 'escaped as \\u003c…\\u003e');
@@ -131,12 +160,18 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       for (const point of points) {
         const { op } = point;
         // A login aimed at a bystander: the password check fails but must not change its row.
-        const ids: BaseIds = { targetId: target.id, actorPassword: STRONG_PASSWORD, loginName: op.path.endsWith('/login') ? canaries[0]!.username : undefined };
+        const ids: BaseIds = {
+          targetId: target.id,
+          actorPassword: STRONG_PASSWORD,
+          loginName: op.path.endsWith('/login') ? canaries[0]!.username : undefined,
+        };
         for (const payload of ALL_SQL_PAYLOADS) {
           const pathValues: Record<string, string> = {};
-          for (const p of op.parameters.filter((x) => x.in === 'path')) pathValues[p.name] = String(baseValue(p.name, p.schema, ids));
+          for (const p of op.parameters.filter((x) => x.in === 'path'))
+            pathValues[p.name] = String(baseValue(p.name, p.schema, ids));
           const query: Record<string, unknown> = {};
-          for (const p of op.parameters.filter((x) => x.in === 'query' && x.required)) query[p.name] = baseValue(p.name, p.schema, ids);
+          for (const p of op.parameters.filter((x) => x.in === 'query' && x.required))
+            query[p.name] = baseValue(p.name, p.schema, ids);
           let body: Record<string, unknown> | undefined = op.body ? baseObject(op.body, ids) : undefined;
           if (point.where === 'path') pathValues[point.name] = payload;
           if (point.where === 'query') query[point.name] = payload;
@@ -162,11 +197,23 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             const delta = afterSnap.counts.users! - before.counts.users!;
             if (res.statusCode >= 400) {
               assert.equal(delta, 0, `${context}: refused, yet users changed by ${delta}`);
-              assert.equal(afterSnap.counts.password_history, before.counts.password_history, `${context}: refused, yet password_history changed`);
+              assert.equal(
+                afterSnap.counts.password_history,
+                before.counts.password_history,
+                `${context}: refused, yet password_history changed`,
+              );
             } else {
-              assert.ok(delta === 0 || (delta === 1 && res.statusCode === 201) || (delta === -1 && op.method === 'DELETE'), `${context}: users changed by ${delta}`);
+              assert.ok(
+                delta === 0 || (delta === 1 && res.statusCode === 201) || (delta === -1 && op.method === 'DELETE'),
+                `${context}: users changed by ${delta}`,
+              );
             }
-            if (point.where === 'query' && res.statusCode === 200 && isStringSchema(point.schema) && !mainSchema(point.schema).enum) {
+            if (
+              point.where === 'query' &&
+              res.statusCode === 200 &&
+              isStringSchema(point.schema) &&
+              !mainSchema(point.schema).enum
+            ) {
               for (const [key, list] of Object.entries(parsed?.data ?? {})) {
                 if (!Array.isArray(list)) continue;
                 for (const item of list) {
@@ -193,7 +240,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         }
       }
       figures[engine] = { requests, points: points.length, routes: routes.size };
-      t.diagnostic(`${engine}: ${requests} requests, ${ALL_SQL_PAYLOADS.length} payloads x ${points.length} injection points on ${routes.size} routes`);
+      t.diagnostic(
+        `${engine}: ${requests} requests, ${ALL_SQL_PAYLOADS.length} payloads x ${points.length} injection points on ${routes.size} routes`,
+      );
       assert.deepEqual(problems, [], `${problems.length} problems:\n${problems.join('\n')}`);
 
       async function canaryDigest(): Promise<string> {
@@ -206,12 +255,25 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       if (skip) return t.skip(skip);
       const u = await register(app, uniqueUser('ua'));
       for (const payload of ALL_SQL_PAYLOADS.filter((p) => /^[\x20-\x7e]+$/.test(p))) {
-        const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: STRONG_PASSWORD }, headers: { 'user-agent': payload, 'x-request-id': payload } });
+        const res = await app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: u.username, password: STRONG_PASSWORD },
+          headers: { 'user-agent': payload, 'x-request-id': payload },
+        });
         assert.equal(res.statusCode, 200, `${payload}: ${res.body.slice(0, 200)}`);
         assertNoLeak(res, payload, payload);
-        assert.notEqual(res.headers['x-request-id'], payload.includes(' ') ? payload : '\0', 'an insane X-Request-ID is replaced');
+        assert.notEqual(
+          res.headers['x-request-id'],
+          payload.includes(' ') ? payload : '\0',
+          'an insane X-Request-ID is replaced',
+        );
       }
-      const stored = await app.container.db.selectFrom('sessions').select('user_agent').where('user_id', '=', u.id).execute();
+      const stored = await app.container.db
+        .selectFrom('sessions')
+        .select('user_agent')
+        .where('user_id', '=', u.id)
+        .execute();
       const agents = new Set(stored.map((s) => s.user_agent));
       assert.ok(agents.has("'; DROP TABLE users; --"), 'the payload is stored verbatim as a user agent');
     });

@@ -7,7 +7,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, base64url, decodeJwt, exportJWK, exportSPKI, generateKeyPair, type JWTPayload } from 'jose';
-import { OTHER_STRONG_PASSWORD, STRONG_PASSWORD, TEST_ENV, bearer, createTestApp, json, login, makeAdmin, registerAndLogin, type TestApp } from '../helpers/app.js';
+import {
+  OTHER_STRONG_PASSWORD,
+  STRONG_PASSWORD,
+  TEST_ENV,
+  bearer,
+  createTestApp,
+  json,
+  login,
+  makeAdmin,
+  registerAndLogin,
+  type TestApp,
+} from '../helpers/app.js';
 import { assertEnvelope, baseObject, readOperations, type Operation } from './support.js';
 
 const SECRET = new TextEncoder().encode(TEST_ENV.JWT_SECRET_KEY);
@@ -42,7 +53,11 @@ describe('JWT attacks', () => {
   }
 
   /** Signs with the real test secret; every claim of the victim's genuine token unless overridden. */
-  async function forge(overrides: JWTPayload = {}, header: Record<string, unknown> = {}, key: Parameters<SignJWT['sign']>[0] = SECRET) {
+  async function forge(
+    overrides: JWTPayload = {},
+    header: Record<string, unknown> = {},
+    key: Parameters<SignJWT['sign']>[0] = SECRET,
+  ) {
     const now = Math.floor(Date.now() / 1000);
     const payload: JWTPayload = { ...claims, iat: now, nbf: now, exp: now + 600, ...overrides };
     for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
@@ -61,7 +76,10 @@ describe('JWT attacks', () => {
     const payload = b64({ ...claims, exp: Math.floor(Date.now() / 1000) + 600 });
     for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
       await assertRejected(`${b64({ alg, typ: 'at+jwt' })}.${payload}.`, `alg ${alg}`);
-      await assertRejected(`${b64({ alg, typ: 'at+jwt' })}.${payload}.${victim.access.split('.')[2]}`, `alg ${alg} with a stale signature`);
+      await assertRejected(
+        `${b64({ alg, typ: 'at+jwt' })}.${payload}.${victim.access.split('.')[2]}`,
+        `alg ${alg} with a stale signature`,
+      );
     }
   });
 
@@ -69,13 +87,24 @@ describe('JWT attacks', () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
     const pem = await exportSPKI(publicKey);
     await assertRejected(await forge({}, {}, new TextEncoder().encode(pem)), 'HS256 keyed with the PEM public key');
-    const rs = await new SignJWT({ ...claims, exp: Math.floor(Date.now() / 1000) + 600 }).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt' }).sign(privateKey);
+    const rs = await new SignJWT({ ...claims, exp: Math.floor(Date.now() / 1000) + 600 })
+      .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt' })
+      .sign(privateKey);
     await assertRejected(rs, 'RS256 token');
     const jwk = await exportJWK(publicKey);
-    const embedded = await new SignJWT({ ...claims, exp: Math.floor(Date.now() / 1000) + 600 }).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', jwk }).sign(privateKey);
+    const embedded = await new SignJWT({ ...claims, exp: Math.floor(Date.now() / 1000) + 600 })
+      .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', jwk })
+      .sign(privateKey);
     await assertRejected(embedded, 'RS256 with the attacker key embedded as jwk');
     await assertRejected(await forge({}, { alg: 'HS512' }, SECRET), 'HS512 with the real secret');
-    await assertRejected(await forge({}, { jku: 'https://attacker.example/jwks.json', kid: '../../etc/passwd' }, new TextEncoder().encode('attacker-secret-attacker-secret-00')), 'jku/kid pointing elsewhere');
+    await assertRejected(
+      await forge(
+        {},
+        { jku: 'https://attacker.example/jwks.json', kid: '../../etc/passwd' },
+        new TextEncoder().encode('attacker-secret-attacker-secret-00'),
+      ),
+      'jku/kid pointing elsewhere',
+    );
   });
 
   it('tampered signature and tampered payload', async () => {
@@ -88,14 +117,20 @@ describe('JWT attacks', () => {
     await assertRejected(`${h}.${elevated}.${s}`, 'sub changed to the admin');
     const longer = b64({ ...decodeJwt(victim.access), exp: Math.floor(Date.now() / 1000) + 10 * 365 * 86400 });
     await assertRejected(`${h}.${longer}.${s}`, 'exp extended');
-    await assertRejected(await forge({}, {}, new TextEncoder().encode('another-secret-another-secret-0123456789')), 'signed with another secret');
+    await assertRejected(
+      await forge({}, {}, new TextEncoder().encode('another-secret-another-secret-0123456789')),
+      'signed with another secret',
+    );
   });
 
   it('expired and not-yet-valid tokens', async () => {
     const now = Math.floor(Date.now() / 1000);
     await assertRejected(await forge({ iat: now - 7200, nbf: now - 7200, exp: now - 60 }), 'expired a minute ago');
     await assertRejected(await forge({ nbf: now + 3600 }), 'nbf an hour ahead');
-    await assertRejected(await forge({ iat: now - 60, nbf: now - 60, exp: now - 6 }), 'expired just past the clock tolerance');
+    await assertRejected(
+      await forge({ iat: now - 60, nbf: now - 60, exp: now - 6 }),
+      'expired just past the clock tolerance',
+    );
   });
 
   it('wrong issuer, audience, and missing required claims', async () => {
@@ -114,7 +149,11 @@ describe('JWT attacks', () => {
     await assertRejected(victim.refresh, 'refresh token at /me');
     const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: bearer(victim.access) });
     assert.equal(res.statusCode, 401, res.body);
-    const inBody = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: victim.access } });
+    const inBody = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refresh_token: victim.access },
+    });
     assert.equal(inBody.statusCode, 401, inBody.body);
     await assertRejected(await forge({}, { typ: 'rt+jwt' }), 'typ rt+jwt at /me');
     await assertRejected(await forge({}, { typ: 'JWT' }), 'generic typ JWT');
@@ -124,12 +163,22 @@ describe('JWT attacks', () => {
   it('revoked by logout, by logout-all, and by the admin revocation endpoint', async () => {
     const u = await registerAndLogin(t.app);
     const second = await login(t.app, u.username);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(u.access) })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(u.access) })).statusCode,
+      200,
+    );
     await assertRejected(u.access, 'after logout');
-    const refreshed = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: u.refresh } });
+    const refreshed = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refresh_token: u.refresh },
+    });
     assert.equal(refreshed.statusCode, 401, 'refresh token of a logged-out session');
     assert.equal((await me(second.access)).statusCode, 200, 'logout of one session leaves the other');
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/logout-all', headers: bearer(second.access) })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/logout-all', headers: bearer(second.access) })).statusCode,
+      200,
+    );
     await assertRejected(second.access, 'after logout-all');
 
     if (!has('POST', '/api/security/tokens/revoke')) {
@@ -138,11 +187,21 @@ describe('JWT attacks', () => {
     }
     const fresh = await login(t.app, u.username);
     const jti = decodeJwt(fresh.access).jti!;
-    const revoke = await t.app.inject({ method: 'POST', url: '/api/security/tokens/revoke', headers: bearer(admin.access), payload: { jti } });
+    const revoke = await t.app.inject({
+      method: 'POST',
+      url: '/api/security/tokens/revoke',
+      headers: bearer(admin.access),
+      payload: { jti },
+    });
     assert.equal(revoke.statusCode, 200, revoke.body);
     await assertRejected(fresh.access, 'after admin revocation by jti');
     const another = await login(t.app, u.username);
-    const byUser = await t.app.inject({ method: 'POST', url: '/api/security/tokens/revoke', headers: bearer(admin.access), payload: { user_id: u.id } });
+    const byUser = await t.app.inject({
+      method: 'POST',
+      url: '/api/security/tokens/revoke',
+      headers: bearer(admin.access),
+      payload: { user_id: u.id },
+    });
     assert.equal(byUser.statusCode, 200, byUser.body);
     await assertRejected(another.access, 'after admin revocation of every token of the user');
   });
@@ -151,7 +210,11 @@ describe('JWT attacks', () => {
     const u = await registerAndLogin(t.app);
     assert.equal((await me(u.access)).statusCode, 200);
     if (has('POST', '/api/users/{id}/deactivate')) {
-      const res = await t.app.inject({ method: 'POST', url: `/api/users/${u.id}/deactivate`, headers: bearer(admin.access) });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: `/api/users/${u.id}/deactivate`,
+        headers: bearer(admin.access),
+      });
       assert.equal(res.statusCode, 200, res.body);
     } else {
       // Admin API not there yet: deactivate the way it will (row + change feed).
@@ -159,7 +222,11 @@ describe('JWT attacks', () => {
       await t.app.container.changes.publish('user', u.id);
     }
     await assertRejected(u.access, 'deactivated user');
-    const refreshed = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: u.refresh } });
+    const refreshed = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refresh_token: u.refresh },
+    });
     assert.equal(refreshed.statusCode, 401, refreshed.body);
   });
 
@@ -171,16 +238,26 @@ describe('JWT attacks', () => {
       method: 'POST',
       url: '/api/auth/password/change',
       headers: bearer(u.access),
-      payload: { current_password: STRONG_PASSWORD, new_password: OTHER_STRONG_PASSWORD, confirm_password: OTHER_STRONG_PASSWORD },
+      payload: {
+        current_password: STRONG_PASSWORD,
+        new_password: OTHER_STRONG_PASSWORD,
+        confirm_password: OTHER_STRONG_PASSWORD,
+      },
     });
     assert.equal(res.statusCode, 200, res.body);
     await assertRejected(u.access, 'the token that changed the password');
     await assertRejected(other.access, 'another session of the same user');
-    const stale = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: other.refresh } });
+    const stale = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refresh_token: other.refresh },
+    });
     assert.equal(stale.statusCode, 401, 'refresh token from before the change');
     // Even re-signed with the real secret and a fresh exp, the old session stays dead.
     const now = Math.floor(Date.now() / 1000);
-    const reforged = await new SignJWT({ ...forgedOld, iat: now, nbf: now, exp: now + 600 }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).sign(SECRET);
+    const reforged = await new SignJWT({ ...forgedOld, iat: now, nbf: now, exp: now + 600 })
+      .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+      .sign(SECRET);
     await assertRejected(reforged, 'an old session re-signed');
     assert.equal((await me(json(res).data.access_token)).statusCode, 200, 'the new token works');
   });
@@ -201,7 +278,7 @@ describe('JWT attacks', () => {
       'payload is a JSON string': `${h}.${b64('"x"')}.${s}`,
       'oversized (3 KB)': `${h}.${'A'.repeat(3000)}.${s}`,
       'oversized (16 KB)': `${h}.${'A'.repeat(16000)}.${s}`,
-      'unicode': `${h}.${p}.${s}\u00e9`,
+      unicode: `${h}.${p}.${s}\u00e9`,
       'whitespace inside': `${h}. ${p}.${s}`,
     };
     for (const [what, token] of Object.entries(cases)) await assertRejected(token, what);
@@ -232,8 +309,15 @@ describe('JWT attacks', () => {
     for (const op of secured) {
       for (const token of bad) {
         const url = op.path.replace(/\{\w+\}/g, victim.id);
-        const payload = op.body ? baseObject(op.body, { targetId: victim.id, actorPassword: STRONG_PASSWORD }) : undefined;
-        const res = await t.app.inject({ method: op.method as 'GET', url, headers: bearer(token), ...(payload ? { payload } : {}) });
+        const payload = op.body
+          ? baseObject(op.body, { targetId: victim.id, actorPassword: STRONG_PASSWORD })
+          : undefined;
+        const res = await t.app.inject({
+          method: op.method as 'GET',
+          url,
+          headers: bearer(token),
+          ...(payload ? { payload } : {}),
+        });
         assert.equal(res.statusCode, 401, `${op.method} ${op.path}: ${res.statusCode} ${res.body.slice(0, 200)}`);
       }
     }
@@ -248,7 +332,8 @@ describe('JWT attacks', () => {
     const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     const segments = token.split('.');
     const out = new Set<string>();
-    const respell = (index: number, segment: string) => out.add(segments.map((s, i) => (i === index ? segment : s)).join('.'));
+    const respell = (index: number, segment: string) =>
+      out.add(segments.map((s, i) => (i === index ? segment : s)).join('.'));
     segments.forEach((segment, index) => {
       const unusedBits = (segment.length * 6) % 8;
       const last = ALPHABET.indexOf(segment.at(-1)!);
@@ -258,7 +343,9 @@ describe('JWT attacks', () => {
     });
     out.delete(token);
     for (const spelling of out) {
-      const same = spelling.split('.').every((s, i) => Buffer.from(s, 'base64').equals(Buffer.from(segments[i]!, 'base64url')));
+      const same = spelling
+        .split('.')
+        .every((s, i) => Buffer.from(s, 'base64').equals(Buffer.from(segments[i]!, 'base64url')));
       assert.ok(same, `${spelling} decodes to the original bytes`);
     }
     return [...out];
@@ -274,10 +361,18 @@ describe('JWT attacks', () => {
     for (const spelling of spellings) await assertRejected(spelling, `other spelling ${spelling.slice(-12)}`);
     // Refresh tokens are JWTs too: another spelling is refused and does not spend the real one.
     for (const spelling of otherSpellings(u.refresh)) {
-      const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: spelling } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        payload: { refresh_token: spelling },
+      });
       assert.equal(res.statusCode, 401, `refresh spelling ${spelling.slice(-12)}: ${res.statusCode}`);
     }
-    const refreshed = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: u.refresh } });
+    const refreshed = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refresh_token: u.refresh },
+    });
     assert.equal(refreshed.statusCode, 200, refreshed.body);
   });
 
@@ -289,9 +384,15 @@ describe('JWT attacks', () => {
     // Both spellings used before the revocation (each would be cached if it were accepted).
     assert.equal((await me(u.access)).statusCode, 200);
     await assertRejected(flipped, 'flipped unused bit before revocation');
-    const revoke = await t.app.inject({ method: 'POST', url: '/api/security/tokens/revoke', headers: bearer(admin.access), payload: { jti: decodeJwt(u.access).jti } });
+    const revoke = await t.app.inject({
+      method: 'POST',
+      url: '/api/security/tokens/revoke',
+      headers: bearer(admin.access),
+      payload: { jti: decodeJwt(u.access).jti },
+    });
     assert.equal(revoke.statusCode, 200, revoke.body);
-    for (const spelling of [u.access, flipped, ...otherSpellings(u.access)]) await assertRejected(spelling, `after revocation: ${spelling.slice(-12)}`);
+    for (const spelling of [u.access, flipped, ...otherSpellings(u.access)])
+      await assertRejected(spelling, `after revocation: ${spelling.slice(-12)}`);
   });
 
   it('claims are what this suite assumes (iss/aud of the test config)', () => {

@@ -51,31 +51,22 @@ export const SQL_INJECTION_PAYLOADS: Record<string, string[]> = {
     "'; DELETE FROM users; --",
     "'; UPDATE users SET is_admin=1; --",
     "'; INSERT INTO users (id) VALUES ('x'); --",
-    "1; DROP TABLE sessions",
+    '1; DROP TABLE sessions',
     "'); TRUNCATE users CASCADE; --",
     "'; ATTACH DATABASE '/tmp/pwn.db' AS pwn; --",
     "'; COPY users TO '/tmp/pwn.csv'; --",
   ],
-  comments: [
-    "'/*",
-    "*/",
-    "'/**/OR/**/1=1--",
-    "' OR 1=1#",
-    "' OR 1=1;%00",
-    "'--",
-    "' -- -",
-    "/*!50000SELECT*/",
-  ],
+  comments: ["'/*", '*/', "'/**/OR/**/1=1--", "' OR 1=1#", "' OR 1=1;%00", "'--", "' -- -", '/*!50000SELECT*/'],
   quotesAndUnicode: [
-    "\u02bc OR 1=1 --", // modifier letter apostrophe
+    '\u02bc OR 1=1 --', // modifier letter apostrophe
     '\uff07 OR 1=1 --', // fullwidth apostrophe
-    "\u2019 OR \u20191\u2019=\u20191",
-    "%27%20OR%201%3D1--",
-    "&#39; OR 1=1 --",
-    "\\x27 OR 1=1",
+    '\u2019 OR \u20191\u2019=\u20191',
+    '%27%20OR%201%3D1--',
+    '&#39; OR 1=1 --',
+    '\\x27 OR 1=1',
     "''''''''",
     "'\u0000' OR 1=1",
-    "\u00bf\u0027 OR 1=1 --", // ¿' (GBK multibyte trick)
+    '\u00bf\u0027 OR 1=1 --', // ¿' (GBK multibyte trick)
     "%' OR '%'='",
     '%',
     '_',

@@ -184,14 +184,20 @@ export const LEAK_PATTERNS: RegExp[] = [
 export function assertNoLeak(res: { body: string }, context: string, echoed?: string): void {
   let body = res.body;
   if (echoed) {
-    const asJson = JSON.stringify(echoed).slice(1, -1).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+    const asJson = JSON.stringify(echoed)
+      .slice(1, -1)
+      .replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
     body = body.split(asJson).join('');
   }
-  for (const pattern of LEAK_PATTERNS) assert.doesNotMatch(body, pattern, `${context}: response leaks internals (${pattern}): ${res.body.slice(0, 300)}`);
+  for (const pattern of LEAK_PATTERNS)
+    assert.doesNotMatch(body, pattern, `${context}: response leaks internals (${pattern}): ${res.body.slice(0, 300)}`);
 }
 
 /** Every response is in docs/api.md's envelope: success with message/data, or error with code/message, timestamp and request_id. */
-export function assertEnvelope(res: LightMyRequestResponse | { statusCode: number; body: string; headers: Record<string, unknown> }, context: string): any {
+export function assertEnvelope(
+  res: LightMyRequestResponse | { statusCode: number; body: string; headers: Record<string, unknown> },
+  context: string,
+): any {
   let body: any;
   try {
     body = JSON.parse(res.body);
@@ -257,7 +263,9 @@ export async function snapshot(db: Kysely<Database>, watchedUserIds: string[]): 
 // PostgreSQL availability and database URLs
 // ---------------------------------------------------------------------------------------------
 
-export const POSTGRES_URL = process.env.TEST_DATABASE_URL?.startsWith('postgres') ? process.env.TEST_DATABASE_URL : 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const POSTGRES_URL = process.env.TEST_DATABASE_URL?.startsWith('postgres')
+  ? process.env.TEST_DATABASE_URL
+  : 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 export async function postgresReachable(url = POSTGRES_URL): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
@@ -297,7 +305,12 @@ export interface HttpResult {
   headers: Record<string, string>;
 }
 
-export async function http(base: string, method: string, path: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<HttpResult> {
+export async function http(
+  base: string,
+  method: string,
+  path: string,
+  options: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<HttpResult> {
   const res = await fetch(base + path, {
     method,
     headers: { ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },

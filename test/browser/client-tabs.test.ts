@@ -141,6 +141,9 @@ describe('client session in two Chromium tabs', { skip }, () => {
     // refusal but before its "ended" message may try once itself (a revoked token: refused, no event).
     const refused = refreshes.length >= 1 && refreshes.length <= 2 && refreshes.every((s) => s === 401);
     assert.ok(refused, JSON.stringify(refreshes));
-    assert.deepEqual(events.filter((e) => e.type === 'refresh_token_reuse'), []);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'refresh_token_reuse'),
+      [],
+    );
   });
 });

@@ -27,10 +27,18 @@ describe('CSRF in headless Chromium', { skip }, () => {
   before(async () => {
     frontend = await serveHtml('<!doctype html><title>app</title><p>the web app</p>');
     attacker = await serveHtml('<!doctype html><title>cute cats</title><p>nothing to see</p>');
-    t = await createLoggedApp({ CORS_ORIGINS: `http://localhost:${frontend.port}`, LOG_LEVEL: 'silent' }, undefined, (app) =>
-      app.addHook('onResponse', async (request, reply) => {
-        answered.push({ origin: String(request.headers.origin ?? 'none'), method: request.method, url: request.url, status: reply.statusCode });
-      }),
+    t = await createLoggedApp(
+      { CORS_ORIGINS: `http://localhost:${frontend.port}`, LOG_LEVEL: 'silent' },
+      undefined,
+      (app) =>
+        app.addHook('onResponse', async (request, reply) => {
+          answered.push({
+            origin: String(request.headers.origin ?? 'none'),
+            method: request.method,
+            url: request.url,
+            status: reply.statusCode,
+          });
+        }),
     );
     t.container.events.onEvent((e) => events.push(e));
     await t.app.listen({ port: 0, host: '127.0.0.1' });
@@ -60,7 +68,11 @@ describe('CSRF in headless Chromium', { skip }, () => {
           body: JSON.stringify({ username, password }),
         });
         const body = (await res.json()) as { data: Record<string, unknown> };
-        return { status: res.status, hasRefreshInBody: 'refresh_token' in body.data, access: body.data.access_token as string };
+        return {
+          status: res.status,
+          hasRefreshInBody: 'refresh_token' in body.data,
+          access: body.data.access_token as string,
+        };
       },
       { api, username: user.username, password: STRONG_PASSWORD },
     );
@@ -81,7 +93,11 @@ describe('CSRF in headless Chromium', { skip }, () => {
       const out: Record<string, string> = {};
       // Cross-Origin-Resource-Policy: same-origin makes these opaque answers fail in the page; the requests still reach the server.
       // (No named helper functions in here: the test transpiler would decorate them with a __name the page lacks.)
-      out.noCorsRefresh = await fetch(`${api}/api/auth/refresh`, { method: 'POST', mode: 'no-cors', credentials: 'include' }).then(
+      out.noCorsRefresh = await fetch(`${api}/api/auth/refresh`, {
+        method: 'POST',
+        mode: 'no-cors',
+        credentials: 'include',
+      }).then(
         () => 'answered',
         (error: Error) => `failed: ${error.name}`,
       );
@@ -89,13 +105,21 @@ describe('CSRF in headless Chromium', { skip }, () => {
         method: 'POST',
         mode: 'no-cors',
         credentials: 'include',
-        body: JSON.stringify({ current_password: 'x', new_password: 'Pwned-Password-123456', confirm_password: 'Pwned-Password-123456' }),
+        body: JSON.stringify({
+          current_password: 'x',
+          new_password: 'Pwned-Password-123456',
+          confirm_password: 'Pwned-Password-123456',
+        }),
       }).then(
         () => 'answered',
         (error: Error) => `failed: ${error.name}`,
       );
       try {
-        const res = await fetch(`${api}/api/auth/refresh`, { method: 'POST', credentials: 'include', headers: { 'x-csrf-token': 'guess' } });
+        const res = await fetch(`${api}/api/auth/refresh`, {
+          method: 'POST',
+          credentials: 'include',
+          headers: { 'x-csrf-token': 'guess' },
+        });
         out.cors = `read ${res.status}`;
       } catch (error) {
         out.cors = `blocked: ${(error as Error).name}`;
@@ -113,17 +137,23 @@ describe('CSRF in headless Chromium', { skip }, () => {
 
     // A classic auto-submitting form (top-level navigation) against the refresh endpoint.
     await evil.setContent(`<form id="f" method="POST" action="${api}/api/auth/refresh"></form>`);
-    await Promise.all([evil.waitForNavigation(), evil.locator('#f').evaluate((form) => (form as unknown as { submit(): void }).submit())]);
+    await Promise.all([
+      evil.waitForNavigation(),
+      evil.locator('#f').evaluate((form) => (form as unknown as { submit(): void }).submit()),
+    ]);
 
     const evilHits = answered.filter((a) => a.origin === evilOrigin || a.origin === 'null');
     // The no-cors refresh carried the cookie and no token: refused by the CSRF check. The no-cors
     // password change (text/plain body) and the form (urlencoded body) never got past the body
     // check. The request with a guessed X-CSRF-Token needed a preflight, which was refused, so it
     // was never sent. The token request was answered, but without CORS headers the page could not read it.
-    assert.deepEqual(
-      evilHits.map((a) => `${a.method} ${a.url} ${a.status}`).sort(),
-      ['GET /api/auth/csrf-token 200', 'OPTIONS /api/auth/refresh 404', 'POST /api/auth/password/change 415', 'POST /api/auth/refresh 403', 'POST /api/auth/refresh 415'],
-    );
+    assert.deepEqual(evilHits.map((a) => `${a.method} ${a.url} ${a.status}`).sort(), [
+      'GET /api/auth/csrf-token 200',
+      'OPTIONS /api/auth/refresh 404',
+      'POST /api/auth/password/change 415',
+      'POST /api/auth/refresh 403',
+      'POST /api/auth/refresh 415',
+    ]);
     assert.ok(events.some((e) => e.type === 'csrf_failure'));
     assert.equal(events.filter((e) => e.type === 'token_refreshed').length, 0, 'no refresh happened');
     assert.ok(events.every((e) => e.type !== 'password_changed'));
@@ -132,16 +162,26 @@ describe('CSRF in headless Chromium', { skip }, () => {
     const crossSite = await context.newPage();
     await crossSite.goto(`http://127.0.0.1:${attacker.port}/`);
     await crossSite.evaluate(async (api) => {
-      await fetch(`${api}/api/auth/refresh`, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => undefined);
+      await fetch(`${api}/api/auth/refresh`, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(
+        () => undefined,
+      );
     }, api);
     const crossHits = answered.filter((a) => a.origin === `http://127.0.0.1:${attacker.port}`);
-    assert.deepEqual(crossHits.map((a) => `${a.method} ${a.url} ${a.status}`), ['POST /api/auth/refresh 401'], 'no cookie sent cross-site');
+    assert.deepEqual(
+      crossHits.map((a) => `${a.method} ${a.url} ${a.status}`),
+      ['POST /api/auth/refresh 401'],
+      'no cookie sent cross-site',
+    );
 
     // The victim's own app: fetch a token, refresh with it — works, with the same cookie the attacker could not use.
     const legit = await victim.evaluate(async (api) => {
       const tokenRes = await fetch(`${api}/api/auth/csrf-token`, { credentials: 'include' });
       const token = ((await tokenRes.json()) as { data: { csrf_token: string } }).data.csrf_token;
-      const res = await fetch(`${api}/api/auth/refresh`, { method: 'POST', credentials: 'include', headers: { 'x-csrf-token': token } });
+      const res = await fetch(`${api}/api/auth/refresh`, {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'x-csrf-token': token },
+      });
       return { status: res.status, body: (await res.json()) as { data: Record<string, unknown> } };
     }, api);
     assert.equal(legit.status, 200, JSON.stringify(legit.body));
@@ -149,7 +189,11 @@ describe('CSRF in headless Chromium', { skip }, () => {
     assert.ok(legit.body.data.access_token);
 
     // And the password was never changed.
-    const relogin = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: STRONG_PASSWORD } });
+    const relogin = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: user.username, password: STRONG_PASSWORD },
+    });
     assert.equal(relogin.statusCode, 200);
   });
 });

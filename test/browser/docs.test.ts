@@ -26,20 +26,36 @@ describe('Swagger UI in headless Chromium', { skip }, () => {
     const page = await browser.newPage();
     const problems: string[] = [];
     page.on('console', (message) => {
-      if (message.type() === 'error' || /Content Security Policy|Refused to/i.test(message.text())) problems.push(`console: ${message.text()}`);
+      if (message.type() === 'error' || /Content Security Policy|Refused to/i.test(message.text()))
+        problems.push(`console: ${message.text()}`);
     });
     page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
     // Count violations the page itself reports, whatever the console says.
     await page.addInitScript(() => {
-      const scope = globalThis as unknown as { cspViolations: string[]; addEventListener(type: string, listener: (event: { violatedDirective: string; blockedURI: string }) => void): void };
+      const scope = globalThis as unknown as {
+        cspViolations: string[];
+        addEventListener(
+          type: string,
+          listener: (event: { violatedDirective: string; blockedURI: string }) => void,
+        ): void;
+      };
       scope.cspViolations = [];
-      scope.addEventListener('securitypolicyviolation', (event) => scope.cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));
+      scope.addEventListener('securitypolicyviolation', (event) =>
+        scope.cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`),
+      );
     });
     const response = await page.goto(`${base}/api/docs`);
     assert.equal(response?.status(), 200);
     assert.doesNotMatch(String(response?.headers()['content-security-policy']), /unsafe-inline/);
     await page.locator('.opblock-summary-path', { hasText: '/api/auth/login' }).first().waitFor({ timeout: 15_000 });
-    assert.equal(await page.locator('.information-container .title').first().textContent().then((s) => s?.includes('Flokie API')), true);
+    assert.equal(
+      await page
+        .locator('.information-container .title')
+        .first()
+        .textContent()
+        .then((s) => s?.includes('Flokie API')),
+      true,
+    );
     assert.ok((await page.locator('.opblock').count()) > 10);
     // Open one operation: expanding renders schemas and the "Try it out" UI (more DOM, more styles).
     await page.locator('.opblock-summary', { hasText: '/api/auth/login' }).first().click();

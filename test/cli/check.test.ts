@@ -74,7 +74,19 @@ describe('flokie check', () => {
     const failed = results.filter((r) => r.status === 'fail');
     assert.deepEqual(failed, []);
     const r = byId(results);
-    for (const id of ['secret.SECRET_KEY', 'secret.JWT_SECRET_KEY', 'secret.unique', 'git.ignore', 'database.tls', 'network.cors', 'network.hsts', 'ratelimit.enabled', 'monitoring.sentry', 'debug.off', 'logging.level']) {
+    for (const id of [
+      'secret.SECRET_KEY',
+      'secret.JWT_SECRET_KEY',
+      'secret.unique',
+      'git.ignore',
+      'database.tls',
+      'network.cors',
+      'network.hsts',
+      'ratelimit.enabled',
+      'monitoring.sentry',
+      'debug.off',
+      'logging.level',
+    ]) {
       assert.equal(r[id]?.status, 'pass', `${id}: ${r[id]?.detail}`);
     }
   });
@@ -82,7 +94,21 @@ describe('flokie check', () => {
   it('fails each item of a crafted bad configuration', () => {
     const results = runChecks(loadConfig(BAD, { dotenv: false }), { env: BAD, cwd: badRepo });
     const r = byId(results);
-    for (const id of ['secret.SECRET_KEY', 'secret.JWT_SECRET_KEY', 'secret.unique', 'git.ignore', 'database.tls', 'network.cors', 'network.hsts', 'network.csrf', 'ratelimit.enabled', 'logging.level', 'monitoring.sentry', 'debug.off', 'passwords.policy']) {
+    for (const id of [
+      'secret.SECRET_KEY',
+      'secret.JWT_SECRET_KEY',
+      'secret.unique',
+      'git.ignore',
+      'database.tls',
+      'network.cors',
+      'network.hsts',
+      'network.csrf',
+      'ratelimit.enabled',
+      'logging.level',
+      'monitoring.sentry',
+      'debug.off',
+      'passwords.policy',
+    ]) {
       assert.equal(r[id]?.status, 'fail', `${id} should fail: ${r[id]?.detail}`);
     }
     assert.equal(r['tokens.access']!.status, 'warn');
@@ -92,19 +118,29 @@ describe('flokie check', () => {
   });
 
   it('tells a local database without TLS (warn) from a remote one (fail), and sees a missing Sentry as a warning', () => {
-    const local = { ...GOOD, DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@127.0.0.1:5432/flokie', SENTRY_DSN: '' };
+    const local = {
+      ...GOOD,
+      DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@127.0.0.1:5432/flokie',
+      SENTRY_DSN: '',
+    };
     const r = byId(runChecks(loadConfig(local, { dotenv: false }), { env: local, cwd: goodRepo }));
     assert.equal(r['database.tls']!.status, 'warn');
     assert.equal(r['monitoring.sentry']!.status, 'warn');
     const mysql = { ...GOOD, DATABASE_URL: 'mysql://flokie:Rq8vT2mW9xL4nB7cY3kJ@db.example.com/flokie' };
-    assert.equal(byId(runChecks(loadConfig(mysql, { dotenv: false }), { env: mysql, cwd: goodRepo }))['database.tls']!.status, 'fail');
+    assert.equal(
+      byId(runChecks(loadConfig(mysql, { dotenv: false }), { env: mysql, cwd: goodRepo }))['database.tls']!.status,
+      'fail',
+    );
   });
 
   it('reads secrets from .env like the service does, and sees a secret equal to the database password', () => {
     const dir = gitRepo('.env\n*.key\n');
     dirs.push(dir);
     writeFileSync(join(dir, '.env'), `SECRET_KEY=${STRONG.SECRET_KEY}\nJWT_SECRET_KEY=${STRONG.JWT_SECRET_KEY}\n`);
-    const env = { NODE_ENV: 'production', DATABASE_URL: `postgresql://u:${STRONG.SECRET_KEY}@db.example.com/x?sslmode=require` };
+    const env = {
+      NODE_ENV: 'production',
+      DATABASE_URL: `postgresql://u:${STRONG.SECRET_KEY}@db.example.com/x?sslmode=require`,
+    };
     const config = loadConfig(env, { cwd: dir });
     const r = byId(runChecks(config, { env, cwd: dir }));
     assert.equal(r['secret.SECRET_KEY']!.status, 'pass');
@@ -116,7 +152,10 @@ describe('flokie check', () => {
     assert.equal(bad.code, 1);
     const lines = bad.stdout.trim().split('\n');
     assert.ok(lines.length >= 15);
-    assert.ok(lines.every((l) => /^(PASS|WARN|FAIL)  /.test(l)), bad.stdout);
+    assert.ok(
+      lines.every((l) => /^(PASS|WARN|FAIL)  /.test(l)),
+      bad.stdout,
+    );
     assert.match(bad.stdout, /^FAIL {2}CORS is restricted/m);
     assert.match(bad.stderr, /\d+ checks: \d+ pass, \d+ warn, \d+ fail/);
     assert.ok(!bad.stdout.includes('changeme'), 'secret values are never printed');
@@ -126,7 +165,12 @@ describe('flokie check', () => {
     assert.ok(!good.stdout.includes('FAIL'));
     assert.ok(!good.stdout.includes(STRONG.SECRET_KEY) && !good.stdout.includes('Rq8vT2mW9xL4nB7cY3kJ'));
     const json = await runCli(['check', '--json'], { env: GOOD, cwd: goodRepo });
-    assert.ok(json.stdout.trim().split('\n').every((l) => ['pass', 'warn'].includes(JSON.parse(l).status)));
+    assert.ok(
+      json.stdout
+        .trim()
+        .split('\n')
+        .every((l) => ['pass', 'warn'].includes(JSON.parse(l).status)),
+    );
   });
 
   it('invalid settings: every checklist item is still listed, each invalid setting one FAIL line among them, exit 1', async () => {
@@ -134,13 +178,23 @@ describe('flokie check', () => {
     const res = await runCli(['check'], { env, cwd: goodRepo });
     assert.equal(res.code, 1, res.stderr);
     const lines = res.stdout.trim().split('\n');
-    assert.ok(lines.every((l) => /^(PASS|WARN|FAIL)  /.test(l)), res.stdout);
+    assert.ok(
+      lines.every((l) => /^(PASS|WARN|FAIL)  /.test(l)),
+      res.stdout,
+    );
     const good = await runCli(['check'], { env: GOOD, cwd: goodRepo });
     assert.equal(lines.length, good.stdout.trim().split('\n').length + 3, res.stdout);
     assert.match(res.stdout, /^FAIL {2}PORT is valid: PORT must be an integer, got "not-a-port"/m);
     assert.match(res.stdout, /^FAIL {2}HSTS_MAX_AGE is valid: HSTS_MAX_AGE must be an integer/m);
     assert.match(res.stdout, /^FAIL {2}RATE_LIMITS is valid: RATE_LIMITS key "auth.login"/m);
-    for (const title of ['SECRET_KEY is strong', 'HTTPS is enforced', 'CORS is restricted', 'Rate limits are on', 'Debug mode is off']) assert.match(res.stdout, new RegExp(`^(PASS|WARN|FAIL) {2}${title}`, 'm'), title);
+    for (const title of [
+      'SECRET_KEY is strong',
+      'HTTPS is enforced',
+      'CORS is restricted',
+      'Rate limits are on',
+      'Debug mode is off',
+    ])
+      assert.match(res.stdout, new RegExp(`^(PASS|WARN|FAIL) {2}${title}`, 'm'), title);
     assert.doesNotMatch(res.stderr, /configuration error/);
     const critical = await runCli(['check', '--critical'], { env, cwd: goodRepo });
     assert.equal(critical.code, 1);
@@ -157,25 +211,47 @@ describe('flokie check', () => {
   it('HEALTH_TOKEN, when set, must be a strong secret in production, and the checklist reports it', () => {
     const weak = { ...GOOD, HEALTH_TOKEN: 'monitor-token-0123456789' };
     assert.throws(() => loadConfig(weak, { dotenv: false }), /HEALTH_TOKEN is shorter than 32 bytes/);
-    const failing = runChecklist(inspectConfig(weak, { dotenv: false }), { env: weak, cwd: goodRepo }).filter((r) => r.status === 'fail');
-    assert.deepEqual(failing.map((r) => r.id), ['secret.HEALTH_TOKEN']);
+    const failing = runChecklist(inspectConfig(weak, { dotenv: false }), { env: weak, cwd: goodRepo }).filter(
+      (r) => r.status === 'fail',
+    );
+    assert.deepEqual(
+      failing.map((r) => r.id),
+      ['secret.HEALTH_TOKEN'],
+    );
     assert.equal(failing[0]!.critical, true);
     const strong = { ...GOOD, HEALTH_TOKEN: randomBytes(32).toString('base64url') };
-    const item = byId(runChecks(loadConfig(strong, { dotenv: false }), { env: strong, cwd: goodRepo }))['secret.HEALTH_TOKEN']!;
+    const item = byId(runChecks(loadConfig(strong, { dotenv: false }), { env: strong, cwd: goodRepo }))[
+      'secret.HEALTH_TOKEN'
+    ]!;
     assert.equal(item.status, 'pass');
-    const unset = byId(runChecks(loadConfig(GOOD, { dotenv: false }), { env: GOOD, cwd: goodRepo }))['secret.HEALTH_TOKEN']!;
-    assert.deepEqual([unset.status, unset.detail], ['pass', 'not set: the operator health views open to admin tokens only']);
+    const unset = byId(runChecks(loadConfig(GOOD, { dotenv: false }), { env: GOOD, cwd: goodRepo }))[
+      'secret.HEALTH_TOKEN'
+    ]!;
+    assert.deepEqual(
+      [unset.status, unset.detail],
+      ['pass', 'not set: the operator health views open to admin tokens only'],
+    );
   });
 
   it('the HSTS line says where HSTS is sent, in development and in production', () => {
-    const dev = byId(runChecks(loadConfig({ ...GOOD, NODE_ENV: 'development' }, { dotenv: false }), { env: GOOD, cwd: goodRepo }));
+    const dev = byId(
+      runChecks(loadConfig({ ...GOOD, NODE_ENV: 'development' }, { dotenv: false }), { env: GOOD, cwd: goodRepo }),
+    );
     assert.equal(dev['network.hsts']!.status, 'pass');
-    assert.match(dev['network.hsts']!.detail, /^max-age=31536000, on HTTPS requests only \(NODE_ENV=development; production sends it on every answer\)$/);
+    assert.match(
+      dev['network.hsts']!.detail,
+      /^max-age=31536000, on HTTPS requests only \(NODE_ENV=development; production sends it on every answer\)$/,
+    );
     assert.doesNotMatch(dev['debug.off']!.detail, /no HSTS/);
     const prod = byId(runChecks(loadConfig(GOOD, { dotenv: false }), { env: GOOD, cwd: goodRepo }));
     assert.equal(prod['network.hsts']!.detail, 'max-age=31536000, on every answer');
-    const off = byId(runChecks(loadConfig({ ...GOOD, HSTS_MAX_AGE: '0' }, { dotenv: false }), { env: GOOD, cwd: goodRepo }));
-    assert.deepEqual([off['network.hsts']!.status, off['network.hsts']!.detail], ['fail', 'HSTS_MAX_AGE=0: never sent']);
+    const off = byId(
+      runChecks(loadConfig({ ...GOOD, HSTS_MAX_AGE: '0' }, { dotenv: false }), { env: GOOD, cwd: goodRepo }),
+    );
+    assert.deepEqual(
+      [off['network.hsts']!.status, off['network.hsts']!.detail],
+      ['fail', 'HSTS_MAX_AGE=0: never sent'],
+    );
   });
 
   it('the critical part: what a production start refuses', () => {
@@ -191,8 +267,18 @@ describe('flokie check', () => {
   });
 
   it('npm start in production refuses to start on a critical failure', async () => {
-    const env = { ...GOOD, CORS_ORIGINS: '*', CORS_SUPPORTS_CREDENTIALS: 'false', DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@db.example.com/flokie', PORT: '0' };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = {
+      ...GOOD,
+      CORS_ORIGINS: '*',
+      CORS_SUPPORTS_CREDENTIALS: 'false',
+      DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@db.example.com/flokie',
+      PORT: '0',
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: ROOT,
+      env: cliEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const code = await new Promise((resolve) => child.once('exit', resolve));

@@ -63,7 +63,11 @@ describe('flokie mail list / show', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^To: +${user.email}$`, 'm'));
     assert.doesNotMatch(r.stdout, /=3D|=\n/);
-    const links = r.stdout.split('Links:')[1]!.trim().split('\n').map((l) => l.trim());
+    const links = r.stdout
+      .split('Links:')[1]!
+      .trim()
+      .split('\n')
+      .map((l) => l.trim());
     const verify = links.find((l) => l.includes('/verify-email?token='));
     assert.ok(verify, r.stdout);
     assert.ok(r.stdout.split('Links:')[0]!.includes(verify), 'the text carries the same link');

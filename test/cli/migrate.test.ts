@@ -19,7 +19,10 @@ describe('flokie migrate', () => {
   it('applies every migration, lists them, reverts the last and re-applies it', async () => {
     const up = await runCli(['migrate'], { env });
     assert.equal(up.code, 0, up.stderr);
-    assert.deepEqual(up.stdout.trim().split('\n'), MIGRATION_NAMES.map((name) => `applied ${name}`));
+    assert.deepEqual(
+      up.stdout.trim().split('\n'),
+      MIGRATION_NAMES.map((name) => `applied ${name}`),
+    );
 
     const again = await runCli(['migrate', 'up'], { env });
     assert.equal(again.code, 0, again.stderr);
@@ -27,7 +30,10 @@ describe('flokie migrate', () => {
     assert.match(again.stderr, /database is up to date/);
 
     const status = await runCli(['migrate', 'status'], { env });
-    assert.deepEqual(status.stdout.trim().split('\n'), MIGRATION_NAMES.map((name) => `applied  ${name}`));
+    assert.deepEqual(
+      status.stdout.trim().split('\n'),
+      MIGRATION_NAMES.map((name) => `applied  ${name}`),
+    );
 
     const down = await runCli(['migrate', 'down'], { env });
     assert.equal(down.code, 0, down.stderr);

@@ -7,7 +7,29 @@ import { join } from 'node:path';
 export function makeCertificate(dir: string, name = 'localhost', days = 30): { cert: string; key: string } {
   const cert = join(dir, `${name}.pem`);
   const key = join(dir, `${name}.key`);
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', String(days), '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name},IP:127.0.0.1`], { encoding: 'utf8' });
+  const made = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      String(days),
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name},IP:127.0.0.1`,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(made.status, 0, made.stderr);
   return { cert, key };
 }
@@ -23,4 +45,3 @@ export function statuses(stdout: string): Record<string, string> {
       .map((r) => [r.id, r.status]),
   );
 }
-

@@ -45,12 +45,18 @@ describe('scripts/compile.mjs', () => {
   after(() => rmSync(outdir, { recursive: true, force: true }));
 
   it('transpiles src/ into a dist/ whose CLI runs', () => {
-    const compile = spawnSync(process.execPath, [join(ROOT, 'scripts', 'compile.mjs'), '--outdir', outdir], { encoding: 'utf8' });
+    const compile = spawnSync(process.execPath, [join(ROOT, 'scripts', 'compile.mjs'), '--outdir', outdir], {
+      encoding: 'utf8',
+    });
     assert.equal(compile.status, 0, compile.stderr);
     assert.match(compile.stdout, /^compile: \d+ files to /);
-    const help = spawnSync(process.execPath, [join(outdir, 'cli', 'index.js'), '--help'], { encoding: 'utf8', cwd: ROOT });
+    const help = spawnSync(process.execPath, [join(outdir, 'cli', 'index.js'), '--help'], {
+      encoding: 'utf8',
+      cwd: ROOT,
+    });
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, /Usage: flokie/);
-    for (const command of ['users', 'tokens', 'ratelimit', 'secrets', 'check', 'events']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
+    for (const command of ['users', 'tokens', 'ratelimit', 'secrets', 'check', 'events'])
+      assert.match(help.stdout, new RegExp(`\\n  ${command} `));
   });
 });

@@ -24,12 +24,16 @@ describe('password prompt on a terminal', { skip: !python && 'python3 not instal
   });
 
   it('asks twice without echo and creates the admin', () => {
-    const run = spawnSync('python3', [SCRIPT, process.execPath, BIN, 'users', 'create-admin', 'ttyadmin', 'tty@example.com'], {
-      cwd: ROOT,
-      env: { ...cliEnv({ DATABASE_URL: database.url }), PTY_PASSWORD: STRONG_PASSWORD },
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+    const run = spawnSync(
+      'python3',
+      [SCRIPT, process.execPath, BIN, 'users', 'create-admin', 'ttyadmin', 'tty@example.com'],
+      {
+        cwd: ROOT,
+        env: { ...cliEnv({ DATABASE_URL: database.url }), PTY_PASSWORD: STRONG_PASSWORD },
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
     assert.match(run.stdout, /Password: /);
     assert.match(run.stdout, /Repeat password: /);
     assert.match(run.stdout, /Created administrator ttyadmin/);

@@ -32,7 +32,12 @@ const pw = (original: string) => OUR_PASSWORD[original] ?? original;
  * refused it too (flask-jwt-extended's jwt_required(refresh=True) answers 422). We answer 401 and
  * say which token to send.
  */
-const KNOWN_REFUSALS = new Map([['test_api.py #10 POST /auth/refresh (access token as Bearer)', { status: 401, message: /access token: \/refresh needs the refresh token/ }]]);
+const KNOWN_REFUSALS = new Map([
+  [
+    'test_api.py #10 POST /auth/refresh (access token as Bearer)',
+    { status: 401, message: /access token: \/refresh needs the refresh token/ },
+  ],
+]);
 
 interface Call {
   script: string;
@@ -53,12 +58,18 @@ class Service {
   async start() {
     this.database = await createTestDatabase();
     // A developer's `npm start`: development mode, rate limits on (defaults), docs on.
-    const config = makeTestConfig({ NODE_ENV: 'development', RATE_LIMIT_ENABLED: 'true', LOG_LEVEL: 'silent' }, this.database.url);
+    const config = makeTestConfig(
+      { NODE_ENV: 'development', RATE_LIMIT_ENABLED: 'true', LOG_LEVEL: 'silent' },
+      this.database.url,
+    );
     this.app = await buildApp(config);
     await this.app.listen({ host: '127.0.0.1', port: 0 });
     this.base = `http://127.0.0.1:${(this.app.server.address() as AddressInfo).port}`;
     // The original ships an admin/admin123 account from its set-up script; ours: `flokie users create-admin`.
-    await this.app.container.admin.create({ username: 'admin', email: 'admin@example.com', password: pw('admin123'), is_admin: true, is_verified: true }, cliContext());
+    await this.app.container.admin.create(
+      { username: 'admin', email: 'admin@example.com', password: pw('admin123'), is_admin: true, is_verified: true },
+      cliContext(),
+    );
   }
 
   async stop() {
@@ -74,23 +85,51 @@ async function replayTestApi(base: string): Promise<Call[]> {
   const session = new PythonSession();
   let accessToken: string | null = null;
   // APITester._make_request: Content-Type always, Authorization when logged in and use_auth.
-  async function request(method: string, endpoint: string, options: { data?: PyValue; params?: Record<string, string | number | boolean>; useAuth?: boolean } = {}) {
+  async function request(
+    method: string,
+    endpoint: string,
+    options: { data?: PyValue; params?: Record<string, string | number | boolean>; useAuth?: boolean } = {},
+  ) {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if ((options.useAuth ?? true) && accessToken) headers.Authorization = `Bearer ${accessToken}`;
-    return session.request(method, `${base}/api${endpoint}`, { json: options.data ?? null, params: options.params ?? null, headers });
+    return session.request(method, `${base}/api${endpoint}`, {
+      json: options.data ?? null,
+      params: options.params ?? null,
+      headers,
+    });
   }
   const record = (label: string, res: PyResponse, passed = res.ok, counted = true) => {
-    calls.push({ script, n: calls.filter((c) => c.counted).length + (counted ? 1 : 0), label, status: res.status, counted, passed, body: res.body });
+    calls.push({
+      script,
+      n: calls.filter((c) => c.counted).length + (counted ? 1 : 0),
+      label,
+      status: res.status,
+      counted,
+      passed,
+      body: res.body,
+    });
     return res;
   };
   async function loginAdmin(counted: boolean) {
-    const res = record('POST /auth/login (admin)', await request('POST', '/auth/login', { data: { username: 'admin', password: pw('admin123') }, useAuth: false }), undefined, counted);
+    const res = record(
+      'POST /auth/login (admin)',
+      await request('POST', '/auth/login', { data: { username: 'admin', password: pw('admin123') }, useAuth: false }),
+      undefined,
+      counted,
+    );
     if (res.ok) accessToken = res.body.data.access_token;
     return res;
   }
 
   // test_health_endpoints
-  for (const endpoint of ['/health', '/health/detailed', '/health/database', '/health/system', '/health/readiness', '/health/liveness']) {
+  for (const endpoint of [
+    '/health',
+    '/health/detailed',
+    '/health/database',
+    '/health/system',
+    '/health/readiness',
+    '/health/liveness',
+  ]) {
     record(`GET ${endpoint}`, await request('GET', endpoint, { useAuth: false }));
   }
 
@@ -99,7 +138,13 @@ async function replayTestApi(base: string): Promise<Call[]> {
   record(
     'POST /auth/register',
     await request('POST', '/auth/register', {
-      data: { username: `test_user_${ts}`, email: `test_${ts}@example.com`, password: 'TestPassword123!', first_name: 'Test', last_name: 'User' },
+      data: {
+        username: `test_user_${ts}`,
+        email: `test_${ts}@example.com`,
+        password: 'TestPassword123!',
+        first_name: 'Test',
+        last_name: 'User',
+      },
       useAuth: false,
     }),
   );
@@ -115,7 +160,13 @@ async function replayTestApi(base: string): Promise<Call[]> {
     const create = record(
       'POST /users',
       await request('POST', '/users', {
-        data: { username: `api_test_user_${ts}`, email: `api_test_${ts}@example.com`, password: 'TestPassword123!', first_name: 'API', last_name: 'Test' },
+        data: {
+          username: `api_test_user_${ts}`,
+          email: `api_test_${ts}@example.com`,
+          password: 'TestPassword123!',
+          first_name: 'API',
+          last_name: 'Test',
+        },
       }),
     );
     if (create.ok) {
@@ -133,11 +184,17 @@ async function replayTestApi(base: string): Promise<Call[]> {
   // test_error_handling: each passes on its own expected status.
   const unauth = await request('GET', '/auth/me', { useAuth: false });
   record('GET /auth/me without a token (wants 401)', unauth, unauth.status === 401);
-  const invalid = await request('POST', '/auth/login', { data: { username: 'invalid', password: 'invalid' }, useAuth: false });
+  const invalid = await request('POST', '/auth/login', {
+    data: { username: 'invalid', password: 'invalid' },
+    useAuth: false,
+  });
   record('POST /auth/login invalid/invalid (wants 401)', invalid, invalid.status === 401);
   const missing = await request('GET', '/users/99999');
   record('GET /users/99999 (wants 404)', missing, missing.status === 404);
-  const bad = await request('POST', '/auth/register', { data: { username: '', email: 'invalid-email', password: '123', first_name: '', last_name: '' }, useAuth: false });
+  const bad = await request('POST', '/auth/register', {
+    data: { username: '', email: 'invalid-email', password: '123', first_name: '', last_name: '' },
+    useAuth: false,
+  });
   record('POST /auth/register with bad fields (wants 400)', bad, bad.status === 400);
 
   session.close();
@@ -160,12 +217,21 @@ async function replayApiExamples(base: string): Promise<Call[]> {
     readonly session = new PythonSession();
 
     private headers(): Record<string, string> {
-      const headers: Record<string, string> = { 'Content-Type': 'application/json', 'User-Agent': 'Flask-API-Template-Client/1.0' };
+      const headers: Record<string, string> = {
+        'Content-Type': 'application/json',
+        'User-Agent': 'Flask-API-Template-Client/1.0',
+      };
       if (this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
       return headers;
     }
 
-    request(method: string, endpoint: string, data: PyValue | null = null, params: Record<string, string | number | boolean> | null = null, useAuth = true) {
+    request(
+      method: string,
+      endpoint: string,
+      data: PyValue | null = null,
+      params: Record<string, string | number | boolean> | null = null,
+      useAuth = true,
+    ) {
       const headers = useAuth ? this.headers() : { 'Content-Type': 'application/json' };
       return this.session.request(method, `${base}/api${endpoint}`, { json: data, params, headers });
     }
@@ -198,13 +264,33 @@ async function replayApiExamples(base: string): Promise<Call[]> {
       return res;
     }
 
-    getUsers(page = 1, perPage = 20, search: string | null = null, includeInactive = false, sortBy = 'created_at', sortOrder = 'desc') {
-      const params: Record<string, string | number | boolean> = { page, per_page: perPage, include_inactive: includeInactive, sort_by: sortBy, sort_order: sortOrder };
+    getUsers(
+      page = 1,
+      perPage = 20,
+      search: string | null = null,
+      includeInactive = false,
+      sortBy = 'created_at',
+      sortOrder = 'desc',
+    ) {
+      const params: Record<string, string | number | boolean> = {
+        page,
+        per_page: perPage,
+        include_inactive: includeInactive,
+        sort_by: sortBy,
+        sort_order: sortOrder,
+      };
       if (search) params.search = search;
       return this.request('GET', '/users', null, params);
     }
 
-    createUser(username: string, email: string, password: string, first_name: string, last_name: string, is_admin = false) {
+    createUser(
+      username: string,
+      email: string,
+      password: string,
+      first_name: string,
+      last_name: string,
+      is_admin = false,
+    ) {
       return this.request('POST', '/users', { username, email, password, first_name, last_name, is_admin });
     }
 
@@ -234,7 +320,10 @@ async function replayApiExamples(base: string): Promise<Call[]> {
   {
     const client = new Client();
     record('GET /health', await client.request('GET', '/health', null, null, false));
-    record('POST /auth/register demo_user', await client.register('demo_user', 'demo@example.com', pw('DemoPassword123!'), 'Demo', 'User'));
+    record(
+      'POST /auth/register demo_user',
+      await client.register('demo_user', 'demo@example.com', pw('DemoPassword123!'), 'Demo', 'User'),
+    );
     let login = record('POST /auth/login demo_user', await client.login('demo_user', pw('DemoPassword123!')));
     if (!login.ok) login = record('POST /auth/login admin (fallback)', await client.login('admin', pw('admin123')));
     if (login.ok) {
@@ -252,11 +341,17 @@ async function replayApiExamples(base: string): Promise<Call[]> {
     if (login.ok) {
       record('GET /users?page=1&per_page=5&include_inactive=False&…', await client.getUsers(1, 5));
       const ts = Math.floor(Date.now() / 1000);
-      const create = record('POST /users', await client.createUser(`test_user_${ts}`, `test_${ts}@example.com`, 'TestPassword123!', 'Test', 'User'));
+      const create = record(
+        'POST /users',
+        await client.createUser(`test_user_${ts}`, `test_${ts}@example.com`, 'TestPassword123!', 'Test', 'User'),
+      );
       if (create.ok) {
         const id = String(create.body.data.user.id);
         record('GET /users/{id}', await client.request('GET', `/users/${id}`));
-        record('PUT /users/{id}', await client.request('PUT', `/users/${id}`, { first_name: 'Updated', last_name: 'Name' }));
+        record(
+          'PUT /users/{id}',
+          await client.request('PUT', `/users/${id}`, { first_name: 'Updated', last_name: 'Name' }),
+        );
         record('POST /users/{id}/deactivate', await client.request('POST', `/users/${id}/deactivate`));
         record('POST /users/{id}/activate', await client.request('POST', `/users/${id}/activate`));
         record('DELETE /users/{id}', await client.deleteUser(id, false));
@@ -286,17 +381,23 @@ async function replayApiExamples(base: string): Promise<Call[]> {
   {
     const client = new Client();
     const login = record('POST /auth/login admin', await client.login('admin', pw('admin123')));
-    if (login.ok) for (let i = 0; i < 10; i++) record(`GET /health (${i + 1} of 10)`, await client.request('GET', '/health', null, null, false));
+    if (login.ok)
+      for (let i = 0; i < 10; i++)
+        record(`GET /health (${i + 1} of 10)`, await client.request('GET', '/health', null, null, false));
     client.close();
   }
   return calls;
 }
 
 function report(t: TestContext, calls: Call[]) {
-  for (const c of calls) t.diagnostic(`${c.script} ${c.counted ? `#${c.n}` : '(uncounted)'} ${c.label}: ${c.status} ${c.passed ? 'pass' : 'FAIL'}`);
+  for (const c of calls)
+    t.diagnostic(
+      `${c.script} ${c.counted ? `#${c.n}` : '(uncounted)'} ${c.label}: ${c.status} ${c.passed ? 'pass' : 'FAIL'}`,
+    );
 }
 
-const failures = (calls: Call[]) => calls.filter((c) => !c.passed && !KNOWN_REFUSALS.has(`${c.script} #${c.n} ${c.label}`));
+const failures = (calls: Call[]) =>
+  calls.filter((c) => !c.passed && !KNOWN_REFUSALS.has(`${c.script} #${c.n} ${c.label}`));
 
 describe("the original Flokie's example clients against this service", () => {
   let service: Service;
@@ -322,7 +423,10 @@ describe("the original Flokie's example clients against this service", () => {
       assert.match(call.body.error.message, expected.message);
     }
     assert.equal(counted.filter((c) => c.passed).length, 23);
-    assert.ok(!calls.some((c) => c.status === 429 || c.status >= 500), 'no call was rate limited or failed on the server');
+    assert.ok(
+      !calls.some((c) => c.status === 429 || c.status >= 500),
+      'no call was rate limited or failed on the server',
+    );
   });
 });
 

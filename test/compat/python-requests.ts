@@ -13,7 +13,11 @@ export type PyValue = string | number | boolean | null | PyValue[] | { [key: str
 export function pythonJson(value: PyValue): string {
   if (value === null) return 'null';
   if (typeof value === 'boolean' || typeof value === 'number') return JSON.stringify(value);
-  if (typeof value === 'string') return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (typeof value === 'string')
+    return JSON.stringify(value).replace(
+      /[\u007f-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
   if (Array.isArray(value)) return `[${value.map(pythonJson).join(', ')}]`;
   return `{${Object.entries(value)
     .map(([k, v]) => `${pythonJson(k)}: ${pythonJson(v)}`)
@@ -47,14 +51,20 @@ export class PythonSession {
   request(
     method: string,
     url: string,
-    options: { json?: PyValue | null; params?: Record<string, string | number | boolean | null> | null; headers?: Record<string, string> } = {},
+    options: {
+      json?: PyValue | null;
+      params?: Record<string, string | number | boolean | null> | null;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<PyResponse> {
     const target = new URL(url);
-    for (const [key, value] of Object.entries(options.params ?? {})) if (value !== null) target.searchParams.append(key, pythonStr(value));
+    for (const [key, value] of Object.entries(options.params ?? {}))
+      if (value !== null) target.searchParams.append(key, pythonStr(value));
     // Header names are case-insensitive: the request's own override the session's.
     const headers: Record<string, string> = {};
     const set = (name: string, value: string) => {
-      for (const existing of Object.keys(headers)) if (existing.toLowerCase() === name.toLowerCase()) delete headers[existing];
+      for (const existing of Object.keys(headers))
+        if (existing.toLowerCase() === name.toLowerCase()) delete headers[existing];
       headers[name] = value;
     };
     for (const [name, value] of Object.entries(this.defaultHeaders)) set(name, value);
@@ -62,7 +72,8 @@ export class PythonSession {
     let body: Buffer | null = null;
     if (options.json !== undefined && options.json !== null) {
       body = Buffer.from(pythonJson(options.json));
-      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) set('Content-Type', 'application/json');
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+        set('Content-Type', 'application/json');
     }
     if (body) set('Content-Length', String(body.length));
     else if (method !== 'GET' && method !== 'HEAD') set('Content-Length', '0');

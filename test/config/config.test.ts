@@ -48,12 +48,24 @@ describe('configuration', () => {
       [{ WTF_CSRF_ENABLED: 'maybe' }, /^WTF_CSRF_ENABLED must be true or false/],
     ];
     for (const [env, pattern] of cases) {
-      assert.throws(() => loadConfig(env, { cwd: tmp(), dotenv: false }), (e: unknown) => e instanceof SettingError && pattern.test((e as Error).message), JSON.stringify(env));
+      assert.throws(
+        () => loadConfig(env, { cwd: tmp(), dotenv: false }),
+        (e: unknown) => e instanceof SettingError && pattern.test((e as Error).message),
+        JSON.stringify(env),
+      );
     }
   });
 
   it('every problem is reported, not only the first; a refused value falls back to its default for the rest', () => {
-    const env = { NODE_ENV: 'production', PORT: 'abc', BCRYPT_ROUNDS: '3', HSTS_MAX_AGE: '-1', SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_A, TLS_CERT_FILE: '/x.pem' };
+    const env = {
+      NODE_ENV: 'production',
+      PORT: 'abc',
+      BCRYPT_ROUNDS: '3',
+      HSTS_MAX_AGE: '-1',
+      SECRET_KEY: STRONG_A,
+      JWT_SECRET_KEY: STRONG_A,
+      TLS_CERT_FILE: '/x.pem',
+    };
     const { config, problems } = inspectConfig(env, { cwd: tmp(), dotenv: false });
     assert.deepEqual(
       problems.map((p) => p.setting),
@@ -67,18 +79,29 @@ describe('configuration', () => {
       (e: unknown) =>
         e instanceof ConfigError &&
         e.problems.length === 5 &&
-        e.message === 'PORT must be an integer, got "abc"; BCRYPT_ROUNDS must be between 4 and 16, got 3; HSTS_MAX_AGE must be between 0 and 63072000, got -1; JWT_SECRET_KEY must differ from SECRET_KEY; TLS_CERT_FILE and TLS_KEY_FILE must be set together',
+        e.message ===
+          'PORT must be an integer, got "abc"; BCRYPT_ROUNDS must be between 4 and 16, got 3; HSTS_MAX_AGE must be between 0 and 63072000, got -1; JWT_SECRET_KEY must differ from SECRET_KEY; TLS_CERT_FILE and TLS_KEY_FILE must be set together',
     );
   });
 
   it('production refuses missing, example, short or shared secrets', () => {
-    const prod = (env: Record<string, string>) => () => loadConfig({ NODE_ENV: 'production', ...env }, { cwd: tmp(), dotenv: false });
+    const prod = (env: Record<string, string>) => () =>
+      loadConfig({ NODE_ENV: 'production', ...env }, { cwd: tmp(), dotenv: false });
     assert.throws(prod({}), /SECRET_KEY is not set/);
     assert.throws(prod({ SECRET_KEY: 'short', JWT_SECRET_KEY: STRONG_B }), /SECRET_KEY is shorter than 32 bytes/);
-    assert.throws(prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: 'your-cryptographically-secure-secret-key' }), /JWT_SECRET_KEY is a known example value/);
+    assert.throws(
+      prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: 'your-cryptographically-secure-secret-key' }),
+      /JWT_SECRET_KEY is a known example value/,
+    );
     assert.throws(prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_A }), /must differ/);
-    assert.throws(prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_B, RATE_LIMIT_ENABLED: 'false' }), /RATE_LIMIT_ENABLED cannot be false in production/);
-    assert.throws(prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_B, WTF_CSRF_ENABLED: 'false' }), /WTF_CSRF_ENABLED cannot be false in production/);
+    assert.throws(
+      prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_B, RATE_LIMIT_ENABLED: 'false' }),
+      /RATE_LIMIT_ENABLED cannot be false in production/,
+    );
+    assert.throws(
+      prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_B, WTF_CSRF_ENABLED: 'false' }),
+      /WTF_CSRF_ENABLED cannot be false in production/,
+    );
     assert.equal(prod({ SECRET_KEY: STRONG_A, JWT_SECRET_KEY: STRONG_B })().isProduction, true);
   });
 
@@ -112,7 +135,10 @@ describe('configuration', () => {
       timeout: 20_000,
     });
     assert.equal(result.status, 1);
-    assert.equal(result.stderr.trim(), 'flokie: configuration error: PORT must be an integer, got "not-a-port"; BCRYPT_ROUNDS must be between 4 and 16, got 99');
+    assert.equal(
+      result.stderr.trim(),
+      'flokie: configuration error: PORT must be an integer, got "not-a-port"; BCRYPT_ROUNDS must be between 4 and 16, got 99',
+    );
   });
 
   it('the server exits with one line naming the bad variable', () => {

@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { loadConfig, secretProblem } from '../../src/config/index.js';
-import { estimateSecretEntropyBits, generateSecret, isKnownSecret, randomnessProblem, sha256Hex } from '../../src/config/secret-strength.js';
+import {
+  estimateSecretEntropyBits,
+  generateSecret,
+  isKnownSecret,
+  randomnessProblem,
+  sha256Hex,
+} from '../../src/config/secret-strength.js';
 import { checkList, knownSecretHashes, renderList, secretLookingValues } from '../../scripts/known-secrets.js';
 import { TEST_ENV } from '../helpers/app.js';
 import { ROOT, runCli } from '../cli/helpers.js';
@@ -28,8 +34,10 @@ const GUESSABLE = [
   '3f2a9c0d4b1e8f7a6c5d2e1f0a9b8c7d',
 ];
 
-const production = (secret: string, jwtSecret = generateSecret()) =>
-  () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: secret, JWT_SECRET_KEY: jwtSecret }, { dotenv: false });
+const production =
+  (secret: string, jwtSecret = generateSecret()) =>
+  () =>
+    loadConfig({ NODE_ENV: 'production', SECRET_KEY: secret, JWT_SECRET_KEY: jwtSecret }, { dotenv: false });
 
 describe('secret strength', () => {
   it('production refuses long but guessable secrets, naming the variable and why', () => {
@@ -37,13 +45,17 @@ describe('secret strength', () => {
       assert.ok(Buffer.byteLength(value) >= 32, value);
       assert.notEqual(secretProblem(value), null, value);
       assert.throws(production(value), /SECRET_KEY (repeats a pattern|looks too little random)/, value);
-      assert.throws(production(generateSecret(), value), /JWT_SECRET_KEY (repeats a pattern|looks too little random)/, value);
+      assert.throws(
+        production(generateSecret(), value),
+        /JWT_SECRET_KEY (repeats a pattern|looks too little random)/,
+        value,
+      );
     }
     assert.match(secretProblem('changeme-changeme-changeme-changeme')!, /repeats a pattern of 9 characters/);
     assert.match(secretProblem('abcdefghijklmnopqrstuvwxyz0123456789ABCDEF')!, /too little random \(about \d+ bits/);
   });
 
-  it('production refuses every secret written in the repository, the test suites\' own included', () => {
+  it("production refuses every secret written in the repository, the test suites' own included", () => {
     const committed = [
       TEST_ENV.SECRET_KEY!,
       TEST_ENV.JWT_SECRET_KEY!,
@@ -71,13 +83,27 @@ describe('secret strength', () => {
   it('refuses the webhook secret and metrics token by the same rule', () => {
     const base = { NODE_ENV: 'production', SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret() };
     const hook = { ...base, ALERT_WEBHOOK_URL: 'https://hooks.example.com/x' };
-    assert.throws(() => loadConfig({ ...hook, ALERT_WEBHOOK_SECRET: 'passwordpasswordpasswordpassword' }, { dotenv: false }), /ALERT_WEBHOOK_SECRET repeats/);
-    assert.throws(() => loadConfig({ ...base, METRICS_TOKEN: 'Kp7Wn2Xr5Lm9Bq3Vt8Hs1Jd6Fg4Cz0Ya2Ue7Io5P' }, { dotenv: false }), /METRICS_TOKEN is a known/);
-    assert.ok(loadConfig({ ...hook, ALERT_WEBHOOK_SECRET: generateSecret(), METRICS_TOKEN: generateSecret() }, { dotenv: false }));
+    assert.throws(
+      () => loadConfig({ ...hook, ALERT_WEBHOOK_SECRET: 'passwordpasswordpasswordpassword' }, { dotenv: false }),
+      /ALERT_WEBHOOK_SECRET repeats/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, METRICS_TOKEN: 'Kp7Wn2Xr5Lm9Bq3Vt8Hs1Jd6Fg4Cz0Ya2Ue7Io5P' }, { dotenv: false }),
+      /METRICS_TOKEN is a known/,
+    );
+    assert.ok(
+      loadConfig(
+        { ...hook, ALERT_WEBHOOK_SECRET: generateSecret(), METRICS_TOKEN: generateSecret() },
+        { dotenv: false },
+      ),
+    );
   });
 
   it('every generated secret passes (many runs), and so does 32 random bytes as hex (deploy/generate-env.mjs)', async () => {
-    fc.assert(fc.property(fc.integer(), () => secretProblem(generateSecret()) === null), { numRuns: 20_000 });
+    fc.assert(
+      fc.property(fc.integer(), () => secretProblem(generateSecret()) === null),
+      { numRuns: 20_000 },
+    );
     const { randomBytes } = await import('node:crypto');
     for (let i = 0; i < 20_000; i++) {
       const value = randomBytes(32).toString('hex');
@@ -89,7 +115,12 @@ describe('secret strength', () => {
     for (let i = 0; i < 3; i++) {
       const r = await runCli(['secrets', 'generate'], { env: { PATH: process.env.PATH ?? '' } });
       assert.equal(r.code, 0, r.stderr);
-      const values = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+      const values = Object.fromEntries(
+        r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/=(.*)/s).slice(0, 2)),
+      );
       assert.equal(secretProblem(values.SECRET_KEY!), null);
       assert.equal(secretProblem(values.JWT_SECRET_KEY!), null);
       assert.doesNotThrow(production(values.SECRET_KEY!, values.JWT_SECRET_KEY!));
@@ -99,7 +130,11 @@ describe('secret strength', () => {
 
 describe('the committed list of known secrets', () => {
   it('is fresh: it holds exactly the secret-looking values in the repository now', () => {
-    assert.equal(checkList(ROOT).fresh, true, 'src/config/known-secrets.ts is out of date: run `npm run known-secrets`');
+    assert.equal(
+      checkList(ROOT).fresh,
+      true,
+      'src/config/known-secrets.ts is out of date: run `npm run known-secrets`',
+    );
   });
 
   it('goes stale when a secret-looking value is added without regenerating', () => {
@@ -133,7 +168,11 @@ describe('the committed list of known secrets', () => {
       'curl -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abcdefghijk"',
     ].join('\n');
     const values = secretLookingValues(text);
-    for (const v of ['plain-env-value-0123456789abcdefghij', 'yaml value with spaces inside it, long', 'quoted-in-code-0123456789abcdefghijk']) {
+    for (const v of [
+      'plain-env-value-0123456789abcdefghij',
+      'yaml value with spaces inside it, long',
+      'quoted-in-code-0123456789abcdefghijk',
+    ]) {
       assert.ok(values.has(v), v);
     }
     assert.ok([...values].some((v) => v.startsWith('eyJhbGciOiJIUzI1NiJ9')));

@@ -17,13 +17,18 @@ const API_MD = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8
 /** Rows of the endpoint tables: | `METHOD /path` | `operationId` | auth | input | success | errors |. */
 function documentedRows() {
   const rows = new Map<string, { operationId: string; statuses: string[] }>();
-  const row = /^\| `(GET|POST|PUT|PATCH|DELETE) (\/api\/[^`\s]*)` \| `(\w+)` \|[^|]*\|[^|]*\| ([\d, ]+) \| ([\d, ]+) \|$/;
+  const row =
+    /^\| `(GET|POST|PUT|PATCH|DELETE) (\/api\/[^`\s]*)` \| `(\w+)` \|[^|]*\|[^|]*\| ([\d, ]+) \| ([\d, ]+) \|$/;
   for (const line of API_MD.split('\n')) {
     const m = row.exec(line);
     if (!m) continue;
     const key = `${m[1]} ${m[2]}`;
     assert.ok(!rows.has(key), `${key} is listed twice in docs/api.md`);
-    const statuses = `${m[4]},${m[5]}`.split(',').map((s) => s.trim()).filter(Boolean).sort();
+    const statuses = `${m[4]},${m[5]}`
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .sort();
     rows.set(key, { operationId: m[3]!, statuses });
   }
   return rows;
@@ -34,7 +39,11 @@ describe('docs/api.md against the live OpenAPI document', () => {
   let document: OpenApiDocument;
   let ops: OperationEntry[];
   before(async () => {
-    t = await createTestApp({ MIN_PASSWORD_LENGTH: '12', MAX_PASSWORD_LENGTH: '200', PUBLIC_URL: 'https://accounts.flokie.test/' });
+    t = await createTestApp({
+      MIN_PASSWORD_LENGTH: '12',
+      MAX_PASSWORD_LENGTH: '200',
+      PUBLIC_URL: 'https://accounts.flokie.test/',
+    });
     document = await liveDocument(t.app);
     ops = operations(document);
   });
@@ -49,14 +58,17 @@ describe('docs/api.md against the live OpenAPI document', () => {
       assert.equal(row.operationId, operation.operationId, `${key}: operationId`);
       assert.deepEqual(row.statuses, Object.keys(operation.responses).sort(), `${key}: statuses in docs/api.md`);
     }
-    for (const key of rows.keys()) assert.ok(live.has(key), `docs/api.md lists ${key}, which the service does not document`);
+    for (const key of rows.keys())
+      assert.ok(live.has(key), `docs/api.md lists ${key}, which the service does not document`);
     assert.ok(rows.size >= 40);
   });
 
   it('lists exactly the error codes the code defines, and so does the Error schema', () => {
     const listed = [...API_MD.matchAll(/^\| `([A-Z_]+)` \| \d{3}/gm)].map((m) => m[1]);
     assert.deepEqual([...listed].sort(), [...ERROR_CODES].sort());
-    const error = document.components.schemas.Error as { properties: { error: { properties: { code: { enum: string[] } } } } };
+    const error = document.components.schemas.Error as {
+      properties: { error: { properties: { code: { enum: string[] } } } };
+    };
     assert.deepEqual([...error.properties.error.properties.code.enum].sort(), [...ERROR_CODES].sort());
   });
 
@@ -70,19 +82,35 @@ describe('docs/api.md against the live OpenAPI document', () => {
       assert.ok(operation.summary, `${name}: summary`);
       assert.ok((operation.tags ?? []).length > 0, `${name}: tag`);
       for (const [status, response] of Object.entries(operation.responses)) {
-        assert.ok(response.description && response.description !== 'Default Response', `${name} ${status}: description`);
+        assert.ok(
+          response.description && response.description !== 'Default Response',
+          `${name} ${status}: description`,
+        );
       }
     }
   });
 
   it('components have names, and every error answer is the Error schema', () => {
-    for (const name of ['User', 'AdminUser', 'Session', 'TokenPair', 'LoginResult', 'Error', 'Pagination', 'SecurityEvent', 'EmergencyRateLimit']) {
+    for (const name of [
+      'User',
+      'AdminUser',
+      'Session',
+      'TokenPair',
+      'LoginResult',
+      'Error',
+      'Pagination',
+      'SecurityEvent',
+      'EmergencyRateLimit',
+    ]) {
       assert.ok(document.components.schemas[name], `component ${name}`);
     }
-    assert.deepEqual(Object.keys(document.components.schemas).filter((n) => /^def-/.test(n)), []);
+    assert.deepEqual(
+      Object.keys(document.components.schemas).filter((n) => /^def-/.test(n)),
+      [],
+    );
     for (const { method, path, operation } of ops) {
       for (const [status, response] of Object.entries(operation.responses)) {
-        if (Number(status) < 400 || path.startsWith('/api/health') && status === '503') continue;
+        if (Number(status) < 400 || (path.startsWith('/api/health') && status === '503')) continue;
         const schema = response.content?.['application/json']?.schema as { allOf?: { $ref: string }[] } | undefined;
         assert.equal(schema?.allOf?.[0]?.$ref, '#/components/schemas/Error', `${method} ${path} ${status}`);
       }
@@ -99,13 +127,25 @@ describe('docs/api.md against the live OpenAPI document', () => {
         assert.ok(operation.responses['429']!.headers?.['Retry-After'], `${name}: 429 Retry-After`);
       }
       if ((operation.security ?? []).length > 0) assert.ok(statuses.includes('401'), `${name}: 401`);
-      if (['POST', 'PUT', 'DELETE'].includes(method)) assert.ok(statuses.includes('413') && statuses.includes('415'), `${name}: 413/415`);
-      if (statuses.includes('423')) assert.ok(operation.responses['423']!.headers?.['Retry-After'], `${name}: 423 Retry-After`);
+      if (['POST', 'PUT', 'DELETE'].includes(method))
+        assert.ok(statuses.includes('413') && statuses.includes('415'), `${name}: 413/415`);
+      if (statuses.includes('423'))
+        assert.ok(operation.responses['423']!.headers?.['Retry-After'], `${name}: 423 Retry-After`);
     }
   });
 
   it('public operations say security: [], the others name their scheme', () => {
-    const publicOps = ['register', 'login', 'refreshTokens', 'getCsrfToken', 'requestPasswordReset', 'resetPassword', 'verifyEmail', 'getHealth', 'getLiveness'];
+    const publicOps = [
+      'register',
+      'login',
+      'refreshTokens',
+      'getCsrfToken',
+      'requestPasswordReset',
+      'resetPassword',
+      'verifyEmail',
+      'getHealth',
+      'getLiveness',
+    ];
     for (const { operation } of ops) {
       assert.ok(Array.isArray(operation.security), `${operation.operationId}: security`);
       if (publicOps.includes(operation.operationId!)) assert.deepEqual(operation.security, [], operation.operationId);
@@ -115,14 +155,23 @@ describe('docs/api.md against the live OpenAPI document', () => {
   });
 
   it('servers come from PUBLIC_URL', () => {
-    assert.deepEqual(document.servers?.map((s) => s.url), ['https://accounts.flokie.test']);
+    assert.deepEqual(
+      document.servers?.map((s) => s.url),
+      ['https://accounts.flokie.test'],
+    );
   });
 
   it('new passwords carry MIN_/MAX_PASSWORD_LENGTH; passwords being checked do not', () => {
-    const body = (id: string) => ops.find((o) => o.operation.operationId === id)!.operation.requestBody!.content['application/json']!.schema as {
-      properties: Record<string, { minLength?: number; maxLength?: number }>;
-    };
-    for (const [id, field] of [['register', 'password'], ['createUser', 'password'], ['changePassword', 'new_password'], ['resetPassword', 'new_password']] as const) {
+    const body = (id: string) =>
+      ops.find((o) => o.operation.operationId === id)!.operation.requestBody!.content['application/json']!.schema as {
+        properties: Record<string, { minLength?: number; maxLength?: number }>;
+      };
+    for (const [id, field] of [
+      ['register', 'password'],
+      ['createUser', 'password'],
+      ['changePassword', 'new_password'],
+      ['resetPassword', 'new_password'],
+    ] as const) {
       assert.equal(body(id).properties[field]!.minLength, 12, `${id}.${field}`);
       assert.equal(body(id).properties[field]!.maxLength, 200, `${id}.${field}`);
     }
@@ -133,11 +182,15 @@ describe('docs/api.md against the live OpenAPI document', () => {
   it('query parameters with a default are optional; the refresh and lock bodies are optional', () => {
     for (const { method, path, operation } of ops) {
       for (const parameter of operation.parameters ?? []) {
-        if ((parameter.schema as { default?: unknown }).default !== undefined) assert.notEqual(parameter.required, true, `${method} ${path} ?${parameter.name}`);
+        if ((parameter.schema as { default?: unknown }).default !== undefined)
+          assert.notEqual(parameter.required, true, `${method} ${path} ?${parameter.name}`);
       }
     }
     const list = ops.find((o) => o.operation.operationId === 'listUsers')!.operation;
-    assert.deepEqual(list.parameters!.filter((p) => p.required).map((p) => p.name), []);
+    assert.deepEqual(
+      list.parameters!.filter((p) => p.required).map((p) => p.name),
+      [],
+    );
     for (const id of ['refreshTokens', 'lockUser']) {
       assert.equal(ops.find((o) => o.operation.operationId === id)!.operation.requestBody!.required, false, id);
     }
@@ -145,7 +198,8 @@ describe('docs/api.md against the live OpenAPI document', () => {
   });
 
   it('one-of rules: revokeTokens takes exactly one of jti and user_id; login one of username and its alias', () => {
-    const schema = (id: string) => ops.find((o) => o.operation.operationId === id)!.operation.requestBody!.content['application/json']!.schema;
+    const schema = (id: string) =>
+      ops.find((o) => o.operation.operationId === id)!.operation.requestBody!.content['application/json']!.schema;
     assert.deepEqual(schema('revokeTokens').oneOf, [{ required: ['jti'] }, { required: ['user_id'] }]);
     assert.deepEqual(schema('login').oneOf, [{ required: ['username'] }, { required: ['username_or_email'] }]);
     assert.deepEqual(schema('login').required, ['password']);

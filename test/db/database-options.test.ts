@@ -25,7 +25,8 @@ const ssl = (query: string, ca?: string) => {
 
 describe('postgresSsl', () => {
   it('no sslmode, disable, allow, prefer: no TLS options', () => {
-    for (const query of ['', '?sslmode=disable', '?sslmode=allow', '?sslmode=prefer']) assert.equal(ssl(query).ssl, false, query);
+    for (const query of ['', '?sslmode=disable', '?sslmode=allow', '?sslmode=prefer'])
+      assert.equal(ssl(query).ssl, false, query);
   });
 
   it('require: encrypted; the certificate is verified only when a CA file is given (libpq)', () => {

@@ -13,7 +13,10 @@ describe('migrations', () => {
       await migrateToLatest(handle.db);
       const all = await migrator(handle.db).getMigrations();
       assert.ok(all.length >= 1 && all.every((m) => m.executedAt));
-      const tables = async () => (await handle.db.introspection.getTables()).map((t) => t.name).filter((n) => !n.startsWith('flokie_migrations'));
+      const tables = async () =>
+        (await handle.db.introspection.getTables())
+          .map((t) => t.name)
+          .filter((n) => !n.startsWith('flokie_migrations'));
       assert.ok((await tables()).includes('users'));
       for (let i = 0; i < all.length; i++) await migrateDown(handle.db);
       assert.deepEqual(await tables(), []);

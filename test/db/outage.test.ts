@@ -23,7 +23,11 @@ import { bearer, json, login, makeTestConfig, registerAndLogin } from '../helper
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../helpers/database.js';
 import { startTcpProxy, throughProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
-const dialect = testDatabaseUrl().startsWith('sqlite') ? 'sqlite' : testDatabaseUrl().startsWith('postgres') ? 'postgres' : 'mysql';
+const dialect = testDatabaseUrl().startsWith('sqlite')
+  ? 'sqlite'
+  : testDatabaseUrl().startsWith('postgres')
+    ? 'postgres'
+    : 'mysql';
 const networked = dialect !== 'sqlite';
 const TIMEOUTS: DatabaseTimeouts = { connectMs: 1000, statementMs: 1000, poolMs: 1000, busyMs: 200 };
 /** The longest a request may wait on a silent database: generous, three times the client's own bound. */
@@ -64,7 +68,8 @@ describe('isDatabaseUnavailable: the one list of "the database did not answer"',
       withCode('FLOKIE_DB_POOL_TIMEOUT'),
       new AggregateError([withCode('ECONNREFUSED')], 'connect failed'),
     ];
-    for (const error of unavailable) assert.equal(isDatabaseUnavailable(error), true, `${(error as { code?: string }).code ?? ''} ${error.message}`);
+    for (const error of unavailable)
+      assert.equal(isDatabaseUnavailable(error), true, `${(error as { code?: string }).code ?? ''} ${error.message}`);
   });
 
   it('leaves every other error alone: constraint violations, syntax errors, bugs', () => {
@@ -96,14 +101,27 @@ describe(`database time limits (${dialect})`, { skip: !networked && 'PostgreSQL/
     await database?.drop();
   });
 
-  const sleepQuery = (seconds: number) => (dialect === 'postgres' ? sql`select pg_sleep(${seconds})` : sql`select sleep(${seconds})`);
+  const sleepQuery = (seconds: number) =>
+    dialect === 'postgres' ? sql`select pg_sleep(${seconds})` : sql`select sleep(${seconds})`;
 
   it('the server cancels a statement after DATABASE_STATEMENT_TIMEOUT_MS; the connection stays usable', async () => {
     const handle = openDatabase({ url: database.url, poolSize: 1, timeouts: { ...TIMEOUTS, statementMs: 300 } });
     try {
-      const { value: error, ms } = await timed(() => sleepQuery(5).execute(handle.db).then(() => null, (e: unknown) => e));
+      const { value: error, ms } = await timed(() =>
+        sleepQuery(5)
+          .execute(handle.db)
+          .then(
+            () => null,
+            (e: unknown) => e,
+          ),
+      );
       assert.ok(isDatabaseUnavailable(error), String(error));
-      assert.ok(dialect === 'postgres' ? (error as { code: string }).code === '57014' : (error as { errno: number }).errno === 1969, String(error));
+      assert.ok(
+        dialect === 'postgres'
+          ? (error as { code: string }).code === '57014'
+          : (error as { errno: number }).errno === 1969,
+        String(error),
+      );
       assert.ok(ms < 300 + CLIENT_GRACE_MS, `cancelled by the server (${ms} ms), not by the client's own timeout`);
       const { rows } = await sql<{ n: number }>`select 7 as n`.execute(handle.db);
       assert.equal(Number(rows[0]!.n), 7, 'the one pooled connection still works');
@@ -133,11 +151,18 @@ describe(`database time limits (${dialect})`, { skip: !networked && 'PostgreSQL/
         assert.ok(isDatabaseUnavailable(error), String(error));
         assert.ok(ms < BOUND_MS, `gave up after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
       }
-      console.log(`# silent ${dialect}: 5 queries on a pool of 2 gave up after ${outcomes.map((o) => Math.round(o.ms)).join(', ')} ms`);
+      console.log(
+        `# silent ${dialect}: 5 queries on a pool of 2 gave up after ${outcomes.map((o) => Math.round(o.ms)).join(', ')} ms`,
+      );
 
       // A connection opened during the silence cannot finish its handshake: bounded too.
       const fresh = openDatabase({ url: throughProxy(database.url, proxy), poolSize: 1, timeouts: TIMEOUTS });
-      const { value: connectError, ms } = await timed(() => sql`select 1`.execute(fresh.db).then(() => null, (e: unknown) => e));
+      const { value: connectError, ms } = await timed(() =>
+        sql`select 1`.execute(fresh.db).then(
+          () => null,
+          (e: unknown) => e,
+        ),
+      );
       await fresh.close();
       assert.ok(isDatabaseUnavailable(connectError), String(connectError));
       assert.ok(ms < BOUND_MS, `connecting gave up after ${ms} ms`);
@@ -155,44 +180,58 @@ describe(`database time limits (${dialect})`, { skip: !networked && 'PostgreSQL/
   });
 });
 
-describe('SQLite: another process holding the write lock (DATABASE_BUSY_TIMEOUT_MS)', { skip: networked && 'SQLite only' }, () => {
-  let database: TestDatabase;
-  before(async () => {
-    database = await createTestDatabase({ file: true });
-  });
-  after(() => database?.drop());
+describe(
+  'SQLite: another process holding the write lock (DATABASE_BUSY_TIMEOUT_MS)',
+  { skip: networked && 'SQLite only' },
+  () => {
+    let database: TestDatabase;
+    before(async () => {
+      database = await createTestDatabase({ file: true });
+    });
+    after(() => database?.drop());
 
-  it('a write gives up after the busy timeout with SQLITE_BUSY, recognised as unavailable', async () => {
-    const handle = openDatabase({ url: database.url, timeouts: TIMEOUTS });
-    const file = database.url.slice('sqlite:'.length);
-    await sql`create table if not exists t (n integer)`.execute(handle.db);
-    const locker = new SQLite(file);
-    try {
-      locker.exec('BEGIN IMMEDIATE');
-      const { value: error, ms } = await timed(() => sql`insert into t values (1)`.execute(handle.db).then(() => null, (e: unknown) => e));
-      assert.match(String((error as { code?: string })?.code), /^SQLITE_BUSY/);
-      assert.ok(isDatabaseUnavailable(error));
-      assert.ok(ms >= 150 && ms < 2000, `waited ${ms} ms for a 200 ms busy timeout`);
-    } finally {
-      locker.exec('ROLLBACK');
-      locker.close();
-      await handle.close();
-    }
-  });
+    it('a write gives up after the busy timeout with SQLITE_BUSY, recognised as unavailable', async () => {
+      const handle = openDatabase({ url: database.url, timeouts: TIMEOUTS });
+      const file = database.url.slice('sqlite:'.length);
+      await sql`create table if not exists t (n integer)`.execute(handle.db);
+      const locker = new SQLite(file);
+      try {
+        locker.exec('BEGIN IMMEDIATE');
+        const { value: error, ms } = await timed(() =>
+          sql`insert into t values (1)`.execute(handle.db).then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        );
+        assert.match(String((error as { code?: string })?.code), /^SQLITE_BUSY/);
+        assert.ok(isDatabaseUnavailable(error));
+        assert.ok(ms >= 150 && ms < 2000, `waited ${ms} ms for a 200 ms busy timeout`);
+      } finally {
+        locker.exec('ROLLBACK');
+        locker.close();
+        await handle.close();
+      }
+    });
 
-  it('the database file and its -wal and -shm files are created readable by the owner only (0600)', async () => {
-    const file = database.url.slice('sqlite:'.length).replace(/test\.db$/, 'fresh/private.db');
-    const handle = openDatabase({ url: `sqlite:${file}` });
-    try {
-      await sql`create table t (n integer)`.execute(handle.db);
-      await sql`insert into t values (1)`.execute(handle.db);
-      for (const path of [file, `${file}-wal`, `${file}-shm`]) assert.equal((statSync(path).mode & 0o777).toString(8), '600', path);
-      assert.equal((statSync(file.replace(/private\.db$/, '')).mode & 0o777).toString(8), '700', 'a folder it creates is private too');
-    } finally {
-      await handle.close();
-    }
-  });
-});
+    it('the database file and its -wal and -shm files are created readable by the owner only (0600)', async () => {
+      const file = database.url.slice('sqlite:'.length).replace(/test\.db$/, 'fresh/private.db');
+      const handle = openDatabase({ url: `sqlite:${file}` });
+      try {
+        await sql`create table t (n integer)`.execute(handle.db);
+        await sql`insert into t values (1)`.execute(handle.db);
+        for (const path of [file, `${file}-wal`, `${file}-shm`])
+          assert.equal((statSync(path).mode & 0o777).toString(8), '600', path);
+        assert.equal(
+          (statSync(file.replace(/private\.db$/, '')).mode & 0o777).toString(8),
+          '700',
+          'a folder it creates is private too',
+        );
+      } finally {
+        await handle.close();
+      }
+    });
+  },
+);
 
 describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
   let database: TestDatabase;
@@ -246,7 +285,10 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
     locker = undefined;
   }
 
-  function assertUnavailable(res: { statusCode: number; headers: Record<string, unknown>; body: string }, what: string): void {
+  function assertUnavailable(
+    res: { statusCode: number; headers: Record<string, unknown>; body: string },
+    what: string,
+  ): void {
     assert.equal(res.statusCode, 503, `${what}: ${res.statusCode} ${res.body}`);
     assert.match(String(res.headers['content-type']), /^application\/json/);
     assert.equal(res.headers['retry-after'], '5', what);
@@ -259,7 +301,11 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
   it('login, refresh and register answer 503 with Retry-After within the bound; an uncached /me too (on SQLite reads still work)', async () => {
     const user = await registerAndLogin(app);
     const unused = await login(app, user.username);
-    assert.equal((await app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(user.access) })).statusCode, 200, 'cached from here on');
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(user.access) })).statusCode,
+      200,
+      'cached from here on',
+    );
 
     makeUnavailable();
     const answers: Record<string, number> = {};
@@ -269,9 +315,26 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
       assert.ok(ms < BOUND_MS, `${what} answered after ${ms} ms (bound ${BOUND_MS})`);
       return value;
     };
-    assertUnavailable(await ask('login', { method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: user.password } }), 'login');
-    assertUnavailable(await ask('refresh', { method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: user.refresh } }), 'refresh');
-    assertUnavailable(await ask('register', { method: 'POST', url: '/api/auth/register', payload: { username: `outage_${Date.now()}`, email: `o${Date.now()}@example.com`, password: user.password } }), 'register');
+    assertUnavailable(
+      await ask('login', {
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { username: user.username, password: user.password },
+      }),
+      'login',
+    );
+    assertUnavailable(
+      await ask('refresh', { method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: user.refresh } }),
+      'refresh',
+    );
+    assertUnavailable(
+      await ask('register', {
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { username: `outage_${Date.now()}`, email: `o${Date.now()}@example.com`, password: user.password },
+      }),
+      'register',
+    );
     const uncached = await ask('uncached /me', { method: 'GET', url: '/api/auth/me', headers: bearer(unused.access) });
     if (networked) assertUnavailable(uncached, 'uncached /me');
     else assert.equal(uncached.statusCode, 200, 'SQLite in WAL mode reads while another process writes');
@@ -280,23 +343,37 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
 
     // Many at once: the pool runs out, the queue is bounded too.
     const burst = await Promise.all(
-      Array.from({ length: 8 }, () => timed(() => app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: user.refresh } }))),
+      Array.from({ length: 8 }, () =>
+        timed(() => app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: user.refresh } })),
+      ),
     );
     for (const { value, ms } of burst) {
       assertUnavailable(value, 'refresh in a burst');
       assert.ok(ms < BOUND_MS, `burst answer after ${ms} ms`);
     }
-    console.log(`# ${dialect} unavailable: time to 503 ${JSON.stringify(answers)} ms; burst of 8 refreshes: max ${Math.max(...burst.map((b) => b.ms))} ms`);
+    console.log(
+      `# ${dialect} unavailable: time to 503 ${JSON.stringify(answers)} ms; burst of 8 refreshes: max ${Math.max(...burst.map((b) => b.ms))} ms`,
+    );
 
     assert.equal(outageLines().length, 1, 'logged once for the whole outage');
     assert.equal(outageLines()[0]!.level, 40, 'at warn level');
     assert.equal(JSON.stringify(outageLines()[0]).includes('    at '), false, 'without a stack');
-    assert.equal(logs.filter((l) => l.level >= 50).length, 0, `no error lines: ${JSON.stringify(logs.filter((l) => l.level >= 50))}`);
+    assert.equal(
+      logs.filter((l) => l.level >= 50).length,
+      0,
+      `no error lines: ${JSON.stringify(logs.filter((l) => l.level >= 50))}`,
+    );
 
     makeAvailable();
     let status = 0;
     for (let i = 0; i < 100 && status !== 200; i++) {
-      status = (await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: user.password } })).statusCode;
+      status = (
+        await app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: user.username, password: user.password },
+        })
+      ).statusCode;
       if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     assert.equal(status, 200, 'login works again without a restart');
@@ -306,9 +383,14 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
       assert.equal(me.statusCode, 200);
       assert.equal(json(me).data.user.id, user.id);
     }
-    const refreshed = await app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: fresh.refresh } });
+    const refreshed = await app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refresh_token: fresh.refresh },
+    });
     assert.equal(refreshed.statusCode, 200, refreshed.body);
-    for (let i = 0; i < 100 && recoveryLines().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < 100 && recoveryLines().length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(recoveryLines().length, 1, 'the end of the outage is logged once');
     assert.equal(outageLines().length, 1, 'and no second outage was reported on the way back');
   });

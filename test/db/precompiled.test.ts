@@ -43,7 +43,14 @@ describe('precompiled queries', () => {
 
   // Names listed in another order than the query uses them, and a constant between them.
   const build = () =>
-    precompile(db, ['owner', 'id'], (p) => db.selectFrom('probe').select(['id', 'owner']).where('id', '=', p.id).where('kind', '=', 'key').where('owner', '=', p.owner));
+    precompile(db, ['owner', 'id'], (p) =>
+      db
+        .selectFrom('probe')
+        .select(['id', 'owner'])
+        .where('id', '=', p.id)
+        .where('kind', '=', 'key')
+        .where('owner', '=', p.owner),
+    );
 
   it('binds each call’s values to their own parameters and keeps the query’s constants', async () => {
     const find = build();
@@ -62,6 +69,9 @@ describe('precompiled queries', () => {
   });
 
   it('refuses a name the query never uses', () => {
-    assert.throws(() => precompile(db, ['id', 'unused'], (p) => db.selectFrom('probe').select('id').where('id', '=', p.id)), /"unused" is not a parameter/);
+    assert.throws(
+      () => precompile(db, ['id', 'unused'], (p) => db.selectFrom('probe').select('id').where('id', '=', p.id)),
+      /"unused" is not a parameter/,
+    );
   });
 });

@@ -53,7 +53,11 @@ function parseDockerfile(text: string): Instruction[][] {
 }
 
 /** Names of settings whose values are secrets (the settings table marks them). */
-const SECRET_ENV = new Set(Object.values(SETTINGS).filter((s) => 'secret' in s && s.secret).map((s) => s.env));
+const SECRET_ENV = new Set(
+  Object.values(SETTINGS)
+    .filter((s) => 'secret' in s && s.secret)
+    .map((s) => s.env),
+);
 const SECRETISH = /SECRET|PASSWORD|PASSWD|TOKEN|_KEY$|DSN/i;
 
 describe('Dockerfile', () => {
@@ -73,11 +77,15 @@ describe('Dockerfile', () => {
     const argDefault = /ARG NODE_IMAGE=(\S+)/.exec(text)?.[1] ?? '';
     const image = from.startsWith('${NODE_IMAGE}') ? argDefault : from;
     assert.match(image, /^node:20[-.\w]*-(slim|alpine)|^node:20-(bookworm-)?slim$/, `runtime image ${image}`);
-    const buildRuns = stages.slice(0, -1).flatMap((s) => find(s, 'RUN').map((i) => i.args)).join('\n');
+    const buildRuns = stages
+      .slice(0, -1)
+      .flatMap((s) => find(s, 'RUN').map((i) => i.args))
+      .join('\n');
     assert.match(buildRuns, /g\+\+/, 'build stage can compile better-sqlite3');
     assert.match(buildRuns, /npm ci/);
     assert.match(buildRuns, /npm prune --omit=dev/);
-    for (const run of find(runtime, 'RUN')) assert.doesNotMatch(run.args, /apt-get install|g\+\+|npm (ci|install)/, `runtime stage line ${run.line}`);
+    for (const run of find(runtime, 'RUN'))
+      assert.doesNotMatch(run.args, /apt-get install|g\+\+|npm (ci|install)/, `runtime stage line ${run.line}`);
     for (const copy of find(runtime, 'COPY').filter((c) => /--from=/.test(c.args))) {
       assert.doesNotMatch(copy.args, /\/app\/src\b|\s\.\s/, 'runtime copies built output, not the source tree');
     }
@@ -90,8 +98,10 @@ describe('Dockerfile', () => {
     assert.notEqual(user, 'root');
     assert.notEqual(user, '0');
     assert.match(user, /^\d+$/, 'numeric uid, so runAsNonRoot can verify it');
-    const created = find(runtime, 'RUN').map((r) => r.args).join('\n');
-     
+    const created = find(runtime, 'RUN')
+      .map((r) => r.args)
+      .join('\n');
+
     assert.match(created, new RegExp(`useradd [^\\n]*--uid ${user}\\b`), 'the uid is created in the image');
   });
 
@@ -103,52 +113,89 @@ describe('Dockerfile', () => {
   });
 
   it('bakes in no secret and starts node directly', () => {
-    for (const instruction of runtime.concat(...stages.slice(0, -1)).filter((i) => i.keyword === 'ENV' || i.keyword === 'ARG')) {
+    for (const instruction of runtime
+      .concat(...stages.slice(0, -1))
+      .filter((i) => i.keyword === 'ENV' || i.keyword === 'ARG')) {
       for (const [, name] of instruction.args.matchAll(/(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)[=\s]/g)) {
-        assert.ok(!SECRET_ENV.has(name!) && !SECRETISH.test(name!), `${instruction.keyword} ${name} on line ${instruction.line}`);
+        assert.ok(
+          !SECRET_ENV.has(name!) && !SECRETISH.test(name!),
+          `${instruction.keyword} ${name} on line ${instruction.line}`,
+        );
       }
     }
-    for (const copy of stages.flat().filter((i) => i.keyword === 'COPY')) assert.doesNotMatch(copy.args, /\.env|\.pem|\.key\b/, `no secret file copied (line ${copy.line})`);
+    for (const copy of stages.flat().filter((i) => i.keyword === 'COPY'))
+      assert.doesNotMatch(copy.args, /\.env|\.pem|\.key\b/, `no secret file copied (line ${copy.line})`);
     const cmd = find(runtime, 'CMD').at(-1)!.args;
     assert.match(cmd, /^\["node", "dist\/server\.js"\]$/);
-    assert.match(find(runtime, 'ENV').map((e) => e.args).join(' '), /NODE_ENV=production/);
+    assert.match(
+      find(runtime, 'ENV')
+        .map((e) => e.args)
+        .join(' '),
+      /NODE_ENV=production/,
+    );
   });
 
   it('writes only to its /app/var volume (and /tmp): every default write path is under var/', () => {
-    assert.deepEqual(find(runtime, 'WORKDIR').map((w) => w.args), ['/app']);
+    assert.deepEqual(
+      find(runtime, 'WORKDIR').map((w) => w.args),
+      ['/app'],
+    );
     assert.match(find(runtime, 'VOLUME')[0]?.args ?? '', /"\/app\/var"/);
-    const runs = find(runtime, 'RUN').map((r) => r.args).join('\n');
+    const runs = find(runtime, 'RUN')
+      .map((r) => r.args)
+      .join('\n');
     assert.match(runs, /chown flokie:flokie \/app\/var/);
     assert.match(SETTINGS.DATABASE_URL.default, /^sqlite:var\//);
     assert.match(SETTINGS.MAIL_OUTBOX_DIR.default, /^var\//);
   });
 
-  it("npm ci can run its prepare script in the build stage: the script is copied before `RUN npm ci`", () => {
+  it('npm ci can run its prepare script in the build stage: the script is copied before `RUN npm ci`', () => {
     const prepare = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.prepare!;
     const script = /^node (\S+)$/.exec(prepare)?.[1];
     assert.ok(script, `prepare runs one node script: ${prepare}`);
     const build = stages[0]!;
     const install = build.findIndex((i) => i.keyword === 'RUN' && /npm ci/.test(i.args));
-    const copied = build.slice(0, install).filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    const copied = build
+      .slice(0, install)
+      .filter((i) => i.keyword === 'COPY')
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
     assert.ok(copied.includes(script), `${script} is copied before npm ci (copied: ${copied.join(' ')})`);
   });
 
   it('copies only files that exist and that .dockerignore lets through; .dockerignore keeps secrets out', () => {
-    const ignore = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const ignore = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     assert.equal(ignore[0], '*', 'allow-list: everything is excluded first');
-    for (const excluded of ['**/.env*', '**/*.pem', '**/*.key']) assert.ok(ignore.includes(excluded), `.dockerignore has ${excluded}`);
+    for (const excluded of ['**/.env*', '**/*.pem', '**/*.key'])
+      assert.ok(ignore.includes(excluded), `.dockerignore has ${excluded}`);
     const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));
-    const sources = stages.flat().filter((i) => i.keyword === 'COPY' && !/--from=/.test(i.args)).flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1));
+    const sources = stages
+      .flat()
+      .filter((i) => i.keyword === 'COPY' && !/--from=/.test(i.args))
+      .flatMap((i) =>
+        i.args
+          .split(/\s+/)
+          .filter((a) => !a.startsWith('--'))
+          .slice(0, -1),
+      );
     assert.ok(sources.length >= 4);
     for (const source of sources) {
       assert.ok(existsSync(join(root, source)), `COPY source ${source} exists`);
-      assert.ok(allowed.some((a) => source === a || source.startsWith(a + '/')), `COPY source ${source} is allowed by .dockerignore`);
+      assert.ok(
+        allowed.some((a) => source === a || source.startsWith(a + '/')),
+        `COPY source ${source} is allowed by .dockerignore`,
+      );
     }
   });
 });
 
 describe('docker-compose.yml', () => {
-  const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as { services: Record<string, any>; networks: Record<string, any> };
+  const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as {
+    services: Record<string, any>;
+    networks: Record<string, any>;
+  };
   const services = compose.services;
 
   it('runs the app with PostgreSQL, Redis and nginx', () => {
@@ -164,7 +211,8 @@ describe('docker-compose.yml', () => {
       assert.ok(service.tmpfs?.includes('/tmp'), `${name}.tmpfs has /tmp`);
       assert.ok(service.security_opt?.includes('no-new-privileges:true'), `${name}.security_opt`);
       assert.deepEqual(service.cap_drop, ['ALL'], `${name}.cap_drop`);
-      for (const cap of service.cap_add ?? []) assert.ok(!['SYS_ADMIN', 'NET_ADMIN', 'SYS_PTRACE', 'ALL'].includes(cap), `${name} adds ${cap}`);
+      for (const cap of service.cap_add ?? [])
+        assert.ok(!['SYS_ADMIN', 'NET_ADMIN', 'SYS_PTRACE', 'ALL'].includes(cap), `${name} adds ${cap}`);
       assert.notEqual(service.privileged, true, `${name} is not privileged`);
     }
     assert.equal(services.app.cap_add, undefined, 'the app needs no capability at all');
@@ -173,7 +221,10 @@ describe('docker-compose.yml', () => {
   it('takes secrets only from git-ignored env files, never inline', () => {
     for (const [name, service] of Object.entries(services)) {
       for (const key of Object.keys(service.environment ?? {})) {
-        assert.ok(!SECRET_ENV.has(key) && !SECRETISH.test(key), `${name}.environment.${key} must come from an env file`);
+        assert.ok(
+          !SECRET_ENV.has(key) && !SECRETISH.test(key),
+          `${name}.environment.${key} must come from an env file`,
+        );
       }
       for (const file of service.env_file ?? []) {
         const ignored = spawnSync('git', ['check-ignore', '-q', file], { cwd: root });
@@ -184,7 +235,8 @@ describe('docker-compose.yml', () => {
   });
 
   it('publishes only nginx; the database and Redis are on an internal network', () => {
-    for (const [name, service] of Object.entries(services)) if (name !== 'nginx') assert.equal(service.ports, undefined, `${name} publishes no port`);
+    for (const [name, service] of Object.entries(services))
+      if (name !== 'nginx') assert.equal(service.ports, undefined, `${name} publishes no port`);
     assert.equal(compose.networks.backend.internal, true);
     for (const name of ['postgres', 'redis']) assert.deepEqual(services[name].networks, ['backend']);
   });
@@ -195,7 +247,10 @@ describe('docker-compose.yml', () => {
     assert.equal(env.TRUSTED_PROXIES, services.nginx.networks.edge.ipv4_address, 'only nginx is a trusted proxy');
     assert.ok(Number(env.WEB_CONCURRENCY) >= 1);
     assert.deepEqual(services.app.healthcheck.test, ['CMD', 'node', 'deploy/healthcheck.mjs']);
-    assert.ok(services.app.volumes.some((v: string) => v.endsWith(':/app/var')), 'a volume for /app/var');
+    assert.ok(
+      services.app.volumes.some((v: string) => v.endsWith(':/app/var')),
+      'a volume for /app/var',
+    );
     assert.equal(services.app.depends_on.migrate.condition, 'service_completed_successfully');
     assert.deepEqual(services.migrate.command, ['node', 'dist/cli/index.js', 'migrate', 'up']);
     assert.ok(existsSync(join(root, 'src/cli/migrate.ts')));
@@ -207,7 +262,8 @@ describe('docker-compose.yml', () => {
       for (const volume of service.volumes ?? []) {
         const source = String(volume).split(':')[0]!;
         if (!source.startsWith('./')) continue;
-        const generated = source.startsWith('./deploy/certs/') && certs.includes(source.slice('./deploy/certs/'.length));
+        const generated =
+          source.startsWith('./deploy/certs/') && certs.includes(source.slice('./deploy/certs/'.length));
         assert.ok(generated || existsSync(join(root, source)), `${name} mounts ${source}`);
       }
     }
@@ -216,9 +272,14 @@ describe('docker-compose.yml', () => {
   it('deploy/generate-env.mjs writes every env file, mode 600, with secrets production accepts', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flokie-env-'));
     try {
-      const run = () => spawnSync(process.execPath, [join(root, 'deploy/generate-env.mjs'), '--dir', dir], { encoding: 'utf8' });
+      const run = () =>
+        spawnSync(process.execPath, [join(root, 'deploy/generate-env.mjs'), '--dir', dir], { encoding: 'utf8' });
       assert.equal(run().status, 0);
-      const wanted = new Set(Object.values(services).flatMap((s: any) => s.env_file ?? []).map((f: string) => f.replace(/^deploy\//, '')));
+      const wanted = new Set(
+        Object.values(services)
+          .flatMap((s: any) => s.env_file ?? [])
+          .map((f: string) => f.replace(/^deploy\//, '')),
+      );
       for (const file of wanted) {
         assert.ok(existsSync(join(dir, file)), `${file} generated`);
         assert.equal(statSync(join(dir, file)).mode & 0o777, 0o600, `${file} is private`);
@@ -239,8 +300,15 @@ describe('docker-compose.yml', () => {
       assert.notEqual(migrator.JWT_SECRET_KEY, env.JWT_SECRET_KEY, "the migrate job never holds the service's keys");
       assert.notEqual(env.SECRET_KEY, env.JWT_SECRET_KEY);
       // The pre-deployment checklist (`flokie check`) finds nothing to fail in this configuration.
-      const failed = runChecks(config, { cwd: dir, env: { ...env, ...services.app.environment }, skipGit: true }).filter((r) => r.status === 'fail');
-      assert.deepEqual(failed.map((r) => `${r.id}: ${r.detail}`), []);
+      const failed = runChecks(config, {
+        cwd: dir,
+        env: { ...env, ...services.app.environment },
+        skipGit: true,
+      }).filter((r) => r.status === 'fail');
+      assert.deepEqual(
+        failed.map((r) => `${r.id}: ${r.detail}`),
+        [],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -249,9 +317,11 @@ describe('docker-compose.yml', () => {
 
 describe('deploy/nginx.conf', () => {
   const conf = read('deploy/nginx.conf').replace(/#.*$/gm, '');
-   
-  const directive = (name: string) => [...conf.matchAll(new RegExp(`^\\s*${name}\\s+([^;]+);`, 'gm'))].map((m) => m[1]!.trim());
-  const location = (path: string) => new RegExp(`location ${path.replace(/[/.]/g, '\\$&')} \\{([^}]*)\\}`).exec(conf)?.[1] ?? '';
+
+  const directive = (name: string) =>
+    [...conf.matchAll(new RegExp(`^\\s*${name}\\s+([^;]+);`, 'gm'))].map((m) => m[1]!.trim());
+  const location = (path: string) =>
+    new RegExp(`location ${path.replace(/[/.]/g, '\\$&')} \\{([^}]*)\\}`).exec(conf)?.[1] ?? '';
 
   it("has the guide's TLS settings: TLS 1.2/1.3 only, the service's own ECDHE AEAD suites, no tickets, HTTP/2", () => {
     assert.deepEqual(directive('ssl_protocols'), ['TLSv1.2 TLSv1.3']);

@@ -124,7 +124,12 @@ export async function register(app: FastifyInstance, user = uniqueUser()) {
   return { ...user, id: json(res).data.user.id as string };
 }
 
-export async function login(app: FastifyInstance, username: string, password = STRONG_PASSWORD, headers: Record<string, string> = {}) {
+export async function login(
+  app: FastifyInstance,
+  username: string,
+  password = STRONG_PASSWORD,
+  headers: Record<string, string> = {},
+) {
   const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, headers });
   if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`);
   const data = json(res).data;

@@ -26,7 +26,11 @@ export async function createTestDatabase(options: { file?: boolean } = {}): Prom
   if (dialect === 'sqlite') {
     if (!options.file) return { url: 'sqlite::memory:', dialect, drop: async () => {} };
     const dir = mkdtempSync(join(tmpdir(), 'flokie-test-'));
-    return { url: `sqlite:${join(dir, 'test.db')}`, dialect, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      url: `sqlite:${join(dir, 'test.db')}`,
+      dialect,
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   if (dialect === 'postgres') {
     const admin = new pg.Client({ connectionString: base });

@@ -15,7 +15,10 @@ export const SHIPPED_PLACES = join(ROOT, 'deploy/nginx');
 export function ensureNginx(): string {
   const found = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' });
   if (found.status === 0) return found.stdout.trim().split('\n')[0]!;
-  const install = spawnSync('bash', [join(ROOT, 'scripts/install-nginx.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const install = spawnSync('bash', [join(ROOT, 'scripts/install-nginx.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   assert.equal(install.status, 0, 'scripts/install-nginx.sh failed');
   return install.stdout.trim().split('\n').at(-1)!;
 }
@@ -41,6 +44,14 @@ export function nginxFolder(dir: string, ports: { app: number; http: number; htt
   return join(dir, 'nginx.conf');
 }
 
-
 /** Command-line arguments that make nginx use `folder` for everything (-t, or a run with -g 'daemon off;'). */
-export const nginxArgs = (folder: string) => ['-p', `${folder}/`, '-e', join(folder, 'error.log'), '-c', join(folder, 'nginx.conf'), '-g', `pid ${join(folder, 'nginx.pid')};`];
+export const nginxArgs = (folder: string) => [
+  '-p',
+  `${folder}/`,
+  '-e',
+  join(folder, 'error.log'),
+  '-c',
+  join(folder, 'nginx.conf'),
+  '-g',
+  `pid ${join(folder, 'nginx.pid')};`,
+];

@@ -58,8 +58,16 @@ describe('bad input on a real socket', () => {
   const cases: [string, string, number][] = [
     ['oversized headers', `GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
     ['oversized URL beyond the header limit', `GET /api/health?${'q'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431],
-    ['duplicate Content-Length', 'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}', 400],
-    ['Content-Length with Transfer-Encoding', 'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+    [
+      'duplicate Content-Length',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}',
+      400,
+    ],
+    [
+      'Content-Length with Transfer-Encoding',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      400,
+    ],
     ['garbage request line', 'HELLO THERE\r\n\r\n', 400],
     ['control character in a header', 'GET /api/health HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0001b\r\n\r\n', 400],
   ];
@@ -76,10 +84,20 @@ describe('bad input on a real socket', () => {
   }
 
   it('duplicate X-CSRF-Token / X-Auth-Mode / Authorization headers are 4xx, and the server still serves', async () => {
-    const dupAuth = parse(await raw(port, 'GET /api/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\nAuthorization: Bearer d.e.f\r\nConnection: close\r\n\r\n'));
+    const dupAuth = parse(
+      await raw(
+        port,
+        'GET /api/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\nAuthorization: Bearer d.e.f\r\nConnection: close\r\n\r\n',
+      ),
+    );
     assert.equal(dupAuth.status, 401);
     assertEnvelope(dupAuth.body, dupAuth.status, 'duplicate authorization');
-    const dupCsrf = parse(await raw(port, 'POST /api/auth/refresh HTTP/1.1\r\nHost: x\r\nCookie: flokie_refresh=abc\r\nX-CSRF-Token: a\r\nX-CSRF-Token: b\r\nConnection: close\r\n\r\n'));
+    const dupCsrf = parse(
+      await raw(
+        port,
+        'POST /api/auth/refresh HTTP/1.1\r\nHost: x\r\nCookie: flokie_refresh=abc\r\nX-CSRF-Token: a\r\nX-CSRF-Token: b\r\nConnection: close\r\n\r\n',
+      ),
+    );
     assert.equal(dupCsrf.status, 403);
     const health = await fetch(`http://127.0.0.1:${port}/api/health`);
     assert.equal(health.status, 200);
@@ -101,16 +119,82 @@ describe('bad input through the router', () => {
       ['dot-dot traversal', { method: 'GET', url: '/api/docs/static/../../../package.json' }, 404],
       ['encoded traversal', { method: 'GET', url: '/api/docs/static/..%2f..%2f..%2fpackage.json' }, 404],
       ['double-encoded traversal', { method: 'GET', url: '/api/docs/static/%252e%252e%252fpackage.json' }, 404],
-      ['backslash traversal (refused by the static file server)', { method: 'GET', url: '/api/docs/static/..%5c..%5cpackage.json' }, 403],
+      [
+        'backslash traversal (refused by the static file server)',
+        { method: 'GET', url: '/api/docs/static/..%5c..%5cpackage.json' },
+        403,
+      ],
       ['overlong UTF-8', { method: 'GET', url: '/api/users/%c0%ae%c0%ae' }, 400],
-      ['form body on a JSON route', { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'username=a&password=b' }, 415],
-      ['text body on a JSON route', { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'text/plain' }, payload: '{"username":"a","password":"b"}' }, 415],
-      ['xml body', { method: 'POST', url: '/api/auth/register', headers: { 'content-type': 'application/xml' }, payload: '<a/>' }, 415],
-      ['malformed JSON', { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"username":' }, 400],
-      ['body over BODY_LIMIT', { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ username: 'a', password: 'b'.repeat(120_000) }) }, 413],
-      ['JSON array instead of object', { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '[]' }, 400],
-      ['__proto__ key', { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1},"username":"a","password":"b"}' }, 400],
-      ['conflicting content types', { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json, text/plain' }, payload: '{}' }, 415],
+      [
+        'form body on a JSON route',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: 'username=a&password=b',
+        },
+        415,
+      ],
+      [
+        'text body on a JSON route',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'content-type': 'text/plain' },
+          payload: '{"username":"a","password":"b"}',
+        },
+        415,
+      ],
+      [
+        'xml body',
+        { method: 'POST', url: '/api/auth/register', headers: { 'content-type': 'application/xml' }, payload: '<a/>' },
+        415,
+      ],
+      [
+        'malformed JSON',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"username":',
+        },
+        400,
+      ],
+      [
+        'body over BODY_LIMIT',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ username: 'a', password: 'b'.repeat(120_000) }),
+        },
+        413,
+      ],
+      [
+        'JSON array instead of object',
+        { method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '[]' },
+        400,
+      ],
+      [
+        '__proto__ key',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"__proto__":{"x":1},"username":"a","password":"b"}',
+        },
+        400,
+      ],
+      [
+        'conflicting content types',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'content-type': 'application/json, text/plain' },
+          payload: '{}',
+        },
+        415,
+      ],
     ];
     for (const [label, request, status] of cases) {
       const res = await t.app.inject(request);
@@ -128,10 +212,15 @@ describe('output encoding and input sanitising (the guide’s XSS test)', () => 
   });
   after(() => t.close());
 
-  it("test_xss_prevention: a <script> bio comes back escaped — no raw <, > or & in the body — and decodes to the original", async () => {
+  it('test_xss_prevention: a <script> bio comes back escaped — no raw <, > or & in the body — and decodes to the original', async () => {
     const u = await registerAndLogin(t.app);
     const payload = "<script>alert('xss')</script> & more";
-    const res = await t.app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(u.access), payload: { bio: payload } });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: '/api/users/profile',
+      headers: bearer(u.access),
+      payload: { bio: payload },
+    });
     assert.equal(res.statusCode, 200);
     assert.doesNotMatch(res.body, /[<>&]/);
     assert.match(res.body, /\\u003cscript\\u003e/);
@@ -150,15 +239,30 @@ describe('output encoding and input sanitising (the guide’s XSS test)', () => 
 
   it('control characters are stripped from free text; names with markup characters are refused', async () => {
     const u = await registerAndLogin(t.app);
-    const res = await t.app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(u.access), payload: { bio: 'line one\nline\u0000 two\u0007\u001b[31m\u0085' } });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: '/api/users/profile',
+      headers: bearer(u.access),
+      payload: { bio: 'line one\nline\u0000 two\u0007\u001b[31m\u0085' },
+    });
     assert.equal(res.statusCode, 200);
     assert.equal(JSON.parse(res.body).data.user.bio, 'line one\nline two[31m');
     for (const name of ['<b>bold</b>', 'Tom & Jerry', 'a"b', 'back\\slash', 'tab\there']) {
-      const bad = await t.app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(u.access), payload: { first_name: name } });
+      const bad = await t.app.inject({
+        method: 'PUT',
+        url: '/api/users/profile',
+        headers: bearer(u.access),
+        payload: { first_name: name },
+      });
       assert.equal(bad.statusCode, 400, name);
       assert.equal(JSON.parse(bad.body).error.code, 'VALIDATION_ERROR');
     }
-    const fine = await t.app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(u.access), payload: { first_name: "Zoë O'Brien-Łukasz" } });
+    const fine = await t.app.inject({
+      method: 'PUT',
+      url: '/api/users/profile',
+      headers: bearer(u.access),
+      payload: { first_name: "Zoë O'Brien-Łukasz" },
+    });
     assert.equal(fine.statusCode, 200);
   });
 });

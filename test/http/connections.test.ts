@@ -30,7 +30,12 @@ describe('connection timeouts and cap', () => {
   let port: number;
   const timers: NodeJS.Timeout[] = [];
   before(async () => {
-    t = await createTestApp({ REQUEST_TIMEOUT_SECONDS: '2', HEADERS_TIMEOUT_SECONDS: '1', KEEP_ALIVE_TIMEOUT_SECONDS: '1', MAX_CONNECTIONS: '3' });
+    t = await createTestApp({
+      REQUEST_TIMEOUT_SECONDS: '2',
+      HEADERS_TIMEOUT_SECONDS: '1',
+      KEEP_ALIVE_TIMEOUT_SECONDS: '1',
+      MAX_CONNECTIONS: '3',
+    });
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     port = (t.app.server.address() as AddressInfo).port;
   });
@@ -41,7 +46,9 @@ describe('connection timeouts and cap', () => {
 
   it('a body sent one byte at a time is answered 408 and closed after REQUEST_TIMEOUT_SECONDS', async () => {
     const outcome = await session(port, (socket) => {
-      socket.write('POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{');
+      socket.write(
+        'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{',
+      );
       const drip = setInterval(() => socket.writable && socket.write(' '), 400);
       timers.push(drip);
       socket.on('close', () => clearInterval(drip));
@@ -63,7 +70,9 @@ describe('connection timeouts and cap', () => {
   });
 
   it('an idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT_SECONDS', async () => {
-    const outcome = await session(port, (socket) => socket.write('GET /api/health/liveness HTTP/1.1\r\nHost: x\r\n\r\n'));
+    const outcome = await session(port, (socket) =>
+      socket.write('GET /api/health/liveness HTTP/1.1\r\nHost: x\r\n\r\n'),
+    );
     assert.match(outcome.text, /^HTTP\/1\.1 200 /);
     assert.ok(outcome.ms >= 900 && outcome.ms < 5000, `closed after ${outcome.ms} ms`);
   });
@@ -78,7 +87,9 @@ describe('connection timeouts and cap', () => {
     }
     try {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      const extra = await session(port, (socket) => socket.write('GET /api/health/liveness HTTP/1.1\r\nHost: x\r\n\r\n'));
+      const extra = await session(port, (socket) =>
+        socket.write('GET /api/health/liveness HTTP/1.1\r\nHost: x\r\n\r\n'),
+      );
       assert.equal(extra.text, '', 'the fourth connection gets no answer');
       assert.ok(extra.ms < 1000, `closed after ${extra.ms} ms`);
       const answer = await new Promise<string>((resolve) => {

@@ -6,7 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, login, makeAdmin, register, registerAndLogin, STRONG_PASSWORD, type TestApp } from '../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  json,
+  login,
+  makeAdmin,
+  register,
+  registerAndLogin,
+  STRONG_PASSWORD,
+  type TestApp,
+} from '../helpers/app.js';
 
 const EMPTY_JSON: Record<string, string>[] = [
   { 'content-type': 'application/json', 'content-length': '0' },
@@ -31,7 +41,9 @@ describe('an empty body sent as JSON is no body', () => {
       const asAdmin = { ...bearer(admin.access), ...headers };
       const target = await register(t.app);
       const other = await login(t.app, user.username);
-      const sessions = json(await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(user.access) })).data.sessions as { id: string; current: boolean }[];
+      const sessions = json(
+        await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(user.access) }),
+      ).data.sessions as { id: string; current: boolean }[];
       const calls: [string, string, Record<string, string>, number][] = [
         ['POST', '/api/auth/refresh', { ...headers, ...bearer(other.refresh) }, 200],
         ['POST', '/api/auth/verify-email/resend', asUser, 202],
@@ -69,7 +81,11 @@ describe('an empty body sent as JSON is no body', () => {
     ];
     for (const [method, url] of routes) {
       for (const headers of [...EMPTY_JSON, {}]) {
-        const res = await t.app.inject({ method: method as 'POST', url, headers: { ...bearer(admin.access), ...headers } });
+        const res = await t.app.inject({
+          method: method as 'POST',
+          url,
+          headers: { ...bearer(admin.access), ...headers },
+        });
         assert.equal(res.statusCode, 400, `${method} ${url} ${JSON.stringify(headers)}: ${res.body}`);
         const error = json(res).error;
         assert.equal(error.code, 'VALIDATION_ERROR');
@@ -80,12 +96,27 @@ describe('an empty body sent as JSON is no body', () => {
   });
 
   it('a body that is only whitespace, or JSON null, or not JSON, is still refused as it was', async () => {
-    const whitespace = await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: { ...bearer(admin.access), 'content-type': 'application/json' }, payload: '  ' });
+    const whitespace = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/logout',
+      headers: { ...bearer(admin.access), 'content-type': 'application/json' },
+      payload: '  ',
+    });
     assert.equal(whitespace.statusCode, 400);
     assert.equal(json(whitespace).error.message, 'Malformed JSON body');
-    const nul = await t.app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: 'null' });
+    const nul = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'content-type': 'application/json' },
+      payload: 'null',
+    });
     assert.equal(nul.statusCode, 400);
-    const proto = await t.app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1},"username":"a","password":"b"}' });
+    const proto = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"__proto__":{"x":1},"username":"a","password":"b"}',
+    });
     assert.equal(proto.statusCode, 400);
     assert.equal(json(proto).error.message, 'Malformed JSON body');
   });
@@ -118,7 +149,11 @@ describe('query booleans: true/false/1/0 in any case', () => {
   after(() => t.close());
 
   const listed = async (value: string) => {
-    const res = await t.app.inject({ method: 'GET', url: `/api/users?include_inactive=${encodeURIComponent(value)}`, headers: auth });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: `/api/users?include_inactive=${encodeURIComponent(value)}`,
+      headers: auth,
+    });
     assert.equal(res.statusCode, 200, `${value}: ${res.body}`);
     return (json(res).data.users as { id: string }[]).some((u) => u.id === inactiveId);
   };
@@ -126,7 +161,11 @@ describe('query booleans: true/false/1/0 in any case', () => {
   it('include_inactive=False / false / FALSE / 0 leave inactive users out; True / true / 1 bring them in', async () => {
     for (const value of ['False', 'false', 'FALSE', '0']) assert.equal(await listed(value), false, value);
     for (const value of ['True', 'true', 'TRUE', '1']) assert.equal(await listed(value), true, value);
-    const search = await t.app.inject({ method: 'GET', url: '/api/users/search?q=user&limit=5&include_inactive=False', headers: auth });
+    const search = await t.app.inject({
+      method: 'GET',
+      url: '/api/users/search?q=user&limit=5&include_inactive=False',
+      headers: auth,
+    });
     assert.equal(search.statusCode, 200, search.body);
   });
 
@@ -136,22 +175,37 @@ describe('query booleans: true/false/1/0 in any case', () => {
       assert.equal(res.statusCode, 400, value);
       assert.deepEqual(json(res).error.details, { include_inactive: ['Must be true or false'] }, value);
     }
-    const twice = await t.app.inject({ method: 'GET', url: '/api/users?include_inactive=true&include_inactive=false', headers: auth });
+    const twice = await t.app.inject({
+      method: 'GET',
+      url: '/api/users?include_inactive=true&include_inactive=false',
+      headers: auth,
+    });
     assert.equal(twice.statusCode, 400);
   });
 
   it('DELETE ?hard_delete=False is a soft delete; ?hard_delete=True removes the row', async () => {
     const soft = await register(t.app);
-    assert.equal((await t.app.inject({ method: 'DELETE', url: `/api/users/${soft.id}?hard_delete=False`, headers: auth })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'DELETE', url: `/api/users/${soft.id}?hard_delete=False`, headers: auth }))
+        .statusCode,
+      200,
+    );
     assert.equal((await t.app.container.users.findById(soft.id))!.is_active, 0);
     const hard = await register(t.app);
-    const res = await t.app.inject({ method: 'DELETE', url: `/api/users/${hard.id}/?hard_delete=True`, headers: { ...auth, 'content-type': 'application/json', 'content-length': '0' } });
+    const res = await t.app.inject({
+      method: 'DELETE',
+      url: `/api/users/${hard.id}/?hard_delete=True`,
+      headers: { ...auth, 'content-type': 'application/json', 'content-length': '0' },
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(await t.app.container.users.findById(hard.id), undefined);
   });
 
   it('trailing slashes are the same path', async () => {
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/users/?include_inactive=False', headers: auth })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/users/?include_inactive=False', headers: auth })).statusCode,
+      200,
+    );
     assert.equal((await t.app.inject({ method: 'GET', url: '/api/users/statistics/', headers: auth })).statusCode, 200);
   });
 });

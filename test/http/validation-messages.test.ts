@@ -9,7 +9,14 @@ import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { PATTERN_MESSAGES } from '../../src/http/fields.js';
-import { KEYWORD_MESSAGES, KNOWN_FORMATS, MAX_DETAIL_FIELDS, MAX_FIELD_NAME_LENGTH, MAX_MESSAGES_PER_FIELD, validationDetails } from '../../src/http/validation.js';
+import {
+  KEYWORD_MESSAGES,
+  KNOWN_FORMATS,
+  MAX_DETAIL_FIELDS,
+  MAX_FIELD_NAME_LENGTH,
+  MAX_MESSAGES_PER_FIELD,
+  validationDetails,
+} from '../../src/http/validation.js';
 import { bearer, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../helpers/app.js';
 
 type Schema = Record<string, any>;
@@ -37,10 +44,14 @@ function keywordsOf(schema: Schema, into: Map<string, Set<string>>, where: strin
   for (const [key, value] of Object.entries(schema)) {
     if (ANNOTATIONS.has(key)) continue;
     if (!CONTAINERS.has(key)) (into.get(key) ?? into.set(key, new Set()).get(key)!).add(where);
-    if (key === 'format') (into.get(`format:${value}`) ?? into.set(`format:${value}`, new Set()).get(`format:${value}`)!).add(where);
-    if (key === 'properties') for (const [name, sub] of Object.entries(value as Schema)) keywordsOf(sub as Schema, into, `${where}.${name}`);
-    if (key === 'anyOf' || key === 'oneOf' || key === 'allOf') for (const sub of value as Schema[]) keywordsOf(sub, into, where);
-    if ((key === 'items' || key === 'additionalProperties' || key === 'not') && typeof value === 'object') keywordsOf(value as Schema, into, where);
+    if (key === 'format')
+      (into.get(`format:${value}`) ?? into.set(`format:${value}`, new Set()).get(`format:${value}`)!).add(where);
+    if (key === 'properties')
+      for (const [name, sub] of Object.entries(value as Schema)) keywordsOf(sub as Schema, into, `${where}.${name}`);
+    if (key === 'anyOf' || key === 'oneOf' || key === 'allOf')
+      for (const sub of value as Schema[]) keywordsOf(sub, into, where);
+    if ((key === 'items' || key === 'additionalProperties' || key === 'not') && typeof value === 'object')
+      keywordsOf(value as Schema, into, where);
   }
 }
 
@@ -63,7 +74,14 @@ function casesFor(schema: Schema, inQuery: boolean): Case[] {
   if (Array.isArray(s.anyOf)) {
     const branches = s.anyOf as Schema[];
     if (branches.every((b) => 'const' in b || 'enum' in b)) {
-      return [{ keyword: 'anyOf+const', value: 'zz-not-allowed', expect: (m) => m.some((x) => x.startsWith('Must be one of: ')), describe: 'one of' }];
+      return [
+        {
+          keyword: 'anyOf+const',
+          value: 'zz-not-allowed',
+          expect: (m) => m.some((x) => x.startsWith('Must be one of: ')),
+          describe: 'one of',
+        },
+      ];
     }
     nullable = branches.some((b) => b.type === 'null');
     s = branches.find((b) => b.type !== 'null')!;
@@ -71,31 +89,78 @@ function casesFor(schema: Schema, inQuery: boolean): Case[] {
   const cases: Case[] = [];
   const orNull = nullable ? ' or null' : '';
   if (s.type === 'string') {
-    if (!inQuery) cases.push({ keyword: 'type', value: 12345, expect: has(`Must be a string${orNull}`), describe: 'number for a string' });
-    if (s.minLength >= 1) cases.push({ keyword: 'minLength', value: '', expect: has(s.minLength === 1 ? 'Must not be empty' : `Must be at least ${s.minLength} characters`), describe: 'empty' });
-    if (s.maxLength !== undefined) cases.push({ keyword: 'maxLength', value: 'a'.repeat(s.maxLength + 1), expect: has(`Must be at most ${s.maxLength} characters`), describe: 'too long' });
+    if (!inQuery)
+      cases.push({
+        keyword: 'type',
+        value: 12345,
+        expect: has(`Must be a string${orNull}`),
+        describe: 'number for a string',
+      });
+    if (s.minLength >= 1)
+      cases.push({
+        keyword: 'minLength',
+        value: '',
+        expect: has(s.minLength === 1 ? 'Must not be empty' : `Must be at least ${s.minLength} characters`),
+        describe: 'empty',
+      });
+    if (s.maxLength !== undefined)
+      cases.push({
+        keyword: 'maxLength',
+        value: 'a'.repeat(s.maxLength + 1),
+        expect: has(`Must be at most ${s.maxLength} characters`),
+        describe: 'too long',
+      });
     if (s.pattern !== undefined) {
       const re = new RegExp(s.pattern, 'u');
       const bad = ['<b>', 'a b', '\u0000'].filter((v) => !(inQuery && v.includes('\u0000'))).find((v) => !re.test(v));
-      if (bad !== undefined) cases.push({ keyword: 'pattern', value: bad, expect: has(PATTERN_MESSAGES[s.pattern] ?? 'Contains characters that are not allowed'), describe: `pattern ${JSON.stringify(bad)}` });
+      if (bad !== undefined)
+        cases.push({
+          keyword: 'pattern',
+          value: bad,
+          expect: has(PATTERN_MESSAGES[s.pattern] ?? 'Contains characters that are not allowed'),
+          describe: `pattern ${JSON.stringify(bad)}`,
+        });
     }
     if (s.format !== undefined) {
       const text = (KEYWORD_MESSAGES.format as (p: Record<string, unknown>) => string)({ format: s.format });
       cases.push({ keyword: 'format', value: 'not@@valid', expect: has(text), describe: `format ${s.format}` });
     }
   } else if (s.type === 'integer' || s.type === 'number') {
-    cases.push({ keyword: 'type', value: 'abc', expect: has(`Must be ${s.type === 'integer' ? 'an integer' : 'a number'}${orNull}`), describe: 'text for a number' });
-    if (s.minimum !== undefined) cases.push({ keyword: 'minimum', value: s.minimum - 1, expect: has(`Must be at least ${s.minimum}`), describe: 'below minimum' });
-    if (s.maximum !== undefined) cases.push({ keyword: 'maximum', value: s.maximum + 1, expect: has(`Must be at most ${s.maximum}`), describe: 'above maximum' });
+    cases.push({
+      keyword: 'type',
+      value: 'abc',
+      expect: has(`Must be ${s.type === 'integer' ? 'an integer' : 'a number'}${orNull}`),
+      describe: 'text for a number',
+    });
+    if (s.minimum !== undefined)
+      cases.push({
+        keyword: 'minimum',
+        value: s.minimum - 1,
+        expect: has(`Must be at least ${s.minimum}`),
+        describe: 'below minimum',
+      });
+    if (s.maximum !== undefined)
+      cases.push({
+        keyword: 'maximum',
+        value: s.maximum + 1,
+        expect: has(`Must be at most ${s.maximum}`),
+        describe: 'above maximum',
+      });
   } else if (s.type === 'boolean') {
-    cases.push({ keyword: 'type', value: 'maybe', expect: has(`Must be true or false${orNull}`), describe: 'maybe for a boolean' });
+    cases.push({
+      keyword: 'type',
+      value: 'maybe',
+      expect: has(`Must be true or false${orNull}`),
+      describe: 'maybe for a boolean',
+    });
   }
   if (nullable) for (const c of cases) c.keyword = `anyOf+${c.keyword}`;
   return cases;
 }
 
 /** The object schema of a body (a nullable object body unwrapped). */
-const objectOf = (schema: Schema): Schema => (Array.isArray(schema.anyOf) ? (schema.anyOf as Schema[]).find((b) => b.type === 'object')! : schema);
+const objectOf = (schema: Schema): Schema =>
+  Array.isArray(schema.anyOf) ? (schema.anyOf as Schema[]).find((b) => b.type === 'object')! : schema;
 
 describe('validation messages: every keyword in our words, every field listed, bounded', () => {
   let t: TestApp;
@@ -111,11 +176,17 @@ describe('validation messages: every keyword in our words, every field listed, b
 
   it('every Ajv keyword and format our request schemas use has a message of ours', () => {
     const used = new Map<string, Set<string>>();
-    for (const c of compiled) if (c.httpPart !== 'headers') keywordsOf(c.schema, used, `${c.method} ${c.url} ${c.httpPart}`);
+    for (const c of compiled)
+      if (c.httpPart !== 'headers') keywordsOf(c.schema, used, `${c.method} ${c.url} ${c.httpPart}`);
     assert.ok(compiled.length > 20, `request schemas recorded: ${compiled.length}`);
     for (const [keyword, where] of used) {
-      if (keyword.startsWith('format:')) assert.ok(KNOWN_FORMATS.includes(keyword.slice(7)), `${keyword} (${[...where][0]}) has no message`);
-      else assert.ok(Object.hasOwn(KEYWORD_MESSAGES, keyword), `keyword "${keyword}" (${[...where][0]}) has no message of ours`);
+      if (keyword.startsWith('format:'))
+        assert.ok(KNOWN_FORMATS.includes(keyword.slice(7)), `${keyword} (${[...where][0]}) has no message`);
+      else
+        assert.ok(
+          Object.hasOwn(KEYWORD_MESSAGES, keyword),
+          `keyword "${keyword}" (${[...where][0]}) has no message of ours`,
+        );
     }
   });
 
@@ -123,9 +194,20 @@ describe('validation messages: every keyword in our words, every field listed, b
     const exercised = new Set<string>();
     const send = async (c: Compiled, field: string, value: unknown): Promise<LightMyRequestResponse> => {
       const url = c.url.replace(/:(\w+)/g, 'x');
-      if (c.httpPart === 'body') return t.app.inject({ method: c.method as 'POST', url, headers: auth, payload: { [field]: value } as Record<string, unknown> });
-      if (c.httpPart === 'querystring') return t.app.inject({ method: c.method as 'GET', url, headers: auth, query: { [field]: String(value) } });
-      return t.app.inject({ method: c.method as 'GET', url: c.url.replace(`:${field}`, encodeURIComponent(String(value))).replace(/:(\w+)/g, 'x'), headers: auth });
+      if (c.httpPart === 'body')
+        return t.app.inject({
+          method: c.method as 'POST',
+          url,
+          headers: auth,
+          payload: { [field]: value } as Record<string, unknown>,
+        });
+      if (c.httpPart === 'querystring')
+        return t.app.inject({ method: c.method as 'GET', url, headers: auth, query: { [field]: String(value) } });
+      return t.app.inject({
+        method: c.method as 'GET',
+        url: c.url.replace(`:${field}`, encodeURIComponent(String(value))).replace(/:(\w+)/g, 'x'),
+        headers: auth,
+      });
     };
     for (const c of compiled) {
       // HEAD shares GET's schema and answers without a body.
@@ -149,13 +231,25 @@ describe('validation messages: every keyword in our words, every field listed, b
       }
       // Required fields without a default, and unknown fields.
       if (c.httpPart !== 'params') {
-        const required = ((object.required ?? []) as string[]).filter((f) => (object.properties?.[f] as Schema | undefined)?.default === undefined);
+        const required = ((object.required ?? []) as string[]).filter(
+          (f) => (object.properties?.[f] as Schema | undefined)?.default === undefined,
+        );
         if (required.length) {
           const res =
             c.httpPart === 'body'
-              ? await t.app.inject({ method: c.method as 'POST', url: c.url.replace(/:(\w+)/g, 'x'), headers: auth, payload: {} })
+              ? await t.app.inject({
+                  method: c.method as 'POST',
+                  url: c.url.replace(/:(\w+)/g, 'x'),
+                  headers: auth,
+                  payload: {},
+                })
               : await t.app.inject({ method: c.method as 'GET', url: c.url.replace(/:(\w+)/g, 'x'), headers: auth });
-          for (const f of required) assert.deepEqual(json(res).error.details?.[f], ['This field is required'], `${c.method} ${c.url} ${f}: ${res.body}`);
+          for (const f of required)
+            assert.deepEqual(
+              json(res).error.details?.[f],
+              ['This field is required'],
+              `${c.method} ${c.url} ${f}: ${res.body}`,
+            );
           exercised.add('required');
         }
         if (object.additionalProperties === false) {
@@ -190,7 +284,9 @@ describe('validation messages: every keyword in our words, every field listed, b
       email: ['Not a valid e-mail address'],
       // A password being set is MIN_PASSWORD_LENGTH (8) long at least, a rule the contract states.
       password: ['Must be at least 8 characters'],
-      first_name: ['Must not contain markup (< > & " \\), control characters or invisible format characters (such as bidi controls)'],
+      first_name: [
+        'Must not contain markup (< > & " \\), control characters or invisible format characters (such as bidi controls)',
+      ],
       last_name: ['Must be a string'],
       is_admin: ['Unknown field'],
     });
@@ -201,7 +297,12 @@ describe('validation messages: every keyword in our words, every field listed, b
     for (let i = 0; i < 5800; i++) fields[`field_${i}`] = i;
     const body = JSON.stringify(fields);
     assert.ok(body.length > 100_000 && body.length <= t.config.BODY_LIMIT);
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/register', headers: { 'content-type': 'application/json' }, payload: body });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      headers: { 'content-type': 'application/json' },
+      payload: body,
+    });
     assert.equal(res.statusCode, 400);
     assert.ok(res.body.length < 4096, `answer is ${res.body.length} bytes`);
     const error = json(res).error;
@@ -213,11 +314,19 @@ describe('validation messages: every keyword in our words, every field listed, b
     assert.equal(long.statusCode, 400);
     assert.ok(long.body.length < 2048, `answer is ${long.body.length} bytes`);
     const names = Object.keys(json(long).error.details);
-    assert.ok(names.every((n) => n.length <= MAX_FIELD_NAME_LENGTH + 1), names.join(', '));
+    assert.ok(
+      names.every((n) => n.length <= MAX_FIELD_NAME_LENGTH + 1),
+      names.join(', '),
+    );
   });
 
   it('at most MAX_MESSAGES_PER_FIELD messages per field, none repeated', () => {
-    const errors = Array.from({ length: 12 }, (_, i) => ({ instancePath: '/name', schemaPath: `#/x/${i}`, keyword: 'maxLength', params: { limit: i } }));
+    const errors = Array.from({ length: 12 }, (_, i) => ({
+      instancePath: '/name',
+      schemaPath: `#/x/${i}`,
+      keyword: 'maxLength',
+      params: { limit: i },
+    }));
     errors.push({ instancePath: '/name', schemaPath: '#/y', keyword: 'maxLength', params: { limit: 0 } });
     const { details, total } = validationDetails(errors, 'body');
     assert.equal(details.name!.length, MAX_MESSAGES_PER_FIELD);
@@ -226,7 +335,18 @@ describe('validation messages: every keyword in our words, every field listed, b
   });
 
   it('an unknown Ajv keyword still gets a sentence of ours, never Ajv’s text', () => {
-    const { details } = validationDetails([{ instancePath: '/x', schemaPath: '#/x/uniqueItems', keyword: 'uniqueItems', message: 'must NOT have duplicate items', params: {} }], 'body');
+    const { details } = validationDetails(
+      [
+        {
+          instancePath: '/x',
+          schemaPath: '#/x/uniqueItems',
+          keyword: 'uniqueItems',
+          message: 'must NOT have duplicate items',
+          params: {},
+        },
+      ],
+      'body',
+    );
     assert.deepEqual({ ...details }, { x: ['Is not valid'] });
   });
 });

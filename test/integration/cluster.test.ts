@@ -14,13 +14,20 @@ import { request, sleep, startServer, type ServerProcess } from '../helpers/serv
 const HEALTH_TOKEN = 'cluster-test-health-token-0123456789';
 
 function env(workers: number, dir: string) {
-  return { WEB_CONCURRENCY: String(workers), DATABASE_URL: `sqlite:${join(dir, 'flokie.db')}`, HEALTH_TOKEN, LOG_LEVEL: 'info' };
+  return {
+    WEB_CONCURRENCY: String(workers),
+    DATABASE_URL: `sqlite:${join(dir, 'flokie.db')}`,
+    HEALTH_TOKEN,
+    LOG_LEVEL: 'info',
+  };
 }
 
 async function servingPids(server: ServerProcess, requests: number): Promise<number[]> {
   const pids: number[] = [];
   for (let i = 0; i < requests; i++) {
-    const res = await request('GET', `${server.url}/api/health/detailed`, { headers: { 'x-health-token': HEALTH_TOKEN } });
+    const res = await request('GET', `${server.url}/api/health/detailed`, {
+      headers: { 'x-health-token': HEALTH_TOKEN },
+    });
     assert.equal(res.status, 200, res.text);
     pids.push(res.body.application.pid);
   }
@@ -66,8 +73,15 @@ describe('WEB_CONCURRENCY', { timeout: 400_000 }, () => {
       const workers = [...replaced];
       const code = await server.stop('SIGTERM');
       assert.equal(code, 0, server.output().slice(-2000));
-      assert.ok(workers.every((pid) => !alive(pid)), 'no worker outlives the primary');
-      assert.equal((server.output().match(/shutting down: finishing in-flight requests/g) ?? []).length, 2, 'each worker shut down gracefully');
+      assert.ok(
+        workers.every((pid) => !alive(pid)),
+        'no worker outlives the primary',
+      );
+      assert.equal(
+        (server.output().match(/shutting down: finishing in-flight requests/g) ?? []).length,
+        2,
+        'each worker shut down gracefully',
+      );
     } finally {
       if (server.child.exitCode === null) server.child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
@@ -77,12 +91,17 @@ describe('WEB_CONCURRENCY', { timeout: 400_000 }, () => {
   it('2 without Redis: a token revoked on one worker is refused by the other on the very next request (IPC)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flokie-cluster-'));
     // A poll every 60 s: only the primary's relay (src/state/cluster-bus.ts) can deliver in time.
-    const server = await startServer({ ...env(2, dir), CACHE_SYNC_INTERVAL_MS: '60000', LOG_LEVEL: 'warn', RATE_LIMIT_ENABLED: 'false' }, { cwd: dir });
+    const server = await startServer(
+      { ...env(2, dir), CACHE_SYNC_INTERVAL_MS: '60000', LOG_LEVEL: 'warn', RATE_LIMIT_ENABLED: 'false' },
+      { cwd: dir },
+    );
     try {
       for (let i = 0; i < 1200 && new Set(await servingPids(server, 4)).size < 2; i++) await sleep(100);
       const username = `cl_${Date.now()}`;
       const password = 'Velvet-Orbit-Harbor-42';
-      const registered = await request('POST', `${server.url}/api/auth/register`, { body: { username, email: `${username}@example.com`, password } });
+      const registered = await request('POST', `${server.url}/api/auth/register`, {
+        body: { username, email: `${username}@example.com`, password },
+      });
       assert.equal(registered.status, 201, registered.text);
       const delays: number[] = [];
       for (let round = 0; round < 5; round++) {
@@ -90,7 +109,8 @@ describe('WEB_CONCURRENCY', { timeout: 400_000 }, () => {
         assert.equal(login.status, 200, login.text);
         const token = login.body.data.access_token as string;
         // Fresh connections go to the workers in turn (round robin): both check the token and cache it.
-        for (let i = 0; i < 4; i++) assert.equal((await request('GET', `${server.url}/api/auth/me`, { token })).status, 200);
+        for (let i = 0; i < 4; i++)
+          assert.equal((await request('GET', `${server.url}/api/auth/me`, { token })).status, 200);
         const logout = await request('POST', `${server.url}/api/auth/logout`, { token });
         assert.equal(logout.status, 200, logout.text);
         const since = performance.now();
@@ -100,7 +120,9 @@ describe('WEB_CONCURRENCY', { timeout: 400_000 }, () => {
         assert.deepEqual(after, [401, 401, 401, 401], `round ${round}: every worker refuses the token at once`);
       }
       assert.equal(new Set(await servingPids(server, 4)).size, 2, 'both workers were serving in turn');
-      console.log(`# cluster without Redis: 4 requests right after each logout all refused; 4 requests took ${delays.join(', ')} ms`);
+      console.log(
+        `# cluster without Redis: 4 requests right after each logout all refused; 4 requests took ${delays.join(', ')} ms`,
+      );
       assert.equal(await server.stop('SIGTERM'), 0, server.output().slice(-2000));
     } finally {
       if (server.child.exitCode === null) server.child.kill('SIGKILL');

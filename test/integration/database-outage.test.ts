@@ -59,7 +59,14 @@ describe('PostgreSQL silent behind a stalled network, a real server process', { 
 
   it('answers 503 within the bound while the database is silent and recovers without a restart', async () => {
     const username = `outage_${Date.now()}`;
-    assert.equal((await request('POST', `${server.url}/api/auth/register`, { body: { username, email: `${username}@example.com`, password: PASSWORD } })).status, 201);
+    assert.equal(
+      (
+        await request('POST', `${server.url}/api/auth/register`, {
+          body: { username, email: `${username}@example.com`, password: PASSWORD },
+        })
+      ).status,
+      201,
+    );
     const login = () => request('POST', `${server.url}/api/auth/login`, { body: { username, password: PASSWORD } });
     const first = (await login()).body.data;
     const unused = (await login()).body.data;
@@ -75,8 +82,16 @@ describe('PostgreSQL silent behind a stalled network, a real server process', { 
       return res;
     };
     assertUnavailable(await timed('login', login), 'login');
-    assertUnavailable(await timed('refresh', () => request('POST', `${server.url}/api/auth/refresh`, { body: { refresh_token: first.refresh_token } })), 'refresh');
-    assertUnavailable(await timed('uncached /me', () => request('GET', `${server.url}/api/auth/me`, { token: unused.access_token })), 'uncached /me');
+    assertUnavailable(
+      await timed('refresh', () =>
+        request('POST', `${server.url}/api/auth/refresh`, { body: { refresh_token: first.refresh_token } }),
+      ),
+      'refresh',
+    );
+    assertUnavailable(
+      await timed('uncached /me', () => request('GET', `${server.url}/api/auth/me`, { token: unused.access_token })),
+      'uncached /me',
+    );
     const health = await timed('health', () => request('GET', `${server.url}/api/health`));
     assert.equal(health.status, 503);
     const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => timed(`burst ${i}`, login)));
@@ -100,8 +115,15 @@ describe('PostgreSQL silent behind a stalled network, a real server process', { 
     // Every pooled connection that lost a query was discarded: nothing answers out of step now.
     for (let i = 0; i < 10; i++) {
       const pair = (await login()).body.data;
-      assert.equal((await request('GET', `${server.url}/api/auth/me`, { token: pair.access_token })).body.data.user.username, username);
-      assert.equal((await request('POST', `${server.url}/api/auth/refresh`, { body: { refresh_token: pair.refresh_token } })).status, 200);
+      assert.equal(
+        (await request('GET', `${server.url}/api/auth/me`, { token: pair.access_token })).body.data.user.username,
+        username,
+      );
+      assert.equal(
+        (await request('POST', `${server.url}/api/auth/refresh`, { body: { refresh_token: pair.refresh_token } }))
+          .status,
+        200,
+      );
     }
     for (let i = 0; i < 150 && !lines().some((l) => l.msg === 'database available again'); i++) await sleep(100);
     assert.equal(lines().filter((l) => l.msg === 'database available again').length, 1, 'recovery logged once');

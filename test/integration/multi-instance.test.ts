@@ -42,7 +42,12 @@ describe('two instances on PostgreSQL + Redis', { timeout: 180_000 }, () => {
       CACHE_SYNC_INTERVAL_MS: '60000',
       MAX_LOGIN_ATTEMPTS: '3',
       RATE_LIMIT_ENABLED: 'true',
-      RATE_LIMITS: JSON.stringify({ default: '100000 per hour', 'auth.login': '1000 per minute', 'auth.register': '1000 per minute', 'password.reset': '4 per minute' }),
+      RATE_LIMITS: JSON.stringify({
+        default: '100000 per hour',
+        'auth.login': '1000 per minute',
+        'auth.register': '1000 per minute',
+        'password.reset': '4 per minute',
+      }),
       BRUTE_FORCE_ALERT_THRESHOLD: '100000',
     };
     // Started together: both apply migrations at once, which the migrator's lock must serialise.
@@ -56,13 +61,18 @@ describe('two instances on PostgreSQL + Redis', { timeout: 180_000 }, () => {
     await db?.end();
     await database?.drop();
     const removed = await redis.clear();
-    console.log(`# propagation delays (ms): ${JSON.stringify(delays)}; instance exit codes ${codes.join(', ')}; redis keys removed ${removed}`);
+    console.log(
+      `# propagation delays (ms): ${JSON.stringify(delays)}; instance exit codes ${codes.join(', ')}; redis keys removed ${removed}`,
+    );
     assert.deepEqual(codes, [0, 0], 'both instances shut down cleanly on SIGTERM');
   });
 
   async function registerUser(on: ServerProcess, from = '127.0.0.1') {
     const username = unique('mi');
-    const res = await request('POST', `${on.url}/api/auth/register`, { from, body: { username, email: `${username}@example.com`, password: PASSWORD } });
+    const res = await request('POST', `${on.url}/api/auth/register`, {
+      from,
+      body: { username, email: `${username}@example.com`, password: PASSWORD },
+    });
     assert.equal(res.status, 201, res.text);
     return { username, id: res.body.data.user.id as string };
   }
@@ -96,82 +106,152 @@ describe('two instances on PostgreSQL + Redis', { timeout: 180_000 }, () => {
     const logout = await request('POST', `${a.url}/api/auth/logout`, { token: access });
     assert.equal(logout.status, 200, logout.text);
     const since = performance.now();
-    delays.logout = await within(BOUND_MS, since, 'logout on A seen by B', async () => (await me(b, access)).status === 401);
+    delays.logout = await within(
+      BOUND_MS,
+      since,
+      'logout on A seen by B',
+      async () => (await me(b, access)).status === 401,
+    );
     const refreshed = await request('POST', `${b.url}/api/auth/refresh`, { body: { refresh_token: refresh } });
     assert.equal(refreshed.status, 401, 'the session refresh token is dead on B too');
   });
 
-  it('a token revoked by an admin (POST /api/security/tokens/revoke) on A is refused on B at once', { skip: !hasSecurityApi && 'src/modules/security/routes.ts not built yet' }, async () => {
-    const root = await admin(a);
-    const victim = await registerUser(a);
-    const { access } = await login(a, victim.username);
-    assert.equal((await me(b, access)).status, 200);
-    const revoke = await request('POST', `${a.url}/api/security/tokens/revoke`, { from: '127.0.0.9', token: root.access, body: { jti: claimsOf(access).jti } });
-    assert.equal(revoke.status, 200, revoke.text);
-    delays.admin_revoke_jti = await within(BOUND_MS, performance.now(), 'jti revocation on A seen by B', async () => (await me(b, access)).status === 401);
+  it(
+    'a token revoked by an admin (POST /api/security/tokens/revoke) on A is refused on B at once',
+    { skip: !hasSecurityApi && 'src/modules/security/routes.ts not built yet' },
+    async () => {
+      const root = await admin(a);
+      const victim = await registerUser(a);
+      const { access } = await login(a, victim.username);
+      assert.equal((await me(b, access)).status, 200);
+      const revoke = await request('POST', `${a.url}/api/security/tokens/revoke`, {
+        from: '127.0.0.9',
+        token: root.access,
+        body: { jti: claimsOf(access).jti },
+      });
+      assert.equal(revoke.status, 200, revoke.text);
+      delays.admin_revoke_jti = await within(
+        BOUND_MS,
+        performance.now(),
+        'jti revocation on A seen by B',
+        async () => (await me(b, access)).status === 401,
+      );
 
-    const other = await login(a, victim.username);
-    assert.equal((await me(b, other.access)).status, 200);
-    const all = await request('POST', `${a.url}/api/security/tokens/revoke`, { from: '127.0.0.9', token: root.access, body: { user_id: victim.id } });
-    assert.equal(all.status, 200, all.text);
-    delays.admin_revoke_user = await within(BOUND_MS, performance.now(), 'user revocation on A seen by B', async () => (await me(b, other.access)).status === 401);
-  });
+      const other = await login(a, victim.username);
+      assert.equal((await me(b, other.access)).status, 200);
+      const all = await request('POST', `${a.url}/api/security/tokens/revoke`, {
+        from: '127.0.0.9',
+        token: root.access,
+        body: { user_id: victim.id },
+      });
+      assert.equal(all.status, 200, all.text);
+      delays.admin_revoke_user = await within(
+        BOUND_MS,
+        performance.now(),
+        'user revocation on A seen by B',
+        async () => (await me(b, other.access)).status === 401,
+      );
+    },
+  );
 
-  it('a user deactivated by an admin on A loses access on B at once', { skip: !hasAdminApi && 'src/modules/users/admin-routes.ts not built yet' }, async () => {
-    const root = await admin(a);
-    const victim = await registerUser(a);
-    const { access } = await login(a, victim.username);
-    assert.equal((await me(b, access)).status, 200);
-    const res = await request('POST', `${a.url}/api/users/${victim.id}/deactivate`, { from: '127.0.0.9', token: root.access });
-    assert.equal(res.status, 200, res.text);
-    delays.deactivate = await within(BOUND_MS, performance.now(), 'deactivation on A seen by B', async () => (await me(b, access)).status === 401);
-  });
+  it(
+    'a user deactivated by an admin on A loses access on B at once',
+    { skip: !hasAdminApi && 'src/modules/users/admin-routes.ts not built yet' },
+    async () => {
+      const root = await admin(a);
+      const victim = await registerUser(a);
+      const { access } = await login(a, victim.username);
+      assert.equal((await me(b, access)).status, 200);
+      const res = await request('POST', `${a.url}/api/users/${victim.id}/deactivate`, {
+        from: '127.0.0.9',
+        token: root.access,
+      });
+      assert.equal(res.status, 200, res.text);
+      delays.deactivate = await within(
+        BOUND_MS,
+        performance.now(),
+        'deactivation on A seen by B',
+        async () => (await me(b, access)).status === 401,
+      );
+    },
+  );
 
   it('failed logins through A lock the account on B (423)', async () => {
     const user = await registerUser(a, '127.0.0.4');
     for (let i = 0; i < 3; i++) {
-      const res = await request('POST', `${a.url}/api/auth/login`, { from: '127.0.0.4', body: { username: user.username, password: 'Wrong-Password-000' } });
+      const res = await request('POST', `${a.url}/api/auth/login`, {
+        from: '127.0.0.4',
+        body: { username: user.username, password: 'Wrong-Password-000' },
+      });
       assert.ok([401, 423].includes(res.status), `failure ${i + 1}: ${res.status}`);
     }
     const since = performance.now();
     delays.lockout = await within(BOUND_MS, since, 'lockout on A seen by B', async () => {
-      const res = await request('POST', `${b.url}/api/auth/login`, { from: '127.0.0.4', body: { username: user.username, password: PASSWORD } });
+      const res = await request('POST', `${b.url}/api/auth/login`, {
+        from: '127.0.0.4',
+        body: { username: user.username, password: PASSWORD },
+      });
       return res.status === 423 && res.body.error.code === 'LOCKED';
     });
   });
 
-  it('a rate limit counts requests on both instances together', { skip: !hasRateLimits && 'src/plugins/app/rate-limit.ts not built yet' }, async () => {
-    // password.reset is 4 per minute per client: two on each instance use it up.
-    const from = '127.0.0.5';
-    const ask = (on: ServerProcess) => request('POST', `${on.url}/api/auth/password/reset-request`, { from, body: { email: 'nobody@example.com' } });
-    for (const on of [a, b, a, b]) assert.equal((await ask(on)).status, 202);
-    const fifth = await ask(a);
-    assert.equal(fifth.status, 429, 'the fifth request (third on A) is over the shared limit');
-    assert.equal(fifth.body.error.code, 'RATE_LIMIT_EXCEEDED');
-    assert.ok(Number(fifth.headers['retry-after']) >= 1);
-    assert.equal((await ask(b)).status, 429, 'and so is the next on B');
-    const elsewhere = await request('POST', `${b.url}/api/auth/password/reset-request`, { from: '127.0.0.6', body: { email: 'nobody@example.com' } });
-    assert.equal(elsewhere.status, 202, 'another client is not affected');
-  });
+  it(
+    'a rate limit counts requests on both instances together',
+    { skip: !hasRateLimits && 'src/plugins/app/rate-limit.ts not built yet' },
+    async () => {
+      // password.reset is 4 per minute per client: two on each instance use it up.
+      const from = '127.0.0.5';
+      const ask = (on: ServerProcess) =>
+        request('POST', `${on.url}/api/auth/password/reset-request`, { from, body: { email: 'nobody@example.com' } });
+      for (const on of [a, b, a, b]) assert.equal((await ask(on)).status, 202);
+      const fifth = await ask(a);
+      assert.equal(fifth.status, 429, 'the fifth request (third on A) is over the shared limit');
+      assert.equal(fifth.body.error.code, 'RATE_LIMIT_EXCEEDED');
+      assert.ok(Number(fifth.headers['retry-after']) >= 1);
+      assert.equal((await ask(b)).status, 429, 'and so is the next on B');
+      const elsewhere = await request('POST', `${b.url}/api/auth/password/reset-request`, {
+        from: '127.0.0.6',
+        body: { email: 'nobody@example.com' },
+      });
+      assert.equal(elsewhere.status, 202, 'another client is not affected');
+    },
+  );
 
-  it('an emergency limit set on A holds on B at once, and lifting it too', { skip: (!hasRateLimits || !hasSecurityApi) && 'rate-limit plugin or security API not built yet' }, async () => {
-    const root = await admin(a);
-    const from = '127.0.0.8';
-    const probe = () => request('GET', `${b.url}/api/auth/csrf-token`, { from });
-    assert.notEqual((await probe()).headers['ratelimit-limit'], '3');
-    const set = await request('PUT', `${a.url}/api/security/emergency-rate-limit`, { from: '127.0.0.9', token: root.access, body: { limit: '3 per minute' } });
-    assert.equal(set.status, 200, set.text);
-    const since = performance.now();
-    delays.emergency_set = await within(BOUND_MS, since, 'emergency limit on A applied by B', async () => {
-      const res = await probe();
-      return res.headers['ratelimit-limit'] === '3' || res.status === 429;
-    });
-    let status = 0;
-    for (let i = 0; i < 4 && status !== 429; i++) status = (await probe()).status;
-    assert.equal(status, 429, 'B refuses the client once the emergency budget is spent');
+  it(
+    'an emergency limit set on A holds on B at once, and lifting it too',
+    { skip: (!hasRateLimits || !hasSecurityApi) && 'rate-limit plugin or security API not built yet' },
+    async () => {
+      const root = await admin(a);
+      const from = '127.0.0.8';
+      const probe = () => request('GET', `${b.url}/api/auth/csrf-token`, { from });
+      assert.notEqual((await probe()).headers['ratelimit-limit'], '3');
+      const set = await request('PUT', `${a.url}/api/security/emergency-rate-limit`, {
+        from: '127.0.0.9',
+        token: root.access,
+        body: { limit: '3 per minute' },
+      });
+      assert.equal(set.status, 200, set.text);
+      const since = performance.now();
+      delays.emergency_set = await within(BOUND_MS, since, 'emergency limit on A applied by B', async () => {
+        const res = await probe();
+        return res.headers['ratelimit-limit'] === '3' || res.status === 429;
+      });
+      let status = 0;
+      for (let i = 0; i < 4 && status !== 429; i++) status = (await probe()).status;
+      assert.equal(status, 429, 'B refuses the client once the emergency budget is spent');
 
-    const lift = await request('PUT', `${a.url}/api/security/emergency-rate-limit`, { from: '127.0.0.10', token: root.access, body: { limit: null } });
-    assert.equal(lift.status, 200, lift.text);
-    delays.emergency_lift = await within(BOUND_MS, performance.now(), 'lifting on A applied by B', async () => (await probe()).status !== 429);
-  });
+      const lift = await request('PUT', `${a.url}/api/security/emergency-rate-limit`, {
+        from: '127.0.0.10',
+        token: root.access,
+        body: { limit: null },
+      });
+      assert.equal(lift.status, 200, lift.text);
+      delays.emergency_lift = await within(
+        BOUND_MS,
+        performance.now(),
+        'lifting on A applied by B',
+        async () => (await probe()).status !== 429,
+      );
+    },
+  );
 });

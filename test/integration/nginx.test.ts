@@ -86,7 +86,11 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
         TRUSTED_PROXIES: '127.0.0.1',
         RATE_LIMIT_ENABLED: 'true',
         // The service's own limits are set high so that every 429 here is nginx's.
-        RATE_LIMITS: JSON.stringify({ default: '100000 per hour', 'auth.login': '100000 per hour', 'auth.register': '100000 per hour' }),
+        RATE_LIMITS: JSON.stringify({
+          default: '100000 per hour',
+          'auth.login': '100000 per hour',
+          'auth.register': '100000 per hour',
+        }),
         BRUTE_FORCE_ALERT_THRESHOLD: '100000',
       },
       { cwd: appDir },
@@ -111,7 +115,11 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     assert.equal(test.status, 0, test.stderr);
     assert.match(test.stderr, /syntax is ok/);
     assert.match(test.stderr, /test is successful/);
-    assert.equal(readFileSync(join(dir, 'nginx.conf'), 'utf8'), readFileSync(SHIPPED, 'utf8'), 'the very file, unmodified');
+    assert.equal(
+      readFileSync(join(dir, 'nginx.conf'), 'utf8'),
+      readFileSync(SHIPPED, 'utf8'),
+      'the very file, unmodified',
+    );
   });
 
   it('nginx -t accepts it with the shipped listen files too (only the upstream host, unknown here, replaced)', () => {
@@ -120,7 +128,8 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
       symlinkSync(SHIPPED, join(other, 'nginx.conf'));
       symlinkSync(certs, join(other, 'certs'));
       mkdirSync(join(other, 'flokie'));
-      for (const file of ['listen-http.conf', 'listen-https.conf', 'security-headers.conf']) symlinkSync(join(SHIPPED_PLACES, file), join(other, 'flokie', file));
+      for (const file of ['listen-http.conf', 'listen-https.conf', 'security-headers.conf'])
+        symlinkSync(join(SHIPPED_PLACES, file), join(other, 'flokie', file));
       assert.match(readFileSync(join(SHIPPED_PLACES, 'upstream.conf'), 'utf8'), /^server app:5000;$/m);
       writeFileSync(join(other, 'flokie', 'upstream.conf'), 'server 127.0.0.1:5000;\n');
       const test = spawnSync(nginxBin, ['-t', ...nginxArgs(other)], { encoding: 'utf8' });
@@ -149,13 +158,18 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
   });
 
   /** A raw TLS handshake: the negotiated protocol, cipher and ALPN, or the error code. */
-  function handshake(options: tls.ConnectionOptions): Promise<{ protocol?: string | null; cipher?: string; alpn?: string | false | null; error?: string }> {
+  function handshake(
+    options: tls.ConnectionOptions,
+  ): Promise<{ protocol?: string | null; cipher?: string; alpn?: string | false | null; error?: string }> {
     return new Promise((done) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, ...options }, () => {
-        const result = { protocol: socket.getProtocol(), cipher: socket.getCipher().name, alpn: socket.alpnProtocol };
-        socket.end();
-        done(result);
-      });
+      const socket = tls.connect(
+        { host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, ...options },
+        () => {
+          const result = { protocol: socket.getProtocol(), cipher: socket.getCipher().name, alpn: socket.alpnProtocol };
+          socket.end();
+          done(result);
+        },
+      );
       socket.on('error', (error: NodeJS.ErrnoException) => done({ error: error.code ?? error.message }));
     });
   }
@@ -182,11 +196,14 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
   /** Whether a TLS 1.2 handshake left the client holding a session ticket. */
   function tls12Ticket(): Promise<boolean> {
     return new Promise((done, fail) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2' }, () => {
-        const ticket = socket.getTLSTicket();
-        socket.end();
-        done(ticket !== undefined);
-      });
+      const socket = tls.connect(
+        { host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2' },
+        () => {
+          const ticket = socket.getTLSTicket();
+          socket.end();
+          done(ticket !== undefined);
+        },
+      );
       socket.on('error', fail);
     });
   }
@@ -194,7 +211,13 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
   /** Whether a second TLS 1.2 connection resumes the first one's session (by its id: there is no ticket). */
   async function tls12Resumed(): Promise<boolean> {
     const session = await new Promise<Buffer>((done, fail) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2' });
+      const socket = tls.connect({
+        host: '127.0.0.1',
+        port: httpsPort,
+        servername: 'localhost',
+        ca,
+        maxVersion: 'TLSv1.2',
+      });
       socket.once('session', (s: Buffer) => {
         socket.end();
         done(s);
@@ -202,10 +225,13 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
       socket.on('error', fail);
     });
     return new Promise((done, fail) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2', session }, () => {
-        done(socket.isSessionReused());
-        socket.end();
-      });
+      const socket = tls.connect(
+        { host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, maxVersion: 'TLSv1.2', session },
+        () => {
+          done(socket.isSessionReused());
+          socket.end();
+        },
+      );
       socket.on('error', fail);
     });
   }
@@ -232,15 +258,25 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     const requestId = String(res.headers['x-request-id']);
     assert.match(requestId, /^[0-9a-f]{32}$/);
     assert.equal(res.body.request_id, requestId);
-    assert.match(String(res.headers['strict-transport-security']), /max-age=\d+/, 'HTTPS seen through X-Forwarded-Proto');
+    assert.match(
+      String(res.headers['strict-transport-security']),
+      /max-age=\d+/,
+      'HTTPS seen through X-Forwarded-Proto',
+    );
     const direct = await request('GET', `${app.url}/api/health`);
-    assert.equal(direct.headers['strict-transport-security'], undefined, 'plain HTTP straight to the service gets no HSTS');
+    assert.equal(
+      direct.headers['strict-transport-security'],
+      undefined,
+      'plain HTTP straight to the service gets no HSTS',
+    );
 
     const database = new SQLite(join(app.cwd, 'flokie.db'), { readonly: true, fileMustExist: true });
     try {
       let row: { ip: string | null } | undefined;
       for (let i = 0; i < 100 && !row; i++) {
-        row = database.prepare("SELECT ip FROM security_events WHERE type = 'login_failure' AND request_id = ?").get(requestId) as typeof row;
+        row = database
+          .prepare("SELECT ip FROM security_events WHERE type = 'login_failure' AND request_id = ?")
+          .get(requestId) as typeof row;
         if (!row) await sleep(100);
       }
       assert.ok(row, 'the failed login was recorded');
@@ -253,7 +289,11 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
   it('answers a login burst with 429 from limit_req (1r/s, burst 5), in the API envelope', async () => {
     const attempts = await Promise.all(
       Array.from({ length: 14 }, (_, i) =>
-        request('POST', `${httpsUrl}/api/auth/login`, { ca, from: '127.0.0.3', body: { username: `burst_${i}`, password: 'Wrong-Password-123' } }),
+        request('POST', `${httpsUrl}/api/auth/login`, {
+          ca,
+          from: '127.0.0.3',
+          body: { username: `burst_${i}`, password: 'Wrong-Password-123' },
+        }),
       ),
     );
     const statuses = attempts.map((r) => r.status);
@@ -267,7 +307,11 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     assert.equal(refusal.headers['retry-after'], '1');
     assert.equal(refusal.headers['ratelimit-limit'], undefined, 'answered by nginx, not the service');
     assert.match(nginxOutput, /limiting requests, excess: .* zone "login"/, 'logged on stderr');
-    const other = await request('POST', `${httpsUrl}/api/auth/login`, { ca, from: '127.0.0.4', body: { username: 'someone', password: 'Wrong-Password-123' } });
+    const other = await request('POST', `${httpsUrl}/api/auth/login`, {
+      ca,
+      from: '127.0.0.4',
+      body: { username: 'someone', password: 'Wrong-Password-123' },
+    });
     assert.equal(other.status, 401, 'another client address is not limited');
   });
 
@@ -276,13 +320,21 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     assert.equal(redirect.status, 308);
     assert.equal(redirect.headers.location, 'https://127.0.0.1/api/health');
     assertServiceHeaders(redirect, 'the redirect');
-    const big = await request('POST', `${httpsUrl}/api/auth/register`, { ca, from: '127.0.0.5', body: { bio: 'x'.repeat(200 * 1024) } });
+    const big = await request('POST', `${httpsUrl}/api/auth/register`, {
+      ca,
+      from: '127.0.0.5',
+      body: { bio: 'x'.repeat(200 * 1024) },
+    });
     assertNginxEnvelope(big, 413, 'PAYLOAD_TOO_LARGE');
   });
 
   it("answers outside /api/ with a 404 envelope of its own; the service's 404 under /api/ passes through", async () => {
     for (const path of ['/', '/nothing', '/api', '/index.html', '/.env']) {
-      const res = await request('GET', `${httpsUrl}${path}`, { ca, from: '127.0.0.6', headers: { 'x-request-id': 'nginx-404-check' } });
+      const res = await request('GET', `${httpsUrl}${path}`, {
+        ca,
+        from: '127.0.0.6',
+        headers: { 'x-request-id': 'nginx-404-check' },
+      });
       assertNginxEnvelope(res, 404, 'NOT_FOUND');
       assert.match(res.body.request_id, /^[0-9a-f]{32}$/, "nginx's own id, not the client's");
       assert.equal(res.headers['x-request-id'], res.body.request_id);
@@ -315,7 +367,11 @@ describe('nginx in front of the service (deploy/nginx.conf)', { timeout: 300_000
     const res = await request('GET', `${httpsUrl}/api/health`, { ca, from: '127.0.0.7' });
     assertNginxEnvelope(res, 503, 'SERVICE_UNAVAILABLE');
     assert.equal(res.headers['retry-after'], '5');
-    const login = await request('POST', `${httpsUrl}/api/auth/login`, { ca, from: '127.0.0.7', body: { username: 'a', password: 'b' } });
+    const login = await request('POST', `${httpsUrl}/api/auth/login`, {
+      ca,
+      from: '127.0.0.7',
+      body: { username: 'a', password: 'b' },
+    });
     assertNginxEnvelope(login, 503, 'SERVICE_UNAVAILABLE');
   });
 });

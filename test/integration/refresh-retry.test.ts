@@ -20,7 +20,9 @@ function refreshAndLoseTheAnswer(server: ServerProcess, refreshToken: string): P
   const body = JSON.stringify({ refresh_token: refreshToken });
   return new Promise((resolve, reject) => {
     const socket = net.connect(server.port, '127.0.0.1', () => {
-      socket.write(`POST /api/auth/refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.write(
+        `POST /api/auth/refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
     });
     socket.once('data', () => {
       socket.destroy();
@@ -50,16 +52,29 @@ describe('refresh retry after a lost answer, on PostgreSQL with a killed instanc
     await database?.drop();
   });
 
-  const session = async (sid: string) => (await db.query('SELECT refresh_jti, revoked_at, revoked_reason FROM sessions WHERE id = $1', [sid])).rows[0];
-  const reuseEvents = async (userId: string) => (await db.query("SELECT count(*)::int AS n FROM security_events WHERE user_id = $1 AND type = 'refresh_token_reuse'", [userId])).rows[0].n as number;
+  const session = async (sid: string) =>
+    (await db.query('SELECT refresh_jti, revoked_at, revoked_reason FROM sessions WHERE id = $1', [sid])).rows[0];
+  const reuseEvents = async (userId: string) =>
+    (
+      await db.query(
+        "SELECT count(*)::int AS n FROM security_events WHERE user_id = $1 AND type = 'refresh_token_reuse'",
+        [userId],
+      )
+    ).rows[0].n as number;
 
   async function loggedIn(on: ServerProcess) {
     const username = `rr_${Math.random().toString(36).slice(2, 9)}`;
-    const reg = await request('POST', `${on.url}/api/auth/register`, { body: { username, email: `${username}@example.com`, password: PASSWORD } });
+    const reg = await request('POST', `${on.url}/api/auth/register`, {
+      body: { username, email: `${username}@example.com`, password: PASSWORD },
+    });
     assert.equal(reg.status, 201, reg.text);
     const res = await request('POST', `${on.url}/api/auth/login`, { body: { username, password: PASSWORD } });
     assert.equal(res.status, 200, res.text);
-    return { id: reg.body.data.user.id as string, refresh: res.body.data.refresh_token as string, sid: claimsOf(res.body.data.refresh_token).sid as string };
+    return {
+      id: reg.body.data.user.id as string,
+      refresh: res.body.data.refresh_token as string,
+      sid: claimsOf(res.body.data.refresh_token).sid as string,
+    };
   }
 
   it('the rotation commits on A, the answer is lost, A dies; the retry on B gets a fresh pair and no theft is raised', async () => {
@@ -78,7 +93,9 @@ describe('refresh retry after a lost answer, on PostgreSQL with a killed instanc
     assert.equal(now.refresh_jti, claimsOf(retry.body.data.refresh_token).jti);
     const me = await request('GET', `${b.url}/api/auth/me`, { token: retry.body.data.access_token });
     assert.equal(me.status, 200);
-    const next = await request('POST', `${b.url}/api/auth/refresh`, { body: { refresh_token: retry.body.data.refresh_token } });
+    const next = await request('POST', `${b.url}/api/auth/refresh`, {
+      body: { refresh_token: retry.body.data.refresh_token },
+    });
     assert.equal(next.status, 200, 'the session carries on');
     await new Promise((resolve) => setTimeout(resolve, 500)); // security events are written in batches
     assert.equal(await reuseEvents(user.id), 0, 'no refresh_token_reuse');
@@ -87,7 +104,9 @@ describe('refresh retry after a lost answer, on PostgreSQL with a killed instanc
   it('two retries racing on B: exactly one pair; the session lives', async () => {
     const user = await loggedIn(b);
     await refreshAndLoseTheAnswer(b, user.refresh);
-    const results = await Promise.all([0, 1].map(() => request('POST', `${b.url}/api/auth/refresh`, { body: { refresh_token: user.refresh } })));
+    const results = await Promise.all(
+      [0, 1].map(() => request('POST', `${b.url}/api/auth/refresh`, { body: { refresh_token: user.refresh } })),
+    );
     assert.deepEqual(results.map((r) => r.status).sort(), [200, 401]);
     assert.equal((await session(user.sid)).revoked_at, null);
   });
@@ -95,7 +114,9 @@ describe('refresh retry after a lost answer, on PostgreSQL with a killed instanc
   it('theft side: the successor was used, then the old token: session revoked, critical event', async () => {
     const user = await loggedIn(b);
     const first = await request('POST', `${b.url}/api/auth/refresh`, { body: { refresh_token: user.refresh } });
-    const second = await request('POST', `${b.url}/api/auth/refresh`, { body: { refresh_token: first.body.data.refresh_token } });
+    const second = await request('POST', `${b.url}/api/auth/refresh`, {
+      body: { refresh_token: first.body.data.refresh_token },
+    });
     assert.equal(second.status, 200);
     const stolen = await request('POST', `${b.url}/api/auth/refresh`, { body: { refresh_token: user.refresh } });
     assert.equal(stolen.status, 401);

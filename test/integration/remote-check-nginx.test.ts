@@ -31,7 +31,11 @@ describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_
     nginxDir = folder;
     const ca = readFileSync(join(certs, 'ca.pem'), 'utf8');
     for (let i = 0; i < 100; i++) {
-      if ((await request('GET', `https://127.0.0.1:${ports.https}/api/health`, { ca }).catch(() => undefined))?.status === 200) return;
+      if (
+        (await request('GET', `https://127.0.0.1:${ports.https}/api/health`, { ca }).catch(() => undefined))?.status ===
+        200
+      )
+        return;
       await sleep(100);
     }
     throw new Error(`nginx did not start: ${readFileSync(join(nginxDir, 'error.log'), 'utf8')}`);
@@ -44,7 +48,19 @@ describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_
     nginx = undefined;
   }
   const check = (...extra: string[]) =>
-    runCli(['check', '--url', `https://localhost:${ports.https}`, '--http-url', `http://localhost:${ports.http}`, '--ca', join(certs, 'ca.pem'), ...extra], { env: {} });
+    runCli(
+      [
+        'check',
+        '--url',
+        `https://localhost:${ports.https}`,
+        '--http-url',
+        `http://localhost:${ports.http}`,
+        '--ca',
+        join(certs, 'ca.pem'),
+        ...extra,
+      ],
+      { env: {} },
+    );
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flokie-remote-nginx-'));
@@ -53,7 +69,10 @@ describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_
     assert.equal(made.status, 0, made.stderr);
     const appDir = join(dir, 'app');
     mkdirSync(appDir);
-    app = await startServer({ DATABASE_URL: `sqlite:${join(appDir, 'flokie.db')}`, TRUSTED_PROXIES: '127.0.0.1', RATE_LIMIT_ENABLED: 'true' }, { cwd: appDir });
+    app = await startServer(
+      { DATABASE_URL: `sqlite:${join(appDir, 'flokie.db')}`, TRUSTED_PROXIES: '127.0.0.1', RATE_LIMIT_ENABLED: 'true' },
+      { cwd: appDir },
+    );
   });
   after(async () => {
     await stopNginx();
@@ -65,8 +84,14 @@ describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_
     await startNginx(app.port);
     const result = await check();
     assert.equal(result.code, 0, result.stdout + result.stderr);
-    assert.match(result.stdout, /^PASS {2}Plain HTTP redirects to HTTPS: http:\/\/localhost:\d+ answers 308 → https:\/\/localhost\/api\/health$/m);
-    assert.match(result.stdout, /^PASS {2}Only TLS 1\.2 and 1\.3 are offered: refuses TLS 1\.0 and 1\.1; accepts TLSv1\.2, TLSv1\.3$/m);
+    assert.match(
+      result.stdout,
+      /^PASS {2}Plain HTTP redirects to HTTPS: http:\/\/localhost:\d+ answers 308 → https:\/\/localhost\/api\/health$/m,
+    );
+    assert.match(
+      result.stdout,
+      /^PASS {2}Only TLS 1\.2 and 1\.3 are offered: refuses TLS 1\.0 and 1\.1; accepts TLSv1\.2, TLSv1\.3$/m,
+    );
     assert.match(result.stdout, /^PASS {2}No version banners: Server: nginx, no X-Powered-By$/m);
     assert.match(result.stdout, /^PASS {2}Security headers on an error answer: .*HSTS max-age=31536000/m);
     assert.match(result.stderr, /12 checks: 12 pass, 0 warn, 0 fail/);
@@ -75,7 +100,10 @@ describe('flokie check --url through nginx (deploy/nginx.conf)', { timeout: 300_
 
   it('fails when the service does not trust the proxy: proxied answers carry no HSTS', async () => {
     await stopNginx();
-    const untrusting = await startServer({ DATABASE_URL: `sqlite:${join(dir, 'untrusting.db')}`, RATE_LIMIT_ENABLED: 'true' });
+    const untrusting = await startServer({
+      DATABASE_URL: `sqlite:${join(dir, 'untrusting.db')}`,
+      RATE_LIMIT_ENABLED: 'true',
+    });
     try {
       await startNginx(untrusting.port);
       const result = await check('--json');

@@ -8,14 +8,21 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { sleep } from '../helpers/server.js';
 
-export const PG_BASE = process.env.TEST_DATABASE_URL?.startsWith('postgres') ? process.env.TEST_DATABASE_URL : 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const PG_BASE = process.env.TEST_DATABASE_URL?.startsWith('postgres')
+  ? process.env.TEST_DATABASE_URL
+  : 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const REDIS_BASE = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
  * Polls `check` until it returns true or `limitMs` passes; returns the milliseconds it took
  * (measured from `since`), or throws with `what` when it never held.
  */
-export async function within(limitMs: number, since: number, what: string, check: () => Promise<boolean>): Promise<number> {
+export async function within(
+  limitMs: number,
+  since: number,
+  what: string,
+  check: () => Promise<boolean>,
+): Promise<number> {
   for (;;) {
     if (await check()) return Math.round(performance.now() - since);
     if (performance.now() - since > limitMs) throw new Error(`${what}: not seen within ${limitMs} ms`);
@@ -24,7 +31,12 @@ export async function within(limitMs: number, since: number, what: string, check
 }
 
 /** A fresh PostgreSQL database; `drop()` removes it (and any connections to it). */
-export async function createPgDatabase(): Promise<{ name: string; url: string; adminUrl: string; drop(): Promise<void> }> {
+export async function createPgDatabase(): Promise<{
+  name: string;
+  url: string;
+  adminUrl: string;
+  drop(): Promise<void>;
+}> {
   const name = `flokie_it_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_BASE });
   await admin.connect();

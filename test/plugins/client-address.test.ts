@@ -28,7 +28,12 @@ describe('client address', () => {
     const events: { type: string; ip: string | null }[] = [];
     t.container.events.onEvent((e) => events.push(e));
     try {
-      const spoofed = await t.app.inject({ method: 'GET', url: '/api/test-ip', remoteAddress: '198.51.100.9', headers: { 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https' } });
+      const spoofed = await t.app.inject({
+        method: 'GET',
+        url: '/api/test-ip',
+        remoteAddress: '198.51.100.9',
+        headers: { 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https' },
+      });
       assert.deepEqual(JSON.parse(spoofed.body), { ip: '198.51.100.9', protocol: 'http' });
       const warning = t.lines.find((l) => l.msg === 'Request with X-Forwarded-For header');
       assert.ok(warning, 'warning logged');
@@ -40,10 +45,20 @@ describe('client address', () => {
         ['198.51.100.9'],
       );
 
-      const viaProxy = await t.app.inject({ method: 'GET', url: '/api/test-ip', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '203.0.113.5', 'x-forwarded-proto': 'https' } });
+      const viaProxy = await t.app.inject({
+        method: 'GET',
+        url: '/api/test-ip',
+        remoteAddress: '10.0.0.1',
+        headers: { 'x-forwarded-for': '203.0.113.5', 'x-forwarded-proto': 'https' },
+      });
       assert.deepEqual(JSON.parse(viaProxy.body), { ip: '203.0.113.5', protocol: 'https' });
       // A client-supplied entry to the left of what the proxy appended is not believed either.
-      const chained = await t.app.inject({ method: 'GET', url: '/api/test-ip', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.5' } });
+      const chained = await t.app.inject({
+        method: 'GET',
+        url: '/api/test-ip',
+        remoteAddress: '10.0.0.1',
+        headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.5' },
+      });
       assert.equal(JSON.parse(chained.body).ip, '203.0.113.5');
       assert.equal(events.filter((e) => e.type === 'suspicious_header').length, 1, 'no event for the trusted proxy');
     } finally {
@@ -51,13 +66,19 @@ describe('client address', () => {
     }
   });
 
-  it('X-Request-ID is our id only from a trusted proxy; a client\'s is logged apart and never reaches a security event', async () => {
+  it("X-Request-ID is our id only from a trusted proxy; a client's is logged apart and never reaches a security event", async () => {
     const t = await createLoggedApp({ TRUSTED_PROXIES: '10.0.0.1', NODE_ENV: 'development' });
     const events: { type: string; request_id: string | null }[] = [];
     t.container.events.onEvent((e) => events.push(e));
     try {
       const login = (remoteAddress: string, id: string) =>
-        t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress, headers: { 'x-request-id': id }, payload: { username: 'nobody-here', password: 'Not-The-Password-1' } });
+        t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          remoteAddress,
+          headers: { 'x-request-id': id },
+          payload: { username: 'nobody-here', password: 'Not-The-Password-1' },
+        });
       const direct = await login('198.51.100.30', 'client-chosen-1');
       assert.equal(direct.statusCode, 401);
       const ours = String(direct.headers['x-request-id']);
@@ -108,7 +129,11 @@ describe('client address', () => {
     assert.equal(clientAddressKey('::FFFF:cb00:7109', 64), '203.0.113.9', 'hex spelling of a mapped address');
     const key = clientAddressKey('2001:db8:1:2::1', 64);
     assert.equal(key, '2001:db8:1:2::/64');
-    for (const other of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002:0000:0000:0000:0abc', '2001:DB8:1:2:a:b:c:d']) {
+    for (const other of [
+      '2001:db8:1:2:ffff:ffff:ffff:ffff',
+      '2001:0db8:0001:0002:0000:0000:0000:0abc',
+      '2001:DB8:1:2:a:b:c:d',
+    ]) {
       assert.equal(clientAddressKey(other, 64), key, other);
     }
     assert.notEqual(clientAddressKey('2001:db8:1:3::1', 64), key, 'another /64');
@@ -118,7 +143,11 @@ describe('client address', () => {
   });
 
   it('distinct X-Forwarded-For addresses in one IPv6 /64 share one limit; other /64s and IPv4-mapped spellings as expected', async () => {
-    const t = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', TRUSTED_PROXIES: '10.0.0.1', RATE_LIMITS: '{"auth.login": "3 per minute"}' });
+    const t = await createLoggedApp({
+      RATE_LIMIT_ENABLED: 'true',
+      TRUSTED_PROXIES: '10.0.0.1',
+      RATE_LIMITS: '{"auth.login": "3 per minute"}',
+    });
     try {
       const attempt = (forwardedFor: string, i: number) =>
         t.app.inject({
@@ -129,13 +158,15 @@ describe('client address', () => {
           payload: { username: `rotating${i}`, password: 'wrong-password' },
         });
       const rotating: number[] = [];
-      for (let i = 0; i < 6; i++) rotating.push((await attempt(`2001:db8:aa:bb:${i + 1}:${i}::${i + 7}`, i)).statusCode);
+      for (let i = 0; i < 6; i++)
+        rotating.push((await attempt(`2001:db8:aa:bb:${i + 1}:${i}::${i + 7}`, i)).statusCode);
       assert.deepEqual(rotating, [401, 401, 401, 429, 429, 429], 'one /64 is one client');
       // Other /64s (even the neighbouring one) have their own counts.
       for (let i = 0; i < 3; i++) assert.equal((await attempt(`2001:db8:aa:${i + 0xc0}::1`, 10 + i)).statusCode, 401);
       // An IPv4 client and its IPv4-mapped IPv6 spelling are one client.
       const mapped: number[] = [];
-      for (let i = 0; i < 4; i++) mapped.push((await attempt(i % 2 ? '::ffff:198.51.100.77' : '198.51.100.77', 20 + i)).statusCode);
+      for (let i = 0; i < 4; i++)
+        mapped.push((await attempt(i % 2 ? '::ffff:198.51.100.77' : '198.51.100.77', 20 + i)).statusCode);
       assert.deepEqual(mapped, [401, 401, 401, 429]);
     } finally {
       await t.close();
@@ -143,21 +174,40 @@ describe('client address', () => {
   });
 
   it('the emergency limit and the brute-force block also key an IPv6 client by its /64', async () => {
-    const t = await createLoggedApp({ TRUSTED_PROXIES: '10.0.0.1', BRUTE_FORCE_ALERT_THRESHOLD: '3', BRUTE_FORCE_BLOCK_MINUTES: '5' });
+    const t = await createLoggedApp({
+      TRUSTED_PROXIES: '10.0.0.1',
+      BRUTE_FORCE_ALERT_THRESHOLD: '3',
+      BRUTE_FORCE_BLOCK_MINUTES: '5',
+    });
     try {
-      const via = (forwardedFor: string) => ({ remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': forwardedFor } });
+      const via = (forwardedFor: string) => ({
+        remoteAddress: '10.0.0.1',
+        headers: { 'x-forwarded-for': forwardedFor },
+      });
       for (let i = 0; i < 5; i++) {
-        await t.app.inject({ method: 'POST', url: '/api/auth/login', ...via(`2001:db8:5:6::${i + 1}`), payload: { username: `bf${i}`, password: 'wrong-password' } });
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          ...via(`2001:db8:5:6::${i + 1}`),
+          payload: { username: `bf${i}`, password: 'wrong-password' },
+        });
       }
       await t.container.intrusion.settle();
       const blocked = await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via('2001:db8:5:6:dead:beef::99') });
       assert.equal(blocked.statusCode, 429, 'a fresh address in the blocked /64 is blocked too');
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via('2001:db8:5:7::1') })).statusCode, 401, 'the next /64 is not');
+      assert.equal(
+        (await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via('2001:db8:5:7::1') })).statusCode,
+        401,
+        'the next /64 is not',
+      );
 
       await setEmergencyLimit(t.container.db, t.container.changes, '2 per minute');
       for (let i = 0; i < 50 && !t.app.rateLimits.emergencyLimit; i++) await sleep(20);
       const codes: number[] = [];
-      for (let i = 0; i < 3; i++) codes.push((await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via(`2001:db8:9:9::${i + 1}`) })).statusCode);
+      for (let i = 0; i < 3; i++)
+        codes.push(
+          (await t.app.inject({ method: 'GET', url: '/api/auth/me', ...via(`2001:db8:9:9::${i + 1}`) })).statusCode,
+        );
       assert.deepEqual(codes, [401, 401, 429]);
     } finally {
       await t.close();

@@ -11,7 +11,11 @@ describe('CORS', () => {
   let t: TestApp;
   before(async () => {
     // A limit of 1 per hour shows preflights neither count nor get limited.
-    t = await createTestApp({ CORS_ORIGINS: `["${GOOD}", "https://www.example.com"]`, RATE_LIMIT_ENABLED: 'true', RATE_LIMITS: '{"default": "1 per hour", "auth.login": "1 per hour"}' });
+    t = await createTestApp({
+      CORS_ORIGINS: `["${GOOD}", "https://www.example.com"]`,
+      RATE_LIMIT_ENABLED: 'true',
+      RATE_LIMITS: '{"default": "1 per hour", "auth.login": "1 per hour"}',
+    });
   });
   after(() => t.close());
 
@@ -38,22 +42,38 @@ describe('CORS', () => {
         method: 'OPTIONS',
         url: '/api/auth/login',
         remoteAddress: '192.0.2.50',
-        headers: { origin: GOOD, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-csrf-token' },
+        headers: {
+          origin: GOOD,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type,x-csrf-token',
+        },
       });
       assert.equal(res.statusCode, 204);
       assert.equal(res.headers['access-control-allow-origin'], GOOD);
       assert.equal(res.headers['access-control-allow-methods'], 'GET, POST, PUT, DELETE, OPTIONS');
-      assert.equal(res.headers['access-control-allow-headers'], 'Content-Type, Authorization, X-CSRF-Token, X-Auth-Mode, X-Request-ID, X-Device-Token');
+      assert.equal(
+        res.headers['access-control-allow-headers'],
+        'Content-Type, Authorization, X-CSRF-Token, X-Auth-Mode, X-Request-ID, X-Device-Token',
+      );
       assert.equal(res.headers['access-control-max-age'], '600');
       assert.equal(res.headers['ratelimit-remaining'], undefined);
     }
     // The address's one login request per hour is still unspent.
-    const login = await t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '192.0.2.50', payload: { username: 'nobody', password: 'x' } });
+    const login = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      remoteAddress: '192.0.2.50',
+      payload: { username: 'nobody', password: 'x' },
+    });
     assert.equal(login.statusCode, 401);
   });
 
   it('refuses a disallowed preflight without CORS headers', async () => {
-    const res = await t.app.inject({ method: 'OPTIONS', url: '/api/auth/login', headers: { origin: EVIL, 'access-control-request-method': 'POST' } });
+    const res = await t.app.inject({
+      method: 'OPTIONS',
+      url: '/api/auth/login',
+      headers: { origin: EVIL, 'access-control-request-method': 'POST' },
+    });
     assert.ok(res.statusCode >= 400 && res.statusCode < 500);
     assert.equal(res.headers['access-control-allow-origin'], undefined);
     assert.equal(res.headers['access-control-allow-methods'], undefined);
@@ -62,11 +82,16 @@ describe('CORS', () => {
 
   it('list settings accept a comma-separated string; * with credentials is refused at start', () => {
     const base = { NODE_ENV: 'test', SECRET_KEY: 'x'.repeat(40), JWT_SECRET_KEY: 'y'.repeat(40) };
-    const config = loadConfig({ ...base, CORS_ORIGINS: `${GOOD}, https://b.example`, CORS_METHODS: 'GET,POST' }, { dotenv: false });
+    const config = loadConfig(
+      { ...base, CORS_ORIGINS: `${GOOD}, https://b.example`, CORS_METHODS: 'GET,POST' },
+      { dotenv: false },
+    );
     assert.deepEqual(config.CORS_ORIGINS, [GOOD, 'https://b.example']);
     assert.deepEqual(config.CORS_METHODS, ['GET', 'POST']);
     assert.throws(() => loadConfig({ ...base, CORS_ORIGINS: '*' }, { dotenv: false }), /CORS_ORIGINS/);
-    assert.doesNotThrow(() => loadConfig({ ...base, CORS_ORIGINS: '*', CORS_SUPPORTS_CREDENTIALS: 'false' }, { dotenv: false }));
+    assert.doesNotThrow(() =>
+      loadConfig({ ...base, CORS_ORIGINS: '*', CORS_SUPPORTS_CREDENTIALS: 'false' }, { dotenv: false }),
+    );
   });
 });
 

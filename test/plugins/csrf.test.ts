@@ -16,7 +16,12 @@ const pair = (line: string) => line.split(';')[0]!;
 
 async function cookieLogin(app: FastifyInstance) {
   const user = await register(app);
-  const res = await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'x-auth-mode': 'cookie' }, payload: { username: user.username, password: STRONG_PASSWORD } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    headers: { 'x-auth-mode': 'cookie' },
+    payload: { username: user.username, password: STRONG_PASSWORD },
+  });
   assert.equal(res.statusCode, 200, res.body);
   return { user, res, refreshCookie: setCookies(res).flokie_refresh!, access: json(res).data.access_token as string };
 }
@@ -25,7 +30,12 @@ async function csrfToken(app: FastifyInstance, cookie?: string) {
   const res = await app.inject({ method: 'GET', url: '/api/auth/csrf-token', headers: cookie ? { cookie } : {} });
   assert.equal(res.statusCode, 200);
   const secretLine = setCookies(res).flokie_csrf;
-  return { token: json(res).data.csrf_token as string, expiresIn: json(res).data.expires_in as number, secretCookie: secretLine ? pair(secretLine) : undefined, secretLine };
+  return {
+    token: json(res).data.csrf_token as string,
+    expiresIn: json(res).data.expires_in as number,
+    secretCookie: secretLine ? pair(secretLine) : undefined,
+    secretLine,
+  };
 }
 
 describe('CSRF in cookie mode', () => {
@@ -60,23 +70,39 @@ describe('CSRF in cookie mode', () => {
     const { refreshCookie } = await cookieLogin(t.app);
     const { secretCookie } = await csrfToken(t.app, pair(refreshCookie));
     const before = events.filter((e) => e.type === 'csrf_failure').length;
-    const refused = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}` } });
+    const refused = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}` },
+    });
     assert.equal(refused.statusCode, 403);
     assert.equal(json(refused).error.code, 'AUTHORIZATION_ERROR');
     assert.equal(events.filter((e) => e.type === 'csrf_failure').length, before + 1);
     // No cookies at all but the refresh cookie (what a forged cross-site form sends): refused too.
-    const bare = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: pair(refreshCookie) } });
+    const bare = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: pair(refreshCookie) },
+    });
     assert.equal(bare.statusCode, 403);
     // The refused attempts did not spend the refresh token: the legitimate client can still use it.
     const { token, secretCookie: secret2 } = await csrfToken(t.app, pair(refreshCookie));
-    const ok = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${secret2}`, 'x-csrf-token': token } });
+    const ok = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${pair(refreshCookie)}; ${secret2}`, 'x-csrf-token': token },
+    });
     assert.equal(ok.statusCode, 200, ok.body);
   });
 
   it('refresh by cookie with a valid token: 200, a new cookie, no token in the body', async () => {
     const { refreshCookie } = await cookieLogin(t.app);
     const { token, secretCookie } = await csrfToken(t.app, pair(refreshCookie));
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}`, 'x-csrf-token': token } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}`, 'x-csrf-token': token },
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(json(res).data.refresh_token, undefined);
     const next = setCookies(res).flokie_refresh!;
@@ -89,12 +115,20 @@ describe('CSRF in cookie mode', () => {
     const theirs = await csrfToken(t.app, pair(refreshCookie)); // another browser: other secret
     const cookie = `${pair(refreshCookie)}; ${mine.secretCookie}`;
     for (const header of ['nonsense', theirs.token, `${mine.token}x`, `${mine.token}, ${mine.token}`]) {
-      const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie, 'x-csrf-token': header } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        headers: { cookie, 'x-csrf-token': header },
+      });
       assert.equal(res.statusCode, 403, header);
     }
     // A secret cookie forged without SECRET_KEY's signature does not count.
     const unsigned = `flokie_csrf=${mine.secretCookie!.split('=')[1]!.split('.')[0]}`;
-    const forged = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${unsigned}`, 'x-csrf-token': mine.token } });
+    const forged = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${pair(refreshCookie)}; ${unsigned}`, 'x-csrf-token': mine.token },
+    });
     assert.equal(forged.statusCode, 403);
   });
 
@@ -104,14 +138,18 @@ describe('CSRF in cookie mode', () => {
     const realNow = Date.now;
     Date.now = () => realNow() + 3601 * 1000;
     try {
-      const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}`, 'x-csrf-token': token } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        headers: { cookie: `${pair(refreshCookie)}; ${secretCookie}`, 'x-csrf-token': token },
+      });
       assert.equal(res.statusCode, 403);
     } finally {
       Date.now = realNow;
     }
   });
 
-  it('a token is bound to the refresh session it was fetched with: another session\'s valid pair is refused (cookie tossing)', async () => {
+  it("a token is bound to the refresh session it was fetched with: another session's valid pair is refused (cookie tossing)", async () => {
     const victim = await cookieLogin(t.app);
     const attacker = await cookieLogin(t.app);
     // The attacker's own, server-issued, valid pair: it works with the attacker's own cookie...
@@ -163,11 +201,23 @@ describe('CSRF in cookie mode', () => {
 
   it('bearer and body refresh tokens need no CSRF token; a password change by cookie alone is refused', async () => {
     const user = await register(t.app);
-    const login = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: STRONG_PASSWORD } });
+    const login = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: user.username, password: STRONG_PASSWORD },
+    });
     const refreshToken = json(login).data.refresh_token as string;
-    const byBody = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: refreshToken } });
+    const byBody = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refresh_token: refreshToken },
+    });
     assert.equal(byBody.statusCode, 200);
-    const byHeader = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { authorization: `Bearer ${json(byBody).data.refresh_token}` } });
+    const byHeader = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { authorization: `Bearer ${json(byBody).data.refresh_token}` },
+    });
     assert.equal(byHeader.statusCode, 200);
 
     const { refreshCookie } = await cookieLogin(t.app);
@@ -175,7 +225,11 @@ describe('CSRF in cookie mode', () => {
       method: 'POST',
       url: '/api/auth/password/change',
       headers: { cookie: pair(refreshCookie) },
-      payload: { current_password: STRONG_PASSWORD, new_password: 'Quiet-Lantern-Meadow-77', confirm_password: 'Quiet-Lantern-Meadow-77' },
+      payload: {
+        current_password: STRONG_PASSWORD,
+        new_password: 'Quiet-Lantern-Meadow-77',
+        confirm_password: 'Quiet-Lantern-Meadow-77',
+      },
     });
     assert.equal(change.statusCode, 401);
   });
@@ -186,13 +240,26 @@ describe('WTF_CSRF_ENABLED', () => {
     const t = await createTestApp({ WTF_CSRF_ENABLED: 'false' });
     try {
       const { refreshCookie } = await cookieLogin(t.app);
-      const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: pair(refreshCookie) } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        headers: { cookie: pair(refreshCookie) },
+      });
       assert.equal(res.statusCode, 200);
     } finally {
       await t.close();
     }
     assert.throws(
-      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret(), WTF_CSRF_ENABLED: 'false' }, { dotenv: false }),
+      () =>
+        loadConfig(
+          {
+            NODE_ENV: 'production',
+            SECRET_KEY: generateSecret(),
+            JWT_SECRET_KEY: generateSecret(),
+            WTF_CSRF_ENABLED: 'false',
+          },
+          { dotenv: false },
+        ),
       /WTF_CSRF_ENABLED/,
     );
   });

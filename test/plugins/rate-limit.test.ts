@@ -26,10 +26,23 @@ describe('rate limits (in-process store, guide defaults)', () => {
     try {
       const responses = [];
       for (let i = 0; i < 7; i++) {
-        responses.push(await t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.1', payload: { username: `nobody${i}`, password: 'wrong' } }));
+        responses.push(
+          await t.app.inject({
+            method: 'POST',
+            url: '/api/auth/login',
+            remoteAddress: '198.51.100.1',
+            payload: { username: `nobody${i}`, password: 'wrong' },
+          }),
+        );
       }
-      assert.deepEqual(responses.map((r) => r.statusCode), [...times(5, 401), 429, 429]);
-      assert.deepEqual(responses.slice(0, 5).map((r) => r.headers['ratelimit-remaining']), ['4', '3', '2', '1', '0']);
+      assert.deepEqual(
+        responses.map((r) => r.statusCode),
+        [...times(5, 401), 429, 429],
+      );
+      assert.deepEqual(
+        responses.slice(0, 5).map((r) => r.headers['ratelimit-remaining']),
+        ['4', '3', '2', '1', '0'],
+      );
       const refused = responses[5]!;
       assert.equal(refused.headers['ratelimit-limit'], '5');
       assert.equal(refused.headers['ratelimit-remaining'], '0');
@@ -43,7 +56,12 @@ describe('rate limits (in-process store, guide defaults)', () => {
       assert.equal(limitEvents.length, 1, 'reported once per window, not once per refused request');
       assert.equal(limitEvents[0]!.details!.limit, 'auth.login');
       // Another address is unaffected.
-      const other = await t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.2', payload: { username: 'x', password: 'y' } });
+      const other = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress: '198.51.100.2',
+        payload: { username: 'x', password: 'y' },
+      });
       assert.equal(other.statusCode, 401);
     } finally {
       await t.close();
@@ -70,9 +88,19 @@ describe('rate limits (in-process store, guide defaults)', () => {
   it('auth.register: 3 per minute; password.reset: 2 reset requests per minute; completing a reset has its own looser limit', async () => {
     const t = await createLoggedApp(ON);
     try {
-      const reg = await statuses(t.app, 4, () => ({ method: 'POST', url: '/api/auth/register', remoteAddress: '198.51.100.3', payload: uniqueUser('rl') }));
+      const reg = await statuses(t.app, 4, () => ({
+        method: 'POST',
+        url: '/api/auth/register',
+        remoteAddress: '198.51.100.3',
+        payload: uniqueUser('rl'),
+      }));
       assert.deepEqual(reg, [201, 201, 201, 429]);
-      const request = () => ({ method: 'POST' as const, url: '/api/auth/password/reset-request', remoteAddress: '198.51.100.4', payload: { email: 'a@example.com' } });
+      const request = () => ({
+        method: 'POST' as const,
+        url: '/api/auth/password/reset-request',
+        remoteAddress: '198.51.100.4',
+        payload: { email: 'a@example.com' },
+      });
       const complete = () => ({
         method: 'POST' as const,
         url: '/api/auth/password/reset',
@@ -93,9 +121,16 @@ describe('rate limits (in-process store, guide defaults)', () => {
     const t = await createLoggedApp(ON);
     try {
       const responses = [];
-      for (let i = 0; i < 101; i++) responses.push(await t.app.inject({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.5' }));
-      assert.deepEqual(responses.map((r) => r.statusCode), [...times(100, 401), 429]);
-      assert.deepEqual(responses.slice(0, 100).map((r) => Number(r.headers['ratelimit-remaining'])), Array.from({ length: 100 }, (_, i) => 99 - i));
+      for (let i = 0; i < 101; i++)
+        responses.push(await t.app.inject({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.5' }));
+      assert.deepEqual(
+        responses.map((r) => r.statusCode),
+        [...times(100, 401), 429],
+      );
+      assert.deepEqual(
+        responses.slice(0, 100).map((r) => Number(r.headers['ratelimit-remaining'])),
+        Array.from({ length: 100 }, (_, i) => 99 - i),
+      );
       // A bucket, not a fixed hour: the next request is allowed within 3600 / 100 = 36 s.
       const refused = responses[100]!;
       const retryAfter = Number(refused.headers['retry-after']);
@@ -103,12 +138,18 @@ describe('rate limits (in-process store, guide defaults)', () => {
       assert.equal(refused.headers['ratelimit-reset'], String(retryAfter));
       assert.equal(refused.headers['ratelimit-limit'], '100');
       // Unknown URLs count against the default too (probing is not free).
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/unknown', remoteAddress: '198.51.100.5' })).statusCode, 429);
+      assert.equal(
+        (await t.app.inject({ method: 'GET', url: '/api/unknown', remoteAddress: '198.51.100.5' })).statusCode,
+        429,
+      );
       for (const url of ['/api/health', '/api/health/', '/api/health/liveness', '/api/health/readiness']) {
         const health = await statuses(t.app, 120, () => ({ method: 'GET', url, remoteAddress: '198.51.100.5' }));
         assert.deepEqual(health, times(120, 200), url);
       }
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.5' })).statusCode, 200);
+      assert.equal(
+        (await t.app.inject({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.5' })).statusCode,
+        200,
+      );
     } finally {
       await t.close();
     }
@@ -125,7 +166,11 @@ describe('rate limits (in-process store, guide defaults)', () => {
       const wait = Math.max(...burst.filter((r) => r.statusCode === 429).map((r) => Number(r.headers['retry-after'])));
       assert.ok(wait >= 1 && wait <= 2, `Retry-After ${wait}`);
       await sleep(wait * 1000 + 150);
-      assert.deepEqual(codes(await Promise.all([me(), me()])), [401, 429], 'one more after Retry-After, not a whole new window');
+      assert.deepEqual(
+        codes(await Promise.all([me(), me()])),
+        [401, 429],
+        'one more after Retry-After, not a whole new window',
+      );
     } finally {
       await t.close();
     }
@@ -136,8 +181,17 @@ describe('rate limits (in-process store, guide defaults)', () => {
     try {
       const loginFrom = async (address: string) => {
         const user = uniqueUser('pu');
-        assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/register', remoteAddress: address, payload: user })).statusCode, 201);
-        const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: address, payload: { username: user.username, password: user.password } });
+        assert.equal(
+          (await t.app.inject({ method: 'POST', url: '/api/auth/register', remoteAddress: address, payload: user }))
+            .statusCode,
+          201,
+        );
+        const res = await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          remoteAddress: address,
+          payload: { username: user.username, password: user.password },
+        });
         return JSON.parse(res.body).data.access_token as string;
       };
       const alice = await loginFrom('198.51.100.60');
@@ -159,7 +213,11 @@ describe('rate limits (in-process store, guide defaults)', () => {
       const forged = `${header}.${payload}.${'A'.repeat(43)}`;
       const forgedCodes = await statuses(t.app, 11, () => me(forged, '198.51.100.63'));
       assert.deepEqual(forgedCodes, [...times(10, 401), 429]);
-      assert.equal((await t.app.inject(me(bob, '198.51.100.63'))).statusCode, 200, 'a valid user from that address still gets through');
+      assert.equal(
+        (await t.app.inject(me(bob, '198.51.100.63'))).statusCode,
+        200,
+        'a valid user from that address still gets through',
+      );
     } finally {
       await t.close();
     }
@@ -169,7 +227,14 @@ describe('rate limits (in-process store, guide defaults)', () => {
     const t = await createLoggedApp(ON);
     try {
       const results = await Promise.all(
-        Array.from({ length: 25 }, (_, i) => t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.6', payload: { username: `c${i}`, password: 'x' } })),
+        Array.from({ length: 25 }, (_, i) =>
+          t.app.inject({
+            method: 'POST',
+            url: '/api/auth/login',
+            remoteAddress: '198.51.100.6',
+            payload: { username: `c${i}`, password: 'x' },
+          }),
+        ),
       );
       assert.equal(results.filter((r) => r.statusCode === 429).length, 20);
     } finally {
@@ -181,20 +246,39 @@ describe('rate limits (in-process store, guide defaults)', () => {
     const t = await createLoggedApp({ ...ON, RATE_LIMITS: '{"auth.login": "2 per 30 seconds"}' });
     try {
       assert.deepEqual(t.container.config.RATE_LIMITS['auth.register']!.points, 3);
-      const codes = await statuses(t.app, 3, (i) => ({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.7', payload: { username: `o${i}`, password: 'x' } }));
+      const codes = await statuses(t.app, 3, (i) => ({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress: '198.51.100.7',
+        payload: { username: `o${i}`, password: 'x' },
+      }));
       assert.deepEqual(codes, [401, 401, 429]);
     } finally {
       await t.close();
     }
     const off = await createLoggedApp({ RATE_LIMIT_ENABLED: 'false' });
     try {
-      const codes = await statuses(off.app, 8, (i) => ({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.8', payload: { username: `p${i}`, password: 'x' } }));
+      const codes = await statuses(off.app, 8, (i) => ({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress: '198.51.100.8',
+        payload: { username: `p${i}`, password: 'x' },
+      }));
       assert.deepEqual(codes, times(8, 401));
     } finally {
       await off.close();
     }
     assert.throws(
-      () => loadConfig({ NODE_ENV: 'production', SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret(), RATE_LIMIT_ENABLED: 'false' }, { dotenv: false }),
+      () =>
+        loadConfig(
+          {
+            NODE_ENV: 'production',
+            SECRET_KEY: generateSecret(),
+            JWT_SECRET_KEY: generateSecret(),
+            RATE_LIMIT_ENABLED: 'false',
+          },
+          { dotenv: false },
+        ),
       /RATE_LIMIT_ENABLED/,
     );
   });
@@ -210,22 +294,57 @@ describe('emergency rate limit', () => {
       await setEmergencyLimit(a.container.db, a.container.changes, '2 per minute');
       for (let i = 0; i < 50 && !a.app.rateLimits.emergencyLimit; i++) await sleep(20);
       assert.equal(a.app.rateLimits.emergencyLimit?.points, 2, 'the instance that set it applies it');
-      const codes = await statuses(a.app, 3, () => ({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.30' }));
+      const codes = await statuses(a.app, 3, () => ({
+        method: 'GET',
+        url: '/api/openapi.json',
+        remoteAddress: '198.51.100.30',
+      }));
       assert.deepEqual(codes, [200, 200, 429]);
-      assert.equal((await a.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.30', payload: { username: 'a', password: 'b' } })).statusCode, 429);
-      assert.equal((await a.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.30' })).statusCode, 200);
-      assert.equal((await a.app.inject({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.31' })).statusCode, 200, 'per address');
+      assert.equal(
+        (
+          await a.app.inject({
+            method: 'POST',
+            url: '/api/auth/login',
+            remoteAddress: '198.51.100.30',
+            payload: { username: 'a', password: 'b' },
+          })
+        ).statusCode,
+        429,
+      );
+      assert.equal(
+        (await a.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.30' })).statusCode,
+        200,
+      );
+      assert.equal(
+        (await a.app.inject({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.31' })).statusCode,
+        200,
+        'per address',
+      );
 
       for (let i = 0; i < 50 && !b.app.rateLimits.emergencyLimit; i++) await sleep(50);
-      assert.equal(b.app.rateLimits.emergencyLimit?.text, '2 per minute', 'the other instance picked it up from the change feed');
-      const codesB = await statuses(b.app, 3, () => ({ method: 'GET', url: '/api/auth/me', remoteAddress: '198.51.100.32' }));
+      assert.equal(
+        b.app.rateLimits.emergencyLimit?.text,
+        '2 per minute',
+        'the other instance picked it up from the change feed',
+      );
+      const codesB = await statuses(b.app, 3, () => ({
+        method: 'GET',
+        url: '/api/auth/me',
+        remoteAddress: '198.51.100.32',
+      }));
       assert.deepEqual(codesB, [401, 401, 429]);
 
       await setEmergencyLimit(b.container.db, b.container.changes, null);
       for (let i = 0; i < 50 && a.app.rateLimits.emergencyLimit; i++) await sleep(50);
       assert.equal(a.app.rateLimits.emergencyLimit, null);
-      assert.equal((await a.app.inject({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.30' })).statusCode, 200);
-      assert.ok(a.lines.some((l) => l.msg === 'emergency rate limit in force') && a.lines.some((l) => l.msg === 'emergency rate limit lifted'));
+      assert.equal(
+        (await a.app.inject({ method: 'GET', url: '/api/openapi.json', remoteAddress: '198.51.100.30' })).statusCode,
+        200,
+      );
+      assert.ok(
+        a.lines.some((l) => l.msg === 'emergency rate limit in force') &&
+          a.lines.some((l) => l.msg === 'emergency rate limit lifted'),
+      );
     } finally {
       await a.close();
       await b.close();

@@ -26,9 +26,36 @@ describe('security headers', () => {
       ['unknown route', { method: 'GET', url: '/api/nothing-here' }, 404],
       ['wrong method', { method: 'PATCH', url: '/api/auth/login' }, 405],
       ['no token', { method: 'GET', url: '/api/auth/me' }, 401],
-      ['malformed json', { method: 'POST', url: '/api/auth/verify-email', headers: { 'content-type': 'application/json' }, payload: '{"token":' }, 400],
-      ['form body', { method: 'POST', url: '/api/auth/verify-email', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=x' }, 415],
-      ['huge body', { method: 'POST', url: '/api/auth/verify-email', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ token: 'x'.repeat(200_000) }) }, 413],
+      [
+        'malformed json',
+        {
+          method: 'POST',
+          url: '/api/auth/verify-email',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"token":',
+        },
+        400,
+      ],
+      [
+        'form body',
+        {
+          method: 'POST',
+          url: '/api/auth/verify-email',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: 'token=x',
+        },
+        415,
+      ],
+      [
+        'huge body',
+        {
+          method: 'POST',
+          url: '/api/auth/verify-email',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ token: 'x'.repeat(200_000) }),
+        },
+        413,
+      ],
       ['over the default limit', { method: 'GET', url: '/api/auth/me' }, 429],
       ['docs page', { method: 'GET', url: '/api/docs' }, 200],
       ['docs asset', { method: 'GET', url: '/api/docs/static/swagger-ui-bundle.js' }, 200],
@@ -78,9 +105,19 @@ describe('HSTS', () => {
   it('is sent when the request came over HTTPS through a trusted proxy, not when an untrusted peer claims it', async () => {
     const t = await createTestApp({ TRUSTED_PROXIES: '10.0.0.1' });
     try {
-      const viaProxy = await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-proto': 'https' } });
+      const viaProxy = await t.app.inject({
+        method: 'GET',
+        url: '/api/health',
+        remoteAddress: '10.0.0.1',
+        headers: { 'x-forwarded-proto': 'https' },
+      });
       assert.equal(viaProxy.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
-      const spoofed = await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.7', headers: { 'x-forwarded-proto': 'https' } });
+      const spoofed = await t.app.inject({
+        method: 'GET',
+        url: '/api/health',
+        remoteAddress: '198.51.100.7',
+        headers: { 'x-forwarded-proto': 'https' },
+      });
       assert.equal(spoofed.headers['strict-transport-security'], undefined);
     } finally {
       await t.close();
@@ -105,7 +142,10 @@ describe('HSTS', () => {
   });
 
   it('X-XSS-Protection and CONTENT_SECURITY_POLICY follow their settings', async () => {
-    const t = await createTestApp({ X_XSS_PROTECTION: '1; mode=block', CONTENT_SECURITY_POLICY: '{"default-src": "\'self\'", "img-src": "\'self\' data:"}' });
+    const t = await createTestApp({
+      X_XSS_PROTECTION: '1; mode=block',
+      CONTENT_SECURITY_POLICY: '{"default-src": "\'self\'", "img-src": "\'self\' data:"}',
+    });
     try {
       const res = await t.app.inject({ method: 'GET', url: '/api/health' });
       assert.equal(res.headers['x-xss-protection'], '1; mode=block');

@@ -15,7 +15,12 @@ import { sleep } from '../helpers/server.js';
 const skip = await redisSkip();
 
 const login = (app: LoggedApp, ip: string, i: number) =>
-  app.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: ip, payload: { username: `r${i}`, password: 'wrong' } });
+  app.app.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    remoteAddress: ip,
+    payload: { username: `r${i}`, password: 'wrong' },
+  });
 
 describe('rate limits in Redis', { skip }, () => {
   const prefix = `flokie-test-${randomBytes(4).toString('hex')}:`;
@@ -40,7 +45,10 @@ describe('rate limits in Redis', { skip }, () => {
       for (let i = 0; i < 7; i++) codes.push((await login(i % 2 ? b : a, '198.51.100.40', i)).statusCode);
       assert.deepEqual(codes, [401, 401, 401, 401, 401, 429, 429]);
       const keys = await admin.keys(`${prefix}rl:auth.login*`);
-      assert.ok(keys.some((k) => k.includes('ip:198.51.100.40')), keys.join(','));
+      assert.ok(
+        keys.some((k) => k.includes('ip:198.51.100.40')),
+        keys.join(','),
+      );
       // Concurrent requests spread over both instances: Redis counts atomically.
       const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => login(i % 2 ? b : a, '198.51.100.41', i)));
       assert.equal(burst.filter((r) => r.statusCode === 429).length, 15);
@@ -53,7 +61,12 @@ describe('rate limits in Redis', { skip }, () => {
 
   it('the bucket in Redis: Retry-After is when the next request is allowed, on either instance', async () => {
     const database: TestDatabase = await createTestDatabase({ file: true });
-    const env = { RATE_LIMIT_ENABLED: 'true', REDIS_URL, REDIS_KEY_PREFIX: prefix, RATE_LIMITS: '{"default": "4 per 8 seconds"}' };
+    const env = {
+      RATE_LIMIT_ENABLED: 'true',
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      RATE_LIMITS: '{"default": "4 per 8 seconds"}',
+    };
     const a = await createLoggedApp(env, database);
     const b = await createLoggedApp(env, database);
     try {
@@ -66,8 +79,15 @@ describe('rate limits in Redis', { skip }, () => {
       const wait = Math.max(...burst.filter((r) => r.statusCode === 429).map((r) => Number(r.headers['retry-after'])));
       assert.ok(wait >= 1 && wait <= 2, `Retry-After ${wait}`);
       await sleep(wait * 1000 + 150);
-      assert.deepEqual(codes(await Promise.all([me(a), me(b)])), [401, 429], 'one more after Retry-After, not a new window');
-      const hundred = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', REDIS_URL, REDIS_KEY_PREFIX: prefix }, database);
+      assert.deepEqual(
+        codes(await Promise.all([me(a), me(b)])),
+        [401, 429],
+        'one more after Retry-After, not a new window',
+      );
+      const hundred = await createLoggedApp(
+        { RATE_LIMIT_ENABLED: 'true', REDIS_URL, REDIS_KEY_PREFIX: prefix },
+        database,
+      );
       try {
         let last = await me(hundred);
         for (let i = 0; i < 100; i++) last = await me(hundred);
@@ -85,7 +105,11 @@ describe('rate limits in Redis', { skip }, () => {
   });
 
   it('Redis unreachable from the start: in-process fallback enforces the limit and says so in the log', async () => {
-    const t = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', REDIS_URL: 'redis://127.0.0.1:1', REDIS_KEY_PREFIX: prefix });
+    const t = await createLoggedApp({
+      RATE_LIMIT_ENABLED: 'true',
+      REDIS_URL: 'redis://127.0.0.1:1',
+      REDIS_KEY_PREFIX: prefix,
+    });
     try {
       const codes: number[] = [];
       for (let i = 0; i < 7; i++) codes.push((await login(t, '198.51.100.42', i)).statusCode);
@@ -105,7 +129,10 @@ describe('rate limits in Redis', { skip }, () => {
       for (let i = 0; i < 50 && t.container.redis!.status !== 'ready'; i++) await sleep(20);
       const before = [(await login(t, '198.51.100.43', 0)).statusCode, (await login(t, '198.51.100.43', 1)).statusCode];
       assert.deepEqual(before, [401, 401]);
-      assert.equal(t.lines.some((l) => String(l.msg).startsWith('rate limiter: Redis unavailable')), false);
+      assert.equal(
+        t.lines.some((l) => String(l.msg).startsWith('rate limiter: Redis unavailable')),
+        false,
+      );
       // Cut the connection for good (no reconnect), as when the Redis host disappears.
       t.container.redis!.disconnect(false);
       const codes: number[] = [];

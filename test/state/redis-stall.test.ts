@@ -24,7 +24,12 @@ describe('a stalled Redis (REDIS_COMMAND_TIMEOUT_MS)', { skip, timeout: 60_000 }
   before(async () => {
     const target = new URL(REDIS_URL);
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    t = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', REDIS_URL: throughProxy(REDIS_URL, proxy), REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) });
+    t = await createLoggedApp({
+      RATE_LIMIT_ENABLED: 'true',
+      REDIS_URL: throughProxy(REDIS_URL, proxy),
+      REDIS_KEY_PREFIX: prefix,
+      REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+    });
     for (let i = 0; i < 100 && t.container.redis!.status !== 'ready'; i++) await sleep(20);
   });
   after(async () => {
@@ -37,7 +42,13 @@ describe('a stalled Redis (REDIS_COMMAND_TIMEOUT_MS)', { skip, timeout: 60_000 }
     admin.disconnect();
   });
 
-  const login = (i: number) => t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '198.51.100.60', payload: { username: `stall${i}`, password: 'wrong' } });
+  const login = (i: number) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      remoteAddress: '198.51.100.60',
+      payload: { username: `stall${i}`, password: 'wrong' },
+    });
 
   it('requests are answered within the bound and still limited; Redis is used again once it answers', async () => {
     assert.equal(t.container.redis!.status, 'ready');
@@ -51,9 +62,14 @@ describe('a stalled Redis (REDIS_COMMAND_TIMEOUT_MS)', { skip, timeout: 60_000 }
       codes.push((await login(i + 2)).statusCode);
       times.push(Math.round(performance.now() - started));
     }
-    console.log(`# stalled Redis: login answers after ${times.join(', ')} ms (command timeout ${COMMAND_TIMEOUT_MS} ms)`);
+    console.log(
+      `# stalled Redis: login answers after ${times.join(', ')} ms (command timeout ${COMMAND_TIMEOUT_MS} ms)`,
+    );
     for (const ms of times) assert.ok(ms < 5 * COMMAND_TIMEOUT_MS, `answered after ${ms} ms`);
-    assert.ok(times.slice(1).every((ms) => ms < COMMAND_TIMEOUT_MS), 'after the first timeout nobody waits for Redis');
+    assert.ok(
+      times.slice(1).every((ms) => ms < COMMAND_TIMEOUT_MS),
+      'after the first timeout nobody waits for Redis',
+    );
     // The in-process counter starts afresh, but the limit holds: 5, then refused.
     assert.deepEqual(codes, [401, 401, 401, 401, 401, 429, 429]);
     const down = t.lines.filter((l) => l.msg === 'redis unavailable; using in-process fallback');

@@ -100,10 +100,19 @@ export class AuthService {
   async login(login: string, password: string, context: RequestContext, options: LoginOptions): Promise<LoginResult> {
     const user = await this.d.users.findByLogin(login);
     const attempt = await this.d.lockout.run(
-      { user, login, deviceCredential: options.deviceCredential, context, flow: 'login', untrustedLimit: options.untrustedLimit },
+      {
+        user,
+        login,
+        deviceCredential: options.deviceCredential,
+        context,
+        flow: 'login',
+        untrustedLimit: options.untrustedLimit,
+      },
       async () => {
         // Unknown users cost one hash verification too, so timing does not reveal which accounts exist.
-        const valid = user ? await this.d.hasher.verify(password, user.password_hash) : await this.d.hasher.verifyDummy(password);
+        const valid = user
+          ? await this.d.hasher.verify(password, user.password_hash)
+          : await this.d.hasher.verifyDummy(password);
         if (!valid || !user) return 'bad_credentials';
         return user.is_active ? 'ok' : 'inactive';
       },
@@ -119,7 +128,11 @@ export class AuthService {
       type: 'login_success',
       context,
       userId: user.id,
-      details: { session_id: session.id, password_upgraded: 'password_hash' in changes, ...(device ? { device: attempt.trusted ? 'trusted' : 'new' } : {}) },
+      details: {
+        session_id: session.id,
+        password_upgraded: 'password_hash' in changes,
+        ...(device ? { device: attempt.trusted ? 'trusted' : 'new' } : {}),
+      },
     });
     return { tokens, user: toUserView({ ...user, ...changes, password_hash: '' }), device };
   }
@@ -138,10 +151,12 @@ export class AuthService {
   ): Promise<UserRow> {
     const user = await this.d.users.findById(userId);
     if (!user) throw authenticationError();
-    const attempt = await this.d.lockout.run({ user, login: user.username, deviceCredential, context, flow }, async () =>
-      (await this.d.hasher.verify(password, user.password_hash)) ? 'ok' : 'bad_credentials',
+    const attempt = await this.d.lockout.run(
+      { user, login: user.username, deviceCredential, context, flow },
+      async () => ((await this.d.hasher.verify(password, user.password_hash)) ? 'ok' : 'bad_credentials'),
     );
-    if (!attempt.ok) throw validationError('Current password is incorrect', { current_password: ['Current password is incorrect'] });
+    if (!attempt.ok)
+      throw validationError('Current password is incorrect', { current_password: ['Current password is incorrect'] });
     return user;
   }
 
@@ -167,8 +182,14 @@ export class AuthService {
       return await this.rotate(refreshToken, context);
     } catch (error) {
       // Clients of the original Flokie sometimes send the access token here: say so.
-      if (error instanceof DomainError && error.code === 'AUTHENTICATION_ERROR' && (await this.isAccessToken(refreshToken))) {
-        throw authenticationError('This is an access token: /refresh needs the refresh token from login or from the last refresh');
+      if (
+        error instanceof DomainError &&
+        error.code === 'AUTHENTICATION_ERROR' &&
+        (await this.isAccessToken(refreshToken))
+      ) {
+        throw authenticationError(
+          'This is an access token: /refresh needs the refresh token from login or from the last refresh',
+        );
       }
       throw error;
     }
@@ -203,13 +224,23 @@ export class AuthService {
     }
     // A retry after a lost answer (sessions.ts) is recorded as such: its unused successor was replaced.
     const retry = result.replacedJti ? { retry_of_lost_answer: true } : {};
-    this.d.events.emit({ type: 'token_refreshed', context, userId: user.id, details: { session_id: result.session.id, ...retry } });
+    this.d.events.emit({
+      type: 'token_refreshed',
+      context,
+      userId: user.id,
+      details: { session_id: result.session.id, ...retry },
+    });
     return this.issuePair(result.session, result.refreshJti);
   }
 
   async logout(principal: Principal, context: RequestContext): Promise<void> {
     await this.d.sessions.revoke(principal.claims.sid, 'logout');
-    this.d.events.emit({ type: 'logout', context, userId: principal.user.id, details: { session_id: principal.claims.sid } });
+    this.d.events.emit({
+      type: 'logout',
+      context,
+      userId: principal.user.id,
+      details: { session_id: principal.claims.sid },
+    });
   }
 
   async logoutAll(principal: Principal, context: RequestContext): Promise<number> {
@@ -222,7 +253,12 @@ export class AuthService {
     const session = await this.d.sessions.findForUser(sessionId, principal.user.id);
     if (!session || session.revoked_at !== null) throw notFound('Session not found');
     await this.d.sessions.revoke(session.id, 'user_revoked');
-    this.d.events.emit({ type: 'session_revoked', context, userId: principal.user.id, details: { session_id: session.id } });
+    this.d.events.emit({
+      type: 'session_revoked',
+      context,
+      userId: principal.user.id,
+      details: { session_id: session.id },
+    });
   }
 
   /** Changes the password, revokes every session (this one too) and starts a fresh one. */
@@ -248,9 +284,18 @@ export class AuthService {
       // synchronous driver (SQLite) that work would otherwise delay the answer measurably.
       await new Promise((resolve) => setImmediate(resolve));
       const user = await this.d.users.findByEmail(email);
-      this.d.events.emit({ type: 'password_reset_requested', context, userId: user?.id, details: { known: Boolean(user) } });
+      this.d.events.emit({
+        type: 'password_reset_requested',
+        context,
+        userId: user?.id,
+        details: { known: Boolean(user) },
+      });
       if (!user || !user.is_active) return;
-      const token = await this.d.oneTimeTokens.issue(user.id, 'password_reset', this.d.config.PASSWORD_RESET_EXPIRES_MINUTES * 60_000);
+      const token = await this.d.oneTimeTokens.issue(
+        user.id,
+        'password_reset',
+        this.d.config.PASSWORD_RESET_EXPIRES_MINUTES * 60_000,
+      );
       const link = this.d.links.build('password_reset', token);
       this.d.mailer.send({
         to: user.email,
@@ -258,7 +303,11 @@ export class AuthService {
         text: `Someone asked to reset the password of your account "${user.username}".\n\nTo choose a new password, open this link within ${this.d.config.PASSWORD_RESET_EXPIRES_MINUTES} minutes:\n\n${link}\n\nIf it was not you, ignore this message: your password stays as it is.\n`,
       });
     })();
-    this.d.track(task.catch((error: unknown) => this.d.log.error({ err: error, reqId: context.requestId }, 'password reset request failed')));
+    this.d.track(
+      task.catch((error: unknown) =>
+        this.d.log.error({ err: error, reqId: context.requestId }, 'password reset request failed'),
+      ),
+    );
   }
 
   async resetPassword(token: string, password: string, context: RequestContext): Promise<void> {
@@ -266,7 +315,8 @@ export class AuthService {
     const userId = await this.d.oneTimeTokens.peek(token, 'password_reset');
     const user = userId ? await this.d.users.findById(userId) : undefined;
     // Deactivation kills a user's links; a deactivated account is refused here as well.
-    if (!user?.is_active) throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
+    if (!user?.is_active)
+      throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
     await this.d.usersService.assertAcceptablePassword(password, user, user.id);
     if ((await this.d.oneTimeTokens.consume(token, 'password_reset')) !== user.id) {
       throw validationError('Reset link is invalid or has expired', { token: ['Invalid or expired token'] });
@@ -283,7 +333,8 @@ export class AuthService {
    * once) leaves the new address unverified, whichever commits first.
    */
   async verifyEmail(token: string, context: RequestContext): Promise<void> {
-    const invalid = () => validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
+    const invalid = () =>
+      validationError('Verification link is invalid or has expired', { token: ['Invalid or expired token'] });
     // Published once committed (users-service.ts): /me says verified at once.
     const userId = await this.d.usersService.write(async (writer) => {
       const spent = await this.d.oneTimeTokens.spend(token, 'email_verification', writer.trx);

@@ -49,7 +49,8 @@ export interface EmailChangeDeps {
   log: Logger;
 }
 
-const invalidLink = () => validationError('Confirmation link is invalid or has expired', { token: ['Invalid or expired token'] });
+const invalidLink = () =>
+  validationError('Confirmation link is invalid or has expired', { token: ['Invalid or expired token'] });
 const stamp = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 
 export class EmailChanges {
@@ -67,7 +68,12 @@ export class EmailChanges {
       await this.d.oneTimeTokens.invalidateAllForUser(user.id, writer);
       await writer.update(user.id, { ...alsoChange, pending_email: target });
     });
-    this.d.events.emit({ type: 'email_change_requested', context, userId: user.id, details: { pending_email: target } });
+    this.d.events.emit({
+      type: 'email_change_requested',
+      context,
+      userId: user.id,
+      details: { pending_email: target },
+    });
     const ip = context.ip;
     const task = (async () => {
       // After the 202 is written: whether the address is free decides the work below, and the
@@ -99,7 +105,11 @@ export class EmailChanges {
         text: `Someone asked to make this the e-mail address of an account at ${this.d.config.publicUrl}.\n\nTo confirm, open this link within ${hours} hours:\n\n${this.d.links.build('email_change', token)}\n\nIf it was not you, ignore this message: nothing changes.\n`,
       });
     })();
-    this.d.track(task.catch((error: unknown) => this.d.log.error({ err: error, reqId: context.requestId }, 'e-mail change mail failed')));
+    this.d.track(
+      task.catch((error: unknown) =>
+        this.d.log.error({ err: error, reqId: context.requestId }, 'e-mail change mail failed'),
+      ),
+    );
   }
 
   /**
@@ -136,7 +146,13 @@ export class EmailChanges {
       type: 'email_changed',
       context,
       userId: user.id,
-      details: { previous_email: user.email, email: target, by: 'user', revoked_sessions: revoked, kept_session: keep !== undefined },
+      details: {
+        previous_email: user.email,
+        email: target,
+        by: 'user',
+        revoked_sessions: revoked,
+        kept_session: keep !== undefined,
+      },
     });
     this.d.mailer.send({
       to: user.email,
@@ -152,7 +168,12 @@ export class EmailChanges {
   /** An administrator changed a user's address directly (AdminService.update): both addresses are told. */
   notifyAdministratorChange(user: UserRow, previous: string, next: string, context: RequestContext): void {
     const at = stamp(Date.now());
-    this.d.events.emit({ type: 'email_changed', context, userId: user.id, details: { previous_email: previous, email: next, by: 'administrator' } });
+    this.d.events.emit({
+      type: 'email_changed',
+      context,
+      userId: user.id,
+      details: { previous_email: previous, email: next, by: 'administrator' },
+    });
     this.d.mailer.send({
       to: previous,
       subject: 'Your e-mail address was changed by an administrator',

@@ -96,7 +96,8 @@ const accountKey = (userId: string) => `user:${userId}`;
 const adminKey = (userId: string) => `admin:${userId}`;
 const deviceKey = (identity: DeviceIdentity) => `device:${identity.userId}:${identity.nonce}`;
 /** Every device counter of a user (`device:<id>:…`); LIKE's wildcards in the id are escaped with `!` (same on every database). */
-const deviceKeysOf = (userId: string) => sql<SqlBool>`${sql.ref('key')} like ${`device:${userId.replace(/[!%_]/g, '!$&')}:%`} escape '!'`;
+const deviceKeysOf = (userId: string) =>
+  sql<SqlBool>`${sql.ref('key')} like ${`device:${userId.replace(/[!%_]/g, '!$&')}:%`} escape '!'`;
 
 export class Lockout {
   readonly devices: DeviceCredentials;
@@ -134,7 +135,11 @@ export class Lockout {
         : { key: `name:${this.names.tag(attempt.login)}`, kind: 'name' };
     // Never the typed text (it may be a password typed into the wrong field): login-name.ts.
     const who = attempt.user ? { username: attempt.user.username } : { login_hash: this.names.tag(attempt.login) };
-    const base = { ...who, flow: attempt.flow, ...(this.settings.mode === 'device' ? { device: trusted ? 'trusted' : 'untrusted' } : {}) };
+    const base = {
+      ...who,
+      flow: attempt.flow,
+      ...(this.settings.mode === 'device' ? { device: trusted ? 'trusted' : 'untrusted' } : {}),
+    };
     const userId = attempt.user?.id;
     if (!trusted && attempt.untrustedLimit) {
       // The lock outranks the per-username limit: with the defaults both trip at the 5th attempt,
@@ -142,9 +147,17 @@ export class Lockout {
       try {
         await attempt.untrustedLimit();
       } catch (error) {
-        const until = Math.max((await this.lockedUntil(counter.key)) ?? 0, (await this.lockedUntil(adminKey(userId ?? '-'))) ?? 0);
+        const until = Math.max(
+          (await this.lockedUntil(counter.key)) ?? 0,
+          (await this.lockedUntil(adminKey(userId ?? '-'))) ?? 0,
+        );
         if (until === 0) throw error;
-        this.events.emit({ type: 'login_failure', context: attempt.context, userId, details: { reason: 'locked', ...base } });
+        this.events.emit({
+          type: 'login_failure',
+          context: attempt.context,
+          userId,
+          details: { reason: 'locked', ...base },
+        });
         throw lockedError(Math.max(1, (until - Date.now()) / 1000));
       }
     }
@@ -152,7 +165,12 @@ export class Lockout {
     // Unknown names look for an administrator's lock too (under a key that never exists), so they cost the same.
     const acquired = await this.acquire(counter.key, adminKey(userId ?? '-'));
     if (acquired.state === 'locked') {
-      this.events.emit({ type: 'login_failure', context: attempt.context, userId, details: { reason: 'locked', ...base } });
+      this.events.emit({
+        type: 'login_failure',
+        context: attempt.context,
+        userId,
+        details: { reason: 'locked', ...base },
+      });
       throw lockedError(acquired.retryAfterSeconds);
     }
     if (acquired.state === 'full') {
@@ -163,7 +181,10 @@ export class Lockout {
         message: 'Login attempts in flight: no free slot in time',
         details: { limit: 'login.in_flight', scope: counter.kind, ...base },
       });
-      throw rateLimited(Math.max(1, this.settings.queueTimeoutMs / 1000), 'Too many login attempts in progress for this account; try again shortly');
+      throw rateLimited(
+        Math.max(1, this.settings.queueTimeoutMs / 1000),
+        'Too many login attempts in progress for this account; try again shortly',
+      );
     }
     const { slot } = acquired;
     let outcome: CheckOutcome;
@@ -178,8 +199,19 @@ export class Lockout {
       return { ok: true, trusted };
     }
     const locked = await this.fail(slot);
-    this.events.emit({ type: 'login_failure', context: attempt.context, userId, details: { reason: outcome, attempt: slot.attempt, ...base } });
-    if (locked) this.events.emit({ type: counter.kind === 'device' ? 'device_locked' : 'account_locked', context: attempt.context, userId, details: base });
+    this.events.emit({
+      type: 'login_failure',
+      context: attempt.context,
+      userId,
+      details: { reason: outcome, attempt: slot.attempt, ...base },
+    });
+    if (locked)
+      this.events.emit({
+        type: counter.kind === 'device' ? 'device_locked' : 'account_locked',
+        context: attempt.context,
+        userId,
+        details: base,
+      });
     return { ok: false, trusted };
   }
 
@@ -245,7 +277,10 @@ export class Lockout {
     const existing = await this.db.selectFrom('login_attempts').select('key').where('key', '=', key).executeTakeFirst();
     if (existing) return;
     try {
-      await this.db.insertInto('login_attempts').values({ key, failures: 0, window_started_at: now, locked_until: null }).execute();
+      await this.db
+        .insertInto('login_attempts')
+        .values({ key, failures: 0, window_started_at: now, locked_until: null })
+        .execute();
     } catch {
       /* inserted concurrently by another request: fine, the UPDATE below serialises us */
     }
@@ -257,7 +292,11 @@ export class Lockout {
     return withConflictRetry(() =>
       this.db.transaction().execute(async (trx): Promise<Acquired> => {
         const now = Date.now();
-        const windowOver = (eb: any) => eb.and([eb('window_started_at', '<=', now - lockoutMs), eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)])]);
+        const windowOver = (eb: any) =>
+          eb.and([
+            eb('window_started_at', '<=', now - lockoutMs),
+            eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]),
+          ]);
         // Locks the counter row for the rest of the transaction (every database), and starts a
         // new window once the old one and any lock are over. MySQL assigns left to right, so each
         // condition reads only columns assigned after it.
@@ -270,8 +309,15 @@ export class Lockout {
           }))
           .where('key', '=', key)
           .execute();
-        const rows = await trx.selectFrom('login_attempts').select(['key', 'failures', 'locked_until']).where('key', 'in', [key, lockKey]).execute();
-        const lockedUntil = Math.max(0, ...rows.map((r) => (r.locked_until !== null && r.locked_until > now ? r.locked_until : 0)));
+        const rows = await trx
+          .selectFrom('login_attempts')
+          .select(['key', 'failures', 'locked_until'])
+          .where('key', 'in', [key, lockKey])
+          .execute();
+        const lockedUntil = Math.max(
+          0,
+          ...rows.map((r) => (r.locked_until !== null && r.locked_until > now ? r.locked_until : 0)),
+        );
         if (lockedUntil > 0) return { state: 'locked', retryAfterSeconds: (lockedUntil - now) / 1000 };
         const failures = rows.find((r) => r.key === key)?.failures ?? 0;
         const live = await trx
@@ -283,7 +329,10 @@ export class Lockout {
         const inFlight = Number(live.n);
         if (failures + inFlight >= maxAttempts) return { state: 'full' };
         const id = randomUUID();
-        await trx.insertInto('login_reservations').values({ id, key, expires_at: now + RESERVATION_LEASE_MS }).execute();
+        await trx
+          .insertInto('login_reservations')
+          .values({ id, key, expires_at: now + RESERVATION_LEASE_MS })
+          .execute();
         return { state: 'reserved', slot: { id, key, attempt: failures + inFlight + 1 } };
       }),
     );
@@ -298,16 +347,34 @@ export class Lockout {
         await trx
           .updateTable('login_attempts')
           .set((eb) => ({
-            failures: eb.case().when('window_started_at', '<=', now - lockoutMs).then(1).else(eb('failures', '+', 1)).end(),
-            window_started_at: eb.case().when('window_started_at', '<=', now - lockoutMs).then(now).else(eb.ref('window_started_at')).end(),
+            failures: eb
+              .case()
+              .when('window_started_at', '<=', now - lockoutMs)
+              .then(1)
+              .else(eb('failures', '+', 1))
+              .end(),
+            window_started_at: eb
+              .case()
+              .when('window_started_at', '<=', now - lockoutMs)
+              .then(now)
+              .else(eb.ref('window_started_at'))
+              .end(),
           }))
           .where('key', '=', slot.key)
           .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
           .execute();
         await trx.deleteFrom('login_reservations').where('id', '=', slot.id).execute();
-        const row = await trx.selectFrom('login_attempts').select(['failures', 'locked_until']).where('key', '=', slot.key).executeTakeFirst();
+        const row = await trx
+          .selectFrom('login_attempts')
+          .select(['failures', 'locked_until'])
+          .where('key', '=', slot.key)
+          .executeTakeFirst();
         if (!row || row.failures < maxAttempts || (row.locked_until !== null && row.locked_until > now)) return false;
-        await trx.updateTable('login_attempts').set({ locked_until: now + lockoutMs, window_started_at: now, failures: maxAttempts }).where('key', '=', slot.key).execute();
+        await trx
+          .updateTable('login_attempts')
+          .set({ locked_until: now + lockoutMs, window_started_at: now, failures: maxAttempts })
+          .where('key', '=', slot.key)
+          .execute();
         return true;
       }),
     );
@@ -349,7 +416,11 @@ export class Lockout {
     const now = Date.now();
     const until = minutes === undefined ? UNTIL_UNLOCKED : now + minutes * 60_000;
     await this.ensureRow(key, now);
-    await this.db.updateTable('login_attempts').set({ locked_until: until, window_started_at: now }).where('key', '=', key).execute();
+    await this.db
+      .updateTable('login_attempts')
+      .set({ locked_until: until, window_started_at: now })
+      .where('key', '=', key)
+      .execute();
     return until;
   }
 
@@ -371,7 +442,11 @@ export class Lockout {
 
   /** The end of a running lock on a counter key, or null. */
   async lockedUntil(key: string): Promise<number | null> {
-    const row = await this.db.selectFrom('login_attempts').select('locked_until').where('key', '=', key).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('login_attempts')
+      .select('locked_until')
+      .where('key', '=', key)
+      .executeTakeFirst();
     return row?.locked_until && row.locked_until > Date.now() ? row.locked_until : null;
   }
 
@@ -388,14 +463,24 @@ export class Lockout {
     const rows = await this.db
       .selectFrom('login_attempts')
       .select(['key', 'locked_until'])
-      .where('key', 'in', userIds.flatMap((id) => [accountKey(id), adminKey(id)]))
+      .where(
+        'key',
+        'in',
+        userIds.flatMap((id) => [accountKey(id), adminKey(id)]),
+      )
       .where('locked_until', '>', now)
       .execute();
     // An administrator's lock, which stops every device, is the one shown when both run.
-    const adminLast = [...rows.filter((r) => !r.key.startsWith('admin:')), ...rows.filter((r) => r.key.startsWith('admin:'))];
+    const adminLast = [
+      ...rows.filter((r) => !r.key.startsWith('admin:')),
+      ...rows.filter((r) => r.key.startsWith('admin:')),
+    ];
     for (const row of adminLast) {
       const admin = row.key.startsWith('admin:');
-      out.set(row.key.slice(row.key.indexOf(':') + 1), { until: row.locked_until!, scope: admin || this.settings.mode === 'account' ? 'all' : 'untrusted_devices' });
+      out.set(row.key.slice(row.key.indexOf(':') + 1), {
+        until: row.locked_until!,
+        scope: admin || this.settings.mode === 'account' ? 'all' : 'untrusted_devices',
+      });
     }
     return out;
   }

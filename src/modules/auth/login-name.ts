@@ -13,7 +13,12 @@ const MAX_LOGIN_NAME = 254;
 
 /** One spelling per typed name: compatibility forms folded (NFKC), outer spaces trimmed, lower case. */
 export function normalizeLoginName(typed: string): string {
-  return typed.slice(0, MAX_LOGIN_NAME * 2).normalize('NFKC').trim().toLowerCase().slice(0, MAX_LOGIN_NAME);
+  return typed
+    .slice(0, MAX_LOGIN_NAME * 2)
+    .normalize('NFKC')
+    .trim()
+    .toLowerCase()
+    .slice(0, MAX_LOGIN_NAME);
 }
 
 export class LoginNames {

@@ -35,13 +35,29 @@ export class OneTimeTokens {
     const token = randomBytes(32).toString('base64url');
     const now = Date.now();
     // Two requests for the same user can deadlock on MySQL/MariaDB's index locks; the loser retries.
-    await withConflictRetry(() => this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('one_time_tokens').set({ used_at: now }).where('user_id', '=', userId).where('purpose', '=', purpose).where('used_at', 'is', null).execute();
-      await trx
-        .insertInto('one_time_tokens')
-        .values({ token_hash: hashToken(token), user_id: userId, purpose, expires_at: now + ttlMs, used_at: null, created_at: now, target_email: targetEmail })
-        .execute();
-    }));
+    await withConflictRetry(() =>
+      this.db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('one_time_tokens')
+          .set({ used_at: now })
+          .where('user_id', '=', userId)
+          .where('purpose', '=', purpose)
+          .where('used_at', 'is', null)
+          .execute();
+        await trx
+          .insertInto('one_time_tokens')
+          .values({
+            token_hash: hashToken(token),
+            user_id: userId,
+            purpose,
+            expires_at: now + ttlMs,
+            used_at: null,
+            created_at: now,
+            target_email: targetEmail,
+          })
+          .execute();
+      }),
+    );
     return token;
   }
 
@@ -50,7 +66,12 @@ export class OneTimeTokens {
     if (!plausible(token)) return null;
     const tokenHash = hashToken(token);
     const now = Date.now();
-    const row = await db.selectFrom('one_time_tokens').select(['user_id', 'target_email']).where('token_hash', '=', tokenHash).where('purpose', '=', purpose).executeTakeFirst();
+    const row = await db
+      .selectFrom('one_time_tokens')
+      .select(['user_id', 'target_email'])
+      .where('token_hash', '=', tokenHash)
+      .where('purpose', '=', purpose)
+      .executeTakeFirst();
     if (!row) return null;
     const result = await db
       .updateTable('one_time_tokens')
@@ -98,6 +119,9 @@ export class OneTimeTokens {
   }
 
   async purgeExpired(): Promise<void> {
-    await this.db.deleteFrom('one_time_tokens').where('expires_at', '<', Date.now() - 24 * 3600 * 1000).execute();
+    await this.db
+      .deleteFrom('one_time_tokens')
+      .where('expires_at', '<', Date.now() - 24 * 3600 * 1000)
+      .execute();
   }
 }

@@ -61,7 +61,9 @@ export class PasswordHasher {
   }
 
   hash(password: string): Promise<string> {
-    return this.limit(() => (this.algorithm === 'argon2id' ? argon2.hash(password, ARGON2ID) : bcrypt.hash(password, this.bcryptRounds)));
+    return this.limit(() =>
+      this.algorithm === 'argon2id' ? argon2.hash(password, ARGON2ID) : bcrypt.hash(password, this.bcryptRounds),
+    );
   }
 
   async verify(password: string, storedHash: string): Promise<boolean> {

@@ -52,9 +52,11 @@ export class PasswordPolicy {
   async check(password: string, context: PasswordContext = {}): Promise<string[]> {
     const c = this.config;
     const problems: string[] = [];
-    if ([...password].length > c.MAX_PASSWORD_LENGTH) return [`Password must be at most ${c.MAX_PASSWORD_LENGTH} characters`];
+    if ([...password].length > c.MAX_PASSWORD_LENGTH)
+      return [`Password must be at most ${c.MAX_PASSWORD_LENGTH} characters`];
     const text = hashedText(password, c.PASSWORD_HASHER);
-    if ([...text].length < c.MIN_PASSWORD_LENGTH) problems.push(`Password must be at least ${c.MIN_PASSWORD_LENGTH} characters`);
+    if ([...text].length < c.MIN_PASSWORD_LENGTH)
+      problems.push(`Password must be at least ${c.MIN_PASSWORD_LENGTH} characters`);
     if (c.PASSWORD_REQUIRE_UPPER && !/\p{Lu}/u.test(text)) problems.push('Password must contain an upper-case letter');
     if (c.PASSWORD_REQUIRE_LOWER && !/\p{Ll}/u.test(text)) problems.push('Password must contain a lower-case letter');
     if (c.PASSWORD_REQUIRE_DIGIT && !/\p{Nd}/u.test(text)) problems.push('Password must contain a digit');
@@ -64,18 +66,25 @@ export class PasswordPolicy {
     const personal = [context.username, context.email, context.email?.split('@')[0]]
       .filter((v): v is string => typeof v === 'string' && v.length >= 3)
       .map((v) => v.toLowerCase());
-    if (personal.some((v) => lower.includes(v))) problems.push('Password must not contain your username or e-mail address');
+    if (personal.some((v) => lower.includes(v)))
+      problems.push('Password must not contain your username or e-mail address');
 
     if (this.commonPasswords.has(lower)) problems.push('Password is too common');
-    else if (this.breached.size > 0 && this.breached.has(sha1(text))) problems.push('Password appears in a list of breached passwords');
+    else if (this.breached.size > 0 && this.breached.has(sha1(text)))
+      problems.push('Password appears in a list of breached passwords');
 
     if (problems.length === 0 && c.PASSWORD_MIN_SCORE > 0) {
-      const inputs = [context.username, context.email, context.first_name, context.last_name].filter((v): v is string => !!v);
+      const inputs = [context.username, context.email, context.first_name, context.last_name].filter(
+        (v): v is string => !!v,
+      );
       const score = await this.estimator.score(text, inputs);
-      if (score < c.PASSWORD_MIN_SCORE) problems.push('Password is too easy to guess; use a longer phrase or mix unrelated words');
+      if (score < c.PASSWORD_MIN_SCORE)
+        problems.push('Password is too easy to guess; use a longer phrase or mix unrelated words');
     }
     if (problems.length > 0 && text !== password) {
-      problems.push(`Only the first ${BCRYPT_MAX_BYTES} bytes of a password count (bcrypt); the rules apply to them alone`);
+      problems.push(
+        `Only the first ${BCRYPT_MAX_BYTES} bytes of a password count (bcrypt); the rules apply to them alone`,
+      );
     }
     return problems;
   }

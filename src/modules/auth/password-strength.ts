@@ -42,7 +42,11 @@ export class WorkerStrengthEstimator implements StrengthEstimator {
   private readonly timeoutMs: number;
 
   /** `worker` and `timeoutMs` exist for tests (a worker that cannot start, a short timeout). */
-  constructor(threads: number, onError: (error: unknown) => void = () => {}, options: { worker?: URL; timeoutMs?: number } = {}) {
+  constructor(
+    threads: number,
+    onError: (error: unknown) => void = () => {},
+    options: { worker?: URL; timeoutMs?: number } = {},
+  ) {
     this.capacity = threads * (1 + QUEUE_PER_THREAD);
     this.timeoutMs = options.timeoutMs ?? TASK_TIMEOUT_MS;
     // The worker is a .ts file under tsx (development, tests) and .js once built.

@@ -42,7 +42,8 @@ export const REFRESH_COOKIE_PATH = '/api/auth';
 export const REFRESH_SCOPE_COOKIE = 'flokie_refresh_scope';
 
 /** Browser mode: the client asked for the refresh token as an HttpOnly cookie. */
-const wantsCookie = (request: FastifyRequest) => String(request.headers['x-auth-mode'] ?? '').toLowerCase() === 'cookie';
+const wantsCookie = (request: FastifyRequest) =>
+  String(request.headers['x-auth-mode'] ?? '').toLowerCase() === 'cookie';
 
 /**
  * Login: `username_or_email` (the original Flokie's field name) is read as `username`. It is
@@ -53,7 +54,11 @@ const loginAlias: preValidationHookHandler = (request, _reply, done) => {
   const body = request.body as Record<string, unknown> | null | undefined;
   if (body && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'username_or_email')) {
     if (Object.hasOwn(body, 'username')) {
-      return done(validationError('Send username or username_or_email, not both', { username_or_email: ['Send either username or username_or_email, not both'] }));
+      return done(
+        validationError('Send username or username_or_email, not both', {
+          username_or_email: ['Send either username or username_or_email, not both'],
+        }),
+      );
     }
     body.username = body.username_or_email;
     delete body.username_or_email;
@@ -82,13 +87,23 @@ export default async function authRoutes(
    * mode. The cookie lasts as long as the refresh token, or only for the browser session when
    * `persistent` is false (login's remember_me: false, remembered by REFRESH_SCOPE_COOKIE).
    */
-  function deliver(request: FastifyRequest, reply: FastifyReply, pair: TokenPair, asCookie: boolean, persistent?: boolean) {
+  function deliver(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    pair: TokenPair,
+    asCookie: boolean,
+    persistent?: boolean,
+  ) {
     const { refresh_expires_in, ...body } = pair;
     if (!asCookie) return body;
     const lasting = persistent ?? request.cookies?.[REFRESH_SCOPE_COOKIE] !== 'session';
-    reply.setCookie(REFRESH_COOKIE, pair.refresh_token, { ...cookieOptions(), ...(lasting ? { maxAge: refresh_expires_in } : {}) });
+    reply.setCookie(REFRESH_COOKIE, pair.refresh_token, {
+      ...cookieOptions(),
+      ...(lasting ? { maxAge: refresh_expires_in } : {}),
+    });
     if (!lasting) reply.setCookie(REFRESH_SCOPE_COOKIE, 'session', cookieOptions());
-    else if (request.cookies?.[REFRESH_SCOPE_COOKIE] !== undefined) reply.clearCookie(REFRESH_SCOPE_COOKIE, { path: REFRESH_COOKIE_PATH });
+    else if (request.cookies?.[REFRESH_SCOPE_COOKIE] !== undefined)
+      reply.clearCookie(REFRESH_SCOPE_COOKIE, { path: REFRESH_COOKIE_PATH });
     const { refresh_token: _omit, ...withoutRefresh } = body;
     return withoutRefresh;
   }
@@ -102,7 +117,13 @@ export default async function authRoutes(
     '/register',
     {
       config: { rateLimit: 'auth.register' },
-      schema: { tags, operationId: 'register', summary: 'Create an account', body: registerBody(config), response: { 201: Envelope(UserData), ...errors(409) } },
+      schema: {
+        tags,
+        operationId: 'register',
+        summary: 'Create an account',
+        body: registerBody(config),
+        response: { 201: Envelope(UserData), ...errors(409) },
+      },
     },
     async (request, reply) => {
       const user = await auth.register(request.body, requestContext(request));
@@ -131,16 +152,31 @@ export default async function authRoutes(
     },
     async (request, reply) => {
       const cookieMode = wantsCookie(request);
-      const { tokens, user, device } = await auth.login(request.body.username, request.body.password, requestContext(request), {
-        deviceCredential: deviceCredentialOf(request),
-        untrustedLimit: () => app.perAccountRateLimit(request, reply, 'auth.login', request.body.username),
-      });
+      const { tokens, user, device } = await auth.login(
+        request.body.username,
+        request.body.password,
+        requestContext(request),
+        {
+          deviceCredential: deviceCredentialOf(request),
+          untrustedLimit: () => app.perAccountRateLimit(request, reply, 'auth.login', request.body.username),
+        },
+      );
       const pair = deliver(request, reply, tokens, cookieMode, request.body.remember_me ?? true);
       if (device) {
-        reply.setCookie(DEVICE_COOKIE, device.value, { httpOnly: true, secure: true, sameSite: 'strict', path: REFRESH_COOKIE_PATH, maxAge: device.maxAgeSeconds });
+        reply.setCookie(DEVICE_COOKIE, device.value, {
+          httpOnly: true,
+          secure: true,
+          sameSite: 'strict',
+          path: REFRESH_COOKIE_PATH,
+          maxAge: device.maxAgeSeconds,
+        });
       }
       // In cookie mode the browser keeps the credential in the HttpOnly cookie only, like the refresh token.
-      return ok('Login successful', { ...pair, ...(device && !cookieMode ? { device_token: device.value } : {}), user });
+      return ok('Login successful', {
+        ...pair,
+        ...(device && !cookieMode ? { device_token: device.value } : {}),
+        user,
+      });
     },
   );
 
@@ -174,7 +210,16 @@ export default async function authRoutes(
 
   app.post(
     '/logout',
-    { preHandler: app.authenticate, schema: { tags, operationId: 'logout', security: bearer, summary: 'Revoke this session', response: { 200: MessageEnvelope } } },
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        operationId: 'logout',
+        security: bearer,
+        summary: 'Revoke this session',
+        response: { 200: MessageEnvelope },
+      },
+    },
     async (request, reply) => {
       await auth.logout(request.principal!, requestContext(request));
       clearRefreshCookies(reply);
@@ -184,7 +229,16 @@ export default async function authRoutes(
 
   app.post(
     '/logout-all',
-    { preHandler: app.authenticate, schema: { tags, operationId: 'logoutAll', security: bearer, summary: 'Revoke every session of this user', response: { 200: Envelope(Type.Object({ revoked_sessions: Type.Integer() })) } } },
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        operationId: 'logoutAll',
+        security: bearer,
+        summary: 'Revoke every session of this user',
+        response: { 200: Envelope(Type.Object({ revoked_sessions: Type.Integer() })) },
+      },
+    },
     async (request, reply) => {
       const count = await auth.logoutAll(request.principal!, requestContext(request));
       clearRefreshCookies(reply);
@@ -194,7 +248,16 @@ export default async function authRoutes(
 
   app.get(
     '/sessions',
-    { preHandler: app.authenticate, schema: { tags, operationId: 'listSessions', security: bearer, summary: 'List active sessions', response: { 200: Envelope(Type.Object({ sessions: Type.Array(SessionSchema) })) } } },
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        operationId: 'listSessions',
+        security: bearer,
+        summary: 'List active sessions',
+        response: { 200: Envelope(Type.Object({ sessions: Type.Array(SessionSchema) })) },
+      },
+    },
     async (request) => {
       const current = request.principal!.claims.sid;
       const sessions = await sessionStore.listActive(request.principal!.user.id);
@@ -214,7 +277,17 @@ export default async function authRoutes(
 
   app.delete(
     '/sessions/:id',
-    { preHandler: app.authenticate, schema: { tags, operationId: 'revokeSession', security: bearer, summary: 'Revoke one of your sessions', params: SessionParams, response: { 200: MessageEnvelope, ...errors(404) } } },
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        operationId: 'revokeSession',
+        security: bearer,
+        summary: 'Revoke one of your sessions',
+        params: SessionParams,
+        response: { 200: MessageEnvelope, ...errors(404) },
+      },
+    },
     async (request) => {
       await auth.revokeSession(request.principal!, request.params.id, requestContext(request));
       return ok('Session revoked', {});
@@ -223,7 +296,16 @@ export default async function authRoutes(
 
   app.get(
     '/me',
-    { preHandler: app.authenticate, schema: { tags, operationId: 'getCurrentUser', security: bearer, summary: 'The authenticated user', response: { 200: Envelope(UserData) } } },
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        operationId: 'getCurrentUser',
+        security: bearer,
+        summary: 'The authenticated user',
+        response: { 200: Envelope(UserData) },
+      },
+    },
     async (request) => ok('Current user', { user: principalUserView(request.principal!.user) }),
   );
 
@@ -245,7 +327,8 @@ export default async function authRoutes(
     },
     async (request, reply) => {
       const { current_password, new_password, confirm_password } = request.body;
-      if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
+      if (new_password !== confirm_password)
+        throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
       const pair = await auth.changePassword(
         request.principal!,
         current_password,
@@ -253,7 +336,10 @@ export default async function authRoutes(
         deviceCredentialOf(request),
         requestContext(request),
       );
-      return ok('Password changed; other sessions were signed out', deliver(request, reply, pair, wantsCookie(request)));
+      return ok(
+        'Password changed; other sessions were signed out',
+        deliver(request, reply, pair, wantsCookie(request)),
+      );
     },
   );
 
@@ -266,10 +352,16 @@ export default async function authRoutes(
         summary: 'CSRF token for browser (cookie) mode',
         description:
           'Send it back as `X-CSRF-Token` on state-changing requests that authenticate by the refresh cookie (POST /api/auth/refresh without a token in the header or body). Valid for `expires_in` seconds, and only beside the refresh cookie of the session it was fetched with (fetch it after logging in); also sets the HttpOnly cookie it is checked against.',
-        response: { 200: Envelope(Type.Object({ csrf_token: Type.String(), expires_in: Type.Integer() }, { $id: 'CsrfToken' })) },
+        response: {
+          200: Envelope(Type.Object({ csrf_token: Type.String(), expires_in: Type.Integer() }, { $id: 'CsrfToken' })),
+        },
       },
     },
-    async (request, reply) => ok('CSRF token', { csrf_token: await app.issueCsrfToken(request, reply), expires_in: config.WTF_CSRF_TIME_LIMIT }),
+    async (request, reply) =>
+      ok('CSRF token', {
+        csrf_token: await app.issueCsrfToken(request, reply),
+        expires_in: config.WTF_CSRF_TIME_LIMIT,
+      }),
   );
 
   app.post(
@@ -306,7 +398,8 @@ export default async function authRoutes(
     },
     async (request) => {
       const { token, new_password, confirm_password } = request.body;
-      if (new_password !== confirm_password) throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
+      if (new_password !== confirm_password)
+        throw validationError('Passwords do not match', { confirm_password: ['Does not match new_password'] });
       await auth.resetPassword(token, new_password, requestContext(request));
       return ok('Password has been reset; please log in', {});
     },
@@ -316,10 +409,14 @@ export default async function authRoutes(
     ['/verify-email', 'verifyEmail', 'Confirm an e-mail address with the token from the e-mail'],
     ['/email/verify', 'verifyEmailAlias', 'Alias of POST /api/auth/verify-email (the original Flokie path)'],
   ] as const) {
-    app.post(path, { schema: { tags, operationId, summary, body: VerifyEmailBody, response: { 200: MessageEnvelope } } }, async (request) => {
-      await auth.verifyEmail(request.body.token, requestContext(request));
-      return ok('E-mail address verified', {});
-    });
+    app.post(
+      path,
+      { schema: { tags, operationId, summary, body: VerifyEmailBody, response: { 200: MessageEnvelope } } },
+      async (request) => {
+        await auth.verifyEmail(request.body.token, requestContext(request));
+        return ok('E-mail address verified', {});
+      },
+    );
   }
 
   app.post(
@@ -344,10 +441,23 @@ export default async function authRoutes(
 
   app.post(
     '/verify-email/resend',
-    { preHandler: app.authenticate, schema: { tags, operationId: 'resendVerificationEmail', security: bearer, summary: 'Send the verification e-mail again', response: { 202: MessageEnvelope } } },
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        operationId: 'resendVerificationEmail',
+        security: bearer,
+        summary: 'Send the verification e-mail again',
+        response: { 202: MessageEnvelope },
+      },
+    },
     async (request, reply) => {
       const outcome = await auth.resendVerification(request.principal!.user.id);
-      return reply.code(202).send(ok(outcome === 'already_verified' ? 'E-mail address is already verified' : 'Verification e-mail sent', {}));
+      return reply
+        .code(202)
+        .send(
+          ok(outcome === 'already_verified' ? 'E-mail address is already verified' : 'Verification e-mail sent', {}),
+        );
     },
   );
 }

@@ -29,10 +29,24 @@ import { newJti, type TokenClaims } from './tokens.js';
 
 export type SessionRow = Selectable<SessionsTable>;
 
-export type RevokeReason = 'logout' | 'logout_all' | 'user_revoked' | 'password_change' | 'password_reset' | 'deactivated' | 'refresh_reuse' | 'admin' | 'email_change';
+export type RevokeReason =
+  | 'logout'
+  | 'logout_all'
+  | 'user_revoked'
+  | 'password_change'
+  | 'password_reset'
+  | 'deactivated'
+  | 'refresh_reuse'
+  | 'admin'
+  | 'email_change';
 
 export type RotateResult =
-  | { ok: true; session: SessionRow; refreshJti: string; /** The unused successor a retry replaced. */ replacedJti?: string }
+  | {
+      ok: true;
+      session: SessionRow;
+      refreshJti: string;
+      /** The unused successor a retry replaced. */ replacedJti?: string;
+    }
   | { ok: false; reason: 'unknown' | 'revoked' | 'expired' | 'reuse' | 'grace' };
 
 export class SessionStore {
@@ -96,7 +110,12 @@ export class SessionStore {
           .where('expires_at', '>', now)
           .executeTakeFirst();
         if (Number(retried.numUpdatedRows) === 1) {
-          return { ok: true, session: { ...session, refresh_jti: nextJti, last_used_at: servedAt }, refreshJti: nextJti, replacedJti: session.refresh_jti };
+          return {
+            ok: true,
+            session: { ...session, refresh_jti: nextJti, last_used_at: servedAt },
+            refreshJti: nextJti,
+            replacedJti: session.refresh_jti,
+          };
         }
       }
       // A retry of this token was served already (a racing or repeated retry): refused, not theft.
@@ -112,7 +131,11 @@ export class SessionStore {
 
   /** A re-presented token counts as a retry within the grace period of the rotation that spent it, while its successor is unused. */
   private isRetry(session: SessionRow, presentedJti: string, now: number): boolean {
-    return this.reuseGraceMs > 0 && session.previous_refresh_jti === presentedJti && now - session.rotated_at <= this.reuseGraceMs;
+    return (
+      this.reuseGraceMs > 0 &&
+      session.previous_refresh_jti === presentedJti &&
+      now - session.rotated_at <= this.reuseGraceMs
+    );
   }
 
   private async find(claims: TokenClaims): Promise<SessionRow | undefined> {
@@ -162,7 +185,12 @@ export class SessionStore {
   }
 
   findForUser(sessionId: string, userId: string): Promise<SessionRow | undefined> {
-    return this.db.selectFrom('sessions').selectAll().where('id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
+    return this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('id', '=', sessionId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
   }
 
   /** Deletes sessions that ended long enough ago that none of their tokens can still be valid. */
@@ -174,5 +202,6 @@ export class SessionStore {
 }
 
 export function requireSession(result: RotateResult): asserts result is Extract<RotateResult, { ok: true }> {
-  if (!result.ok) throw authenticationError(result.reason === 'expired' ? 'Session has expired' : 'Invalid refresh token');
+  if (!result.ok)
+    throw authenticationError(result.reason === 'expired' ? 'Session has expired' : 'Invalid refresh token');
 }

@@ -94,7 +94,11 @@ export class TokenGuard {
     }
     if (!row.is_active) throw authenticationError('Account is deactivated');
     const { session_revoked_at: _r, session_expires_at: _e, revoked_jti: _j, ...user } = row;
-    const entry: Entry = { principal: { user, claims }, token, validUntil: Math.min(now + ENTRY_TTL_MS, claims.exp * 1000, row.session_expires_at) };
+    const entry: Entry = {
+      principal: { user, claims },
+      token,
+      validUntil: Math.min(now + ENTRY_TTL_MS, claims.exp * 1000, row.session_expires_at),
+    };
     if (generation === this.generation) this.remember(key, entry);
     return entry.principal;
   }

@@ -54,8 +54,11 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
  */
 export function isCanonicalToken(token: string): boolean {
   const segments = token.split('.');
-  return segments.length === 3 && segments.every(
-    (segment) => BASE64URL.test(segment) && Buffer.from(segment, 'base64url').toString('base64url') === segment,
+  return (
+    segments.length === 3 &&
+    segments.every(
+      (segment) => BASE64URL.test(segment) && Buffer.from(segment, 'base64url').toString('base64url') === segment,
+    )
   );
 }
 
@@ -79,12 +82,22 @@ export class TokenService {
     this.verifiers = { access: verifier('access'), refresh: verifier('refresh') };
     // iat, nbf and exp come in each payload (sign() decides them), so no clock of fast-jwt's own.
     const signer = (type: TokenType) =>
-      createSigner({ key: settings.secret, algorithm: ALGORITHM, header: { alg: ALGORITHM, typ: TYP[type] }, iss: settings.issuer, aud: settings.audience });
+      createSigner({
+        key: settings.secret,
+        algorithm: ALGORITHM,
+        header: { alg: ALGORITHM, typ: TYP[type] },
+        iss: settings.issuer,
+        aud: settings.audience,
+      });
     this.signers = { access: signer('access'), refresh: signer('refresh') };
   }
 
   /** Signs a token; its lifetime never runs past `notAfter` (the session's absolute end, epoch seconds). */
-  async sign(type: TokenType, claims: { sub: string; sid: string; jti?: string }, notAfter?: number): Promise<{ token: string; jti: string; exp: number }> {
+  async sign(
+    type: TokenType,
+    claims: { sub: string; sid: string; jti?: string },
+    notAfter?: number,
+  ): Promise<{ token: string; jti: string; exp: number }> {
     const now = Math.floor(Date.now() / 1000);
     const ttl = type === 'access' ? this.settings.accessTtlSeconds : this.settings.refreshTtlSeconds;
     const exp = Math.min(now + ttl, notAfter ?? Number.MAX_SAFE_INTEGER);
@@ -100,12 +113,15 @@ export class TokenService {
     try {
       payload = this.verifiers[type](token);
     } catch (e) {
-      if (e instanceof TokenError && e.code === TokenError.codes.expired) throw authenticationError('Token has expired');
+      if (e instanceof TokenError && e.code === TokenError.codes.expired)
+        throw authenticationError('Token has expired');
       throw authenticationError('Invalid token');
     }
     const { sub, sid, jti, iat, nbf, exp } = payload;
-    if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string') throw authenticationError('Invalid token');
-    if (typeof iat !== 'number' || typeof nbf !== 'number' || typeof exp !== 'number') throw authenticationError('Invalid token');
+    if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string')
+      throw authenticationError('Invalid token');
+    if (typeof iat !== 'number' || typeof nbf !== 'number' || typeof exp !== 'number')
+      throw authenticationError('Invalid token');
     return { sub, sid, jti, iat, exp };
   }
 }

@@ -22,59 +22,108 @@ const PING_TIMEOUT_MS = 2000;
 /** How long /api/health reuses a database answer (see sharedPing). */
 export const PUBLIC_PING_REUSE_MS = 1000;
 
-const HealthSchema = Type.Object({
-  // An enum, not a union of literals: fast-json-stringify would check each branch with ajv.
-  status: Type.Unsafe<'healthy' | 'unhealthy'>({ type: 'string', enum: ['healthy', 'unhealthy'] }),
-  timestamp: Type.String({ format: 'date-time' }),
-  version: Type.String(),
-  environment: Type.String(),
-  database: Type.Object({ status: Type.String(), response_time: Nullable(Type.Number({ description: 'milliseconds' })) }),
-}, { $id: 'Health' });
+const HealthSchema = Type.Object(
+  {
+    // An enum, not a union of literals: fast-json-stringify would check each branch with ajv.
+    status: Type.Unsafe<'healthy' | 'unhealthy'>({ type: 'string', enum: ['healthy', 'unhealthy'] }),
+    timestamp: Type.String({ format: 'date-time' }),
+    version: Type.String(),
+    environment: Type.String(),
+    database: Type.Object({
+      status: Type.String(),
+      response_time: Nullable(Type.Number({ description: 'milliseconds' })),
+    }),
+  },
+  { $id: 'Health' },
+);
 
-const SystemFigures = Type.Object({ cpus: Type.Integer(), load_average: Type.Array(Type.Number()), memory_total: Type.Number(), memory_free: Type.Number() });
-const ApplicationFigures = Type.Object({ pid: Type.Integer(), node: Type.String(), rss: Type.Number(), heap_used: Type.Number(), event_loop_delay_ms: Type.Number() });
+const SystemFigures = Type.Object({
+  cpus: Type.Integer(),
+  load_average: Type.Array(Type.Number()),
+  memory_total: Type.Number(),
+  memory_free: Type.Number(),
+});
+const ApplicationFigures = Type.Object({
+  pid: Type.Integer(),
+  node: Type.String(),
+  rss: Type.Number(),
+  heap_used: Type.Number(),
+  event_loop_delay_ms: Type.Number(),
+});
 const Timestamp = Type.String({ format: 'date-time' });
 
-const LivenessSchema = Type.Object({ status: Type.Literal('alive'), alive: Type.Boolean(), timestamp: Timestamp }, { $id: 'Liveness' });
+const LivenessSchema = Type.Object(
+  { status: Type.Literal('alive'), alive: Type.Boolean(), timestamp: Timestamp },
+  { $id: 'Liveness' },
+);
 
-const ReadinessSchema = Type.Object({
-  status: Type.Unsafe<'ready' | 'not_ready'>({ type: 'string', enum: ['ready', 'not_ready'] }),
-  ready: Type.Boolean(),
-  timestamp: Timestamp,
-  checks: Type.Object({
-    database: Type.Object({ status: Type.String(), response_time: Nullable(Type.Number({ description: 'milliseconds' })) }),
-    migrations: Type.Object({ status: Type.String({ description: 'applied, pending or unknown' }), pending: Nullable(Type.Integer()) }),
-    redis: Type.Object({ status: Type.String({ description: 'ready, unavailable (served from in-process state meanwhile: not a reason to stop traffic) or not configured' }) }),
-  }),
-}, { $id: 'Readiness' });
+const ReadinessSchema = Type.Object(
+  {
+    status: Type.Unsafe<'ready' | 'not_ready'>({ type: 'string', enum: ['ready', 'not_ready'] }),
+    ready: Type.Boolean(),
+    timestamp: Timestamp,
+    checks: Type.Object({
+      database: Type.Object({
+        status: Type.String(),
+        response_time: Nullable(Type.Number({ description: 'milliseconds' })),
+      }),
+      migrations: Type.Object({
+        status: Type.String({ description: 'applied, pending or unknown' }),
+        pending: Nullable(Type.Integer()),
+      }),
+      redis: Type.Object({
+        status: Type.String({
+          description:
+            'ready, unavailable (served from in-process state meanwhile: not a reason to stop traffic) or not configured',
+        }),
+      }),
+    }),
+  },
+  { $id: 'Readiness' },
+);
 
-const DatabaseHealthSchema = Type.Object({
-  status: Type.Unsafe<'healthy' | 'unhealthy'>({ type: 'string', enum: ['healthy', 'unhealthy'] }),
-  timestamp: Timestamp,
-  database: Type.Object({
-    status: Type.String(),
-    response_time: Nullable(Type.Number({ description: 'milliseconds' })),
-    dialect: Type.String(),
-    pool: Type.Record(Type.String(), Type.Number()),
-  }),
-}, { $id: 'DatabaseHealth' });
+const DatabaseHealthSchema = Type.Object(
+  {
+    status: Type.Unsafe<'healthy' | 'unhealthy'>({ type: 'string', enum: ['healthy', 'unhealthy'] }),
+    timestamp: Timestamp,
+    database: Type.Object({
+      status: Type.String(),
+      response_time: Nullable(Type.Number({ description: 'milliseconds' })),
+      dialect: Type.String(),
+      pool: Type.Record(Type.String(), Type.Number()),
+    }),
+  },
+  { $id: 'DatabaseHealth' },
+);
 
 const SystemHealthSchema = Type.Object(
-  { status: Type.Literal('healthy'), timestamp: Timestamp, uptime: Type.Number({ description: 'seconds' }), system: SystemFigures, application: ApplicationFigures },
+  {
+    status: Type.Literal('healthy'),
+    timestamp: Timestamp,
+    uptime: Type.Number({ description: 'seconds' }),
+    system: SystemFigures,
+    application: ApplicationFigures,
+  },
   { $id: 'SystemHealth' },
 );
 
-const DetailedSchema = Type.Composite([
-  HealthSchema,
-  Type.Object({
-    uptime: Type.Number({ description: 'seconds' }),
-    pool: Type.Record(Type.String(), Type.Number()),
-    cache: Type.Object({ backend: Type.String(), status: Type.String() }),
-    system: SystemFigures,
-    application: ApplicationFigures,
-    password_hashing: Type.Object({ active: Type.Integer(), waiting: Type.Integer({ description: 'hashes queued behind PASSWORD_HASH_CONCURRENCY' }) }),
-  }),
-], { $id: 'DetailedHealth' });
+const DetailedSchema = Type.Composite(
+  [
+    HealthSchema,
+    Type.Object({
+      uptime: Type.Number({ description: 'seconds' }),
+      pool: Type.Record(Type.String(), Type.Number()),
+      cache: Type.Object({ backend: Type.String(), status: Type.String() }),
+      system: SystemFigures,
+      application: ApplicationFigures,
+      password_hashing: Type.Object({
+        active: Type.Integer(),
+        waiting: Type.Integer({ description: 'hashes queued behind PASSWORD_HASH_CONCURRENCY' }),
+      }),
+    }),
+  ],
+  { $id: 'DetailedHealth' },
+);
 
 /** CPU, load and memory of the machine. */
 function systemFigures() {
@@ -88,7 +137,13 @@ async function applicationFigures() {
     const t = performance.now();
     setImmediate(() => resolve(Math.round((performance.now() - t) * 100) / 100));
   });
-  return { pid: process.pid, node: process.version, rss: memory.rss, heap_used: memory.heapUsed, event_loop_delay_ms: lag };
+  return {
+    pid: process.pid,
+    node: process.version,
+    rss: memory.rss,
+    heap_used: memory.heapUsed,
+    event_loop_delay_ms: lag,
+  };
 }
 
 const uptime = () => Math.round((Date.now() - startedAt) / 1000);
@@ -147,7 +202,14 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
 
   app.get(
     '/',
-    { schema: { tags, operationId: 'getHealth', summary: 'Service and database health', response: { 200: HealthSchema, 503: HealthSchema } } },
+    {
+      schema: {
+        tags,
+        operationId: 'getHealth',
+        summary: 'Service and database health',
+        response: { 200: HealthSchema, 503: HealthSchema },
+      },
+    },
     async (_request, reply) => {
       const health = probe(await sharedPing());
       return reply.code(health.status === 'healthy' ? 200 : 503).send(health);
@@ -159,7 +221,8 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
     if (config.NODE_ENV === 'development') return;
     const given = request.headers['x-health-token'];
     if (config.HEALTH_TOKEN && typeof given === 'string' && safeEqual(given, config.HEALTH_TOKEN)) return;
-    if (!request.headers.authorization) throw authorizationError('This health view needs an admin token or X-Health-Token');
+    if (!request.headers.authorization)
+      throw authorizationError('This health view needs an admin token or X-Health-Token');
     await app.requireAdmin(request);
   }
 
@@ -192,7 +255,12 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
   app.get(
     '/liveness',
     {
-      schema: { tags, operationId: 'getLiveness', summary: 'Liveness probe: the process answers (no database, no dependency)', response: { 200: LivenessSchema } },
+      schema: {
+        tags,
+        operationId: 'getLiveness',
+        summary: 'Liveness probe: the process answers (no database, no dependency)',
+        response: { 200: LivenessSchema },
+      },
     },
     async () => ({ status: 'alive' as const, alive: true, timestamp: new Date().toISOString() }),
   );
@@ -229,7 +297,8 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
         tags,
         operationId: 'getReadiness',
         summary: 'Readiness probe: 200 when the database answers and its schema is up to date, else 503',
-        description: 'Redis is reported but never makes the service unready: without it the service serves from in-process state.',
+        description:
+          'Redis is reported but never makes the service unready: without it the service serves from in-process state.',
         response: { 200: ReadinessSchema, 503: ReadinessSchema },
       },
     },
@@ -281,6 +350,12 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
         response: { 200: SystemHealthSchema, ...errorResponses(403) },
       },
     },
-    async () => ({ status: 'healthy' as const, timestamp: new Date().toISOString(), uptime: uptime(), system: systemFigures(), application: await applicationFigures() }),
+    async () => ({
+      status: 'healthy' as const,
+      timestamp: new Date().toISOString(),
+      uptime: uptime(),
+      system: systemFigures(),
+      application: await applicationFigures(),
+    }),
   );
 }

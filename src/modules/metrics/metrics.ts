@@ -42,7 +42,10 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
   // Requests are tallied in plain numbers per (method, route, status) on the request path and
   // handed to Prometheus at scrape time: prom-client calls per response cost several times more
   // (docs/benchmarks.md, "Metrics"); this costs a Map lookup and increments.
-  const tally = new Map<string, { labels: { method: string; route: string; status: string }; count: number; sum: number; buckets: number[] }>();
+  const tally = new Map<
+    string,
+    { labels: { method: string; route: string; status: string }; count: number; sum: number; buckets: number[] }
+  >();
   const reportedRequests = new Map<string, number>();
   new client.Counter({
     name: 'flokie_http_requests_total',
@@ -83,9 +86,23 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
     }),
   } as unknown as client.Metric);
 
-  const logins = new client.Counter({ name: 'flokie_logins_total', help: 'Login attempts by outcome (success, bad_credentials, inactive, locked, other)', labelNames: ['outcome'], registers });
-  const lockouts = new client.Counter({ name: 'flokie_account_lockouts_total', help: 'Accounts locked after too many failed logins', registers });
-  const securityEvents = new client.Counter({ name: 'flokie_security_events_total', help: 'Security events by type and severity', labelNames: ['type', 'severity'], registers });
+  const logins = new client.Counter({
+    name: 'flokie_logins_total',
+    help: 'Login attempts by outcome (success, bad_credentials, inactive, locked, other)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const lockouts = new client.Counter({
+    name: 'flokie_account_lockouts_total',
+    help: 'Accounts locked after too many failed logins',
+    registers,
+  });
+  const securityEvents = new client.Counter({
+    name: 'flokie_security_events_total',
+    help: 'Security events by type and severity',
+    labelNames: ['type', 'severity'],
+    registers,
+  });
   const unsubscribe = container.events.onEvent((event) => {
     securityEvents.inc({ type: event.type, severity: event.severity });
     if (event.type === 'login_success') logins.inc({ outcome: 'success' });
@@ -141,7 +158,8 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
     labelNames: ['state'],
     registers,
     collect() {
-      for (const [state, value] of Object.entries(container.database.poolStats())) if (['size', 'total', 'idle', 'waiting'].includes(state)) this.set({ state }, value);
+      for (const [state, value] of Object.entries(container.database.poolStats()))
+        if (['size', 'total', 'idle', 'waiting'].includes(state)) this.set({ state }, value);
     },
   });
   const alertStats = container.alerts.stats;
@@ -160,7 +178,13 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
     labelNames: ['outcome'],
     registers,
     collect() {
-      const now: Record<string, number> = { queued: alertStats.queued, folded: alertStats.folded, delivered: alertStats.delivered, failed_attempt: alertStats.failedAttempts, given_up: alertStats.givenUp };
+      const now: Record<string, number> = {
+        queued: alertStats.queued,
+        folded: alertStats.folded,
+        delivered: alertStats.delivered,
+        failed_attempt: alertStats.failedAttempts,
+        given_up: alertStats.givenUp,
+      };
       for (const [outcome, value] of Object.entries(now)) {
         const delta = value - (alertsReported[outcome] ?? 0);
         if (delta > 0) this.inc({ outcome }, delta);
@@ -177,7 +201,12 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
       const key = `${m} ${status} ${r}`;
       let series = tally.get(key);
       if (!series) {
-        series = { labels: { method: m, route: r, status: String(status) }, count: 0, sum: 0, buckets: LATENCY_BUCKETS.map(() => 0) };
+        series = {
+          labels: { method: m, route: r, status: String(status) },
+          count: 0,
+          sum: 0,
+          buckets: LATENCY_BUCKETS.map(() => 0),
+        };
         tally.set(key, series);
       }
       series.count++;

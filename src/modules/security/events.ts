@@ -181,7 +181,8 @@ export class SecurityEvents {
       .then(() => undefined)
       .catch((error: unknown) => {
         // An unreachable database is logged once per outage (src/db/availability.ts), not every 250 ms.
-        if (!isDatabaseUnavailable(error)) this.log.error({ err: error, count: batch.length }, 'could not write security events; will retry');
+        if (!isDatabaseUnavailable(error))
+          this.log.error({ err: error, count: batch.length }, 'could not write security events; will retry');
         this.queue = batch.concat(this.queue).slice(-10_000);
       })
       .finally(() => {
@@ -197,7 +198,10 @@ export class SecurityEvents {
   }
 
   async purgeOlderThan(days: number): Promise<number> {
-    const result = await this.db.deleteFrom('security_events').where('created_at', '<', Date.now() - days * 86_400_000).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom('security_events')
+      .where('created_at', '<', Date.now() - days * 86_400_000)
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }

@@ -33,7 +33,10 @@ export function failureSubject(userId: string | null, details: Record<string, un
   const username = details?.username;
   const loginHash = details?.login_hash;
   if (userId) {
-    return { key: `user:${userId}`, details: { user_id: userId, ...(typeof username === 'string' ? { username } : {}) } };
+    return {
+      key: `user:${userId}`,
+      details: { user_id: userId, ...(typeof username === 'string' ? { username } : {}) },
+    };
   }
   if (typeof loginHash === 'string' && loginHash) {
     return { key: `name:${loginHash}`, details: { login_hash: loginHash } };
@@ -72,10 +75,13 @@ export class IntrusionDetector {
     this.pairs = counter('pair');
     this.namesPerIp = counter('names-ip');
     this.ipsPerName = counter('ips-name');
-    this.blocked = config.BRUTE_FORCE_BLOCK_MINUTES > 0 ? counter('blocked', 1, config.BRUTE_FORCE_BLOCK_MINUTES * 60) : null;
+    this.blocked =
+      config.BRUTE_FORCE_BLOCK_MINUTES > 0 ? counter('blocked', 1, config.BRUTE_FORCE_BLOCK_MINUTES * 60) : null;
     this.unsubscribe = events.onEvent((event) => {
       if (event.type !== 'login_failure' || !event.ip) return;
-      const task = this.recordFailure(event.ip, failureSubject(event.user_id, event.details)).catch((error: unknown) => this.log.warn({ err: error }, 'intrusion detection failed'));
+      const task = this.recordFailure(event.ip, failureSubject(event.user_id, event.details)).catch((error: unknown) =>
+        this.log.warn({ err: error }, 'intrusion detection failed'),
+      );
       this.pending.add(task);
       void task.finally(() => this.pending.delete(task));
     });
@@ -126,7 +132,12 @@ export class IntrusionDetector {
     if (!this.blocked) return;
     const seconds = this.config.BRUTE_FORCE_BLOCK_MINUTES * 60;
     await this.blocked.block(this.addressKey(ip), seconds);
-    this.events.emit({ type: 'ip_blocked', ip, message: 'Address blocked after a brute force alert', details: { ip_address: ip, minutes: this.config.BRUTE_FORCE_BLOCK_MINUTES } });
+    this.events.emit({
+      type: 'ip_blocked',
+      ip,
+      message: 'Address blocked after a brute force alert',
+      details: { ip_address: ip, minutes: this.config.BRUTE_FORCE_BLOCK_MINUTES },
+    });
   }
 
   /** Seconds the address stays blocked, or 0. */

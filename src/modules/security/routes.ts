@@ -20,47 +20,76 @@ import { SecurityService } from './security-service.js';
 const strict = { additionalProperties: false } as const;
 const DateTime = Type.String({ format: 'date-time', description: 'ISO 8601, e.g. 2026-01-01T00:00:00Z' });
 
-const EventsQuery = defaultsOptional(Type.Object(
-  {
-    type: Type.Optional(Type.Union(Object.keys(EVENT_TYPES).map((t) => Type.Literal(t)))),
-    severity: Type.Optional(Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('critical')])),
-    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    ip: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    since: Type.Optional(DateTime),
-    until: Type.Optional(DateTime),
-    page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
-    per_page: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
-  },
-  strict,
-));
+const EventsQuery = defaultsOptional(
+  Type.Object(
+    {
+      type: Type.Optional(Type.Union(Object.keys(EVENT_TYPES).map((t) => Type.Literal(t)))),
+      severity: Type.Optional(Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('critical')])),
+      user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      ip: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      since: Type.Optional(DateTime),
+      until: Type.Optional(DateTime),
+      page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
+      per_page: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
+    },
+    strict,
+  ),
+);
 
-export const SecurityEventSchema = Type.Object({
-  id: Type.Integer(),
-  type: Type.String(),
-  severity: Type.String(),
-  user_id: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  user_agent: Type.Union([Type.String(), Type.Null()]),
-  request_id: Type.Union([Type.String(), Type.Null()]),
-  endpoint: Type.Union([Type.String(), Type.Null()]),
-  details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
-  created_at: Type.String({ format: 'date-time' }),
-}, { $id: 'SecurityEvent' });
+export const SecurityEventSchema = Type.Object(
+  {
+    id: Type.Integer(),
+    type: Type.String(),
+    severity: Type.String(),
+    user_id: Type.Union([Type.String(), Type.Null()]),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    user_agent: Type.Union([Type.String(), Type.Null()]),
+    request_id: Type.Union([Type.String(), Type.Null()]),
+    endpoint: Type.Union([Type.String(), Type.Null()]),
+    details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    created_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'SecurityEvent' },
+);
 
 const RevokeBody = Type.Object(
   {
-    jti: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: NO_NUL, description: 'Revoke one access or refresh token by its jti claim' })),
-    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: NO_NUL, description: 'Revoke every session (all tokens) of this user' })),
+    jti: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: NO_NUL,
+        description: 'Revoke one access or refresh token by its jti claim',
+      }),
+    ),
+    user_id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: NO_NUL,
+        description: 'Revoke every session (all tokens) of this user',
+      }),
+    ),
   },
   { ...strict, description: 'Exactly one of jti or user_id.' },
 );
 
-const LimitBody = Type.Object({ limit: Type.Union([Type.String({ minLength: 1, maxLength: 50 }), Type.Null()], { description: 'e.g. "1 per minute", or null to lift it' }) }, strict);
-const LimitData = Type.Object({
-  limit: Type.Union([Type.String(), Type.Null()]),
-  points: Type.Union([Type.Integer(), Type.Null()]),
-  duration_seconds: Type.Union([Type.Integer(), Type.Null()]),
-}, { $id: 'EmergencyRateLimit' });
+const LimitBody = Type.Object(
+  {
+    limit: Type.Union([Type.String({ minLength: 1, maxLength: 50 }), Type.Null()], {
+      description: 'e.g. "1 per minute", or null to lift it',
+    }),
+  },
+  strict,
+);
+const LimitData = Type.Object(
+  {
+    limit: Type.Union([Type.String(), Type.Null()]),
+    points: Type.Union([Type.Integer(), Type.Null()]),
+    duration_seconds: Type.Union([Type.Integer(), Type.Null()]),
+  },
+  { $id: 'EmergencyRateLimit' },
+);
 
 const limitView = (spec: { points: number; durationSeconds: number; text: string } | null) => ({
   limit: spec?.text ?? null,
@@ -84,7 +113,10 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
         security,
         summary: 'Security events, newest first',
         querystring: EventsQuery,
-        response: { 200: Envelope(Type.Object({ events: Type.Array(SecurityEventSchema), pagination: PaginationSchema })), ...errors(403) },
+        response: {
+          200: Envelope(Type.Object({ events: Type.Array(SecurityEventSchema), pagination: PaginationSchema })),
+          ...errors(403),
+        },
       },
     },
     async (request) => {
@@ -104,7 +136,16 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
         security,
         summary: 'Revoke a token (by jti) or every session of a user',
         body: RevokeBody,
-        response: { 200: Envelope(Type.Object({ jti: Type.Optional(Type.String()), user_id: Type.Optional(Type.String()), revoked_sessions: Type.Integer() })), ...errors(403, 404) },
+        response: {
+          200: Envelope(
+            Type.Object({
+              jti: Type.Optional(Type.String()),
+              user_id: Type.Optional(Type.String()),
+              revoked_sessions: Type.Integer(),
+            }),
+          ),
+          ...errors(403, 404),
+        },
       },
     },
     async (request) => {
@@ -123,7 +164,15 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
 
   app.get(
     '/emergency-rate-limit',
-    { schema: { tags, operationId: 'getEmergencyRateLimit', security, summary: 'The emergency global rate limit (null when off)', response: { 200: Envelope(LimitData), ...errors(403) } } },
+    {
+      schema: {
+        tags,
+        operationId: 'getEmergencyRateLimit',
+        security,
+        summary: 'The emergency global rate limit (null when off)',
+        response: { 200: Envelope(LimitData), ...errors(403) },
+      },
+    },
     async () => ok('Emergency rate limit', limitView(await service.emergencyLimit())),
   );
 
@@ -135,7 +184,8 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
         operationId: 'setEmergencyRateLimit',
         security,
         summary: 'Set or lift the emergency global rate limit',
-        description: 'Every running instance applies it within CACHE_SYNC_INTERVAL_MS (immediately with Redis), without a restart.',
+        description:
+          'Every running instance applies it within CACHE_SYNC_INTERVAL_MS (immediately with Redis), without a restart.',
         body: LimitBody,
         response: { 200: Envelope(LimitData), ...errors(403) },
       },

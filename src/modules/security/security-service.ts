@@ -38,7 +38,9 @@ export class SecurityService {
       throw validationError('since must not be after until', { since: ['Must not be after until'] });
     }
     await this.deps.events.flush();
-    const counted = await this.query(filter).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const counted = await this.query(filter)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     const rows = await this.query(filter)
       .selectAll()
       .orderBy('created_at', 'desc')

@@ -20,59 +20,73 @@ import { AdminUserSchema } from './user-view.js';
 
 const strict = { additionalProperties: false } as const;
 
-export const PaginationSchema = Type.Object({
-  page: Type.Integer(),
-  per_page: Type.Integer(),
-  total: Type.Integer(),
-  pages: Type.Integer(),
-  has_prev: Type.Boolean(),
-  has_next: Type.Boolean(),
-  prev_num: Type.Union([Type.Integer(), Type.Null()]),
-  next_num: Type.Union([Type.Integer(), Type.Null()]),
-}, { $id: 'Pagination' });
-
-const ListQuery = defaultsOptional(Type.Object(
+export const PaginationSchema = Type.Object(
   {
-    page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
-    per_page: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-    search: Type.Optional(Type.String({ maxLength: 254, description: 'Prefix of a username or e-mail address (case-insensitive)' })),
-    include_inactive: Type.Boolean({ default: false }),
-    sort_by: Type.Union(
-      SORT_FIELDS.map((f) => Type.Literal(f)),
-      { default: 'created_at' },
-    ),
-    sort_order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
+    page: Type.Integer(),
+    per_page: Type.Integer(),
+    total: Type.Integer(),
+    pages: Type.Integer(),
+    has_prev: Type.Boolean(),
+    has_next: Type.Boolean(),
+    prev_num: Type.Union([Type.Integer(), Type.Null()]),
+    next_num: Type.Union([Type.Integer(), Type.Null()]),
   },
-  strict,
-));
+  { $id: 'Pagination' },
+);
 
-const SearchQuery = defaultsOptional(Type.Object(
-  {
-    q: Type.String({ minLength: 2, maxLength: 254, description: 'Prefix of a username or e-mail address (case-insensitive)' }),
-    limit: Type.Integer({ minimum: 1, maximum: 50, default: 10 }),
-    include_inactive: Type.Boolean({ default: false }),
-  },
-  strict,
-));
+const ListQuery = defaultsOptional(
+  Type.Object(
+    {
+      page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
+      per_page: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+      search: Type.Optional(
+        Type.String({ maxLength: 254, description: 'Prefix of a username or e-mail address (case-insensitive)' }),
+      ),
+      include_inactive: Type.Boolean({ default: false }),
+      sort_by: Type.Union(
+        SORT_FIELDS.map((f) => Type.Literal(f)),
+        { default: 'created_at' },
+      ),
+      sort_order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
+    },
+    strict,
+  ),
+);
+
+const SearchQuery = defaultsOptional(
+  Type.Object(
+    {
+      q: Type.String({
+        minLength: 2,
+        maxLength: 254,
+        description: 'Prefix of a username or e-mail address (case-insensitive)',
+      }),
+      limit: Type.Integer({ minimum: 1, maximum: 50, default: 10 }),
+      include_inactive: Type.Boolean({ default: false }),
+    },
+    strict,
+  ),
+);
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, strict);
 const DeleteQuery = defaultsOptional(Type.Object({ hard_delete: Type.Boolean({ default: false }) }, strict));
 
 const NullableName = Type.Union([PersonName, Type.Null()]);
-const createBody = (config: Config) => Type.Object(
-  {
-    username: Username,
-    email: Email,
-    password: NewPassword(config),
-    first_name: Type.Optional(NullableName),
-    last_name: Type.Optional(NullableName),
-    bio: Type.Optional(Type.Union([Bio, Type.Null()])),
-    is_admin: Type.Optional(Type.Boolean()),
-    is_active: Type.Optional(Type.Boolean()),
-    is_verified: Type.Optional(Type.Boolean()),
-  },
-  strict,
-);
+const createBody = (config: Config) =>
+  Type.Object(
+    {
+      username: Username,
+      email: Email,
+      password: NewPassword(config),
+      first_name: Type.Optional(NullableName),
+      last_name: Type.Optional(NullableName),
+      bio: Type.Optional(Type.Union([Bio, Type.Null()])),
+      is_admin: Type.Optional(Type.Boolean()),
+      is_active: Type.Optional(Type.Boolean()),
+      is_verified: Type.Optional(Type.Boolean()),
+    },
+    strict,
+  );
 const UpdateBody = Type.Object(
   {
     username: Type.Optional(Username),
@@ -82,17 +96,23 @@ const UpdateBody = Type.Object(
     bio: Type.Optional(Type.Union([Bio, Type.Null()])),
     is_verified: Type.Optional(Type.Boolean()),
   },
-  { ...strict, description: 'Admin rights change only through POST /api/users/{id}/admin; activation through /activate and /deactivate.' },
+  {
+    ...strict,
+    description:
+      'Admin rights change only through POST /api/users/{id}/admin; activation through /activate and /deactivate.',
+  },
 );
 const AdminBody = Type.Object({ is_admin: Type.Boolean() }, strict);
 /** No body (or no `minutes`): locked until unlocked. At most ten years. */
-const LockBody = Type.Union([Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 5_256_000 })) }, strict), Type.Null()], {
-  description: 'Optional: no body (or no `minutes`) locks until POST /api/users/{id}/unlock.',
-});
+const LockBody = Type.Union(
+  [Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 5_256_000 })) }, strict), Type.Null()],
+  {
+    description: 'Optional: no body (or no `minutes`) locks until POST /api/users/{id}/unlock.',
+  },
+);
 
 const UserData = Envelope(Type.Object({ user: AdminUserSchema }));
 const UsersData = Envelope(Type.Object({ users: Type.Array(AdminUserSchema), pagination: PaginationSchema }));
-
 
 export default async function adminRoutes(
   fastify: FastifyInstance,
@@ -114,7 +134,8 @@ export default async function adminRoutes(
         operationId: 'listUsers',
         security,
         summary: 'List users',
-        description: '`search` matches the start of the username or e-mail address (an index range scan, fast on millions of rows).',
+        description:
+          '`search` matches the start of the username or e-mail address (an index range scan, fast on millions of rows).',
         querystring: ListQuery,
         response: { 200: UsersData, ...errors(403) },
       },
@@ -124,7 +145,16 @@ export default async function adminRoutes(
 
   app.post(
     '/',
-    { schema: { tags, operationId: 'createUser', security, summary: 'Create a user', body: createBody(container.config), response: { 201: UserData, ...errors(403, 409) } } },
+    {
+      schema: {
+        tags,
+        operationId: 'createUser',
+        security,
+        summary: 'Create a user',
+        body: createBody(container.config),
+        response: { 201: UserData, ...errors(403, 409) },
+      },
+    },
     async (request, reply) => {
       const user = await admin.create(request.body, requestContext(request));
       return reply.code(201).send(ok('User created', { user: await queries.view(user) }));
@@ -143,7 +173,10 @@ export default async function adminRoutes(
         response: { 200: Envelope(Type.Object({ users: Type.Array(AdminUserSchema) })), ...errors(403) },
       },
     },
-    async (request) => ok('Search results', { users: await queries.search(request.query.q, request.query.limit, request.query.include_inactive) }),
+    async (request) =>
+      ok('Search results', {
+        users: await queries.search(request.query.q, request.query.limit, request.query.include_inactive),
+      }),
   );
 
   app.get(
@@ -157,18 +190,21 @@ export default async function adminRoutes(
         description: '"today", "this week" (from Monday) and "this month" are calendar periods in UTC.',
         response: {
           200: Envelope(
-            Type.Object({
-              total_users: Type.Integer(),
-              active_users: Type.Integer(),
-              inactive_users: Type.Integer(),
-              verified_users: Type.Integer(),
-              unverified_users: Type.Integer(),
-              admin_users: Type.Integer(),
-              locked_users: Type.Integer(),
-              users_created_today: Type.Integer(),
-              users_created_this_week: Type.Integer(),
-              users_created_this_month: Type.Integer(),
-            }, { $id: 'UserStatistics' }),
+            Type.Object(
+              {
+                total_users: Type.Integer(),
+                active_users: Type.Integer(),
+                inactive_users: Type.Integer(),
+                verified_users: Type.Integer(),
+                unverified_users: Type.Integer(),
+                admin_users: Type.Integer(),
+                locked_users: Type.Integer(),
+                users_created_today: Type.Integer(),
+                users_created_this_week: Type.Integer(),
+                users_created_this_month: Type.Integer(),
+              },
+              { $id: 'UserStatistics' },
+            ),
           ),
           ...errors(403),
         },
@@ -177,14 +213,38 @@ export default async function adminRoutes(
     async () => ok('User statistics', await queries.statistics()),
   );
 
-  app.get('/:id', { schema: { tags, operationId: 'getUser', security, summary: 'Read a user', params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) =>
-    ok('User', { user: await queries.view(await queries.get(request.params.id)) }),
+  app.get(
+    '/:id',
+    {
+      schema: {
+        tags,
+        operationId: 'getUser',
+        security,
+        summary: 'Read a user',
+        params: IdParams,
+        response: { 200: UserData, ...errors(403, 404) },
+      },
+    },
+    async (request) => ok('User', { user: await queries.view(await queries.get(request.params.id)) }),
   );
 
   app.put(
     '/:id',
-    { schema: { tags, operationId: 'updateUser', security, summary: 'Update a user', params: IdParams, body: UpdateBody, response: { 200: UserData, ...errors(403, 404, 409) } } },
-    async (request) => ok('User updated', { user: await queries.view(await admin.update(request.params.id, request.body, requestContext(request))) }),
+    {
+      schema: {
+        tags,
+        operationId: 'updateUser',
+        security,
+        summary: 'Update a user',
+        params: IdParams,
+        body: UpdateBody,
+        response: { 200: UserData, ...errors(403, 404, 409) },
+      },
+    },
+    async (request) =>
+      ok('User updated', {
+        user: await queries.view(await admin.update(request.params.id, request.body, requestContext(request))),
+      }),
   );
 
   app.delete(
@@ -195,7 +255,8 @@ export default async function adminRoutes(
         operationId: 'deleteUser',
         security,
         summary: 'Delete a user',
-        description: 'Soft delete (default) deactivates the account and revokes its sessions; `hard_delete=true` removes the row and everything that belongs to it.',
+        description:
+          'Soft delete (default) deactivates the account and revokes its sessions; `hard_delete=true` removes the row and everything that belongs to it.',
         params: IdParams,
         querystring: DeleteQuery,
         response: { 200: MessageEnvelope, ...errors(403, 404) },
@@ -207,16 +268,53 @@ export default async function adminRoutes(
     },
   );
 
-  const action = (path: string, operationId: string, summary: string, run: (id: string, context: RequestContext) => Promise<unknown>, message: string) =>
-    app.post(path, { schema: { tags, operationId, security, summary, params: IdParams, response: { 200: UserData, ...errors(403, 404) } } }, async (request) => {
-      const { id } = request.params as { id: string };
-      await run(id, requestContext(request));
-      return ok(message, { user: await queries.view(await queries.get(id)) });
-    });
+  const action = (
+    path: string,
+    operationId: string,
+    summary: string,
+    run: (id: string, context: RequestContext) => Promise<unknown>,
+    message: string,
+  ) =>
+    app.post(
+      path,
+      {
+        schema: {
+          tags,
+          operationId,
+          security,
+          summary,
+          params: IdParams,
+          response: { 200: UserData, ...errors(403, 404) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        await run(id, requestContext(request));
+        return ok(message, { user: await queries.view(await queries.get(id)) });
+      },
+    );
 
-  action('/:id/activate', 'activateUser', 'Activate a user', (id, context) => admin.activate(id, context), 'User activated');
-  action('/:id/deactivate', 'deactivateUser', 'Deactivate a user (revokes every session at once)', (id, context) => admin.deactivate(id, context), 'User deactivated');
-  action('/:id/unlock', 'unlockUser', 'Clear every login lock (untrusted devices, each trusted device, an administrator\'s lock)', (id, context) => admin.unlock(id, context), 'User unlocked');
+  action(
+    '/:id/activate',
+    'activateUser',
+    'Activate a user',
+    (id, context) => admin.activate(id, context),
+    'User activated',
+  );
+  action(
+    '/:id/deactivate',
+    'deactivateUser',
+    'Deactivate a user (revokes every session at once)',
+    (id, context) => admin.deactivate(id, context),
+    'User deactivated',
+  );
+  action(
+    '/:id/unlock',
+    'unlockUser',
+    "Clear every login lock (untrusted devices, each trusted device, an administrator's lock)",
+    (id, context) => admin.unlock(id, context),
+    'User unlocked',
+  );
 
   app.post(
     '/:id/lock',
@@ -226,7 +324,8 @@ export default async function adminRoutes(
         operationId: 'lockUser',
         security,
         summary: 'Lock logins for every device, trusted ones included',
-        description: 'For `minutes`, or until POST /api/users/{id}/unlock when absent. Logins (and re-authentication) answer 423; existing sessions stay (deactivate ends them).',
+        description:
+          'For `minutes`, or until POST /api/users/{id}/unlock when absent. Logins (and re-authentication) answer 423; existing sessions stay (deactivate ends them).',
         params: IdParams,
         body: LockBody,
         response: { 200: UserData, ...errors(403, 404) },
@@ -240,10 +339,22 @@ export default async function adminRoutes(
 
   app.post(
     '/:id/admin',
-    { schema: { tags, operationId: 'setUserAdmin', security, summary: 'Grant or remove administrator rights', params: IdParams, body: AdminBody, response: { 200: UserData, ...errors(403, 404) } } },
+    {
+      schema: {
+        tags,
+        operationId: 'setUserAdmin',
+        security,
+        summary: 'Grant or remove administrator rights',
+        params: IdParams,
+        body: AdminBody,
+        response: { 200: UserData, ...errors(403, 404) },
+      },
+    },
     async (request) => {
       const user = await admin.setAdmin(request.params.id, request.body.is_admin, requestContext(request));
-      return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', { user: await queries.view(user) });
+      return ok(request.body.is_admin ? 'Administrator rights granted' : 'Administrator rights removed', {
+        user: await queries.view(user),
+      });
     },
   );
 }

@@ -67,7 +67,12 @@ export class AdminService {
     this.dialect = dialectOf(d.config.DATABASE_URL);
   }
 
-  private record(context: RequestContext, action: string, targetId: string | null, details: Record<string, unknown> = {}): void {
+  private record(
+    context: RequestContext,
+    action: string,
+    targetId: string | null,
+    details: Record<string, unknown> = {},
+  ): void {
     recordAdminAction(this.d.events, context, action, targetId, details);
   }
 
@@ -117,7 +122,8 @@ export class AdminService {
         if (changes.email) await this.d.oneTimeTokens.invalidateAllForUser(id, writer);
       });
     } catch (error) {
-      if (isUniqueViolation(error)) throw takenError(await this.d.users.taken({ username: changes.username, email: changes.email }, id));
+      if (isUniqueViolation(error))
+        throw takenError(await this.d.users.taken({ username: changes.username, email: changes.email }, id));
       throw error;
     }
     this.record(context, 'update_user', id, { fields: Object.keys(changes).filter((k) => k !== 'username_lower') });
@@ -143,7 +149,12 @@ export class AdminService {
   ): Promise<void> {
     await this.d.usersService.write(async (writer) => {
       if (viaOf(context) === 'api') {
-        let admins = writer.trx.selectFrom('users').select(['id']).where('is_admin', '=', 1).where('is_active', '=', 1).orderBy('id');
+        let admins = writer.trx
+          .selectFrom('users')
+          .select(['id'])
+          .where('is_admin', '=', 1)
+          .where('is_active', '=', 1)
+          .orderBy('id');
         if (this.dialect !== 'sqlite') admins = admins.forUpdate();
         const rows = await admins.execute();
         const targetIsActiveAdmin = rows.some((r) => r.id === target.id);
@@ -183,7 +194,11 @@ export class AdminService {
       type: 'account_locked_by_admin',
       context,
       userId: id,
-      details: { by: actorLabel(context), until: minutes === undefined ? 'unlock' : iso(until), minutes: minutes ?? null },
+      details: {
+        by: actorLabel(context),
+        until: minutes === undefined ? 'unlock' : iso(until),
+        minutes: minutes ?? null,
+      },
     });
     this.record(context, 'lock_user', id, { username: user.username, minutes: minutes ?? null });
     return user;
@@ -201,9 +216,16 @@ export class AdminService {
 
   async setAdmin(id: string, isAdmin: boolean, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
-    if (!isAdmin && context.actor?.userId === id) throw validationError('You cannot remove your own administrator rights');
+    if (!isAdmin && context.actor?.userId === id)
+      throw validationError('You cannot remove your own administrator rights');
     if (isAdmin) await this.d.usersService.update(id, { is_admin: 1 });
-    else await this.guardLastAdmin(user, context, 'demote', async (writer) => void (await writer.update(id, { is_admin: 0 })));
+    else
+      await this.guardLastAdmin(
+        user,
+        context,
+        'demote',
+        async (writer) => void (await writer.update(id, { is_admin: 0 })),
+      );
     this.record(context, isAdmin ? 'grant_admin' : 'revoke_admin', id, { username: user.username });
     return this.get(id);
   }

@@ -22,15 +22,23 @@ const ProfileUpdate = Type.Object(
   { additionalProperties: false },
 );
 
-export default async function profileRoutes(fastify: FastifyInstance, { container }: { container: Pick<Container, 'profile'> }) {
+export default async function profileRoutes(
+  fastify: FastifyInstance,
+  { container }: { container: Pick<Container, 'profile'> },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { profile } = container;
   const tags = ['Profile'];
   const security = [{ bearerAuth: [] }];
   const UserData = Envelope(Type.Object({ user: UserSchema }));
 
-  app.get('/profile', { preHandler: app.authenticate, schema: { tags, operationId: 'getProfile', security, summary: 'Your profile', response: { 200: UserData } } }, async (request) =>
-    ok('Profile', { user: principalUserView(request.principal!.user) }),
+  app.get(
+    '/profile',
+    {
+      preHandler: app.authenticate,
+      schema: { tags, operationId: 'getProfile', security, summary: 'Your profile', response: { 200: UserData } },
+    },
+    async (request) => ok('Profile', { user: principalUserView(request.principal!.user) }),
   );
 
   app.put(
@@ -52,9 +60,15 @@ export default async function profileRoutes(fastify: FastifyInstance, { containe
     },
     async (request, reply) => {
       const device = deviceCredentialOf(request);
-      const { user, emailChangePending } = await profile.update(request.principal!.user, request.body, device, requestContext(request));
+      const { user, emailChangePending } = await profile.update(
+        request.principal!.user,
+        request.body,
+        device,
+        requestContext(request),
+      );
       if (emailChangePending) {
-        const message = 'Confirm the new e-mail address from the link sent to it; until then your current address stays in use';
+        const message =
+          'Confirm the new e-mail address from the link sent to it; until then your current address stays in use';
         return reply.code(202).send(ok(message, { user }));
       }
       return ok('Profile updated', { user });

@@ -64,7 +64,12 @@ export interface UserStatistics {
 }
 
 /** Sort columns: usernames sort case-insensitively on their indexed lower-case copy. */
-const SORT_COLUMNS = { created_at: 'created_at', updated_at: 'updated_at', username: 'username_lower', email: 'email' } as const;
+const SORT_COLUMNS = {
+  created_at: 'created_at',
+  updated_at: 'updated_at',
+  username: 'username_lower',
+  email: 'email',
+} as const;
 
 /** LIKE pattern for "starts with", with the user's own wildcards escaped. */
 const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -103,7 +108,9 @@ export class UserQueries {
    * another user's id cannot make a command act on that other user.
    */
   async find(ref: string): Promise<UserRow> {
-    const user = USER_ID_SHAPE.test(ref) ? await this.d.users.findById(ref.toLowerCase()) : await this.d.users.findByLogin(ref);
+    const user = USER_ID_SHAPE.test(ref)
+      ? await this.d.users.findById(ref.toLowerCase())
+      : await this.d.users.findByLogin(ref);
     if (!user) throw notFound(`No user "${ref}"`);
     return user;
   }

@@ -38,7 +38,10 @@ export class UserRepository {
   }
 
   /** Which of username / email are already taken (case-insensitively), optionally ignoring one user. */
-  async taken(fields: { username?: string; email?: string }, exceptId?: string): Promise<{ username: boolean; email: boolean }> {
+  async taken(
+    fields: { username?: string; email?: string },
+    exceptId?: string,
+  ): Promise<{ username: boolean; email: boolean }> {
     const result = { username: false, email: false };
     if (fields.username !== undefined) {
       let q = this.db.selectFrom('users').select('id').where('username_lower', '=', normalizeUsername(fields.username));
@@ -74,7 +77,10 @@ export class UserRepository {
       pending_email: null,
     };
     await db.insertInto('users').values(row).execute();
-    await db.insertInto('password_history').values({ user_id: row.id, password_hash: row.password_hash, created_at: now }).execute();
+    await db
+      .insertInto('password_history')
+      .values({ user_id: row.id, password_hash: row.password_hash, created_at: now })
+      .execute();
     return row;
   }
 

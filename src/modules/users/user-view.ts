@@ -23,7 +23,11 @@ export const UserSchema = Type.Object(
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     last_login_at: Timestamp,
-    pending_email: Nullable(Type.String({ description: 'An address asked for and not yet confirmed from the link mailed to it; null when none' })),
+    pending_email: Nullable(
+      Type.String({
+        description: 'An address asked for and not yet confirmed from the link mailed to it; null when none',
+      }),
+    ),
   },
   { $id: 'User' },
 );
@@ -35,7 +39,13 @@ export const AdminUserSchema = Type.Composite(
     Type.Omit(UserSchema, []),
     Type.Object({
       locked_until: Timestamp,
-      lock_scope: Nullable(Type.String({ enum: ['all', 'untrusted_devices'], description: 'all: every device (an administrator\'s lock, or LOCKOUT_MODE=account); untrusted_devices: devices without a trusted credential' })) as unknown as TUnsafe<AccountLock['scope'] | null>,
+      lock_scope: Nullable(
+        Type.String({
+          enum: ['all', 'untrusted_devices'],
+          description:
+            "all: every device (an administrator's lock, or LOCKOUT_MODE=account); untrusted_devices: devices without a trusted credential",
+        }),
+      ) as unknown as TUnsafe<AccountLock['scope'] | null>,
     }),
   ],
   { $id: 'AdminUser' },

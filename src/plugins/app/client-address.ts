@@ -50,13 +50,15 @@ export function compileTrustedProxies(entries: string[]): (address: string) => b
     const [address, bits, extra] = raw.split('/');
     const family = isIP(address ?? '');
     const type = family === 6 ? 'ipv6' : 'ipv4';
-    if (!family || extra !== undefined) throw new SettingError(`TRUSTED_PROXIES entry "${raw}" is not an IP address or CIDR`);
+    if (!family || extra !== undefined)
+      throw new SettingError(`TRUSTED_PROXIES entry "${raw}" is not an IP address or CIDR`);
     if (bits === undefined) {
       list.addAddress(address!, type);
       continue;
     }
     const prefix = Number(bits);
-    if (!/^\d+$/.test(bits) || prefix > (family === 6 ? 128 : 32)) throw new SettingError(`TRUSTED_PROXIES entry "${raw}" has a bad prefix length`);
+    if (!/^\d+$/.test(bits) || prefix > (family === 6 ? 128 : 32))
+      throw new SettingError(`TRUSTED_PROXIES entry "${raw}" has a bad prefix length`);
     list.addSubnet(address!, prefix, type);
   }
   return (address: string) => {

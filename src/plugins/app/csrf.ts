@@ -36,7 +36,10 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async function csrf(app: FastifyInstance, options: { container: Container; cookiePath: string; refreshCookie: string }) {
+  async function csrf(
+    app: FastifyInstance,
+    options: { container: Container; cookiePath: string; refreshCookie: string },
+  ) {
     const { container, cookiePath, refreshCookie } = options;
     const { config, events, tokens } = container;
     /** The session id a request's token is bound to, found before the (synchronous) check runs. */
@@ -88,8 +91,18 @@ export default fp(
         passed = true;
       });
       if (passed && !failure) return;
-      const reason = request.headers[CSRF_HEADER] === undefined ? 'missing token' : request.cookies?.[CSRF_COOKIE] ? 'invalid or expired token' : 'missing secret cookie';
-      events.emit({ type: 'csrf_failure', context: requestContext(request), message: `CSRF check failed: ${reason}`, details: { reason, origin: request.headers.origin ?? null } });
+      const reason =
+        request.headers[CSRF_HEADER] === undefined
+          ? 'missing token'
+          : request.cookies?.[CSRF_COOKIE]
+            ? 'invalid or expired token'
+            : 'missing secret cookie';
+      events.emit({
+        type: 'csrf_failure',
+        context: requestContext(request),
+        message: `CSRF check failed: ${reason}`,
+        details: { reason, origin: request.headers.origin ?? null },
+      });
       throw authorizationError('CSRF token missing, invalid or expired');
     });
   },

@@ -7,10 +7,9 @@ import { HttpError, httpHeadersOf, httpStatusOf, STATUS_BY_CODE } from '../../ht
 import { validationDetails, type AjvError } from '../../http/validation.js';
 
 /** Status code → contract code for errors raised by Fastify itself or its plugins. */
-const CODE_BY_STATUS = Object.fromEntries(Object.entries(STATUS_BY_CODE).map(([code, status]) => [status, code])) as Record<
-  number,
-  ErrorCode
->;
+const CODE_BY_STATUS = Object.fromEntries(
+  Object.entries(STATUS_BY_CODE).map(([code, status]) => [status, code]),
+) as Record<number, ErrorCode>;
 
 function toDomainError(
   error: FastifyError & { validation?: AjvError[]; validationContext?: string },
@@ -20,7 +19,8 @@ function toDomainError(
   if (error.validation) {
     const { details, total } = validationDetails(error.validation, error.validationContext);
     const shown = Object.values(details).reduce((n, messages) => n + messages.length, 0);
-    let message = total > shown ? `Request validation failed (${shown} of ${total} problems shown)` : 'Request validation failed';
+    let message =
+      total > shown ? `Request validation failed (${shown} of ${total} problems shown)` : 'Request validation failed';
     // No body at all (or an empty one sent as JSON) where the route needs one.
     if (error.validationContext === 'body' && request.body == null) message = 'A JSON request body is required';
     return new DomainError('VALIDATION_ERROR', message, details);
@@ -53,7 +53,9 @@ export function sendApiError(reply: FastifyReply, error: DomainError): FastifyRe
   const headers = httpHeadersOf(error);
   if (headers) reply.headers(headers);
   return reply
-    .code(httpStatusOf(error)).type('application/json; charset=utf-8').send(errorBody(error, String(reply.request.id)));
+    .code(httpStatusOf(error))
+    .type('application/json; charset=utf-8')
+    .send(errorBody(error, String(reply.request.id)));
 }
 
 declare module 'fastify' {
@@ -77,7 +79,10 @@ export default fp(
       if (!(error instanceof DomainError) && isDatabaseUnavailable(error)) {
         // Not a bug: the database did not answer. Logged once per outage (src/db/availability.ts), not per request.
         if (app.hasDecorator('container')) app.container.database.outage.note(error);
-        return sendApiError(reply, serviceUnavailable('Service temporarily unavailable; retry shortly', DATABASE_RETRY_AFTER_SECONDS));
+        return sendApiError(
+          reply,
+          serviceUnavailable('Service temporarily unavailable; retry shortly', DATABASE_RETRY_AFTER_SECONDS),
+        );
       }
       const apiError = toDomainError(error, request);
       if (httpStatusOf(apiError) >= 500) {
@@ -103,10 +108,15 @@ export default fp(
 
     app.setNotFoundHandler((request, reply) => {
       const path = request.url.split('?')[0] ?? '/';
-      const allowed = (['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const).filter((m) => m !== request.method && router.find(m, path));
+      const allowed = (['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const).filter(
+        (m) => m !== request.method && router.find(m, path),
+      );
       if (allowed.length > 0 && request.method !== 'OPTIONS') {
         reply.header('Allow', allowed.join(', '));
-        return sendApiError(reply, new HttpError(405, 'METHOD_NOT_ALLOWED', `Method ${request.method} is not allowed here`));
+        return sendApiError(
+          reply,
+          new HttpError(405, 'METHOD_NOT_ALLOWED', `Method ${request.method} is not allowed here`),
+        );
       }
       return sendApiError(reply, new HttpError(404, 'NOT_FOUND', 'The requested resource was not found'));
     });

@@ -16,11 +16,15 @@ export default fp(
     const host = new URL(config.PUBLIC_URL).host;
     app.addHook('onRequest', async (request, reply) => {
       if (request.protocol === 'https' || (request.routeOptions.url ?? '').startsWith('/api/health')) return;
-      return reply.code(308).header('Location', `https://${host}${request.url}`).type('application/json; charset=utf-8').send({
-        success: true,
-        message: 'Use HTTPS',
-        data: { location: `https://${host}${request.url}` },
-      });
+      return reply
+        .code(308)
+        .header('Location', `https://${host}${request.url}`)
+        .type('application/json; charset=utf-8')
+        .send({
+          success: true,
+          message: 'Use HTTPS',
+          data: { location: `https://${host}${request.url}` },
+        });
     });
   },
   { name: 'flokie-force-https' },

@@ -62,7 +62,12 @@ export default fp(
     app.addHook('onSend', (request: FastifyRequest, reply, payload, done) => {
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
       const type = reply.getHeader('content-type');
-      done(null, typeof payload === 'string' && typeof type === 'string' && type.includes('json') ? escapeJsonForHtml(payload) : payload);
+      done(
+        null,
+        typeof payload === 'string' && typeof type === 'string' && type.includes('json')
+          ? escapeJsonForHtml(payload)
+          : payload,
+      );
     });
   },
   { name: 'flokie-http-basics' },

@@ -27,7 +27,12 @@ export default fp(
     const metrics = createMetrics(container, () => app.rateLimitRefusals);
 
     app.addHook('onResponse', (request, reply, done) => {
-      metrics.observeRequest({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, seconds: reply.elapsedTime / 1000 });
+      metrics.observeRequest({
+        method: request.method,
+        route: request.routeOptions.url,
+        status: reply.statusCode,
+        seconds: reply.elapsedTime / 1000,
+      });
       done();
     });
 
@@ -35,7 +40,8 @@ export default fp(
       app.get('/api/metrics', { schema: { hide: true } }, async (request, reply) => {
         const header = request.headers.authorization ?? '';
         const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-        if (!token || !sameSecret(token, config.METRICS_TOKEN)) throw authenticationError('Metrics need Authorization: Bearer <METRICS_TOKEN>');
+        if (!token || !sameSecret(token, config.METRICS_TOKEN))
+          throw authenticationError('Metrics need Authorization: Bearer <METRICS_TOKEN>');
         return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
       });
     }
@@ -49,7 +55,10 @@ export default fp(
           return;
         }
         metrics.registry.metrics().then(
-          (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' }).end(text),
+          (text) =>
+            response
+              .writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' })
+              .end(text),
           () => response.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
         );
       });

@@ -89,14 +89,25 @@ function setHeaders(reply: FastifyReply, decision: LimitDecision): void {
 export default fp(
   async function rateLimit(app: FastifyInstance, { container, docsPrefix }: RateLimitOptions) {
     const { config, events } = container;
-    const store = new RateLimitStore({ redis: container.redis, keyPrefix: `${config.REDIS_KEY_PREFIX}rl:`, log: container.log });
+    const store = new RateLimitStore({
+      redis: container.redis,
+      keyPrefix: `${config.REDIS_KEY_PREFIX}rl:`,
+      log: container.log,
+    });
     app.decorate('rateLimits', store);
     const refusals = new Map<string, number>();
     app.decorate('rateLimitRefusals', refusals);
     const stopFollowing = await store.followEmergencyLimit(container.db, container.changes);
     app.addHook('onClose', async () => stopFollowing());
 
-    async function enforce(request: FastifyRequest, reply: FastifyReply, name: string, spec: RateSpec, key: string, scope: string) {
+    async function enforce(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      name: string,
+      spec: RateSpec,
+      key: string,
+      scope: string,
+    ) {
       const decision = await store.consume(name, spec, key);
       setHeaders(reply, decision);
       if (decision.allowed) return;
@@ -143,12 +154,15 @@ export default fp(
     });
 
     // Keyed `username:<name>` (the login field's name), as before the lockout applied it.
-    app.decorate('perAccountRateLimit', async (request: FastifyRequest, reply: FastifyReply, name: string, account: string) => {
-      if (!config.RATE_LIMIT_ENABLED || normalizeLoginName(account) === '') return;
-      const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
-      // The keyed hash of the typed name: counted like the lockout counts it, and no typed text in Redis.
-      await enforce(request, reply, name, spec, `username:${container.lockout.names.tag(account)}`, 'username');
-    });
+    app.decorate(
+      'perAccountRateLimit',
+      async (request: FastifyRequest, reply: FastifyReply, name: string, account: string) => {
+        if (!config.RATE_LIMIT_ENABLED || normalizeLoginName(account) === '') return;
+        const spec = config.RATE_LIMITS[name] ?? config.RATE_LIMITS.default!;
+        // The keyed hash of the typed name: counted like the lockout counts it, and no typed text in Redis.
+        await enforce(request, reply, name, spec, `username:${container.lockout.names.tag(account)}`, 'username');
+      },
+    );
 
     // The one place that decides which routes the per-route limits skip; a route cannot exempt itself.
     app.addHook('onRoute', (route) => {

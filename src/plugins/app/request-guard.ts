@@ -44,7 +44,10 @@ export function clientErrorHandler(config: Config) {
     } else if (error.code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || error.code === 'HPE_INVALID_TRANSFER_ENCODING') {
       message = 'Conflicting Content-Length / Transfer-Encoding headers';
     }
-    this.log.info({ err: { code: error.code, message: error.message }, ip: socket.remoteAddress }, 'refused malformed request');
+    this.log.info(
+      { err: { code: error.code, message: error.message }, ip: socket.remoteAddress },
+      'refused malformed request',
+    );
     if (!socket.writable) {
       socket.destroy();
       return;
@@ -84,15 +87,20 @@ export default fp(
     // `Content-Type: application/json` with an empty body (what Python's requests sends with
     // `json=None`) is no body at all, as if the header were absent; routes that need a body
     // answer 400 "A JSON request body is required". Anything else goes to Fastify's own parser.
-    const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
+    const parseJson = app.getDefaultJsonParser(
+      app.initialConfig.onProtoPoisoning ?? 'error',
+      app.initialConfig.onConstructorPoisoning ?? 'error',
+    );
     app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
       if (body.length === 0) return done(null, undefined);
       return parseJson(request, body as string, done);
     });
     app.addHook('onRequest', (request, _reply, done) => {
-      if (request.url.length > MAX_URL_LENGTH) return done(new HttpError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`));
-      if (/%00|\u0000/i.test(request.url)) return done(new HttpError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte'));
+      if (request.url.length > MAX_URL_LENGTH)
+        return done(new HttpError(414, 'VALIDATION_ERROR', `URL is too long (limit ${MAX_URL_LENGTH} characters)`));
+      if (/%00|\u0000/i.test(request.url))
+        return done(new HttpError(400, 'VALIDATION_ERROR', 'URL contains a NUL byte'));
       done();
     });
   },

@@ -19,7 +19,8 @@ export default fp(
     const allowed = new Set(config.CORS_ORIGINS);
     await app.register(cors, {
       // A function (not the list itself): a refused origin must get no Access-Control-* header.
-      origin: (origin, callback) => callback(null, origin !== undefined && (anyOrigin || allowed.has(origin)) ? origin : false),
+      origin: (origin, callback) =>
+        callback(null, origin !== undefined && (anyOrigin || allowed.has(origin)) ? origin : false),
       methods: config.CORS_METHODS,
       allowedHeaders: config.CORS_ALLOW_HEADERS,
       exposedHeaders: EXPOSED_HEADERS,

@@ -109,7 +109,9 @@ export interface SecurityHeaderSet {
   withHsts: Record<string, string>;
 }
 
-export function securityHeaderSet(config: Pick<Config, 'CONTENT_SECURITY_POLICY' | 'X_XSS_PROTECTION' | 'HSTS_MAX_AGE'>): SecurityHeaderSet {
+export function securityHeaderSet(
+  config: Pick<Config, 'CONTENT_SECURITY_POLICY' | 'X_XSS_PROTECTION' | 'HSTS_MAX_AGE'>,
+): SecurityHeaderSet {
   const plain = { ...helmetHeaders(config), 'X-XSS-Protection': config.X_XSS_PROTECTION };
   return { plain, withHsts: { ...plain, 'Strict-Transport-Security': hstsValue(config) } };
 }

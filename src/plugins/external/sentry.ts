@@ -44,7 +44,13 @@ export async function initSentry(config: Config): Promise<boolean> {
     environment: config.SENTRY_ENVIRONMENT || config.NODE_ENV,
     release: process.env.npm_package_version,
     tracesSampleRate: config.SENTRY_TRACES_SAMPLE_RATE,
-    dataCollection: { userInfo: false, cookies: false, httpHeaders: { request: { allow: ['user-agent'] }, response: false }, httpBodies: [], urlQueryParams: false },
+    dataCollection: {
+      userInfo: false,
+      cookies: false,
+      httpHeaders: { request: { allow: ['user-agent'] }, response: false },
+      httpBodies: [],
+      urlQueryParams: false,
+    },
     defaultIntegrations: false,
     integrations: [
       Sentry.linkedErrorsIntegration(),

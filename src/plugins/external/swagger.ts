@@ -24,9 +24,9 @@ export default fp(
         },
         servers: [{ url: config.publicUrl, description: 'PUBLIC_URL' }],
         tags: [
-          { name: 'Health', description: 'Probes and operators\' health views' },
+          { name: 'Health', description: "Probes and operators' health views" },
           { name: 'Authentication', description: 'Accounts, logins, tokens and sessions' },
-          { name: 'Profile', description: 'The authenticated user\'s own profile' },
+          { name: 'Profile', description: "The authenticated user's own profile" },
           { name: 'Administration', description: 'User administration (admin token)' },
           {
             name: 'Security operations',

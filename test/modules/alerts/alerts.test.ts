@@ -27,17 +27,44 @@ const FAST_RETRY = { ALERT_RETRY_INITIAL_SECONDS: '0.05', ALERT_RETRY_MAX_SECOND
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function emitCritical(c: Container, type: 'brute_force_detected' | 'refresh_token_reuse', subject: string) {
-  if (type === 'brute_force_detected') c.events.emit({ type, ip: subject, message: 'Potential brute force attack', details: { ip_address: subject, attempts: 11 } });
-  else c.events.emit({ type, userId: subject, message: 'Refresh token reused: session revoked', details: { session_id: 's1' } });
+  if (type === 'brute_force_detected')
+    c.events.emit({
+      type,
+      ip: subject,
+      message: 'Potential brute force attack',
+      details: { ip_address: subject, attempts: 11 },
+    });
+  else
+    c.events.emit({
+      type,
+      userId: subject,
+      message: 'Refresh token reused: session revoked',
+      details: { session_id: 's1' },
+    });
 }
 
 describe('alert catalog and signature', () => {
   it('maps exactly the critical events and admin grants / mass revocations to alerts', () => {
     const event = (type: string, details: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
-      ({ type, severity: 'critical', user_id: null, ip: '203.0.113.5', user_agent: null, request_id: null, endpoint: null, details, created_at: 0, message: type, ...extra }) as any;
+      ({
+        type,
+        severity: 'critical',
+        user_id: null,
+        ip: '203.0.113.5',
+        user_agent: null,
+        request_id: null,
+        endpoint: null,
+        details,
+        created_at: 0,
+        message: type,
+        ...extra,
+      }) as any;
     assert.deepEqual(alertFor(event('brute_force_detected')), { type: 'brute_force_detected', subject: '203.0.113.5' });
     assert.ok(alertFor(event('credential_stuffing_detected')));
-    assert.deepEqual(alertFor(event('distributed_attack_detected', { username: 'alice' })), { type: 'distributed_attack_detected', subject: 'alice' });
+    assert.deepEqual(alertFor(event('distributed_attack_detected', { username: 'alice' })), {
+      type: 'distributed_attack_detected',
+      subject: 'alice',
+    });
     assert.ok(alertFor(event('refresh_token_reuse', {}, { user_id: 'u1' })));
     assert.ok(alertFor(event('emergency_action', { action: 'emergency_rate_limit', limit: '1 per minute' })));
     assert.ok(alertFor(event('admin_action', { action: 'grant_admin', target_user_id: 'u2' })));
@@ -59,7 +86,11 @@ describe('alert catalog and signature', () => {
     assert.ok(verifyWebhookSignature(SECRET, { timestamp: ts, signature }, body));
     assert.equal(verifyWebhookSignature(SECRET, { timestamp: ts, signature }, '{"id":"2"}'), false);
     assert.equal(verifyWebhookSignature(`${SECRET}x`, { timestamp: ts, signature }, body), false);
-    assert.equal(verifyWebhookSignature(SECRET, { timestamp: ts, signature }, body, 300, now + 301_000), false, 'replayed after the window');
+    assert.equal(
+      verifyWebhookSignature(SECRET, { timestamp: ts, signature }, body, 300, now + 301_000),
+      false,
+      'replayed after the window',
+    );
   });
 
   it('backs off exponentially with jitter, capped', () => {
@@ -74,12 +105,32 @@ describe('alert catalog and signature', () => {
   });
 
   it('production refuses a webhook without a strong secret, and a weak METRICS_TOKEN', () => {
-    const prod = { ...TEST_ENV, SECRET_KEY: generateSecret(), JWT_SECRET_KEY: generateSecret(), NODE_ENV: 'production', RATE_LIMIT_ENABLED: 'true', DATABASE_URL: 'sqlite::memory:', ALERT_WEBHOOK_URL: 'https://hooks.example.com/x' };
-    assert.throws(() => loadConfig(prod, { dotenv: false }), (e: Error) => e instanceof SettingError && /ALERT_WEBHOOK_SECRET is not set/.test(e.message));
-    assert.throws(() => loadConfig({ ...prod, ALERT_WEBHOOK_SECRET: 'changeme' }, { dotenv: false }), /ALERT_WEBHOOK_SECRET is a known example value/);
+    const prod = {
+      ...TEST_ENV,
+      SECRET_KEY: generateSecret(),
+      JWT_SECRET_KEY: generateSecret(),
+      NODE_ENV: 'production',
+      RATE_LIMIT_ENABLED: 'true',
+      DATABASE_URL: 'sqlite::memory:',
+      ALERT_WEBHOOK_URL: 'https://hooks.example.com/x',
+    };
+    assert.throws(
+      () => loadConfig(prod, { dotenv: false }),
+      (e: Error) => e instanceof SettingError && /ALERT_WEBHOOK_SECRET is not set/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ ...prod, ALERT_WEBHOOK_SECRET: 'changeme' }, { dotenv: false }),
+      /ALERT_WEBHOOK_SECRET is a known example value/,
+    );
     assert.ok(loadConfig({ ...prod, ALERT_WEBHOOK_SECRET: SECRET }, { dotenv: false }));
-    assert.throws(() => loadConfig({ ...prod, ALERT_WEBHOOK_SECRET: SECRET, METRICS_TOKEN: 'short' }, { dotenv: false }), /METRICS_TOKEN is shorter than 32 bytes/);
-    assert.throws(() => loadConfig({ ...TEST_ENV, ALERT_EMAIL_TO: 'ops@example.com\r\nBcc: x@evil.example' }, { dotenv: false }), /not a plain e-mail address/);
+    assert.throws(
+      () => loadConfig({ ...prod, ALERT_WEBHOOK_SECRET: SECRET, METRICS_TOKEN: 'short' }, { dotenv: false }),
+      /METRICS_TOKEN is shorter than 32 bytes/,
+    );
+    assert.throws(
+      () => loadConfig({ ...TEST_ENV, ALERT_EMAIL_TO: 'ops@example.com\r\nBcc: x@evil.example' }, { dotenv: false }),
+      /not a plain e-mail address/,
+    );
   });
 });
 
@@ -91,13 +142,28 @@ describe('alert delivery through the outbox', () => {
   after(() => receiver.close());
 
   it('a real brute-force detection reaches the receiver, signed', async () => {
-    const t = await createTestApp({ ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET, BRUTE_FORCE_ALERT_THRESHOLD: '2', ...FAST_RETRY });
+    const t = await createTestApp({
+      ALERT_WEBHOOK_URL: receiver.url,
+      ALERT_WEBHOOK_SECRET: SECRET,
+      BRUTE_FORCE_ALERT_THRESHOLD: '2',
+      ...FAST_RETRY,
+    });
     try {
       for (let i = 0; i < 3; i++) {
-        const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'nobody_here', password: 'Wrong-Password-1' }, remoteAddress: '198.51.100.7' });
+        const res = await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: 'nobody_here', password: 'Wrong-Password-1' },
+          remoteAddress: '198.51.100.7',
+        });
         assert.equal(res.statusCode, 401);
       }
-      await waitFor(() => receiver.accepted.some((r) => r.body.type === 'brute_force_detected' && r.body.subject === '198.51.100.7'), 5000, 'brute force alert');
+      await waitFor(
+        () =>
+          receiver.accepted.some((r) => r.body.type === 'brute_force_detected' && r.body.subject === '198.51.100.7'),
+        5000,
+        'brute force alert',
+      );
       const alert = receiver.accepted.find((r) => r.body.type === 'brute_force_detected')!;
       assert.equal(alert.signatureValid, true);
       assert.match(String(alert.headers['x-flokie-signature']), /^v1=[0-9a-f]{64}$/);
@@ -106,7 +172,12 @@ describe('alert delivery through the outbox', () => {
       assert.equal(alert.body.event.ip, '198.51.100.7');
       assert.equal(alert.body.test, false);
       assert.ok(!alert.raw.includes('Wrong-Password-1'), 'no password in an alert');
-      const row = () => t.app.container.db.selectFrom('alert_outbox').selectAll().where('type', '=', 'brute_force_detected').executeTakeFirstOrThrow();
+      const row = () =>
+        t.app.container.db
+          .selectFrom('alert_outbox')
+          .selectAll()
+          .where('type', '=', 'brute_force_detected')
+          .executeTakeFirstOrThrow();
       await waitFor(async () => (await row()).delivered_at !== null, 5000, 'marked delivered');
       const delivered = await row();
       assert.ok(delivered.delivered_at! >= delivered.created_at, 'marked delivered after it was written');
@@ -121,9 +192,15 @@ describe('alert delivery through the outbox', () => {
     receiver.accepted.length = 0;
     try {
       receiver.state.failing = true;
-      for (const ip of ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4']) emitCritical(c, 'brute_force_detected', ip);
+      for (const ip of ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4'])
+        emitCritical(c, 'brute_force_detected', ip);
       for (let i = 0; i < 3; i++) emitCritical(c, 'refresh_token_reuse', 'user-42');
-      await waitFor(async () => (await c.db.selectFrom('alert_outbox').select('attempts').where('attempts', '>=', 2).execute()).length === 5, 10_000, 'failed attempts on all five');
+      await waitFor(
+        async () =>
+          (await c.db.selectFrom('alert_outbox').select('attempts').where('attempts', '>=', 2).execute()).length === 5,
+        10_000,
+        'failed attempts on all five',
+      );
       await receiver.down();
       await sleep(700);
       const pending = await c.alerts.outbox.pending();
@@ -149,7 +226,10 @@ describe('alert delivery through the outbox', () => {
 
   it('two processes dispatching one queue send each alert once (leases)', async () => {
     const database: TestDatabase = await createTestDatabase({ file: true });
-    const config = makeTestConfig({ ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET, ALERT_DEDUP_WINDOW_SECONDS: '0', ...FAST_RETRY }, database.url);
+    const config = makeTestConfig(
+      { ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET, ALERT_DEDUP_WINDOW_SECONDS: '0', ...FAST_RETRY },
+      database.url,
+    );
     const a = await createContainer(config, { migrate: true });
     const b = await createContainer(config, { migrate: false });
     receiver.accepted.length = 0;
@@ -175,15 +255,31 @@ describe('alert delivery through the outbox', () => {
 
   it('e-mails the same alert through SMTP; a channel that succeeded is not repeated while the other is retried', async () => {
     const smtp = await startSmtpServer();
-    const t = await createTestApp({ ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET, ALERT_EMAIL_TO: 'oncall@example.com,security@example.com', SMTP_URL: smtp.url, ...FAST_RETRY });
+    const t = await createTestApp({
+      ALERT_WEBHOOK_URL: receiver.url,
+      ALERT_WEBHOOK_SECRET: SECRET,
+      ALERT_EMAIL_TO: 'oncall@example.com,security@example.com',
+      SMTP_URL: smtp.url,
+      ...FAST_RETRY,
+    });
     receiver.accepted.length = 0;
     try {
       receiver.state.failing = true;
-      t.app.container.events.emit({ type: 'emergency_action', message: 'Emergency rate limit set to 1 per minute', details: { action: 'emergency_rate_limit', limit: '1 per minute', via: 'cli' } });
+      t.app.container.events.emit({
+        type: 'emergency_action',
+        message: 'Emergency rate limit set to 1 per minute',
+        details: { action: 'emergency_rate_limit', limit: '1 per minute', via: 'cli' },
+      });
       const mail = await smtp.waitFor('oncall@example.com', 5000);
       assert.ok(mail.to.includes('security@example.com'));
       assert.match(mail.raw, /Subject: \[Flokie CRITICAL\] emergency_action: Emergency rate limit set to 1/);
-      await waitFor(async () => ((await t.app.container.db.selectFrom('alert_outbox').select('attempts').executeTakeFirst())?.attempts ?? 0) >= 3, 5000, 'webhook retried');
+      await waitFor(
+        async () =>
+          ((await t.app.container.db.selectFrom('alert_outbox').select('attempts').executeTakeFirst())?.attempts ??
+            0) >= 3,
+        5000,
+        'webhook retried',
+      );
       receiver.state.failing = false;
       await waitFor(() => receiver.accepted.length === 1, 5000, 'webhook delivery');
       await sleep(500);
@@ -196,10 +292,22 @@ describe('alert delivery through the outbox', () => {
   });
 
   it('gives an alert up after ALERT_MAX_AGE_HOURS, kept in the outbox with its last error', async () => {
-    const t = await createTestApp({ ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/unreachable', ALERT_WEBHOOK_SECRET: SECRET, ALERT_MAX_AGE_HOURS: '0.0003', ...FAST_RETRY });
+    const t = await createTestApp({
+      ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/unreachable',
+      ALERT_WEBHOOK_SECRET: SECRET,
+      ALERT_MAX_AGE_HOURS: '0.0003',
+      ...FAST_RETRY,
+    });
     try {
       emitCritical(t.app.container, 'refresh_token_reuse', 'user-7');
-      await waitFor(async () => Boolean((await t.app.container.db.selectFrom('alert_outbox').select('given_up_at').executeTakeFirst())?.given_up_at), 8000, 'given up');
+      await waitFor(
+        async () =>
+          Boolean(
+            (await t.app.container.db.selectFrom('alert_outbox').select('given_up_at').executeTakeFirst())?.given_up_at,
+          ),
+        8000,
+        'given up',
+      );
       const row = await t.app.container.db.selectFrom('alert_outbox').selectAll().executeTakeFirstOrThrow();
       assert.equal(row.delivered_at, null);
       assert.match(String(row.last_error), /webhook: fetch failed|ECONNREFUSED/);
@@ -210,63 +318,81 @@ describe('alert delivery through the outbox', () => {
   });
 });
 
-describe('alerts across service restarts (real server processes, alerts queued by the CLI)', { timeout: 180_000 }, () => {
-  let database: TestDatabase;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
-  let server: ServerProcess | undefined;
-  const env = () => ({ DATABASE_URL: database.url, ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET, ...FAST_RETRY, ALERT_RETRY_MAX_SECONDS: '0.5' });
+describe(
+  'alerts across service restarts (real server processes, alerts queued by the CLI)',
+  { timeout: 180_000 },
+  () => {
+    let database: TestDatabase;
+    let receiver: Awaited<ReturnType<typeof startReceiver>>;
+    let server: ServerProcess | undefined;
+    const env = () => ({
+      DATABASE_URL: database.url,
+      ALERT_WEBHOOK_URL: receiver.url,
+      ALERT_WEBHOOK_SECRET: SECRET,
+      ...FAST_RETRY,
+      ALERT_RETRY_MAX_SECONDS: '0.5',
+    });
 
-  before(async () => {
-    database = await createTestDatabase({ file: true });
-    receiver = await startReceiver(SECRET);
-  });
-  after(async () => {
-    await server?.stop();
-    await receiver.close();
-    await database.drop();
-  });
+    before(async () => {
+      database = await createTestDatabase({ file: true });
+      receiver = await startReceiver(SECRET);
+    });
+    after(async () => {
+      await server?.stop();
+      await receiver.close();
+      await database.drop();
+    });
 
-  it('`flokie alerts test` delivers and says so; with the receiver down it fails and says so', async () => {
-    const ok = await runCli(['alerts', 'test'], { env: env() });
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /^SENT {2}webhook: HTTP 204$/m);
-    assert.match(ok.stderr, /test alert \d+ delivered/);
-    const test = receiver.accepted.find((r) => r.body.type === 'alert_test')!;
-    assert.ok(test.signatureValid);
-    assert.equal(test.body.test, true);
-    receiver.state.failing = true;
-    const down = await runCli(['alerts', 'test'], { env: env() });
-    receiver.state.failing = false;
-    assert.equal(down.code, 1);
-    assert.match(down.stdout, /^FAIL {2}webhook: webhook answered HTTP 503$/m);
-    assert.match(down.stderr, /stays queued and the running service retries it/);
-    const none = await runCli(['alerts', 'test'], { env: { DATABASE_URL: database.url } });
-    assert.equal(none.code, 1);
-    assert.match(none.stderr, /no alert channel: set ALERT_WEBHOOK_URL/);
-  });
+    it('`flokie alerts test` delivers and says so; with the receiver down it fails and says so', async () => {
+      const ok = await runCli(['alerts', 'test'], { env: env() });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /^SENT {2}webhook: HTTP 204$/m);
+      assert.match(ok.stderr, /test alert \d+ delivered/);
+      const test = receiver.accepted.find((r) => r.body.type === 'alert_test')!;
+      assert.ok(test.signatureValid);
+      assert.equal(test.body.test, true);
+      receiver.state.failing = true;
+      const down = await runCli(['alerts', 'test'], { env: env() });
+      receiver.state.failing = false;
+      assert.equal(down.code, 1);
+      assert.match(down.stdout, /^FAIL {2}webhook: webhook answered HTTP 503$/m);
+      assert.match(down.stderr, /stays queued and the running service retries it/);
+      const none = await runCli(['alerts', 'test'], { env: { DATABASE_URL: database.url } });
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /no alert channel: set ALERT_WEBHOOK_URL/);
+    });
 
-  it('receiver down, service stopped and started again in between: every alert arrives exactly once', async () => {
-    receiver.accepted.length = 0;
-    await receiver.down();
-    server = await startServer(env());
-    for (const rate of ['5 per minute', '6 per minute']) {
-      const set = await runCli(['ratelimit', 'emergency', rate], { env: env() });
-      assert.equal(set.code, 0, set.stderr);
-    }
-    await sleep(1500); // the running service tries and fails
-    assert.equal(await server.stop(), 0, 'clean stop');
-    server = undefined;
-    const off = await runCli(['ratelimit', 'emergency', 'off'], { env: env() }); // queued while no service runs
-    assert.equal(off.code, 0, off.stderr);
-    await receiver.up();
-    server = await startServer(env());
-    await waitFor(() => receiver.accepted.filter((r) => r.body.type === 'emergency_action').length >= 3, 20_000, 'three emergency alerts');
-    await sleep(1500);
-    const emergency = receiver.accepted.filter((r) => r.body.type === 'emergency_action');
-    assert.deepEqual(emergency.map((r) => r.body.subject).sort(), ['emergency_rate_limit:5 per minute', 'emergency_rate_limit:6 per minute', 'emergency_rate_limit:off']);
-    assert.equal(new Set(emergency.map((r) => r.body.id)).size, 3, 'each once');
-    assert.ok(emergency.every((r) => r.signatureValid));
-    // The leftover test alert from the first test (receiver was failing) arrives too, once.
-    assert.ok(receiver.accepted.filter((r) => r.body.type === 'alert_test').length <= 1);
-  });
-});
+    it('receiver down, service stopped and started again in between: every alert arrives exactly once', async () => {
+      receiver.accepted.length = 0;
+      await receiver.down();
+      server = await startServer(env());
+      for (const rate of ['5 per minute', '6 per minute']) {
+        const set = await runCli(['ratelimit', 'emergency', rate], { env: env() });
+        assert.equal(set.code, 0, set.stderr);
+      }
+      await sleep(1500); // the running service tries and fails
+      assert.equal(await server.stop(), 0, 'clean stop');
+      server = undefined;
+      const off = await runCli(['ratelimit', 'emergency', 'off'], { env: env() }); // queued while no service runs
+      assert.equal(off.code, 0, off.stderr);
+      await receiver.up();
+      server = await startServer(env());
+      await waitFor(
+        () => receiver.accepted.filter((r) => r.body.type === 'emergency_action').length >= 3,
+        20_000,
+        'three emergency alerts',
+      );
+      await sleep(1500);
+      const emergency = receiver.accepted.filter((r) => r.body.type === 'emergency_action');
+      assert.deepEqual(emergency.map((r) => r.body.subject).sort(), [
+        'emergency_rate_limit:5 per minute',
+        'emergency_rate_limit:6 per minute',
+        'emergency_rate_limit:off',
+      ]);
+      assert.equal(new Set(emergency.map((r) => r.body.id)).size, 3, 'each once');
+      assert.ok(emergency.every((r) => r.signatureValid));
+      // The leftover test alert from the first test (receiver was failing) arrives too, once.
+      assert.ok(receiver.accepted.filter((r) => r.body.type === 'alert_test').length <= 1);
+    });
+  },
+);

@@ -16,7 +16,12 @@ export interface Received {
 }
 
 /** The receiver's side of the contract: v1=hex(HMAC-SHA256(secret, `${timestamp}.${raw body}`)), timestamp within 5 minutes. */
-export function receiverVerifies(secret: string, headers: IncomingMessage['headers'], raw: string, nowSeconds = Date.now() / 1000): boolean {
+export function receiverVerifies(
+  secret: string,
+  headers: IncomingMessage['headers'],
+  raw: string,
+  nowSeconds = Date.now() / 1000,
+): boolean {
   const timestamp = String(headers['x-flokie-timestamp'] ?? '');
   const signature = String(headers['x-flokie-signature'] ?? '');
   if (!/^\d+$/.test(timestamp) || Math.abs(nowSeconds - Number(timestamp)) > 300) return false;
@@ -43,7 +48,12 @@ export async function startReceiver(secret: string, port = 0) {
           } catch {
             body = undefined;
           }
-          const received = { headers: req.headers, body, raw, signatureValid: receiverVerifies(secret, req.headers, raw) };
+          const received = {
+            headers: req.headers,
+            body,
+            raw,
+            signatureValid: receiverVerifies(secret, req.headers, raw),
+          };
           attempts.push(received);
           if (state.failing) {
             res.writeHead(503).end('down for maintenance');

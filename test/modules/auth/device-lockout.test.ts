@@ -8,19 +8,47 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { DEVICE_CREDENTIAL_LIFETIME_SECONDS } from '../../../src/modules/auth/device-credentials.js';
-import { bearer, createTestApp, json, makeAdmin, registerAndLogin, register, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  json,
+  makeAdmin,
+  registerAndLogin,
+  register,
+  STRONG_PASSWORD,
+  uniqueUser,
+  type TestApp,
+} from '../../helpers/app.js';
 
 const MAX = 5;
-const loginAs = (t: TestApp, username: string, password: string, headers: Record<string, string> = {}, remoteAddress?: string) =>
-  t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, headers, ...(remoteAddress ? { remoteAddress } : {}) });
+const loginAs = (
+  t: TestApp,
+  username: string,
+  password: string,
+  headers: Record<string, string> = {},
+  remoteAddress?: string,
+) =>
+  t.app.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    payload: { username, password },
+    headers,
+    ...(remoteAddress ? { remoteAddress } : {}),
+  });
 const deviceToken = (res: LightMyRequestResponse) => json(res).data.device_token as string;
 const device = (token: string) => ({ 'x-device-token': token });
 /** The Set-Cookie line of the device cookie. */
-const deviceCookieLine = (res: LightMyRequestResponse) => [res.headers['set-cookie']].flat().find((c) => String(c).startsWith('flokie_device=')) as string | undefined;
+const deviceCookieLine = (res: LightMyRequestResponse) =>
+  [res.headers['set-cookie']].flat().find((c) => String(c).startsWith('flokie_device=')) as string | undefined;
 
 async function events(t: TestApp, userId: string, type: string) {
   await t.app.container.events.flush();
-  const rows = await t.app.container.db.selectFrom('security_events').select('details').where('user_id', '=', userId).where('type', '=', type).execute();
+  const rows = await t.app.container.db
+    .selectFrom('security_events')
+    .select('details')
+    .where('user_id', '=', userId)
+    .where('type', '=', type)
+    .execute();
   return rows.map((r) => JSON.parse(r.details ?? '{}') as Record<string, unknown>);
 }
 
@@ -50,7 +78,14 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     const line = deviceCookieLine(res)!;
     assert.ok(line, String(res.headers['set-cookie']));
     assert.equal(line.split(';')[0], `flokie_device=${token}`);
-    for (const attribute of ['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/api/auth', `Max-Age=${DEVICE_CREDENTIAL_LIFETIME_SECONDS}`]) assert.ok(line.includes(attribute), `${attribute} in ${line}`);
+    for (const attribute of [
+      'HttpOnly',
+      'Secure',
+      'SameSite=Strict',
+      'Path=/api/auth',
+      `Max-Age=${DEVICE_CREDENTIAL_LIFETIME_SECONDS}`,
+    ])
+      assert.ok(line.includes(attribute), `${attribute} in ${line}`);
     const again = await loginAs(t, u.username, STRONG_PASSWORD, device(token));
     assert.notEqual(deviceToken(again), token, 'every login issues a fresh credential');
     const cookieMode = await loginAs(t, u.username, STRONG_PASSWORD, { 'x-auth-mode': 'cookie' });
@@ -65,27 +100,51 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     assert.equal(locked.statusCode, 423, 'untrusted: locked, even with the right password');
     assert.equal(json(locked).error.code, 'LOCKED');
     assert.equal((await loginAs(t, u.email, STRONG_PASSWORD)).statusCode, 423, 'by e-mail too');
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode, 200, 'trusted by header');
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, { cookie: `flokie_device=${u.device}` })).statusCode, 200, 'trusted by cookie');
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode,
+      200,
+      'trusted by header',
+    );
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, { cookie: `flokie_device=${u.device}` })).statusCode,
+      200,
+      'trusted by cookie',
+    );
     assert.equal((await events(t, u.id, 'account_locked')).length, 1);
   });
 
   it('failures with a trusted credential count against that device only; at MAX_LOGIN_ATTEMPTS it is deny-listed', async () => {
     const u = await owner('devdeny');
     const second = deviceToken(await loginAs(t, u.username, STRONG_PASSWORD));
-    for (let i = 0; i < MAX; i++) assert.equal((await loginAs(t, u.username, `Wrong-${i}-pw`, device(u.device))).statusCode, 401);
+    for (let i = 0; i < MAX; i++)
+      assert.equal((await loginAs(t, u.username, `Wrong-${i}-pw`, device(u.device))).statusCode, 401);
     const denied = await loginAs(t, u.username, STRONG_PASSWORD, device(u.device));
     assert.equal(denied.statusCode, 423, 'the deny-listed credential is refused, right password or not');
     assert.ok(Number(denied.headers['retry-after']) > 0);
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(second))).statusCode, 200, 'another trusted device is unaffected');
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD)).statusCode, 200, 'and so are devices without a credential');
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, device(second))).statusCode,
+      200,
+      'another trusted device is unaffected',
+    );
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD)).statusCode,
+      200,
+      'and so are devices without a credential',
+    );
     const locks = await events(t, u.id, 'device_locked');
     assert.equal(locks.length, 1);
     assert.equal((await events(t, u.id, 'account_locked')).length, 0);
     const failures = await events(t, u.id, 'login_failure');
     assert.equal(failures.filter((f) => f.device === 'trusted' && f.reason === 'bad_credentials').length, MAX);
-    const all = await t.app.container.db.selectFrom('security_events').select('details').where('user_id', '=', u.id).execute();
-    assert.ok(all.every((r) => !String(r.details).includes(u.device) && !String(r.details).includes(u.device.split('.')[2]!)), 'no credential or nonce in events');
+    const all = await t.app.container.db
+      .selectFrom('security_events')
+      .select('details')
+      .where('user_id', '=', u.id)
+      .execute();
+    assert.ok(
+      all.every((r) => !String(r.details).includes(u.device) && !String(r.details).includes(u.device.split('.')[2]!)),
+      'no credential or nonce in events',
+    );
   });
 
   it("another user's credential, or a tampered, expired or respelled one, counts as no credential", async () => {
@@ -93,7 +152,10 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     const other = await owner('devother');
     const parts = u.device.split('.');
     const flip = (c: string) => (c === 'A' ? 'B' : 'A');
-    const expired = t.app.container.lockout.devices.issue(u.id, Date.now() - (DEVICE_CREDENTIAL_LIFETIME_SECONDS + 60) * 1000).value;
+    const expired = t.app.container.lockout.devices.issue(
+      u.id,
+      Date.now() - (DEVICE_CREDENTIAL_LIFETIME_SECONDS + 60) * 1000,
+    ).value;
     const forgeries = {
       "another user's": other.device,
       'tampered nonce': [parts[0], parts[1], flip(parts[2]![0]!) + parts[2]!.slice(1), parts[3], parts[4]].join('.'),
@@ -111,10 +173,16 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     for (const [label, token] of Object.entries(forgeries)) {
       const res = await loginAs(t, u.username, STRONG_PASSWORD, device(token));
       assert.equal(res.statusCode, 423, `${label}: treated as no credential (${res.statusCode})`);
-      const viaCookie = await loginAs(t, u.username, STRONG_PASSWORD, { cookie: `flokie_device=${encodeURIComponent(token)}` });
+      const viaCookie = await loginAs(t, u.username, STRONG_PASSWORD, {
+        cookie: `flokie_device=${encodeURIComponent(token)}`,
+      });
       assert.equal(viaCookie.statusCode, 423, `${label} as a cookie`);
     }
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode, 200, 'the real one still works');
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode,
+      200,
+      'the real one still works',
+    );
     // The other user's own device was not charged with anything.
     assert.equal((await events(t, other.id, 'login_failure')).length, 0);
   });
@@ -122,7 +190,8 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
   it("guesses with another user's credential lock the target's untrusted counter, not the other user's device", async () => {
     const victim = await owner('devvictim');
     const attacker = await owner('devattacker');
-    for (let i = 0; i < MAX; i++) assert.equal((await loginAs(t, victim.username, `Guess-${i}-pw`, device(attacker.device))).statusCode, 401);
+    for (let i = 0; i < MAX; i++)
+      assert.equal((await loginAs(t, victim.username, `Guess-${i}-pw`, device(attacker.device))).statusCode, 401);
     assert.equal((await loginAs(t, victim.username, STRONG_PASSWORD)).statusCode, 423);
     assert.equal((await loginAs(t, attacker.username, STRONG_PASSWORD, device(attacker.device))).statusCode, 200);
     assert.equal((await loginAs(t, victim.username, STRONG_PASSWORD, device(victim.device))).statusCode, 200);
@@ -131,7 +200,12 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
   it('unknown names answer exactly like an account without a credential, whatever credential is sent', async () => {
     const known = await register(t.app, uniqueUser('devknown'));
     const someone = await owner('devsomeone');
-    const shape = (res: LightMyRequestResponse) => ({ status: res.statusCode, code: json(res).error?.code, message: json(res).error?.message, retry: res.headers['retry-after'] !== undefined });
+    const shape = (res: LightMyRequestResponse) => ({
+      status: res.statusCode,
+      code: json(res).error?.code,
+      message: json(res).error?.message,
+      retry: res.headers['retry-after'] !== undefined,
+    });
     const ghost = `ghost_${Math.random().toString(36).slice(2, 8)}`;
     const a = [];
     const b = [];
@@ -140,7 +214,10 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
       b.push(shape(await loginAs(t, ghost, `Wrong-${i}-pw`, device(someone.device))));
     }
     assert.deepEqual(b, a);
-    assert.deepEqual(a.map((x) => x.status), [...Array(MAX).fill(401), 423, 423]);
+    assert.deepEqual(
+      a.map((x) => x.status),
+      [...Array(MAX).fill(401), 423, 423],
+    );
   });
 
   it('50 concurrent wrong guesses with one trusted credential: at most MAX_LOGIN_ATTEMPTS checks; the device is deny-listed, the account is not', async () => {
@@ -155,7 +232,9 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
       return verify(password, hash);
     };
     try {
-      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => loginAs(t, u.username, `Wrong-${i}-pw`, device(u.device))));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => loginAs(t, u.username, `Wrong-${i}-pw`, device(u.device))),
+      );
       const statuses = results.map((r) => r.statusCode);
       assert.equal(statuses.filter((s) => s === 401).length, MAX, statuses.join(','));
       assert.equal(statuses.filter((s) => s === 423).length, 50 - MAX);
@@ -174,7 +253,11 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
         method: 'POST',
         url: '/api/auth/password/change',
         headers: { ...bearer(u.access), ...headers },
-        payload: { current_password: current, new_password: 'Quiet-Lantern-Meadow-77', confirm_password: 'Quiet-Lantern-Meadow-77' },
+        payload: {
+          current_password: current,
+          new_password: 'Quiet-Lantern-Meadow-77',
+          confirm_password: 'Quiet-Lantern-Meadow-77',
+        },
       });
     const codes = [];
     for (let i = 0; i < 12; i++) codes.push((await change(`Wrong-Guess-${i}-pw`)).statusCode);
@@ -193,47 +276,87 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     await makeAdmin(t.app, admin.id);
     const u = await owner('devlocked');
     const spare = deviceToken(await loginAs(t, u.username, STRONG_PASSWORD));
-    const view = async () => json(await t.app.inject({ method: 'GET', url: `/api/users/${u.id}`, headers: bearer(admin.access) })).data.user;
+    const view = async () =>
+      json(await t.app.inject({ method: 'GET', url: `/api/users/${u.id}`, headers: bearer(admin.access) })).data.user;
 
     await lockUntrusted(u.username);
     for (let i = 0; i < MAX; i++) await loginAs(t, u.username, `Wrong-${i}-pw`, device(spare));
     assert.equal((await view()).lock_scope, 'untrusted_devices');
     assert.ok(Date.parse((await view()).locked_until) > Date.now());
 
-    const lock = await t.app.inject({ method: 'POST', url: `/api/users/${u.id}/lock`, headers: bearer(admin.access), payload: { minutes: 90 } });
+    const lock = await t.app.inject({
+      method: 'POST',
+      url: `/api/users/${u.id}/lock`,
+      headers: bearer(admin.access),
+      payload: { minutes: 90 },
+    });
     assert.equal(lock.statusCode, 200, lock.body);
     assert.equal(json(lock).data.user.lock_scope, 'all');
     const until = Date.parse(json(lock).data.user.locked_until);
     assert.ok(Math.abs(until - (Date.now() + 90 * 60_000)) < 60_000, json(lock).data.user.locked_until);
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode, 423, 'the trusted device is locked too');
-    const stats = json(await t.app.inject({ method: 'GET', url: '/api/users/statistics', headers: bearer(admin.access) })).data;
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode,
+      423,
+      'the trusted device is locked too',
+    );
+    const stats = json(
+      await t.app.inject({ method: 'GET', url: '/api/users/statistics', headers: bearer(admin.access) }),
+    ).data;
     assert.ok(stats.locked_users >= 1);
 
-    const unlock = await t.app.inject({ method: 'POST', url: `/api/users/${u.id}/unlock`, headers: bearer(admin.access) });
+    const unlock = await t.app.inject({
+      method: 'POST',
+      url: `/api/users/${u.id}/unlock`,
+      headers: bearer(admin.access),
+    });
     assert.equal(unlock.statusCode, 200);
     assert.equal(json(unlock).data.user.locked_until, null);
     assert.equal(json(unlock).data.user.lock_scope, null);
     assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode, 200);
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(spare))).statusCode, 200, 'the deny-listed device is cleared');
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, device(spare))).statusCode,
+      200,
+      'the deny-listed device is cleared',
+    );
     assert.equal((await loginAs(t, u.username, STRONG_PASSWORD)).statusCode, 200, 'the untrusted lock is cleared');
 
     // Without minutes: until unlocked. Bad bodies are 400.
-    const forever = await t.app.inject({ method: 'POST', url: `/api/users/${u.id}/lock`, headers: bearer(admin.access) });
+    const forever = await t.app.inject({
+      method: 'POST',
+      url: `/api/users/${u.id}/lock`,
+      headers: bearer(admin.access),
+    });
     assert.equal(forever.statusCode, 200, forever.body);
     assert.equal(json(forever).data.user.locked_until, '9999-12-31T23:59:59.999Z');
     assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(u.device))).statusCode, 423);
-    for (const payload of [{ minutes: 0 }, { minutes: -5 }, { minutes: 'ten' }, { minutes: 1.5 }, { minutes: 6_000_000 }, { hours: 1 }]) {
-      const bad = await t.app.inject({ method: 'POST', url: `/api/users/${u.id}/lock`, headers: bearer(admin.access), payload });
+    for (const payload of [
+      { minutes: 0 },
+      { minutes: -5 },
+      { minutes: 'ten' },
+      { minutes: 1.5 },
+      { minutes: 6_000_000 },
+      { hours: 1 },
+    ]) {
+      const bad = await t.app.inject({
+        method: 'POST',
+        url: `/api/users/${u.id}/lock`,
+        headers: bearer(admin.access),
+        payload,
+      });
       assert.equal(bad.statusCode, 400, JSON.stringify(payload));
     }
-    assert.equal((await t.app.inject({ method: 'POST', url: `/api/users/${u.id}/unlock`, headers: bearer(admin.access) })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: `/api/users/${u.id}/unlock`, headers: bearer(admin.access) }))
+        .statusCode,
+      200,
+    );
     const lockEvents = await events(t, u.id, 'account_locked_by_admin');
     assert.equal(lockEvents.length, 2);
     assert.equal(lockEvents[0]!.by, admin.id);
   });
 });
 
-describe('unlock clears exactly one user\'s device locks', () => {
+describe("unlock clears exactly one user's device locks", () => {
   let t: TestApp;
   before(async () => {
     t = await createTestApp();
@@ -243,10 +366,22 @@ describe('unlock clears exactly one user\'s device locks', () => {
   it("LIKE's wildcards in a user id match only themselves", async () => {
     const db = t.app.container.db;
     const now = Date.now();
-    const keys = ['device:ab_c%!:n1', 'device:abXcYZ:n2', 'device:ab_c%!x:n3', 'user:ab_c%!', 'admin:ab_c%!', 'user:abXcYZ'];
-    await db.insertInto('login_attempts').values(keys.map((key) => ({ key, failures: 5, window_started_at: now, locked_until: now + 600_000 }))).execute();
+    const keys = [
+      'device:ab_c%!:n1',
+      'device:abXcYZ:n2',
+      'device:ab_c%!x:n3',
+      'user:ab_c%!',
+      'admin:ab_c%!',
+      'user:abXcYZ',
+    ];
+    await db
+      .insertInto('login_attempts')
+      .values(keys.map((key) => ({ key, failures: 5, window_started_at: now, locked_until: now + 600_000 })))
+      .execute();
     await t.app.container.lockout.unlock('ab_c%!');
-    const left = (await db.selectFrom('login_attempts').select('key').where('key', 'in', keys).execute()).map((r) => r.key).sort();
+    const left = (await db.selectFrom('login_attempts').select('key').where('key', 'in', keys).execute())
+      .map((r) => r.key)
+      .sort();
     assert.deepEqual(left, ['device:ab_c%!x:n3', 'device:abXcYZ:n2', 'user:abXcYZ'].sort());
   });
 });
@@ -254,7 +389,11 @@ describe('unlock clears exactly one user\'s device locks', () => {
 describe('a trusted device and the per-username login limit', () => {
   let t: TestApp;
   before(async () => {
-    t = await createTestApp({ RATE_LIMIT_ENABLED: 'true', RATE_LIMITS: JSON.stringify({ 'auth.login': '5 per minute', default: '10000 per hour' }), MAX_LOGIN_ATTEMPTS: '100' });
+    t = await createTestApp({
+      RATE_LIMIT_ENABLED: 'true',
+      RATE_LIMITS: JSON.stringify({ 'auth.login': '5 per minute', default: '10000 per hour' }),
+      MAX_LOGIN_ATTEMPTS: '100',
+    });
   });
   after(() => t.close());
 
@@ -265,13 +404,23 @@ describe('a trusted device and the per-username login limit', () => {
     const token = deviceToken(first);
     // Guesses from many addresses use up the per-username limit (1 of 5 was the owner's login).
     const guesses = [];
-    for (let i = 0; i < 6; i++) guesses.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 10}`)).statusCode);
+    for (let i = 0; i < 6; i++)
+      guesses.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 10}`)).statusCode);
     assert.deepEqual(guesses, [401, 401, 401, 401, 429, 429]);
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, {}, '192.0.2.2')).statusCode, 429, 'without the credential: limited per username');
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(token), '192.0.2.3')).statusCode, 200, 'with it: not');
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, {}, '192.0.2.2')).statusCode,
+      429,
+      'without the credential: limited per username',
+    );
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, device(token), '192.0.2.3')).statusCode,
+      200,
+      'with it: not',
+    );
     // The per-address limit still applies to the trusted device: 5 per minute from 192.0.2.4.
     const own = [];
-    for (let i = 0; i < 6; i++) own.push((await loginAs(t, u.username, STRONG_PASSWORD, device(token), '192.0.2.4')).statusCode);
+    for (let i = 0; i < 6; i++)
+      own.push((await loginAs(t, u.username, STRONG_PASSWORD, device(token), '192.0.2.4')).statusCode);
     assert.deepEqual(own, [200, 200, 200, 200, 200, 429]);
   });
 });
@@ -286,7 +435,8 @@ describe('the lock and the per-username limit with the defaults (5 failures, 5 l
   it('the 6th wrong attempt within a minute on a locked account is 423 with when the lock ends, not 429', async () => {
     const u = await register(t.app, uniqueUser('lockfirst'));
     const codes = [];
-    for (let i = 0; i < 5; i++) codes.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 100}`)).statusCode);
+    for (let i = 0; i < 5; i++)
+      codes.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 100}`)).statusCode);
     assert.deepEqual(codes, [401, 401, 401, 401, 401]);
     for (const password of ['Guess-6-pw', STRONG_PASSWORD]) {
       const sixth = await loginAs(t, u.username, password, {}, '198.51.100.120');
@@ -297,7 +447,8 @@ describe('the lock and the per-username limit with the defaults (5 failures, 5 l
     }
     // An unknown name answers the same way (no enumeration).
     const ghost = [];
-    for (let i = 0; i < 6; i++) ghost.push((await loginAs(t, 'no-such-user-lockfirst', `Guess-${i}-pw`, {}, `198.51.100.${i + 130}`)).statusCode);
+    for (let i = 0; i < 6; i++)
+      ghost.push((await loginAs(t, 'no-such-user-lockfirst', `Guess-${i}-pw`, {}, `198.51.100.${i + 130}`)).statusCode);
     assert.deepEqual(ghost, [401, 401, 401, 401, 401, 423]);
   });
 
@@ -307,8 +458,12 @@ describe('the lock and the per-username limit with the defaults (5 failures, 5 l
     assert.equal(first.statusCode, 200);
     const token = deviceToken(first);
     const guesses = [];
-    for (let i = 0; i < 12; i++) guesses.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 150}`)).statusCode);
-    assert.ok(guesses.every((code) => [401, 423, 429].includes(code)) && guesses.slice(6).every((code) => code !== 401), guesses.join());
+    for (let i = 0; i < 12; i++)
+      guesses.push((await loginAs(t, u.username, `Guess-${i}-pw`, {}, `198.51.100.${i + 150}`)).statusCode);
+    assert.ok(
+      guesses.every((code) => [401, 423, 429].includes(code)) && guesses.slice(6).every((code) => code !== 401),
+      guesses.join(),
+    );
     assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(token), '192.0.2.61')).statusCode, 200);
   });
 });
@@ -326,8 +481,13 @@ describe('LOCKOUT_MODE=account (no device credentials)', () => {
     assert.equal(json(res).data.device_token, undefined);
     assert.equal(deviceCookieLine(res), undefined);
     const forged = t.app.container.lockout.devices.issue(u.id).value;
-    for (let i = 0; i < MAX; i++) assert.equal((await loginAs(t, u.username, `Wrong-${i}-pw`, device(forged))).statusCode, 401);
-    assert.equal((await loginAs(t, u.username, STRONG_PASSWORD, device(forged))).statusCode, 423, 'even a valid credential does not help');
+    for (let i = 0; i < MAX; i++)
+      assert.equal((await loginAs(t, u.username, `Wrong-${i}-pw`, device(forged))).statusCode, 401);
+    assert.equal(
+      (await loginAs(t, u.username, STRONG_PASSWORD, device(forged))).statusCode,
+      423,
+      'even a valid credential does not help',
+    );
     assert.equal((await loginAs(t, u.username, STRONG_PASSWORD)).statusCode, 423);
   });
 });

@@ -7,7 +7,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig, SettingError } from '../../../src/config/index.js';
-import { bearer, createTestApp, json, login, makeAdmin, register, registerAndLogin, STRONG_PASSWORD, TEST_ENV, uniqueUser, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  json,
+  login,
+  makeAdmin,
+  register,
+  registerAndLogin,
+  STRONG_PASSWORD,
+  TEST_ENV,
+  uniqueUser,
+  type TestApp,
+} from '../../helpers/app.js';
 import { decodeMail, startSmtpServer, tokenFromMail } from '../../helpers/smtp.js';
 
 type Smtp = Awaited<ReturnType<typeof startSmtpServer>>;
@@ -22,7 +34,8 @@ async function mail(smtp: Smtp, address: string, pattern: RegExp, timeoutMs = 30
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-const mailsTo = (smtp: Smtp, address: string) => smtp.messages.filter((m) => m.to.includes(address)).map((m) => decodeMail(m.raw));
+const mailsTo = (smtp: Smtp, address: string) =>
+  smtp.messages.filter((m) => m.to.includes(address)).map((m) => decodeMail(m.raw));
 
 describe('e-mail change', () => {
   let t: TestApp;
@@ -37,8 +50,14 @@ describe('e-mail change', () => {
   });
 
   const put = (access: string, payload: unknown, headers: Record<string, string> = {}) =>
-    t.app.inject({ method: 'PUT', url: '/api/users/profile', headers: { ...bearer(access), ...headers }, payload: payload as object });
-  const confirm = (payload: unknown, headers: Record<string, string> = {}) => t.app.inject({ method: 'POST', url: '/api/auth/email/confirm', headers, payload: payload as object });
+    t.app.inject({
+      method: 'PUT',
+      url: '/api/users/profile',
+      headers: { ...bearer(access), ...headers },
+      payload: payload as object,
+    });
+  const confirm = (payload: unknown, headers: Record<string, string> = {}) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/email/confirm', headers, payload: payload as object });
   const me = async (access: string) => t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(access) });
   const newAddress = (tag: string) => `${tag}-${Math.random().toString(36).slice(2, 8)}@example.org`;
   /** Requests a change and returns the token mailed to the new address. */
@@ -69,16 +88,33 @@ describe('e-mail change', () => {
   it('a wrong current password counts as a failed login: MAX_LOGIN_ATTEMPTS of them lock (423), here and at login', async () => {
     const u = await registerAndLogin(t.app, uniqueUser('ecguess'));
     const codes = [];
-    for (let i = 0; i < 7; i++) codes.push((await put(u.access, { email: newAddress('guess'), current_password: `Wrong-Guess-${i}-x` })).statusCode);
+    for (let i = 0; i < 7; i++)
+      codes.push(
+        (await put(u.access, { email: newAddress('guess'), current_password: `Wrong-Guess-${i}-x` })).statusCode,
+      );
     assert.deepEqual(codes, [400, 400, 400, 400, 400, 423, 423]);
     const right = await put(u.access, { email: newAddress('guess'), current_password: STRONG_PASSWORD });
     assert.equal(right.statusCode, 423, 'the right password is refused while locked');
     assert.ok(Number(right.headers['retry-after']) > 0);
-    const loginRes = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: STRONG_PASSWORD } });
+    const loginRes = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: u.username, password: STRONG_PASSWORD },
+    });
     assert.equal(loginRes.statusCode, 423, 'the same counter as logins without a device credential');
     await t.app.container.events.flush();
-    const failures = await t.app.container.db.selectFrom('security_events').select('details').where('user_id', '=', u.id).where('type', '=', 'login_failure').execute();
-    assert.equal(failures.filter((f) => JSON.parse(f.details!).flow === 'email_change' && JSON.parse(f.details!).reason === 'bad_credentials').length, 5);
+    const failures = await t.app.container.db
+      .selectFrom('security_events')
+      .select('details')
+      .where('user_id', '=', u.id)
+      .where('type', '=', 'login_failure')
+      .execute();
+    assert.equal(
+      failures.filter(
+        (f) => JSON.parse(f.details!).flow === 'email_change' && JSON.parse(f.details!).reason === 'bad_credentials',
+      ).length,
+      5,
+    );
   });
 
   it('202 with the pending address; nothing moves to it until confirmed, and the old address is told at once', async () => {
@@ -103,14 +139,34 @@ describe('e-mail change', () => {
     assert.match(link, /https:\/\/app\.example\.com\/confirm-email-change\?token=/);
 
     // Login by the new address does not work; by the old one it does. Resets go to the old address only.
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: to, password: STRONG_PASSWORD } })).statusCode, 401);
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: to, password: STRONG_PASSWORD },
+        })
+      ).statusCode,
+      401,
+    );
     await login(t.app, u.email);
     const before = smtp.messages.length;
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: to } })).statusCode, 202);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: u.email } })).statusCode, 202);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: to } }))
+        .statusCode,
+      202,
+    );
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: u.email } }))
+        .statusCode,
+      202,
+    );
     await mail(smtp, u.email, /reset-password\?token=/);
     await new Promise((r) => setTimeout(r, 100));
-    assert.ok(smtp.messages.slice(before).every((m) => !m.to.includes(to)), 'no reset mail to the pending address');
+    assert.ok(
+      smtp.messages.slice(before).every((m) => !m.to.includes(to)),
+      'no reset mail to the pending address',
+    );
   });
 
   it('confirming applies the address, marks it verified, keeps the confirming session only, tells the old address', async () => {
@@ -118,11 +174,19 @@ describe('e-mail change', () => {
     const other = await login(t.app, u.username);
     const to = newAddress('ok');
     const token = await requestChange(u, to);
-    const stored = await t.app.container.db.selectFrom('one_time_tokens').selectAll().where('user_id', '=', u.id).where('purpose', '=', 'email_change').execute();
+    const stored = await t.app.container.db
+      .selectFrom('one_time_tokens')
+      .selectAll()
+      .where('user_id', '=', u.id)
+      .where('purpose', '=', 'email_change')
+      .execute();
     assert.equal(stored.length, 1);
     assert.notEqual(stored[0]!.token_hash, token, 'stored hashed');
     assert.equal(stored[0]!.target_email, to);
-    assert.ok(stored[0]!.expires_at - Date.now() > 23 * 3_600_000 && stored[0]!.expires_at - Date.now() <= 24 * 3_600_000, 'EMAIL_CHANGE_EXPIRES_HOURS (24)');
+    assert.ok(
+      stored[0]!.expires_at - Date.now() > 23 * 3_600_000 && stored[0]!.expires_at - Date.now() <= 24 * 3_600_000,
+      'EMAIL_CHANGE_EXPIRES_HOURS (24)',
+    );
 
     const res = await confirm({ token }, bearer(u.access));
     assert.equal(res.statusCode, 200, res.body);
@@ -131,9 +195,22 @@ describe('e-mail change', () => {
     assert.equal(view.pending_email, null);
     assert.equal(view.is_verified, true);
     assert.equal((await me(other.access)).statusCode, 401, 'every other session is revoked');
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: other.refresh } })).statusCode, 401);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: other.refresh } }))
+        .statusCode,
+      401,
+    );
     await login(t.app, to);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.email, password: STRONG_PASSWORD } })).statusCode, 401);
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: u.email, password: STRONG_PASSWORD },
+        })
+      ).statusCode,
+      401,
+    );
     const notice = await mail(smtp, u.email, /was changed/);
     assert.match(notice, new RegExp(`is now ${to.replace(/[.]/g, '\\.')}`));
     assert.match(notice, /IP address: 127\.0\.0\.1/);
@@ -144,13 +221,26 @@ describe('e-mail change', () => {
     assert.ok(json(again).error.details.token);
 
     await t.app.container.events.flush();
-    const types = (await t.app.container.db.selectFrom('security_events').select(['type', 'details']).where('user_id', '=', u.id).execute()).map((r) => r.type);
+    const types = (
+      await t.app.container.db
+        .selectFrom('security_events')
+        .select(['type', 'details'])
+        .where('user_id', '=', u.id)
+        .execute()
+    ).map((r) => r.type);
     assert.ok(types.includes('email_change_requested') && types.includes('email_changed'), types.join(','));
-    const rows = await t.app.container.db.selectFrom('security_events').select('details').where('user_id', '=', u.id).execute();
-    assert.ok(rows.every((r) => !String(r.details).includes(token)), 'no token in any event');
+    const rows = await t.app.container.db
+      .selectFrom('security_events')
+      .select('details')
+      .where('user_id', '=', u.id)
+      .execute();
+    assert.ok(
+      rows.every((r) => !String(r.details).includes(token)),
+      'no token in any event',
+    );
   });
 
-  it('confirming without an access token (or with another user\'s) revokes every session of the user', async () => {
+  it("confirming without an access token (or with another user's) revokes every session of the user", async () => {
     const u = await registerAndLogin(t.app, uniqueUser('ecall'));
     const stranger = await registerAndLogin(t.app, uniqueUser('ecstranger'));
     const to = newAddress('all');
@@ -160,7 +250,11 @@ describe('e-mail change', () => {
     assert.equal((await me(stranger.access)).statusCode, 200, "the other user's session is not touched");
     const u2 = await registerAndLogin(t.app, uniqueUser('ecall2'));
     const token2 = await requestChange(u2, newAddress('all2'));
-    assert.equal((await confirm({ token: token2 }, { authorization: 'Bearer not.a.token' })).statusCode, 200, 'a bad bearer is ignored, not a 401');
+    assert.equal(
+      (await confirm({ token: token2 }, { authorization: 'Bearer not.a.token' })).statusCode,
+      200,
+      'a bad bearer is ignored, not a 401',
+    );
     assert.equal((await me(u2.access)).statusCode, 401);
   });
 
@@ -181,7 +275,12 @@ describe('e-mail change', () => {
     const inUse = await mail(smtp, owner.email, /already belongs to an account/);
     assert.doesNotMatch(inUse, /token=/);
     await mail(smtp, u.email, /being changed/);
-    const tokens = await t.app.container.db.selectFrom('one_time_tokens').select('purpose').where('user_id', '=', u.id).where('purpose', '=', 'email_change').execute();
+    const tokens = await t.app.container.db
+      .selectFrom('one_time_tokens')
+      .select('purpose')
+      .where('user_id', '=', u.id)
+      .where('purpose', '=', 'email_change')
+      .execute();
     assert.equal(tokens.length, 0, 'no confirmation token exists');
     assert.equal((await t.app.container.users.findByEmail(owner.email))!.id, owner.id);
   });
@@ -220,7 +319,11 @@ describe('e-mail change', () => {
       method: 'POST',
       url: '/api/auth/password/change',
       headers: bearer(u.access),
-      payload: { current_password: STRONG_PASSWORD, new_password: 'Quiet-Lantern-Meadow-77', confirm_password: 'Quiet-Lantern-Meadow-77' },
+      payload: {
+        current_password: STRONG_PASSWORD,
+        new_password: 'Quiet-Lantern-Meadow-77',
+        confirm_password: 'Quiet-Lantern-Meadow-77',
+      },
     });
     assert.equal(change.statusCode, 200);
     assert.equal((await confirm({ token: second })).statusCode, 400, 'the password change killed the link');
@@ -230,19 +333,38 @@ describe('e-mail change', () => {
   it('bad input: empty body, wrong types, unknown fields, a second spelling of the token, a 100 KB field', async () => {
     const u = await registerAndLogin(t.app, uniqueUser('ecbad'));
     const token = await requestChange(u, newAddress('bad'));
-    for (const payload of [{}, { token: 123 }, { token: null }, { token: [token] }, { token, extra: 1 }, { token: '' }, { token: 'x'.repeat(5000) }]) {
+    for (const payload of [
+      {},
+      { token: 123 },
+      { token: null },
+      { token: [token] },
+      { token, extra: 1 },
+      { token: '' },
+      { token: 'x'.repeat(5000) },
+    ]) {
       const res = await confirm(payload);
       assert.equal(res.statusCode, 400, JSON.stringify(payload).slice(0, 80));
       assert.equal(json(res).success, false);
     }
     const empty = await t.app.inject({ method: 'POST', url: '/api/auth/email/confirm' });
     assert.equal(empty.statusCode, 400);
-    const spellings = new Set([token.toUpperCase(), token.replace(/-/g, '%2D').replace(/_/g, '%5F'), ` ${token}`, `${token}=`, token.slice(0, -1)]);
+    const spellings = new Set([
+      token.toUpperCase(),
+      token.replace(/-/g, '%2D').replace(/_/g, '%5F'),
+      ` ${token}`,
+      `${token}=`,
+      token.slice(0, -1),
+    ]);
     spellings.delete(token);
     for (const spelling of spellings) {
       assert.equal((await confirm({ token: spelling })).statusCode, 400, spelling);
     }
-    for (const payload of [{ email: 42, current_password: STRONG_PASSWORD }, { email: 'not-an-address', current_password: STRONG_PASSWORD }, { email: 'a@b.example', current_password: 7 }, { email: 'a@b.example', current_password: 'x'.repeat(100_000) }]) {
+    for (const payload of [
+      { email: 42, current_password: STRONG_PASSWORD },
+      { email: 'not-an-address', current_password: STRONG_PASSWORD },
+      { email: 'a@b.example', current_password: 7 },
+      { email: 'a@b.example', current_password: 'x'.repeat(100_000) },
+    ]) {
       const res = await put(u.access, payload);
       assert.ok(res.statusCode === 400 || res.statusCode === 413, `${res.statusCode}`);
     }
@@ -262,12 +384,21 @@ describe('e-mail change', () => {
     const u = await register(t.app, uniqueUser('ecbyadmin'));
     const reset = await t.app.container.oneTimeTokens.issue(u.id, 'password_reset', 600_000);
     const to = newAddress('admin');
-    const res = await t.app.inject({ method: 'PUT', url: `/api/users/${u.id}`, headers: bearer(admin.access), payload: { email: to } });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: `/api/users/${u.id}`,
+      headers: bearer(admin.access),
+      payload: { email: to },
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(json(res).data.user.email, to);
     assert.match(await mail(smtp, u.email, /changed by an administrator/), new RegExp(to.replace(/[.]/g, '\\.')));
     await mail(smtp, to, /made this the e-mail address/);
-    const resetRes = await t.app.inject({ method: 'POST', url: '/api/auth/password/reset', payload: { token: reset, new_password: 'Quiet-Lantern-Meadow-77', confirm_password: 'Quiet-Lantern-Meadow-77' } });
+    const resetRes = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/password/reset',
+      payload: { token: reset, new_password: 'Quiet-Lantern-Meadow-77', confirm_password: 'Quiet-Lantern-Meadow-77' },
+    });
     assert.equal(resetRes.statusCode, 400, 'the reset link mailed to the old address is dead');
   });
 });
@@ -293,13 +424,29 @@ describe('e-mailed links come from one place and honour their settings', () => {
     const u = await registerAndLogin(t.app, uniqueUser('links'));
     assert.match(await mail(smtp, u.email, /verify/), /https:\/\/web\.example\.com\/#\/verify\/[A-Za-z0-9_-]{43}\b/);
     await t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email: u.email } });
-    assert.match(await mail(smtp, u.email, /reset\?t=/), /https:\/\/web\.example\.com\/reset\?t=[A-Za-z0-9_-]{43}&from=mail/);
+    assert.match(
+      await mail(smtp, u.email, /reset\?t=/),
+      /https:\/\/web\.example\.com\/reset\?t=[A-Za-z0-9_-]{43}&from=mail/,
+    );
     const to = `links-new-${Date.now()}@example.org`;
-    assert.equal((await t.app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(u.access), payload: { email: to, current_password: STRONG_PASSWORD } })).statusCode, 202);
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'PUT',
+          url: '/api/users/profile',
+          headers: bearer(u.access),
+          payload: { email: to, current_password: STRONG_PASSWORD },
+        })
+      ).statusCode,
+      202,
+    );
     const text = await mail(smtp, to, /email\//);
     const token = /http:\/\/localhost:3000\/email\/([A-Za-z0-9_-]{43})/.exec(text)?.[1];
     assert.ok(token, text);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/email/confirm', payload: { token } })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/email/confirm', payload: { token } })).statusCode,
+      200,
+    );
   });
 
   it('a template without {token}, or not an http(s) URL, stops the start with the setting named', () => {
@@ -309,8 +456,16 @@ describe('e-mailed links come from one place and honour their settings', () => {
       ['EMAIL_CHANGE_CONFIRM_URL', 'not a url {token}'],
       ['EMAIL_CHANGE_CONFIRM_URL', 'ftp://files.example.com/{token}'],
     ]) {
-      assert.throws(() => loadConfig({ ...TEST_ENV, [name!]: value! }, { dotenv: false }), (e: unknown) => e instanceof SettingError && e.message.startsWith(name!), `${name}=${value}`);
+      assert.throws(
+        () => loadConfig({ ...TEST_ENV, [name!]: value! }, { dotenv: false }),
+        (e: unknown) => e instanceof SettingError && e.message.startsWith(name!),
+        `${name}=${value}`,
+      );
     }
-    assert.equal(loadConfig({ ...TEST_ENV, EMAIL_VERIFY_URL: ' https://x.example/v/{token} ' }, { dotenv: false }).EMAIL_VERIFY_URL, 'https://x.example/v/{token}');
+    assert.equal(
+      loadConfig({ ...TEST_ENV, EMAIL_VERIFY_URL: ' https://x.example/v/{token} ' }, { dotenv: false })
+        .EMAIL_VERIFY_URL,
+      'https://x.example/v/{token}',
+    );
   });
 });

@@ -6,7 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, makeAdmin, register, registerAndLogin, uniqueUser, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  json,
+  makeAdmin,
+  register,
+  registerAndLogin,
+  uniqueUser,
+  type TestApp,
+} from '../../helpers/app.js';
 
 const ROUNDS = 8;
 const ACCOUNTS = 8;
@@ -34,7 +43,12 @@ describe('e-mail verification racing an e-mail change', () => {
       );
       const requests = accounts.flatMap((a) => [
         { method: 'POST' as const, url: '/api/auth/verify-email', payload: { token: a.token } },
-        { method: 'PUT' as const, url: `/api/users/${a.id}`, headers: bearer(admin.access), payload: { email: a.next } },
+        {
+          method: 'PUT' as const,
+          url: `/api/users/${a.id}`,
+          headers: bearer(admin.access),
+          payload: { email: a.next },
+        },
       ]);
       const answers = await Promise.all(requests.map((r) => t.app.inject(r)));
       for (const res of answers) assert.ok([200, 400].includes(res.statusCode), `${res.statusCode} ${res.body}`);
@@ -51,7 +65,11 @@ describe('e-mail verification racing an e-mail change', () => {
     const row = (await t.app.container.users.findById(u.id))!;
     const token = await t.app.container.oneTimeTokens.issue(u.id, 'email_verification', 600_000, row.email);
     // Changed behind the link's back (as a concurrent change would), without killing the link.
-    await t.app.container.db.updateTable('users').set({ email: `other-${row.email}` }).where('id', '=', u.id).execute();
+    await t.app.container.db
+      .updateTable('users')
+      .set({ email: `other-${row.email}` })
+      .where('id', '=', u.id)
+      .execute();
     const res = await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token } });
     assert.equal(res.statusCode, 400);
     assert.equal(json(res).error.code, 'VALIDATION_ERROR');

@@ -5,12 +5,21 @@ import { buildApp } from '../../../src/app.js';
 import { RESERVATION_LEASE_MS } from '../../../src/modules/auth/lockout.js';
 import { createTestApp, json, makeTestConfig, register, type TestApp } from '../../helpers/app.js';
 
-const loginReq = (username: string, password: string) => ({ method: 'POST' as const, url: '/api/auth/login', payload: { username, password } });
+const loginReq = (username: string, password: string) => ({
+  method: 'POST' as const,
+  url: '/api/auth/login',
+  payload: { username, password },
+});
 
 /** The parts of an error answer that must not differ between known and unknown accounts. */
 const shape = (res: { statusCode: number; body: string; headers: Record<string, unknown> }) => {
   const body = json(res);
-  return { status: res.statusCode, code: body.error?.code, message: body.error?.message, retry: res.headers['retry-after'] !== undefined };
+  return {
+    status: res.statusCode,
+    code: body.error?.code,
+    message: body.error?.message,
+    retry: res.headers['retry-after'] !== undefined,
+  };
 };
 
 describe('account lockout', () => {
@@ -66,7 +75,9 @@ describe('account lockout', () => {
       return original(password, hash);
     };
     try {
-      const results = await Promise.all(Array.from({ length: 50 }, () => t.app.inject(loginReq(u.username, 'wrong-password'))));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => t.app.inject(loginReq(u.username, 'wrong-password'))),
+      );
       const statuses = results.map((r) => r.statusCode);
       assert.equal(statuses.filter((s) => s === 401).length, 5, `statuses: ${statuses.join(',')}`);
       assert.equal(statuses.filter((s) => s === 423).length, 45);
@@ -94,7 +105,11 @@ describe('account lockout', () => {
     const u = await register(t.app);
     for (let i = 0; i < 6; i++) await t.app.inject(loginReq(u.username, 'wrong-password'));
     await t.app.container.events.flush();
-    const rows = await t.app.container.db.selectFrom('security_events').select(['type', 'details']).where('user_id', '=', u.id).execute();
+    const rows = await t.app.container.db
+      .selectFrom('security_events')
+      .select(['type', 'details'])
+      .where('user_id', '=', u.id)
+      .execute();
     const types = rows.map((r) => r.type);
     assert.equal(types.filter((x) => x === 'login_failure').length, 6);
     assert.equal(types.filter((x) => x === 'account_locked').length, 1);
@@ -125,7 +140,9 @@ describe('login attempts in flight', () => {
     const slow = await createTestApp({ MAX_LOGIN_ATTEMPTS: '5' });
     try {
       const u = await register(slow.app);
-      const results = await Promise.all(Array.from({ length: 16 }, () => slow.app.inject(loginReq(u.username, u.password))));
+      const results = await Promise.all(
+        Array.from({ length: 16 }, () => slow.app.inject(loginReq(u.username, u.password))),
+      );
       assert.deepEqual(
         results.map((r) => r.statusCode),
         Array(16).fill(200),
@@ -147,7 +164,11 @@ describe('login attempts in flight', () => {
     assert.equal(json(res).error.code, 'RATE_LIMIT_EXCEEDED');
     assert.ok(Number(res.headers['retry-after']) >= 1);
     assert.ok(Date.now() - started >= 500, 'it waited for a slot first');
-    const row = await t.app.container.db.selectFrom('login_attempts').select(['failures', 'locked_until']).where('key', '=', `user:${u.id}`).executeTakeFirst();
+    const row = await t.app.container.db
+      .selectFrom('login_attempts')
+      .select(['failures', 'locked_until'])
+      .where('key', '=', `user:${u.id}`)
+      .executeTakeFirst();
     assert.equal(row?.failures ?? 0, 0);
     assert.equal(row?.locked_until ?? null, null);
   });
@@ -175,7 +196,11 @@ describe('login attempts in flight', () => {
       // Five correct logins in flight on this instance take every slot; the sixth, on the other instance, waits.
       const holding = Array.from({ length: 5 }, () => t.app.inject(loginReq(u.username, u.password)));
       for (let i = 0; i < 100; i++) {
-        const n = await t.app.container.db.selectFrom('login_reservations').select('id').where('key', '=', `user:${u.id}`).execute();
+        const n = await t.app.container.db
+          .selectFrom('login_reservations')
+          .select('id')
+          .where('key', '=', `user:${u.id}`)
+          .execute();
         if (n.length === 5) break;
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -190,4 +215,3 @@ describe('login attempts in flight', () => {
     }
   });
 });
-

@@ -18,7 +18,12 @@ describe('login names in events, counters and logs', () => {
   });
 
   it('a failed login records the account (id, username) or a keyed hash, never the typed text, anywhere', async () => {
-    const t = await createLoggedApp({ NODE_ENV: 'development', RATE_LIMIT_ENABLED: 'true', DISTRIBUTED_ATTACK_THRESHOLD: '3', BRUTE_FORCE_ALERT_THRESHOLD: '3' });
+    const t = await createLoggedApp({
+      NODE_ENV: 'development',
+      RATE_LIMIT_ENABLED: 'true',
+      DISTRIBUTED_ATTACK_THRESHOLD: '3',
+      BRUTE_FORCE_ALERT_THRESHOLD: '3',
+    });
     try {
       const user = { username: 'NameOwner', email: 'nameowner@example.com', password: STRONG_PASSWORD };
       assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: user })).statusCode, 201);
@@ -26,7 +31,13 @@ describe('login names in events, counters and logs', () => {
       const login = (username: string, ip: string, password = 'Wrong-Password-99') =>
         t.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: ip, payload: { username, password } });
       // A password typed into the username field, from several addresses and with stray spaces.
-      for (const [i, typed] of [TYPED_SECRET, ` ${TYPED_SECRET}`, `${TYPED_SECRET} `, TYPED_SECRET.toUpperCase(), `\t${TYPED_SECRET}`].entries()) {
+      for (const [i, typed] of [
+        TYPED_SECRET,
+        ` ${TYPED_SECRET}`,
+        `${TYPED_SECRET} `,
+        TYPED_SECRET.toUpperCase(),
+        `\t${TYPED_SECRET}`,
+      ].entries()) {
         assert.equal((await login(typed, `203.0.113.${i + 1}`)).statusCode, 401);
       }
       // The account's own name, typed with spaces: counted on the account.
@@ -39,7 +50,9 @@ describe('login names in events, counters and logs', () => {
       const everything = JSON.stringify({ rows, keys, lines: t.lines }).toLowerCase();
       assert.ok(!everything.includes(TYPED_SECRET.toLowerCase()), 'the typed text is nowhere');
 
-      const failures = rows.filter((r) => r.type === 'login_failure').map((r) => ({ ...r, details: JSON.parse(r.details ?? '{}') }));
+      const failures = rows
+        .filter((r) => r.type === 'login_failure')
+        .map((r) => ({ ...r, details: JSON.parse(r.details ?? '{}') }));
       const unknown = failures.filter((f) => f.user_id === null);
       assert.equal(unknown.length, 5);
       const tag = t.container.lockout.names.tag(TYPED_SECRET);
@@ -52,9 +65,14 @@ describe('login names in events, counters and logs', () => {
       assert.equal(known?.details.username, 'NameOwner');
       assert.equal(known?.details.login_hash, undefined);
       // One lockout counter for every spelling of the unknown name.
-      assert.deepEqual(keys.filter((k) => k.startsWith('name:')), [`name:${tag}`]);
+      assert.deepEqual(
+        keys.filter((k) => k.startsWith('name:')),
+        [`name:${tag}`],
+      );
       // Correlation still works on the hash: five addresses on one name pass the threshold of 3.
-      const distributed = rows.filter((r) => r.type === 'distributed_attack_detected').map((r) => JSON.parse(r.details ?? '{}'));
+      const distributed = rows
+        .filter((r) => r.type === 'distributed_attack_detected')
+        .map((r) => JSON.parse(r.details ?? '{}'));
       assert.equal(distributed.length, 1, JSON.stringify(rows.map((r) => r.type)));
       assert.equal(distributed[0].login_hash, tag);
     } finally {

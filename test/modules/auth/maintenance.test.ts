@@ -21,12 +21,35 @@ describe('stale rows are purged so revocation lists and counters do not grow wit
         { jti: 'live-jti', user_id: u.id, expires_at: now + day, revoked_at: now },
       ])
       .execute();
-    const session = { user_id: u.id, ip: null, user_agent: null, refresh_jti: 'r', previous_refresh_jti: null, revoked_reason: null };
+    const session = {
+      user_id: u.id,
+      ip: null,
+      user_agent: null,
+      refresh_jti: 'r',
+      previous_refresh_jti: null,
+      revoked_reason: null,
+    };
     await db
       .insertInto('sessions')
       .values([
-        { ...session, id: 'old-session', created_at: now - 100 * day, last_used_at: now - 100 * day, rotated_at: now - 100 * day, expires_at: now - 60 * day, revoked_at: null },
-        { ...session, id: 'live-session', created_at: now, last_used_at: now, rotated_at: now, expires_at: now + day, revoked_at: null },
+        {
+          ...session,
+          id: 'old-session',
+          created_at: now - 100 * day,
+          last_used_at: now - 100 * day,
+          rotated_at: now - 100 * day,
+          expires_at: now - 60 * day,
+          revoked_at: null,
+        },
+        {
+          ...session,
+          id: 'live-session',
+          created_at: now,
+          last_used_at: now,
+          rotated_at: now,
+          expires_at: now + day,
+          revoked_at: null,
+        },
       ])
       .execute();
     await db
@@ -47,7 +70,11 @@ describe('stale rows are purged so revocation lists and counters do not grow wit
     assert.deepEqual(sessions, ['live-session']);
     const keys = (await db.selectFrom('login_attempts').select('key').execute()).map((r) => r.key);
     assert.deepEqual(keys, ['name:fresh']);
-    const tokens = await db.selectFrom('one_time_tokens').select('purpose').where('purpose', '=', 'password_reset').execute();
+    const tokens = await db
+      .selectFrom('one_time_tokens')
+      .select('purpose')
+      .where('purpose', '=', 'password_reset')
+      .execute();
     assert.equal(tokens.length, 0);
   });
 });

@@ -6,9 +6,31 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, makeAdmin, registerAndLogin, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  json,
+  makeAdmin,
+  registerAndLogin,
+  STRONG_PASSWORD,
+  uniqueUser,
+  type TestApp,
+} from '../../helpers/app.js';
 
-const INVISIBLE = ['\u202E', '\u202A', '\u200B', '\u200D', '\u2066', '\u2067', '\u2068', '\u2069', '\uFEFF', '\u00AD', '\u2060', '\u{E0041}'];
+const INVISIBLE = [
+  '\u202E',
+  '\u202A',
+  '\u200B',
+  '\u200D',
+  '\u2066',
+  '\u2067',
+  '\u2068',
+  '\u2069',
+  '\uFEFF',
+  '\u00AD',
+  '\u2060',
+  '\u{E0041}',
+];
 
 describe('names: invisible format characters and id-shaped usernames', () => {
   let t: TestApp;
@@ -31,43 +53,101 @@ describe('names: invisible format characters and id-shaped usernames', () => {
   it('registration, profile and admin routes refuse bidi controls and zero-width characters in names (400 naming the field)', async () => {
     for (const ch of INVISIBLE) {
       const hex = ch.codePointAt(0)!.toString(16);
-      const reg = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { ...uniqueUser('bidi'), first_name: `Ann${ch}e` } });
+      const reg = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { ...uniqueUser('bidi'), first_name: `Ann${ch}e` },
+      });
       expectFieldError(reg, 'first_name', /invisible format characters/);
-      const last = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { ...uniqueUser('bidi'), last_name: `${ch}gpj.exe` } });
+      const last = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { ...uniqueUser('bidi'), last_name: `${ch}gpj.exe` },
+      });
       expectFieldError(last, 'last_name', /invisible format characters/);
-      const profile = await t.app.inject({ method: 'PUT', url: '/api/users/profile', headers: bearer(admin.access), payload: { last_name: `Smith${ch}` } });
+      const profile = await t.app.inject({
+        method: 'PUT',
+        url: '/api/users/profile',
+        headers: bearer(admin.access),
+        payload: { last_name: `Smith${ch}` },
+      });
       expectFieldError(profile, 'last_name', /invisible format characters/);
-      const created = await t.app.inject({ method: 'POST', url: '/api/users', headers: bearer(admin.access), payload: { ...uniqueUser('bidi'), first_name: `x${ch}` } });
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/api/users',
+        headers: bearer(admin.access),
+        payload: { ...uniqueUser('bidi'), first_name: `x${ch}` },
+      });
       expectFieldError(created, 'first_name', /invisible format characters/);
-      const updated = await t.app.inject({ method: 'PUT', url: `/api/users/${admin.id}`, headers: bearer(admin.access), payload: { first_name: `x${ch}` } });
+      const updated = await t.app.inject({
+        method: 'PUT',
+        url: `/api/users/${admin.id}`,
+        headers: bearer(admin.access),
+        payload: { first_name: `x${ch}` },
+      });
       expectFieldError(updated, 'first_name', /invisible format characters/);
-      const username = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { ...uniqueUser('bidi'), username: `adm${ch}in` } });
+      const username = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { ...uniqueUser('bidi'), username: `adm${ch}in` },
+      });
       assert.equal(username.statusCode, 400, `username with U+${hex}`);
     }
     // Letters of any script, accents and spaces stay welcome.
-    const ok = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { ...uniqueUser('intl'), first_name: 'Zoë Ångström', last_name: 'محمد 山田' } });
+    const ok = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { ...uniqueUser('intl'), first_name: 'Zoë Ångström', last_name: 'محمد 山田' },
+    });
     assert.equal(ok.statusCode, 201, ok.body);
   });
 
   it('a username with the shape of a user id is refused everywhere (400), in any case', async () => {
     for (const name of [randomUUID(), randomUUID().toUpperCase(), admin.id]) {
-      const reg = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { username: name, email: `${name.slice(0, 8)}@example.com`, password: STRONG_PASSWORD } });
+      const reg = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { username: name, email: `${name.slice(0, 8)}@example.com`, password: STRONG_PASSWORD },
+      });
       expectFieldError(reg, 'username', /shaped like a user id/);
-      const created = await t.app.inject({ method: 'POST', url: '/api/users', headers: bearer(admin.access), payload: { ...uniqueUser('x'), username: name } });
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/api/users',
+        headers: bearer(admin.access),
+        payload: { ...uniqueUser('x'), username: name },
+      });
       expectFieldError(created, 'username', /shaped like a user id/);
-      const renamed = await t.app.inject({ method: 'PUT', url: `/api/users/${admin.id}`, headers: bearer(admin.access), payload: { username: name } });
+      const renamed = await t.app.inject({
+        method: 'PUT',
+        url: `/api/users/${admin.id}`,
+        headers: bearer(admin.access),
+        payload: { username: name },
+      });
       expectFieldError(renamed, 'username', /shaped like a user id/);
     }
     // Near misses are ordinary usernames.
     const near = `${randomUUID()}x`.replace(/-/g, '_').slice(0, 40);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { ...uniqueUser('n'), username: near } })).statusCode, 201);
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/register',
+          payload: { ...uniqueUser('n'), username: near },
+        })
+      ).statusCode,
+      201,
+    );
   });
 
   it('an "id or username" lookup treats an id-shaped reference only as an id (an old row named like another user\'s id is not found by it)', async () => {
     const victim = await registerAndLogin(t.app, uniqueUser('victim'));
     const impostor = await registerAndLogin(t.app, uniqueUser('impostor'));
     // A row from before the rule, named like the victim's id (upper case: a different string, the same id).
-    await t.app.container.db.updateTable('users').set({ username: victim.id.toUpperCase(), username_lower: victim.id }).where('id', '=', impostor.id).execute();
+    await t.app.container.db
+      .updateTable('users')
+      .set({ username: victim.id.toUpperCase(), username_lower: victim.id })
+      .where('id', '=', impostor.id)
+      .execute();
     assert.equal((await t.app.container.userQueries.find(victim.id)).id, victim.id);
     assert.equal((await t.app.container.userQueries.find(victim.id.toUpperCase())).id, victim.id);
     assert.equal((await t.app.container.userQueries.find(impostor.id)).id, impostor.id);

@@ -11,7 +11,9 @@ describe('one-time tokens', () => {
 
   it('concurrent issues for one user all succeed (no deadlock on MySQL/MariaDB)', async () => {
     const u = await register(t.app);
-    const tokens = await Promise.all(Array.from({ length: 8 }, () => t.app.container.oneTimeTokens.issue(u.id, 'password_reset', 60_000)));
+    const tokens = await Promise.all(
+      Array.from({ length: 8 }, () => t.app.container.oneTimeTokens.issue(u.id, 'password_reset', 60_000)),
+    );
     assert.equal(new Set(tokens).size, 8);
   });
 
@@ -26,7 +28,9 @@ describe('one-time tokens', () => {
   it('a token is spent exactly once even when presented concurrently', async () => {
     const u = await register(t.app);
     const token = await t.app.container.oneTimeTokens.issue(u.id, 'password_reset', 60_000);
-    const results = await Promise.all(Array.from({ length: 6 }, () => t.app.container.oneTimeTokens.consume(token, 'password_reset')));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => t.app.container.oneTimeTokens.consume(token, 'password_reset')),
+    );
     assert.equal(results.filter((r) => r === u.id).length, 1);
   });
 });

@@ -29,7 +29,11 @@ describe('login: username_or_email is an alias of username', () => {
       ['username_or_email', user.email.toUpperCase()],
       ['username', user.email],
     ]) {
-      const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { [field!]: value, password: STRONG_PASSWORD } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { [field!]: value, password: STRONG_PASSWORD },
+      });
       assert.equal(res.statusCode, 200, `${field}=${value}: ${res.body}`);
       assert.equal(json(res).data.user.id, user.id);
     }
@@ -37,16 +41,32 @@ describe('login: username_or_email is an alias of username', () => {
 
   it('both names at once, or neither, is a 400 naming the field; a wrong password is the usual 401', async () => {
     const user = await register(t.app);
-    const both = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, username_or_email: user.username, password: STRONG_PASSWORD } });
+    const both = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: user.username, username_or_email: user.username, password: STRONG_PASSWORD },
+    });
     assert.equal(both.statusCode, 400);
     assert.equal(json(both).error.code, 'VALIDATION_ERROR');
     assert.deepEqual(Object.keys(json(both).error.details), ['username_or_email']);
-    const neither = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { password: STRONG_PASSWORD } });
+    const neither = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { password: STRONG_PASSWORD },
+    });
     assert.equal(neither.statusCode, 400);
     assert.deepEqual(json(neither).error.details, { username: ['This field is required'] });
-    const wrongType = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username_or_email: 42, password: STRONG_PASSWORD } });
+    const wrongType = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username_or_email: 42, password: STRONG_PASSWORD },
+    });
     assert.equal(wrongType.statusCode, 400);
-    const wrong = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username_or_email: user.username, password: 'Not-The-Password-9' } });
+    const wrong = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username_or_email: user.username, password: 'Not-The-Password-9' },
+    });
     assert.equal(wrong.statusCode, 401);
     assert.equal(json(wrong).error.message, 'Invalid username or password');
   });
@@ -59,7 +79,12 @@ describe('login: username_or_email is an alias of username', () => {
       for (let i = 0; i < 6; i++) {
         const field = i % 2 ? 'username_or_email' : 'username';
         // A new address each time: only the per-username counter can stop this.
-        const res = await limited.app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: `198.51.100.${i + 1}`, payload: { [field]: user.username, password: 'Wrong-Password-99' } });
+        const res = await limited.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          remoteAddress: `198.51.100.${i + 1}`,
+          payload: { [field]: user.username, password: 'Wrong-Password-99' },
+        });
         statuses.push(res.statusCode);
       }
       assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429]);
@@ -86,7 +111,12 @@ describe('remember_me and the browser refresh cookie', () => {
 
   async function cookieLogin(extra: Record<string, unknown>) {
     const user = await register(t.app);
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'x-auth-mode': 'cookie' }, payload: { username: user.username, password: STRONG_PASSWORD, ...extra } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'x-auth-mode': 'cookie' },
+      payload: { username: user.username, password: STRONG_PASSWORD, ...extra },
+    });
     assert.equal(res.statusCode, 200, res.body);
     return { res, cookies: setCookies(res) };
   }
@@ -95,7 +125,11 @@ describe('remember_me and the browser refresh cookie', () => {
     // Like a browser, which sends the refresh cookie along: the token is bound to that session.
     const csrf = await t.app.inject({ method: 'GET', url: '/api/auth/csrf-token', headers: { cookie: cookieHeader } });
     const secret = pair(setCookies(csrf).flokie_csrf!);
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { cookie: `${cookieHeader}; ${secret}`, 'x-csrf-token': json(csrf).data.csrf_token } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { cookie: `${cookieHeader}; ${secret}`, 'x-csrf-token': json(csrf).data.csrf_token },
+    });
     assert.equal(res.statusCode, 200, res.body);
     return setCookies(res);
   }
@@ -124,7 +158,11 @@ describe('remember_me and the browser refresh cookie', () => {
 
   it('logout clears the refresh cookie and its scope marker', async () => {
     const { res } = await cookieLogin({ remember_me: false });
-    const out = await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: { ...bearer(json(res).data.access_token), 'content-type': 'application/json' } });
+    const out = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/logout',
+      headers: { ...bearer(json(res).data.access_token), 'content-type': 'application/json' },
+    });
     assert.equal(out.statusCode, 200);
     const cleared = setCookies(out);
     assert.match(cleared.flokie_refresh!, /Expires=Thu, 01 Jan 1970|Max-Age=0/);
@@ -133,15 +171,26 @@ describe('remember_me and the browser refresh cookie', () => {
 
   it('remember_me must be a JSON boolean; it changes nothing outside cookie mode', async () => {
     const user = await register(t.app);
-    const text = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: STRONG_PASSWORD, remember_me: 'false' } });
+    const text = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: user.username, password: STRONG_PASSWORD, remember_me: 'false' },
+    });
     assert.equal(text.statusCode, 400);
     assert.deepEqual(json(text).error.details, { remember_me: ['Must be true or false'] });
-    const body = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: user.username, password: STRONG_PASSWORD, remember_me: false } });
+    const body = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: user.username, password: STRONG_PASSWORD, remember_me: false },
+    });
     assert.equal(body.statusCode, 200);
     assert.equal(typeof json(body).data.refresh_token, 'string');
     // Outside cookie mode no refresh cookie is set (the device credential cookie is, as on every login).
     const cookies = [body.headers['set-cookie'] ?? []].flat();
-    assert.deepEqual(cookies.filter((c) => c.startsWith('flokie_refresh')), []);
+    assert.deepEqual(
+      cookies.filter((c) => c.startsWith('flokie_refresh')),
+      [],
+    );
   });
 });
 
@@ -160,7 +209,11 @@ describe('the original paths and mistakes', () => {
     assert.equal((await t.app.container.users.findById(user.id))!.is_verified, 1);
     const again = await t.app.inject({ method: 'POST', url: '/api/auth/email/verify/', payload: { token } });
     assert.equal(again.statusCode, 400);
-    const none = await t.app.inject({ method: 'POST', url: '/api/auth/email/verify', headers: { 'content-type': 'application/json' } });
+    const none = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/email/verify',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(none.statusCode, 400);
     assert.equal(json(none).error.message, 'A JSON request body is required');
   });
@@ -168,7 +221,11 @@ describe('the original paths and mistakes', () => {
   it('an access token sent to /refresh is refused with a message naming the token to send, and nothing is spent', async () => {
     const user = await register(t.app);
     const tokens = await login(t.app, user.username);
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: { ...bearer(tokens.access), 'content-type': 'application/json' } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: { ...bearer(tokens.access), 'content-type': 'application/json' },
+    });
     assert.equal(res.statusCode, 401);
     assert.match(json(res).error.message, /access token: \/refresh needs the refresh token/);
     // The session lives on: the refresh token still works, the access token too.

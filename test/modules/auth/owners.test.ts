@@ -63,6 +63,9 @@ describe('owners of the auth and users rules', () => {
     const core = files.filter((f) => f.path.startsWith('src/core/'));
     assert.ok(core.length > 0);
     const outward = /from '(fastify|@fastify\/[^']+)'|from '\.\.\/http\//;
-    assert.deepEqual(core.filter((f) => outward.test(f.text)).map((f) => f.path), []);
+    assert.deepEqual(
+      core.filter((f) => outward.test(f.text)).map((f) => f.path),
+      [],
+    );
   });
 });

@@ -8,8 +8,21 @@ import * as bcrypt from '@node-rs/bcrypt';
 import type { DomainError } from '../../../src/core/errors.js';
 import { hashedText, PasswordHasher } from '../../../src/modules/auth/password-hasher.js';
 import { PasswordPolicy } from '../../../src/modules/auth/password-policy.js';
-import { QUEUE_PER_THREAD, TASK_TIMEOUT_MS, WorkerStrengthEstimator, type StrengthEstimator } from '../../../src/modules/auth/password-strength.js';
-import { createTestApp, json, makeTestConfig, register, STRONG_PASSWORD, uniqueUser, type TestApp } from '../../helpers/app.js';
+import {
+  QUEUE_PER_THREAD,
+  TASK_TIMEOUT_MS,
+  WorkerStrengthEstimator,
+  type StrengthEstimator,
+} from '../../../src/modules/auth/password-strength.js';
+import {
+  createTestApp,
+  json,
+  makeTestConfig,
+  register,
+  STRONG_PASSWORD,
+  uniqueUser,
+  type TestApp,
+} from '../../helpers/app.js';
 
 describe('password policy', () => {
   const policy = new PasswordPolicy(makeTestConfig());
@@ -40,12 +53,23 @@ describe('password policy', () => {
   });
 
   it('rejects passwords containing the username or e-mail', async () => {
-    assert.match((await policy.check('Zebra-marvin1983-Kite', { username: 'marvin1983' })).join(), /username or e-mail/);
-    assert.match((await policy.check('Xk-jdoe-Mountain-88', { email: 'jdoe@example.com' })).join(), /username or e-mail/);
+    assert.match(
+      (await policy.check('Zebra-marvin1983-Kite', { username: 'marvin1983' })).join(),
+      /username or e-mail/,
+    );
+    assert.match(
+      (await policy.check('Xk-jdoe-Mountain-88', { email: 'jdoe@example.com' })).join(),
+      /username or e-mail/,
+    );
   });
 
   it('enforces optional character classes when configured', async () => {
-    const strict = make({ PASSWORD_REQUIRE_UPPER: 'true', PASSWORD_REQUIRE_LOWER: 'true', PASSWORD_REQUIRE_DIGIT: 'true', PASSWORD_REQUIRE_SYMBOL: 'true' });
+    const strict = make({
+      PASSWORD_REQUIRE_UPPER: 'true',
+      PASSWORD_REQUIRE_LOWER: 'true',
+      PASSWORD_REQUIRE_DIGIT: 'true',
+      PASSWORD_REQUIRE_SYMBOL: 'true',
+    });
     const problems = (await strict.check('velvetorbitharbor')).join('|');
     assert.match(problems, /upper-case/);
     assert.match(problems, /digit/);
@@ -75,7 +99,13 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
   /** An estimator that records what it was asked to score, and scores everything 4. */
   const recording = () => {
     const seen: string[] = [];
-    return { seen, estimator: { score: async (text: string) => (seen.push(text), 4), close: async () => {} } satisfies StrengthEstimator };
+    return {
+      seen,
+      estimator: {
+        score: async (text: string) => (seen.push(text), 4),
+        close: async () => {},
+      } satisfies StrengthEstimator,
+    };
   };
   const policies: PasswordPolicy[] = [];
   after(() => Promise.all(policies.map((p) => p.close())));
@@ -83,7 +113,11 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
   it('hashedText: the longest run of whole characters within 72 UTF-8 bytes; argon2id keeps everything', () => {
     assert.equal(hashedText('a'.repeat(100), 'bcrypt'), 'a'.repeat(72));
     assert.equal(hashedText('€'.repeat(30), 'bcrypt'), '€'.repeat(24), '3-byte characters: 24 fit');
-    assert.equal(hashedText('a' + '€'.repeat(30), 'bcrypt'), 'a' + '€'.repeat(23), 'the character cut by byte 72 is left out');
+    assert.equal(
+      hashedText('a' + '€'.repeat(30), 'bcrypt'),
+      'a' + '€'.repeat(23),
+      'the character cut by byte 72 is left out',
+    );
     assert.equal(hashedText('😀'.repeat(20), 'bcrypt'), '😀'.repeat(18), 'surrogate pairs stay whole');
     assert.equal(hashedText('short', 'bcrypt'), 'short');
     assert.equal(hashedText('a'.repeat(100), 'argon2id'), 'a'.repeat(100));
@@ -96,7 +130,8 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
     await bcryptPolicy.check('p@$$w0rd'.repeat(16));
     await bcryptPolicy.check('Zq-' + '€'.repeat(60));
     assert.equal(seen.length, 2);
-    for (const text of seen) assert.ok(Buffer.byteLength(text) <= 72, `${Buffer.byteLength(text)} bytes sent to the estimator`);
+    for (const text of seen)
+      assert.ok(Buffer.byteLength(text) <= 72, `${Buffer.byteLength(text)} bytes sent to the estimator`);
     assert.equal(seen[0], 'p@$$w0rd'.repeat(9));
 
     const argon = recording();
@@ -124,10 +159,16 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
     const file = join(dir, 'breached.txt');
     writeFileSync(file, `${'Zx9-'.repeat(18)}\n`);
     const { estimator } = recording();
-    const p = new PasswordPolicy(makeTestConfig({ BREACHED_PASSWORDS_FILE: file, PASSWORD_REQUIRE_DIGIT: 'true', MIN_PASSWORD_LENGTH: '30' }), estimator);
+    const p = new PasswordPolicy(
+      makeTestConfig({ BREACHED_PASSWORDS_FILE: file, PASSWORD_REQUIRE_DIGIT: 'true', MIN_PASSWORD_LENGTH: '30' }),
+      estimator,
+    );
     policies.push(p);
     // The username after byte 72 is not hashed, so it is not "in" the password.
-    assert.deepEqual(await p.check('Velvet-Orbit-Harbor-42-'.repeat(4).slice(0, 72) + 'marvin1983', { username: 'marvin1983' }), []);
+    assert.deepEqual(
+      await p.check('Velvet-Orbit-Harbor-42-'.repeat(4).slice(0, 72) + 'marvin1983', { username: 'marvin1983' }),
+      [],
+    );
     // A digit only after byte 72 does not count.
     assert.match((await p.check('Velvet-Orbit-Harbor-xx-'.repeat(4).slice(0, 72) + '7')).join(), /digit/);
     // 72 bytes of 3-byte characters are 24 characters: under a minimum of 30.
@@ -141,7 +182,9 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
     try {
       assert.equal(await pool.score('aaaaaaaaaaaa', []), 0);
       assert.ok((await pool.score(STRONG_PASSWORD, [])) >= 3);
-      const results = await Promise.allSettled(Array.from({ length: 1 + QUEUE_PER_THREAD + 9 }, () => pool.score('p@$$w0rd'.repeat(9), [])));
+      const results = await Promise.allSettled(
+        Array.from({ length: 1 + QUEUE_PER_THREAD + 9 }, () => pool.score('p@$$w0rd'.repeat(9), [])),
+      );
       const refused = results.filter((r) => r.status === 'rejected');
       assert.equal(refused.length, 9, 'one running and 32 waiting per thread; the rest refused at once');
       for (const r of refused) {
@@ -156,7 +199,10 @@ describe('bcrypt uses 72 bytes: every rule sees exactly those', () => {
 
   it('a check that cannot finish (a worker that cannot start) is a 503, never a hung request', async () => {
     const errors: unknown[] = [];
-    const broken = new WorkerStrengthEstimator(1, (e) => errors.push(e), { worker: new URL('./no-such-worker.ts', import.meta.url), timeoutMs: 300 });
+    const broken = new WorkerStrengthEstimator(1, (e) => errors.push(e), {
+      worker: new URL('./no-such-worker.ts', import.meta.url),
+      timeoutMs: 300,
+    });
     try {
       await assert.rejects(broken.score(STRONG_PASSWORD, []), (e: DomainError) => e.code === 'SERVICE_UNAVAILABLE');
       for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
@@ -216,7 +262,11 @@ describe('passwords over HTTP', () => {
   after(() => t.close());
 
   it("the guide's test_weak_password: registration with '123' is 400 naming the rule", async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { ...uniqueUser(), password: '123' } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { ...uniqueUser(), password: '123' },
+    });
     assert.equal(res.statusCode, 400);
     const body = json(res);
     assert.equal(body.error.code, 'VALIDATION_ERROR');
@@ -224,14 +274,22 @@ describe('passwords over HTTP', () => {
   });
 
   it("bcrypt: registering 'a' x 72 + a strong tail is refused (it would log in as 'a' x 72)", async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { ...uniqueUser('long72'), password: 'a'.repeat(72) + STRONG_PASSWORD } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { ...uniqueUser('long72'), password: 'a'.repeat(72) + STRONG_PASSWORD },
+    });
     assert.equal(res.statusCode, 400, res.body);
     assert.match(json(res).error.details.password.join(), /too easy/);
   });
 
   it('stores only a hash, never the password', async () => {
     const u = await register(t.app);
-    const row = await t.app.container.db.selectFrom('users').selectAll().where('id', '=', u.id).executeTakeFirstOrThrow();
+    const row = await t.app.container.db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', u.id)
+      .executeTakeFirstOrThrow();
     assert.notEqual(row.password_hash, u.password);
     assert.match(row.password_hash, /^\$2b\$05\$/);
   });
@@ -240,15 +298,36 @@ describe('passwords over HTTP', () => {
     const u = await register(t.app);
     const weak = await bcrypt.hash(u.password, 4);
     await t.app.container.users.update(u.id, { password_hash: weak });
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: u.password } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: u.username, password: u.password },
+    });
     assert.equal(res.statusCode, 200);
-    const row = await t.app.container.db.selectFrom('users').select('password_hash').where('id', '=', u.id).executeTakeFirstOrThrow();
+    const row = await t.app.container.db
+      .selectFrom('users')
+      .select('password_hash')
+      .where('id', '=', u.id)
+      .executeTakeFirstOrThrow();
     assert.match(row.password_hash, /^\$2b\$05\$/);
 
     const argon = await new PasswordHasher('argon2id', 4).hash(u.password);
     await t.app.container.users.update(u.id, { password_hash: argon });
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: u.password } })).statusCode, 200);
-    const after = await t.app.container.db.selectFrom('users').select('password_hash').where('id', '=', u.id).executeTakeFirstOrThrow();
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: u.username, password: u.password },
+        })
+      ).statusCode,
+      200,
+    );
+    const after = await t.app.container.db
+      .selectFrom('users')
+      .select('password_hash')
+      .where('id', '=', u.id)
+      .executeTakeFirstOrThrow();
     assert.match(after.password_hash, /^\$2b\$05\$/);
   });
 });
@@ -262,15 +341,27 @@ describe('PASSWORD_HASHER=argon2id', () => {
 
   it('new accounts get argon2id hashes and can log in', async () => {
     const u = await register(t.app);
-    const row = await t.app.container.db.selectFrom('users').select('password_hash').where('id', '=', u.id).executeTakeFirstOrThrow();
+    const row = await t.app.container.db
+      .selectFrom('users')
+      .select('password_hash')
+      .where('id', '=', u.id)
+      .executeTakeFirstOrThrow();
     assert.match(row.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.email, password: u.password } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: u.email, password: u.password },
+    });
     assert.equal(res.statusCode, 200);
   });
 
   it("'a' x 72 + a strong tail is a fine password: argon2id hashes all of it", async () => {
     const u = await register(t.app, { ...uniqueUser('argonlong'), password: 'a'.repeat(72) + STRONG_PASSWORD });
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: 'a'.repeat(72) } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: u.username, password: 'a'.repeat(72) },
+    });
     assert.equal(res.statusCode, 401, 'the first 72 bytes alone are not the password');
   });
 });

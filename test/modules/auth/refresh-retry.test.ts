@@ -11,7 +11,11 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { bearer, createTestApp, json, registerAndLogin, type TestApp } from '../../helpers/app.js';
 
-const refreshWith = (token: string) => ({ method: 'POST' as const, url: '/api/auth/refresh', payload: { refresh_token: token } });
+const refreshWith = (token: string) => ({
+  method: 'POST' as const,
+  url: '/api/auth/refresh',
+  payload: { refresh_token: token },
+});
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function sessionOf(t: TestApp, refreshToken: string) {
@@ -21,7 +25,12 @@ async function sessionOf(t: TestApp, refreshToken: string) {
 
 async function reuseEvents(t: TestApp, userId: string) {
   await t.app.container.events.flush();
-  return t.app.container.db.selectFrom('security_events').select(['type', 'severity', 'details']).where('user_id', '=', userId).where('type', '=', 'refresh_token_reuse').execute();
+  return t.app.container.db
+    .selectFrom('security_events')
+    .select(['type', 'severity', 'details'])
+    .where('user_id', '=', userId)
+    .where('type', '=', 'refresh_token_reuse')
+    .execute();
 }
 
 describe('refresh retry after a lost answer (default grace, 10 s)', () => {
@@ -40,17 +49,33 @@ describe('refresh retry after a lost answer (default grace, 10 s)', () => {
     const pair = json(retry).data;
     assert.equal(decodeJwt(pair.refresh_token).sid, decodeJwt(u.refresh).sid, 'same session');
     assert.notEqual(decodeJwt(pair.refresh_token).jti, decodeJwt(lost.refresh_token).jti);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(pair.access_token) })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(pair.access_token) })).statusCode,
+      200,
+    );
     assert.deepEqual(await reuseEvents(t, u.id), [], 'no theft alert');
     const session = await sessionOf(t, u.refresh);
     assert.equal(session.revoked_at, null);
-    assert.equal(session.refresh_jti, decodeJwt(pair.refresh_token).jti, 'the retry’s token is the one that may be spent next');
+    assert.equal(
+      session.refresh_jti,
+      decodeJwt(pair.refresh_token).jti,
+      'the retry’s token is the one that may be spent next',
+    );
 
     // The client carries on with its new pair as usual.
     const next = await t.app.inject(refreshWith(pair.refresh_token));
     assert.equal(next.statusCode, 200, next.body);
-    const events = await t.app.container.db.selectFrom('security_events').select('details').where('user_id', '=', u.id).where('type', '=', 'token_refreshed').execute();
-    assert.equal(events.filter((e) => String(e.details).includes('retry_of_lost_answer')).length, 1, 'the retry is recorded as one');
+    const events = await t.app.container.db
+      .selectFrom('security_events')
+      .select('details')
+      .where('user_id', '=', u.id)
+      .where('type', '=', 'token_refreshed')
+      .execute();
+    assert.equal(
+      events.filter((e) => String(e.details).includes('retry_of_lost_answer')).length,
+      1,
+      'the retry is recorded as one',
+    );
   });
 
   it('the successor that was replaced is dead: presenting it is theft', async () => {
@@ -60,7 +85,11 @@ describe('refresh retry after a lost answer (default grace, 10 s)', () => {
     // Whoever holds the lost answer (it was intercepted, not lost) is found out when using it.
     assert.equal((await t.app.inject(refreshWith(lost.refresh_token))).statusCode, 401);
     assert.notEqual((await sessionOf(t, u.refresh)).revoked_at, null, 'session revoked');
-    assert.equal((await t.app.inject(refreshWith(retry.refresh_token))).statusCode, 401, 'every token of the session is dead');
+    assert.equal(
+      (await t.app.inject(refreshWith(retry.refresh_token))).statusCode,
+      401,
+      'every token of the session is dead',
+    );
     assert.equal((await reuseEvents(t, u.id)).length, 1);
   });
 
@@ -72,8 +101,14 @@ describe('refresh retry after a lost answer (default grace, 10 s)', () => {
     assert.equal(stolen.statusCode, 401);
     assert.notEqual((await sessionOf(t, u.refresh)).revoked_at, null);
     assert.equal((await t.app.inject(refreshWith(c.refresh_token))).statusCode, 401);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(c.access_token) })).statusCode, 401);
-    assert.deepEqual((await reuseEvents(t, u.id)).map((e) => [e.type, e.severity]), [['refresh_token_reuse', 'critical']]);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(c.access_token) })).statusCode,
+      401,
+    );
+    assert.deepEqual(
+      (await reuseEvents(t, u.id)).map((e) => [e.type, e.severity]),
+      [['refresh_token_reuse', 'critical']],
+    );
   });
 
   it('a thief replaying within the window is found out at the real client’s next refresh', async () => {
@@ -81,7 +116,11 @@ describe('refresh retry after a lost answer (default grace, 10 s)', () => {
     const real = json(await t.app.inject(refreshWith(u.refresh))).data;
     // The thief replays the stolen, spent token before the real client refreshes again.
     assert.equal((await t.app.inject(refreshWith(u.refresh))).statusCode, 200, 'looks like a retry');
-    assert.equal((await t.app.inject(refreshWith(real.refresh_token))).statusCode, 401, 'the real client’s token was the replaced successor');
+    assert.equal(
+      (await t.app.inject(refreshWith(real.refresh_token))).statusCode,
+      401,
+      'the real client’s token was the replaced successor',
+    );
     assert.notEqual((await sessionOf(t, u.refresh)).revoked_at, null, 'and that revokes the session');
     assert.equal((await reuseEvents(t, u.id)).length, 1);
   });
@@ -117,7 +156,9 @@ describe('refresh retry after a lost answer (default grace, 10 s)', () => {
       assert.ok(ok.length >= 1 && ok.length <= 2, results.map((r) => r.statusCode).join(','));
       const session = await sessionOf(t, u.refresh);
       assert.equal(session.revoked_at, null);
-      const current = ok.map((r) => decodeJwt(json(r).data.refresh_token).jti).filter((jti) => jti === session.refresh_jti);
+      const current = ok
+        .map((r) => decodeJwt(json(r).data.refresh_token).jti)
+        .filter((jti) => jti === session.refresh_jti);
       assert.equal(current.length, 1, 'exactly one of the returned refresh tokens may be spent');
       assert.deepEqual(await reuseEvents(t, u.id), []);
     }

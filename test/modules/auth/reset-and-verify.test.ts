@@ -3,7 +3,16 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, json, login, OTHER_STRONG_PASSWORD, register, STRONG_PASSWORD, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  json,
+  login,
+  OTHER_STRONG_PASSWORD,
+  register,
+  STRONG_PASSWORD,
+  type TestApp,
+} from '../../helpers/app.js';
 import { decodeMail, startSmtpServer, tokenFromMail } from '../../helpers/smtp.js';
 
 describe('password reset and e-mail verification over SMTP', () => {
@@ -18,9 +27,14 @@ describe('password reset and e-mail verification over SMTP', () => {
     await smtp.close();
   });
 
-  const resetRequest = (email: string) => t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email } });
+  const resetRequest = (email: string) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/password/reset-request', payload: { email } });
   const reset = (token: string, password: string) =>
-    t.app.inject({ method: 'POST', url: '/api/auth/password/reset', payload: { token, new_password: password, confirm_password: password } });
+    t.app.inject({
+      method: 'POST',
+      url: '/api/auth/password/reset',
+      payload: { token, new_password: password, confirm_password: password },
+    });
 
   it('registration sends a verification link; the token verifies once', async () => {
     const u = await register(t.app);
@@ -42,12 +56,19 @@ describe('password reset and e-mail verification over SMTP', () => {
     const tokens = await login(t.app, u.username);
     const me = () => t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(tokens.access) });
     assert.equal(json(await me()).data.user.is_verified, false); // now in the token cache
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token } })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token } })).statusCode,
+      200,
+    );
     assert.equal(json(await me()).data.user.is_verified, true, 'the verification is published to the token cache');
   });
 
   it('registration never returns the verification token', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { username: 'nosy_user', email: 'nosy@example.com', password: STRONG_PASSWORD } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { username: 'nosy_user', email: 'nosy@example.com', password: STRONG_PASSWORD },
+    });
     const mail = await smtp.waitFor('nosy@example.com');
     assert.ok(!res.body.includes(tokenFromMail(mail.raw)));
   });
@@ -57,13 +78,23 @@ describe('password reset and e-mail verification over SMTP', () => {
     const first = tokenFromMail((await smtp.waitFor(u.email)).raw);
     const tokens = await login(t.app, u.username);
     const before = smtp.messages.length;
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/verify-email/resend', headers: bearer(tokens.access) });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/verify-email/resend',
+      headers: bearer(tokens.access),
+    });
     assert.equal(res.statusCode, 202);
     while (smtp.messages.length === before) await new Promise((r) => setTimeout(r, 20));
     const second = tokenFromMail(smtp.messages.at(-1)!.raw);
     assert.notEqual(first, second);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token: first } })).statusCode, 400);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token: second } })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token: first } })).statusCode,
+      400,
+    );
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/verify-email', payload: { token: second } })).statusCode,
+      200,
+    );
   });
 
   it('reset-request answers 202 the same whether or not the address exists', async () => {
@@ -79,7 +110,9 @@ describe('password reset and e-mail verification over SMTP', () => {
     const u = await register(t.app);
     const session = await login(t.app, u.username);
     await resetRequest(u.email);
-    const mail = await smtp.waitFor(u.email).then(() => smtp.messages.filter((m) => m.to.includes(u.email)).find((m) => m.raw.includes('reset-password')));
+    const mail = await smtp
+      .waitFor(u.email)
+      .then(() => smtp.messages.filter((m) => m.to.includes(u.email)).find((m) => m.raw.includes('reset-password')));
     let resetMail = mail;
     for (let i = 0; !resetMail && i < 50; i++) {
       await new Promise((r) => setTimeout(r, 20));
@@ -95,8 +128,15 @@ describe('password reset and e-mail verification over SMTP', () => {
     assert.equal(weak.statusCode, 400, 'a weak choice is refused without spending the token');
     assert.equal((await reset(token, OTHER_STRONG_PASSWORD)).statusCode, 200);
     assert.equal((await reset(token, 'Third-Velvet-Canyon-19')).statusCode, 400, 'single use');
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(session.access) })).statusCode, 401);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: session.refresh } })).statusCode, 401);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer(session.access) })).statusCode,
+      401,
+    );
+    assert.equal(
+      (await t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: session.refresh } }))
+        .statusCode,
+      401,
+    );
     await login(t.app, u.username, OTHER_STRONG_PASSWORD);
   });
 
@@ -110,7 +150,12 @@ describe('password reset and e-mail verification over SMTP', () => {
     const u = await register(t.app);
     let tokens = await login(t.app, u.username);
     const change = async (current: string, next: string) =>
-      t.app.inject({ method: 'POST', url: '/api/auth/password/change', headers: bearer(tokens.access), payload: { current_password: current, new_password: next, confirm_password: next } });
+      t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers: bearer(tokens.access),
+        payload: { current_password: current, new_password: next, confirm_password: next },
+      });
     const reuseCurrent = await change(STRONG_PASSWORD, STRONG_PASSWORD);
     assert.equal(reuseCurrent.statusCode, 400);
     assert.match(json(reuseCurrent).error.details.new_password[0], /last 3 passwords/);
@@ -121,7 +166,11 @@ describe('password reset and e-mail verification over SMTP', () => {
     const resetToken = await t.app.container.oneTimeTokens.issue(u.id, 'password_reset', 60_000);
     assert.equal((await reset(resetToken, STRONG_PASSWORD)).statusCode, 400, 'refused on reset too');
     // Only the last N hashes are kept.
-    const rows = await t.app.container.db.selectFrom('password_history').select('id').where('user_id', '=', u.id).execute();
+    const rows = await t.app.container.db
+      .selectFrom('password_history')
+      .select('id')
+      .where('user_id', '=', u.id)
+      .execute();
     assert.ok(rows.length <= 3);
   });
 
@@ -132,14 +181,22 @@ describe('password reset and e-mail verification over SMTP', () => {
       method: 'POST',
       url: '/api/auth/password/change',
       headers: bearer(tokens.access),
-      payload: { current_password: 'not-it', new_password: OTHER_STRONG_PASSWORD, confirm_password: OTHER_STRONG_PASSWORD },
+      payload: {
+        current_password: 'not-it',
+        new_password: OTHER_STRONG_PASSWORD,
+        confirm_password: OTHER_STRONG_PASSWORD,
+      },
     });
     assert.equal(wrong.statusCode, 400);
     const mismatch = await t.app.inject({
       method: 'POST',
       url: '/api/auth/password/change',
       headers: bearer(tokens.access),
-      payload: { current_password: STRONG_PASSWORD, new_password: OTHER_STRONG_PASSWORD, confirm_password: 'different' },
+      payload: {
+        current_password: STRONG_PASSWORD,
+        new_password: OTHER_STRONG_PASSWORD,
+        confirm_password: 'different',
+      },
     });
     assert.equal(mismatch.statusCode, 400);
     assert.ok(json(mismatch).error.details.confirm_password);

@@ -1,10 +1,24 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, decodeJwt, jwtVerify } from 'jose';
-import { bearer, createTestApp, json, login, OTHER_STRONG_PASSWORD, register, registerAndLogin, TEST_ENV, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  json,
+  login,
+  OTHER_STRONG_PASSWORD,
+  register,
+  registerAndLogin,
+  TEST_ENV,
+  type TestApp,
+} from '../../helpers/app.js';
 
 const me = (token: string) => ({ method: 'GET' as const, url: '/api/auth/me', headers: bearer(token) });
-const refreshWith = (token: string) => ({ method: 'POST' as const, url: '/api/auth/refresh', payload: { refresh_token: token } });
+const refreshWith = (token: string) => ({
+  method: 'POST' as const,
+  url: '/api/auth/refresh',
+  payload: { refresh_token: token },
+});
 
 describe('tokens and sessions', () => {
   let t: TestApp;
@@ -23,7 +37,11 @@ describe('tokens and sessions', () => {
     assert.equal((claims.exp as number) - (claims.iat as number), 3600);
     const header = JSON.parse(Buffer.from(u.access.split('.')[0]!, 'base64url').toString());
     assert.deepEqual(header, { alg: 'HS256', typ: 'at+jwt' });
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: u.password } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: u.username, password: u.password },
+    });
     assert.equal(json(res).data.token_type, 'Bearer');
     assert.equal(json(res).data.expires_in, 3600);
   });
@@ -31,12 +49,28 @@ describe('tokens and sessions', () => {
   it('jose, an independent implementation, accepts the tokens we sign with their type, issuer and audience', async () => {
     const u = await registerAndLogin(t.app);
     const key = new TextEncoder().encode(TEST_ENV.JWT_SECRET_KEY);
-    const access = await jwtVerify(u.access, key, { algorithms: ['HS256'], typ: 'at+jwt', issuer: 'flokie', audience: 'flokie-api', requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'] });
+    const access = await jwtVerify(u.access, key, {
+      algorithms: ['HS256'],
+      typ: 'at+jwt',
+      issuer: 'flokie',
+      audience: 'flokie-api',
+      requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'],
+    });
     assert.equal(access.payload.sub, u.id);
-    const refresh = await jwtVerify(u.refresh, key, { algorithms: ['HS256'], typ: 'rt+jwt', issuer: 'flokie', audience: 'flokie-api', requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'] });
+    const refresh = await jwtVerify(u.refresh, key, {
+      algorithms: ['HS256'],
+      typ: 'rt+jwt',
+      issuer: 'flokie',
+      audience: 'flokie-api',
+      requiredClaims: ['sub', 'sid', 'jti', 'iat', 'nbf', 'exp'],
+    });
     assert.equal(refresh.payload.sid, access.payload.sid);
     assert.notEqual(refresh.payload.jti, access.payload.jti);
-    await assert.rejects(jwtVerify(u.access, new TextEncoder().encode('another-secret-0123456789abcdefghijklmnop'), { algorithms: ['HS256'] }));
+    await assert.rejects(
+      jwtVerify(u.access, new TextEncoder().encode('another-secret-0123456789abcdefghijklmnop'), {
+        algorithms: ['HS256'],
+      }),
+    );
   });
 
   it('refresh rotates: a new pair is returned and the presented token is spent', async () => {
@@ -48,7 +82,11 @@ describe('tokens and sessions', () => {
     assert.notEqual(pair.refresh_token, u.refresh);
     assert.equal((await t.app.inject(me(pair.access_token))).statusCode, 200);
     // The refresh token also works as "Authorization: Bearer".
-    const second = await t.app.inject({ method: 'POST', url: '/api/auth/refresh', headers: bearer(pair.refresh_token) });
+    const second = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      headers: bearer(pair.refresh_token),
+    });
     assert.equal(second.statusCode, 200);
   });
 
@@ -65,7 +103,12 @@ describe('tokens and sessions', () => {
     assert.equal((await t.app.inject(me(rotated.access_token))).statusCode, 401);
     assert.equal((await t.app.inject(me(u.access))).statusCode, 401);
     await t.app.container.events.flush();
-    const events = await t.app.container.db.selectFrom('security_events').select(['type', 'severity']).where('user_id', '=', u.id).where('type', '=', 'refresh_token_reuse').execute();
+    const events = await t.app.container.db
+      .selectFrom('security_events')
+      .select(['type', 'severity'])
+      .where('user_id', '=', u.id)
+      .where('type', '=', 'refresh_token_reuse')
+      .execute();
     assert.deepEqual(events, [{ type: 'refresh_token_reuse', severity: 'critical' }]);
   });
 
@@ -125,13 +168,27 @@ describe('tokens and sessions', () => {
   it('lists own sessions and revokes one by id; other users cannot touch it', async () => {
     const u = await registerAndLogin(t.app);
     const second = await login(t.app, u.username, u.password, { 'user-agent': 'second-device' });
-    const list = json(await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(u.access) })).data.sessions;
+    const list = json(await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(u.access) })).data
+      .sessions;
     assert.equal(list.length, 2);
     assert.equal(list.filter((s: any) => s.current).length, 1);
     const target = list.find((s: any) => s.user_agent === 'second-device');
     const stranger = await registerAndLogin(t.app);
-    assert.equal((await t.app.inject({ method: 'DELETE', url: `/api/auth/sessions/${target.id}`, headers: bearer(stranger.access) })).statusCode, 404);
-    assert.equal((await t.app.inject({ method: 'DELETE', url: `/api/auth/sessions/${target.id}`, headers: bearer(u.access) })).statusCode, 200);
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'DELETE',
+          url: `/api/auth/sessions/${target.id}`,
+          headers: bearer(stranger.access),
+        })
+      ).statusCode,
+      404,
+    );
+    assert.equal(
+      (await t.app.inject({ method: 'DELETE', url: `/api/auth/sessions/${target.id}`, headers: bearer(u.access) }))
+        .statusCode,
+      200,
+    );
     assert.equal((await t.app.inject(me(second.access))).statusCode, 401);
     assert.equal((await t.app.inject(me(u.access))).statusCode, 200);
   });
@@ -143,7 +200,11 @@ describe('tokens and sessions', () => {
       method: 'POST',
       url: '/api/auth/password/change',
       headers: bearer(u.access),
-      payload: { current_password: u.password, new_password: OTHER_STRONG_PASSWORD, confirm_password: OTHER_STRONG_PASSWORD },
+      payload: {
+        current_password: u.password,
+        new_password: OTHER_STRONG_PASSWORD,
+        confirm_password: OTHER_STRONG_PASSWORD,
+      },
     });
     assert.equal(res.statusCode, 200, res.body);
     const fresh = json(res).data;
@@ -151,7 +212,16 @@ describe('tokens and sessions', () => {
     assert.equal((await t.app.inject(me(other.access))).statusCode, 401);
     assert.equal((await t.app.inject(refreshWith(other.refresh))).statusCode, 401);
     assert.equal((await t.app.inject(me(fresh.access_token))).statusCode, 200);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: OTHER_STRONG_PASSWORD } })).statusCode, 200);
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: u.username, password: OTHER_STRONG_PASSWORD },
+        })
+      ).statusCode,
+      200,
+    );
   });
 
   it('a deactivated user’s tokens fail at once', async () => {
@@ -161,14 +231,26 @@ describe('tokens and sessions', () => {
     await t.app.container.sessions.revokeAllForUser(u.id, 'deactivated');
     assert.equal((await t.app.inject(me(u.access))).statusCode, 401);
     assert.equal((await t.app.inject(refreshWith(u.refresh))).statusCode, 401);
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: u.username, password: u.password } })).statusCode, 401);
+    assert.equal(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { username: u.username, password: u.password },
+        })
+      ).statusCode,
+      401,
+    );
   });
 
   it('a jti on the revocation list is rejected at once, even after it was cached as good', async () => {
     const u = await registerAndLogin(t.app);
     assert.equal((await t.app.inject(me(u.access))).statusCode, 200);
     const { jti, exp } = decodeJwt(u.access);
-    await t.app.container.db.insertInto('revoked_tokens').values({ jti: jti!, user_id: u.id, expires_at: exp! * 1000, revoked_at: Date.now() }).execute();
+    await t.app.container.db
+      .insertInto('revoked_tokens')
+      .values({ jti: jti!, user_id: u.id, expires_at: exp! * 1000, revoked_at: Date.now() })
+      .execute();
     await t.app.container.changes.publish('jti', jti!);
     assert.equal((await t.app.inject(me(u.access))).statusCode, 401);
   });
@@ -180,7 +262,11 @@ describe('tokens and sessions', () => {
     const flipped = `${signature.slice(0, -2)}${signature.at(-2) === 'A' ? 'B' : 'A'}${signature.at(-1)}`;
     const otherUser = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
     const relabelled = Buffer.from(JSON.stringify({ ...otherUser, sub: 'someone-else' })).toString('base64url');
-    for (const tampered of [`${header}.${payload}.${flipped}`, `${header}.${relabelled}.${signature}`, `${u.access}x`]) {
+    for (const tampered of [
+      `${header}.${payload}.${flipped}`,
+      `${header}.${relabelled}.${signature}`,
+      `${u.access}x`,
+    ]) {
       assert.equal((await t.app.inject(me(tampered))).statusCode, 401, tampered);
     }
     assert.equal((await t.app.inject(me(u.access))).statusCode, 200, 'the original still works');
@@ -219,8 +305,15 @@ describe('revocation made by another process reaches this one through the change
     assert.equal((await t.app.inject(me(u.access))).statusCode, 200);
     const { sid } = decodeJwt(u.access) as { sid: string };
     // As the CLI would: write the revocation and the change row, without touching this process's cache.
-    await t.app.container.db.updateTable('sessions').set({ revoked_at: Date.now(), revoked_reason: 'admin' }).where('id', '=', sid).execute();
-    await t.app.container.db.insertInto('change_log').values({ kind: 'session', key: sid, created_at: Date.now() }).execute();
+    await t.app.container.db
+      .updateTable('sessions')
+      .set({ revoked_at: Date.now(), revoked_reason: 'admin' })
+      .where('id', '=', sid)
+      .execute();
+    await t.app.container.db
+      .insertInto('change_log')
+      .values({ kind: 'session', key: sid, created_at: Date.now() })
+      .execute();
     let status = 200;
     for (let i = 0; i < 40 && status === 200; i++) {
       await new Promise((r) => setTimeout(r, 50));
@@ -249,7 +342,11 @@ describe('session lifetime and refresh grace', () => {
   it('refreshing cannot extend a session past its absolute end', async () => {
     const u = await registerAndLogin(t.app);
     const { sid } = decodeJwt(u.refresh) as { sid: string };
-    await t.app.container.db.updateTable('sessions').set({ expires_at: Date.now() - 1 }).where('id', '=', sid).execute();
+    await t.app.container.db
+      .updateTable('sessions')
+      .set({ expires_at: Date.now() - 1 })
+      .where('id', '=', sid)
+      .execute();
     await t.app.container.changes.publish('session', sid);
     assert.equal((await t.app.inject(refreshWith(u.refresh))).statusCode, 401);
     assert.equal((await t.app.inject(me(u.access))).statusCode, 401);

@@ -13,7 +13,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
 import { openDatabase } from '../../../src/db/index.js';
-import { bearer, createTestApp, login, makeAdmin, registerAndLogin, STRONG_PASSWORD, TEST_ENV, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  login,
+  makeAdmin,
+  registerAndLogin,
+  STRONG_PASSWORD,
+  TEST_ENV,
+  type TestApp,
+} from '../../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
 import { ROOT, runCli, type RunResult } from '../../cli/helpers.js';
 import { request, startServer } from '../../helpers/server.js';
@@ -33,7 +42,8 @@ const TABLES_AND_KEYS: [string, string][] = [
 
 async function snapshot(db: Kysely<any>): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
-  for (const [table, key] of TABLES_AND_KEYS) out[table] = await db.selectFrom(table).selectAll().orderBy(key).execute();
+  for (const [table, key] of TABLES_AND_KEYS)
+    out[table] = await db.selectFrom(table).selectAll().orderBy(key).execute();
   return out;
 }
 
@@ -42,7 +52,15 @@ async function rowCount(url: string): Promise<number> {
   try {
     const tables = (await handle.db.introspection.getTables()).filter((t) => !t.name.startsWith('flokie_migrations'));
     let total = 0;
-    for (const t of tables) total += Number((await handle.db.selectFrom(t.name as never).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst())?.n ?? 0);
+    for (const t of tables)
+      total += Number(
+        (
+          await handle.db
+            .selectFrom(t.name as never)
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirst()
+        )?.n ?? 0,
+      );
     return total;
   } finally {
     await handle.close();
@@ -84,29 +102,76 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flokie-backup-test-'));
-    source = await createTestApp({ ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/down', ALERT_RETRY_INITIAL_SECONDS: '3600' }, { fileDatabase: true });
+    source = await createTestApp(
+      { ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/down', ALERT_RETRY_INITIAL_SECONDS: '3600' },
+      { fileDatabase: true },
+    );
     target = await createTestDatabase({ file: true });
     admin = await registerAndLogin(source.app);
     await makeAdmin(source.app, admin.id);
     alice = await registerAndLogin(source.app);
     mallory = await registerAndLogin(source.app);
     await login(source.app, alice.username); // a second session
-    await source.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: alice.username, password: 'Wrong-Password-1' } });
+    await source.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: alice.username, password: 'Wrong-Password-1' },
+    });
     await source.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(mallory.access) });
-    assert.equal((await source.app.inject({ method: 'POST', url: `/api/users/${mallory.id}/deactivate`, headers: bearer(admin.access) })).statusCode, 200);
-    await source.app.inject({ method: 'POST', url: '/api/security/tokens/revoke', headers: bearer(admin.access), payload: { user_id: alice.id } });
+    assert.equal(
+      (
+        await source.app.inject({
+          method: 'POST',
+          url: `/api/users/${mallory.id}/deactivate`,
+          headers: bearer(admin.access),
+        })
+      ).statusCode,
+      200,
+    );
+    await source.app.inject({
+      method: 'POST',
+      url: '/api/security/tokens/revoke',
+      headers: bearer(admin.access),
+      payload: { user_id: alice.id },
+    });
     alice = { ...alice, ...(await login(source.app, alice.username)) };
     const spare = await login(source.app, admin.username);
     const jti = JSON.parse(Buffer.from(spare.access.split('.')[1]!, 'base64url').toString()).jti as string;
-    assert.equal((await source.app.inject({ method: 'POST', url: '/api/security/tokens/revoke', headers: bearer(admin.access), payload: { jti } })).statusCode, 200);
+    assert.equal(
+      (
+        await source.app.inject({
+          method: 'POST',
+          url: '/api/security/tokens/revoke',
+          headers: bearer(admin.access),
+          payload: { jti },
+        })
+      ).statusCode,
+      200,
+    );
     await source.app.container.events.flush();
     // Enough incompressible rows that the file spans several of age's 64 KiB chunks: a damaged
     // last chunk is found only after earlier rows were read, which the one transaction must undo.
     const { randomBytes } = await import('node:crypto');
-    const filler = Array.from({ length: 2500 }, (_, i) => ({ type: 'login_failure', severity: 'warning', user_id: null, ip: `198.51.100.${i % 250}`, user_agent: null, request_id: null, endpoint: null, details: JSON.stringify({ noise: randomBytes(48).toString('hex') }), created_at: Date.now() - i }));
-    for (let i = 0; i < filler.length; i += 250) await source.app.container.db.insertInto('security_events').values(filler.slice(i, i + 250)).execute();
+    const filler = Array.from({ length: 2500 }, (_, i) => ({
+      type: 'login_failure',
+      severity: 'warning',
+      user_id: null,
+      ip: `198.51.100.${i % 250}`,
+      user_agent: null,
+      request_id: null,
+      endpoint: null,
+      details: JSON.stringify({ noise: randomBytes(48).toString('hex') }),
+      created_at: Date.now() - i,
+    }));
+    for (let i = 0; i < filler.length; i += 250)
+      await source.app.container.db
+        .insertInto('security_events')
+        .values(filler.slice(i, i + 250))
+        .execute();
     // The database holds text that needs escaping, too.
-    await source.app.container.users.update(alice.id, { bio: 'line one\nline "two" \\ \u2603 <tag> ; DROP TABLE users; --' });
+    await source.app.container.users.update(alice.id, {
+      bio: 'line one\nline "two" \\ \u2603 <tag> ; DROP TABLE users; --',
+    });
   });
   after(async () => {
     await source?.close();
@@ -131,11 +196,17 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
     }
     const [keygen, create, verify, restore] = outputs as [RunResult, RunResult, RunResult, RunResult];
     assert.match(keygen.stdout, /^AGE-SECRET-KEY-1[A-Z0-9]+$/m);
-    assert.match(create.stdout, /^Backup written: flokie-backup\.age \(\d+ bytes, \d+ rows, (sqlite|postgres|mysql), migrations up to \d{3}_\w+/);
+    assert.match(
+      create.stdout,
+      /^Backup written: flokie-backup\.age \(\d+ bytes, \d+ rows, (sqlite|postgres|mysql), migrations up to \d{3}_\w+/,
+    );
     assert.equal(statSync(join(dir, 'flokie-backup.age')).mode & 0o777, 0o600, 'the backup file is private');
     const raw = readFileSync(join(dir, 'flokie-backup.age'));
     assert.ok(raw.subarray(0, 40).toString('latin1').startsWith('age-encryption.org/v1'), 'an age file');
-    assert.ok(!raw.includes(Buffer.from(alice.username)) && !raw.includes(Buffer.from('$2b$04$')), 'no plaintext user data or hashes in the file');
+    assert.ok(
+      !raw.includes(Buffer.from(alice.username)) && !raw.includes(Buffer.from('$2b$04$')),
+      'no plaintext user data or hashes in the file',
+    );
     assert.match(verify.stdout, /^OK {2}migrations: 001_initial, /m);
     assert.match(verify.stdout, /^OK {2}\d+ rows restored into .*users=3 /m);
     assert.match(restore.stdout, /^Restored \d+ rows from flokie-backup\.age/);
@@ -147,10 +218,28 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
       const before = await snapshot(source.app.container.db);
       const after = await snapshot(restored.db);
       for (const [table] of TABLES_AND_KEYS) assert.deepEqual(after[table], before[table], `${table} differs`);
-      assert.ok(before.users!.length === 3 && before.sessions!.length >= 4 && before.security_events!.length >= 8 && before.revoked_tokens!.length >= 1);
+      assert.ok(
+        before.users!.length === 3 &&
+          before.sessions!.length >= 4 &&
+          before.security_events!.length >= 8 &&
+          before.revoked_tokens!.length >= 1,
+      );
       assert.ok(before.alert_outbox!.length >= 1, 'queued alerts are backed up too');
       // New rows get fresh ids after the restored ones (sequences continue on PostgreSQL).
-      await restored.db.insertInto('security_events').values({ type: 'logout', severity: 'info', user_id: null, ip: null, user_agent: null, request_id: null, endpoint: null, details: null, created_at: Date.now() }).execute();
+      await restored.db
+        .insertInto('security_events')
+        .values({
+          type: 'logout',
+          severity: 'info',
+          user_id: null,
+          ip: null,
+          user_agent: null,
+          request_id: null,
+          endpoint: null,
+          details: null,
+          created_at: Date.now(),
+        })
+        .execute();
     } finally {
       await restored.close();
     }
@@ -158,9 +247,15 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
 
   it('a real server on the restored database serves logins; revocations and deactivations held', async () => {
     // The same signing keys as the service that issued the tokens.
-    const server = await startServer({ DATABASE_URL: target.url, SECRET_KEY: TEST_ENV.SECRET_KEY!, JWT_SECRET_KEY: TEST_ENV.JWT_SECRET_KEY! });
+    const server = await startServer({
+      DATABASE_URL: target.url,
+      SECRET_KEY: TEST_ENV.SECRET_KEY!,
+      JWT_SECRET_KEY: TEST_ENV.JWT_SECRET_KEY!,
+    });
     try {
-      const ok = await request('POST', `${server.url}/api/auth/login`, { body: { username: alice.username, password: STRONG_PASSWORD } });
+      const ok = await request('POST', `${server.url}/api/auth/login`, {
+        body: { username: alice.username, password: STRONG_PASSWORD },
+      });
       assert.equal(ok.status, 200, ok.text);
       const me = await request('GET', `${server.url}/api/auth/me`, { token: ok.body.data.access_token });
       assert.equal(me.status, 200);
@@ -169,7 +264,9 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
       assert.equal(kept.status, 200, 'a session valid at backup time is valid after restore');
       const revoked = await request('GET', `${server.url}/api/auth/me`, { token: mallory.access });
       assert.equal(revoked.status, 401, 'a session revoked before the backup stays revoked');
-      const deactivated = await request('POST', `${server.url}/api/auth/login`, { body: { username: mallory.username, password: STRONG_PASSWORD } });
+      const deactivated = await request('POST', `${server.url}/api/auth/login`, {
+        body: { username: mallory.username, password: STRONG_PASSWORD },
+      });
       assert.equal(deactivated.status, 401, 'a deactivated account stays deactivated');
     } finally {
       await server.stop();
@@ -178,11 +275,15 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
 
   it('refuses a target that holds data, a modified, truncated or wrongly-keyed file, and overwriting: one line, exit 1, nothing written', async () => {
     const env = (url: string) => ({ DATABASE_URL: url });
-    const restoreInto = (url: string, file: string, key = 'flokie-backup.key') => runCli(['backup', 'restore', file, '--identity', key], { env: env(url), cwd: dir });
+    const restoreInto = (url: string, file: string, key = 'flokie-backup.key') =>
+      runCli(['backup', 'restore', file, '--identity', key], { env: env(url), cwd: dir });
 
     const notEmpty = await restoreInto(target.url, 'flokie-backup.age');
     assert.equal(notEmpty.code, 1);
-    assert.match(notEmpty.stderr, /^flokie: error: the target database is not empty \(users has 3 rows\); restore only into a new, empty database\n$/);
+    assert.match(
+      notEmpty.stderr,
+      /^flokie: error: the target database is not empty \(users has 3 rows\); restore only into a new, empty database\n$/,
+    );
 
     const good = readFileSync(join(dir, 'flokie-backup.age'));
     const modified = Buffer.from(good);
@@ -205,7 +306,10 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
         ['missing.age', 'flokie-backup.key', /missing\.age does not exist/],
       ] as const) {
         for (const command of ['restore', 'verify'] as const) {
-          const result = command === 'restore' ? await restoreInto(empty.url, file, key) : await runCli(['backup', 'verify', file, '--identity', key], { env: env(empty.url), cwd: dir });
+          const result =
+            command === 'restore'
+              ? await restoreInto(empty.url, file, key)
+              : await runCli(['backup', 'verify', file, '--identity', key], { env: env(empty.url), cwd: dir });
           assert.equal(result.code, 1, `${command} ${file} with ${key}: ${result.stdout}`);
           assert.match(result.stderr, pattern, `${command} ${file}`);
           assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${result.stderr}`);
@@ -217,13 +321,19 @@ describe('backup → verify → restore, as the runbook says', { timeout: 240_00
       await empty.drop();
     }
 
-    const again = await runCli(['backup', 'create', '--out', 'flokie-backup.age'], { env: { ...env(source.database.url), BACKUP_RECIPIENT: recipient }, cwd: dir });
+    const again = await runCli(['backup', 'create', '--out', 'flokie-backup.age'], {
+      env: { ...env(source.database.url), BACKUP_RECIPIENT: recipient },
+      cwd: dir,
+    });
     assert.equal(again.code, 1);
     assert.match(again.stderr, /flokie-backup\.age already exists; choose a new name/);
     const noKey = await runCli(['backup', 'create', '--out', 'new.age'], { env: env(source.database.url), cwd: dir });
     assert.equal(noKey.code, 1);
     assert.match(noKey.stderr, /BACKUP_RECIPIENT is not set/);
-    const badKey = await runCli(['backup', 'create', '--out', 'new.age'], { env: { ...env(source.database.url), BACKUP_RECIPIENT: 'age1notakey' }, cwd: dir });
+    const badKey = await runCli(['backup', 'create', '--out', 'new.age'], {
+      env: { ...env(source.database.url), BACKUP_RECIPIENT: 'age1notakey' },
+      cwd: dir,
+    });
     assert.equal(badKey.code, 1);
     assert.match(badKey.stderr, /BACKUP_RECIPIENT must be an age public key/);
     assert.throws(() => statSync(join(dir, 'new.age')));

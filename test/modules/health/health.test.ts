@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { migrateDown, migrateToLatest } from '../../../src/db/migrator.js';
 import { PUBLIC_PING_REUSE_MS } from '../../../src/modules/health/routes.js';
-import { bearer, createLoggedApp, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createLoggedApp,
+  createTestApp,
+  json,
+  makeAdmin,
+  registerAndLogin,
+  type TestApp,
+} from '../../helpers/app.js';
 
 describe('health', () => {
   let t: TestApp;
@@ -26,14 +34,29 @@ describe('health', () => {
   it('detailed health: admin or health token outside development', async () => {
     assert.equal((await t.app.inject({ method: 'GET', url: '/api/health/detailed' })).statusCode, 403);
     const user = await registerAndLogin(t.app);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: bearer(user.access) })).statusCode, 403);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: { 'x-health-token': 'wrong' } })).statusCode, 403);
-    const byToken = await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: { 'x-health-token': 'monitor-token-0123456789' } });
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: bearer(user.access) })).statusCode,
+      403,
+    );
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: { 'x-health-token': 'wrong' } }))
+        .statusCode,
+      403,
+    );
+    const byToken = await t.app.inject({
+      method: 'GET',
+      url: '/api/health/detailed',
+      headers: { 'x-health-token': 'monitor-token-0123456789' },
+    });
     assert.equal(byToken.statusCode, 200);
     const body = json(byToken);
-    for (const key of ['uptime', 'pool', 'cache', 'system', 'application', 'password_hashing']) assert.ok(key in body, key);
+    for (const key of ['uptime', 'pool', 'cache', 'system', 'application', 'password_hashing'])
+      assert.ok(key in body, key);
     await makeAdmin(t.app, user.id);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: bearer(user.access) })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: bearer(user.access) })).statusCode,
+      200,
+    );
   });
 
   it('the OpenAPI document describes every contract path and the docs page is served', async () => {
@@ -94,11 +117,15 @@ describe('orchestrator probes and operator views', () => {
 
   it('readiness reports Redis, and stays ready while Redis is down (the service serves from in-process state then)', async () => {
     const prefix = `flokie-test-${Math.random().toString(36).slice(2)}:`;
-    const up = await createTestApp({ REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: prefix });
+    const up = await createTestApp({
+      REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      REDIS_KEY_PREFIX: prefix,
+    });
     const down = await createTestApp({ REDIS_URL: 'redis://127.0.0.1:1', REDIS_KEY_PREFIX: prefix });
     try {
       const deadline = Date.now() + 5000;
-      while (up.app.container.redis!.status !== 'ready' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (up.app.container.redis!.status !== 'ready' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
       const ok = await up.app.inject({ method: 'GET', url: '/api/health/readiness' });
       assert.deepEqual([ok.statusCode, json(ok).checks.redis.status], [200, 'ready']);
       const degraded = await down.app.inject({ method: 'GET', url: '/api/health/readiness' });
@@ -117,21 +144,35 @@ describe('orchestrator probes and operator views', () => {
       const res = await t.app.inject({ method: 'GET', url, headers: { 'x-health-token': 'monitor-token-0123456789' } });
       assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
     }
-    const database = json(await t.app.inject({ method: 'GET', url: '/api/health/database', headers: { 'x-health-token': 'monitor-token-0123456789' } }));
+    const database = json(
+      await t.app.inject({
+        method: 'GET',
+        url: '/api/health/database',
+        headers: { 'x-health-token': 'monitor-token-0123456789' },
+      }),
+    );
     assert.equal(database.status, 'healthy');
     assert.equal(database.database.status, 'connected');
     assert.equal(database.database.dialect, t.database.dialect);
     assert.equal(typeof database.database.pool.size, 'number');
-    const system = json(await t.app.inject({ method: 'GET', url: '/api/health/system', headers: { 'x-health-token': 'monitor-token-0123456789' } }));
+    const system = json(
+      await t.app.inject({
+        method: 'GET',
+        url: '/api/health/system',
+        headers: { 'x-health-token': 'monitor-token-0123456789' },
+      }),
+    );
     assert.equal(system.status, 'healthy');
     for (const key of ['cpus', 'load_average', 'memory_total', 'memory_free']) assert.ok(key in system.system, key);
-    for (const key of ['pid', 'node', 'rss', 'heap_used', 'event_loop_delay_ms']) assert.ok(key in system.application, key);
+    for (const key of ['pid', 'node', 'rss', 'heap_used', 'event_loop_delay_ms'])
+      assert.ok(key in system.application, key);
   });
 
   it('in development they are open, as /detailed is', async () => {
     const dev = await createTestApp({ NODE_ENV: 'development' });
     try {
-      for (const url of ['/api/health/detailed', '/api/health/database', '/api/health/system']) assert.equal((await dev.app.inject({ method: 'GET', url })).statusCode, 200, url);
+      for (const url of ['/api/health/detailed', '/api/health/database', '/api/health/system'])
+        assert.equal((await dev.app.inject({ method: 'GET', url })).statusCode, 200, url);
     } finally {
       await dev.close();
     }
@@ -150,7 +191,8 @@ describe('orchestrator probes and operator views', () => {
     }
     const off = await createTestApp({ DOCS_ENABLED: 'false' });
     try {
-      for (const url of ['/api/doc', '/api/swagger.json', '/api/docs/', '/api/openapi.json']) assert.equal((await off.app.inject({ method: 'GET', url })).statusCode, 404, url);
+      for (const url of ['/api/doc', '/api/swagger.json', '/api/docs/', '/api/openapi.json'])
+        assert.equal((await off.app.inject({ method: 'GET', url })).statusCode, 404, url);
     } finally {
       await off.close();
     }
@@ -165,10 +207,19 @@ describe('health when the database is gone', () => {
       ctx.mock.timers.enable({ apis: ['Date'], now: Date.now() });
       await t.app.container.database.close();
       // Within the window no query is made: the database being gone does not show yet.
-      const burst = await Promise.all(Array.from({ length: 5 }, () => t.app.inject({ method: 'GET', url: '/api/health' })));
-      assert.deepEqual(burst.map((r) => r.statusCode), [200, 200, 200, 200, 200]);
+      const burst = await Promise.all(
+        Array.from({ length: 5 }, () => t.app.inject({ method: 'GET', url: '/api/health' })),
+      );
+      assert.deepEqual(
+        burst.map((r) => r.statusCode),
+        [200, 200, 200, 200, 200],
+      );
       // Operators' view always asks the database.
-      const detailed = await t.app.inject({ method: 'GET', url: '/api/health/detailed', headers: { 'x-health-token': 'monitor-token-0123456789' } });
+      const detailed = await t.app.inject({
+        method: 'GET',
+        url: '/api/health/detailed',
+        headers: { 'x-health-token': 'monitor-token-0123456789' },
+      });
       assert.equal(detailed.statusCode, 503);
       ctx.mock.timers.tick(PUBLIC_PING_REUSE_MS);
       const after = await t.app.inject({ method: 'GET', url: '/api/health' });
@@ -222,15 +273,28 @@ describe('health when the database is gone', () => {
     try {
       const codes: number[] = [];
       for (let i = 0; i < 150; i++) {
-        const guess = await limited.app.inject({ method: 'GET', url: '/api/health/detailed', remoteAddress: '198.51.100.70', headers: { 'x-health-token': `guess-${i}` } });
+        const guess = await limited.app.inject({
+          method: 'GET',
+          url: '/api/health/detailed',
+          remoteAddress: '198.51.100.70',
+          headers: { 'x-health-token': `guess-${i}` },
+        });
         codes.push(guess.statusCode);
       }
       assert.deepEqual(codes, [...Array<number>(100).fill(403), ...Array<number>(50).fill(429)]);
       for (const url of ['/api/health/database', '/api/health/system']) {
-        assert.equal((await limited.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.70' })).statusCode, 429, url);
+        assert.equal(
+          (await limited.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.70' })).statusCode,
+          429,
+          url,
+        );
       }
       for (const url of ['/api/health', '/api/health/liveness', '/api/health/readiness']) {
-        assert.equal((await limited.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.70' })).statusCode, 200, url);
+        assert.equal(
+          (await limited.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.70' })).statusCode,
+          200,
+          url,
+        );
       }
     } finally {
       await limited.close();

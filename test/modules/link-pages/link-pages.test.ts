@@ -114,7 +114,7 @@ describe('link pages over HTTP', () => {
   });
 
   it('the pages stay out of the OpenAPI document, and the API keeps its own CSP and Referrer-Policy', async () => {
-    const paths = Object.keys(json((await t.app.inject({ method: 'GET', url: '/api/openapi.json' })))['paths']);
+    const paths = Object.keys(json(await t.app.inject({ method: 'GET', url: '/api/openapi.json' }))['paths']);
     for (const url of PAGES) assert.ok(!paths.includes(url), url);
     const api = await t.app.inject({ method: 'GET', url: '/api/health' });
     assert.equal(api.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'");

@@ -20,5 +20,8 @@ export async function eventRows(container: Container, type?: string) {
   await container.events.flush();
   let q = container.db.selectFrom('security_events').selectAll();
   if (type) q = q.where('type', '=', type);
-  return (await q.orderBy('id').execute()).map((r) => ({ ...r, details: r.details ? (JSON.parse(r.details) as Record<string, any>) : null }));
+  return (await q.orderBy('id').execute()).map((r) => ({
+    ...r,
+    details: r.details ? (JSON.parse(r.details) as Record<string, any>) : null,
+  }));
 }

@@ -10,7 +10,12 @@ import { eventRows } from './helpers.js';
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 async function redisAvailable(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
+  const probe = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    retryStrategy: () => null,
+  });
   probe.on('error', () => {});
   try {
     await probe.connect();
@@ -25,7 +30,11 @@ async function redisAvailable(): Promise<boolean> {
 
 /** A failed login on an unknown name, recorded as the lockout records it (the keyed hash, never the text). */
 function fail(c: Container, ip: string, login: string) {
-  c.events.emit({ type: 'login_failure', ip, details: { reason: 'bad_credentials', login_hash: c.lockout.names.tag(login) } });
+  c.events.emit({
+    type: 'login_failure',
+    ip,
+    details: { reason: 'bad_credentials', login_hash: c.lockout.names.tag(login) },
+  });
 }
 
 describe('intrusion detection (in-process counters)', () => {
@@ -33,7 +42,13 @@ describe('intrusion detection (in-process counters)', () => {
   let c: Container;
   before(async () => {
     database = await createTestDatabase({ file: true });
-    c = await createContainer(makeTestConfig({ BRUTE_FORCE_ALERT_THRESHOLD: '10', CREDENTIAL_STUFFING_THRESHOLD: '5', DISTRIBUTED_ATTACK_THRESHOLD: '5' }, database.url), { migrate: true });
+    c = await createContainer(
+      makeTestConfig(
+        { BRUTE_FORCE_ALERT_THRESHOLD: '10', CREDENTIAL_STUFFING_THRESHOLD: '5', DISTRIBUTED_ATTACK_THRESHOLD: '5' },
+        database.url,
+      ),
+      { migrate: true },
+    );
   });
   after(async () => {
     await c.close();
@@ -73,7 +88,9 @@ describe('intrusion detection (in-process counters)', () => {
   it('one name however it is typed: "carol", " Carol ", "CAROL" and the full-width "ｃａｒｏｌ" count as one name from many IPs', async () => {
     const spellings = ['carol', ' Carol ', 'CAROL', 'carol ', '\uff43\uff41\uff52\uff4f\uff4c', '\tcarol'];
     for (let i = 0; i < 6; i++) fail(c, `198.51.100.${10 + i}`, spellings[i]!);
-    const alerts = (await eventRows(c, 'distributed_attack_detected')).filter((a) => a.details!.login_hash === c.lockout.names.tag('carol'));
+    const alerts = (await eventRows(c, 'distributed_attack_detected')).filter(
+      (a) => a.details!.login_hash === c.lockout.names.tag('carol'),
+    );
     assert.equal(alerts.length, 1, 'six addresses on one name pass the threshold of 5');
     // And from one address, the spellings are one name, not six: no credential stuffing.
     const before = (await eventRows(c, 'credential_stuffing_detected')).length;
@@ -91,10 +108,14 @@ describe('intrusion detection shared through Redis', async () => {
   before(async () => {
     if (!available) return;
     database = await createTestDatabase({ file: true });
-    const config = makeTestConfig({ REDIS_URL, REDIS_KEY_PREFIX: prefix, BRUTE_FORCE_ALERT_THRESHOLD: '6', BRUTE_FORCE_BLOCK_MINUTES: '2' }, database.url);
+    const config = makeTestConfig(
+      { REDIS_URL, REDIS_KEY_PREFIX: prefix, BRUTE_FORCE_ALERT_THRESHOLD: '6', BRUTE_FORCE_BLOCK_MINUTES: '2' },
+      database.url,
+    );
     a = await createContainer(config, { migrate: true });
     b = await createContainer(config, { migrate: false });
-    for (const c of [a, b]) if (c.redis!.status !== 'ready') await new Promise((resolve) => c.redis!.once('ready', resolve));
+    for (const c of [a, b])
+      if (c.redis!.status !== 'ready') await new Promise((resolve) => c.redis!.once('ready', resolve));
   });
   after(async () => {
     if (!available) return;
@@ -105,18 +126,22 @@ describe('intrusion detection shared through Redis', async () => {
     await database.drop();
   });
 
-  it('two instances count into one counter: one alert, and the block applies on both', { skip: !available && 'Redis not reachable' }, async () => {
-    for (let i = 0; i < 4; i++) fail(a, '192.0.2.50', 'carol');
-    await a.intrusion.settle();
-    for (let i = 0; i < 4; i++) fail(b, '192.0.2.50', 'carol');
-    await b.intrusion.settle();
-    const alerts = [...(await eventRows(a, 'brute_force_detected')), ...(await eventRows(b, 'brute_force_detected'))];
-    const unique = new Set(alerts.map((r) => r.id));
-    assert.equal(unique.size, 1, 'exactly one alert across both instances');
-    assert.ok((await a.intrusion.blockedFor('192.0.2.50')) > 100);
-    assert.ok((await b.intrusion.blockedFor('192.0.2.50')) > 100);
-    assert.equal(await a.intrusion.blockedFor('192.0.2.51'), 0);
-    const keys = await a.redis!.keys(`${prefix}ids:*`);
-    assert.ok(keys.length > 0, 'counters live in Redis');
-  });
+  it(
+    'two instances count into one counter: one alert, and the block applies on both',
+    { skip: !available && 'Redis not reachable' },
+    async () => {
+      for (let i = 0; i < 4; i++) fail(a, '192.0.2.50', 'carol');
+      await a.intrusion.settle();
+      for (let i = 0; i < 4; i++) fail(b, '192.0.2.50', 'carol');
+      await b.intrusion.settle();
+      const alerts = [...(await eventRows(a, 'brute_force_detected')), ...(await eventRows(b, 'brute_force_detected'))];
+      const unique = new Set(alerts.map((r) => r.id));
+      assert.equal(unique.size, 1, 'exactly one alert across both instances');
+      assert.ok((await a.intrusion.blockedFor('192.0.2.50')) > 100);
+      assert.ok((await b.intrusion.blockedFor('192.0.2.50')) > 100);
+      assert.equal(await a.intrusion.blockedFor('192.0.2.51'), 0);
+      const keys = await a.redis!.keys(`${prefix}ids:*`);
+      assert.ok(keys.length > 0, 'counters live in Redis');
+    },
+  );
 });

@@ -21,11 +21,17 @@ function sourceFiles(dir: string): string[] {
 }
 
 const files = sourceFiles(SRC).map((path) => ({ path: relative(ROOT, path), text: readFileSync(path, 'utf8') }));
-const filesMatching = (pattern: RegExp) => files.filter((f) => pattern.test(f.text)).map((f) => f.path).sort();
+const filesMatching = (pattern: RegExp) =>
+  files
+    .filter((f) => pattern.test(f.text))
+    .map((f) => f.path)
+    .sort();
 
 describe('security edge owners', () => {
   it('only the security service sets the emergency limit and records its event', () => {
-    assert.deepEqual(filesMatching(/(?<!function )\bsetEmergencyLimit\(/), ['src/modules/security/security-service.ts']);
+    assert.deepEqual(filesMatching(/(?<!function )\bsetEmergencyLimit\(/), [
+      'src/modules/security/security-service.ts',
+    ]);
     assert.deepEqual(filesMatching(/type: 'emergency_action'/), ['src/modules/security/security-service.ts']);
   });
 
@@ -34,13 +40,17 @@ describe('security edge owners', () => {
   });
 
   it('the security module imports Fastify only in its routes', () => {
-    const withFastify = filesMatching(/from 'fastify(-plugin)?'/).filter((path) => path.startsWith('src/modules/security/'));
+    const withFastify = filesMatching(/from 'fastify(-plugin)?'/).filter((path) =>
+      path.startsWith('src/modules/security/'),
+    );
     assert.deepEqual(withFastify, ['src/modules/security/routes.ts']);
   });
 
   it('the CLI imports no route module and no plugin', () => {
     const cli = files.filter((f) => f.path.startsWith('src/cli/'));
-    const offending = cli.filter((f) => /['"][^'"]*(\/routes|-routes|\/plugins\/)[^'"]*\.js['"]/.test(f.text)).map((f) => f.path);
+    const offending = cli
+      .filter((f) => /['"][^'"]*(\/routes|-routes|\/plugins\/)[^'"]*\.js['"]/.test(f.text))
+      .map((f) => f.path);
     assert.deepEqual(offending, []);
   });
 

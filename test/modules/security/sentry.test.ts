@@ -35,7 +35,10 @@ describe('Sentry error tracking', () => {
     });
     await new Promise<void>((resolve) => ingest.listen(0, '127.0.0.1', resolve));
     const port = (ingest.address() as AddressInfo).port;
-    const config = makeTestConfig({ SENTRY_DSN: `http://publickey@127.0.0.1:${port}/1`, SENTRY_ENVIRONMENT: 'sentry-test' });
+    const config = makeTestConfig({
+      SENTRY_DSN: `http://publickey@127.0.0.1:${port}/1`,
+      SENTRY_ENVIRONMENT: 'sentry-test',
+    });
     app = await buildApp(config);
     app.post('/api/test-boom', { preHandler: app.authenticate }, async () => {
       throw new Error('kaboom from a handler');
@@ -53,7 +56,12 @@ describe('Sentry error tracking', () => {
     const res = await app.inject({
       method: 'POST',
       url: '/api/test-boom?token=query-secret-value',
-      headers: { ...bearer(user.access), cookie: 'flokie_refresh=cookie-secret-value', 'user-agent': 'sentry-test-agent', 'x-request-id': 'req-sentry-1' },
+      headers: {
+        ...bearer(user.access),
+        cookie: 'flokie_refresh=cookie-secret-value',
+        'user-agent': 'sentry-test-agent',
+        'x-request-id': 'req-sentry-1',
+      },
       payload: { password: STRONG_PASSWORD, note: 'body-secret-value' },
     });
     assert.equal(res.statusCode, 500);
@@ -68,7 +76,14 @@ describe('Sentry error tracking', () => {
     assert.ok(body.includes(String(res.headers['x-request-id'])), 'our request id in the context');
     assert.match(body, /\/api\/test-boom/, 'route in the context');
     assert.ok(body.includes(user.id), 'user id in the context');
-    for (const secret of [user.access, 'cookie-secret-value', 'query-secret-value', 'body-secret-value', STRONG_PASSWORD, 'Bearer ']) {
+    for (const secret of [
+      user.access,
+      'cookie-secret-value',
+      'query-secret-value',
+      'body-secret-value',
+      STRONG_PASSWORD,
+      'Bearer ',
+    ]) {
       assert.ok(!body.includes(secret), `leaked to Sentry: ${secret.slice(0, 16)}`);
     }
   });
@@ -76,10 +91,18 @@ describe('Sentry error tracking', () => {
   it('reports critical security events, not routine ones', async () => {
     const before = received.length;
     app.container.events.emit({ type: 'login_success', ip: '192.0.2.7', details: { note: 'routine' } });
-    app.container.events.emit({ type: 'refresh_token_reuse', ip: '192.0.2.8', message: 'Refresh token reused: session revoked', details: { session_id: 's-1' } });
+    app.container.events.emit({
+      type: 'refresh_token_reuse',
+      ip: '192.0.2.8',
+      message: 'Refresh token reused: session revoked',
+      details: { session_id: 's-1' },
+    });
     await Sentry.flush(5000);
     const fresh = received.slice(before).map((r) => r.body);
-    assert.ok(fresh.some((b) => b.includes('Refresh token reused: session revoked') && b.includes('refresh_token_reuse')), 'critical event arrived');
+    assert.ok(
+      fresh.some((b) => b.includes('Refresh token reused: session revoked') && b.includes('refresh_token_reuse')),
+      'critical event arrived',
+    );
     assert.ok(!fresh.some((b) => b.includes('routine')), 'routine event not sent');
   });
 
@@ -88,7 +111,12 @@ describe('Sentry error tracking', () => {
     await makeAdmin(app, admin.id);
     const before = received.length;
     for (let i = 0; i < app.container.config.BRUTE_FORCE_ALERT_THRESHOLD + 2; i++) {
-      await app.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '192.0.2.99', payload: { username: `nobody${i}`, password: 'Not-The-Password-1' } });
+      await app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress: '192.0.2.99',
+        payload: { username: `nobody${i}`, password: 'Not-The-Password-1' },
+      });
     }
     await app.container.intrusion.settle();
     await Sentry.flush(5000);

@@ -5,7 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearer, createTestApp, makeAdmin, register, registerAndLogin, uniqueUser, type TestApp } from '../../helpers/app.js';
+import {
+  bearer,
+  createTestApp,
+  makeAdmin,
+  register,
+  registerAndLogin,
+  uniqueUser,
+  type TestApp,
+} from '../../helpers/app.js';
 import { cliContext } from '../../../src/core/request-context.js';
 
 const ROUNDS = 8;
@@ -18,7 +26,14 @@ describe('races on the administration guards', () => {
   after(() => t.close());
 
   const activeAdmins = async () =>
-    (await t.app.container.db.selectFrom('users').select('id').where('is_admin', '=', 1).where('is_active', '=', 1).execute()).length;
+    (
+      await t.app.container.db
+        .selectFrom('users')
+        .select('id')
+        .where('is_admin', '=', 1)
+        .where('is_active', '=', 1)
+        .execute()
+    ).length;
 
   it('two admins deactivating or demoting each other (or themselves) at once never leave zero active admins', async () => {
     for (let round = 0; round < ROUNDS; round++) {
@@ -28,17 +43,31 @@ describe('races on the administration guards', () => {
       const b = await registerAndLogin(t.app, uniqueUser('raceb'));
       await makeAdmin(t.app, a.id);
       await makeAdmin(t.app, b.id);
-      const deactivate = (actor: typeof a, target: string) => ({ method: 'POST' as const, url: `/api/users/${target}/deactivate`, headers: bearer(actor.access) });
+      const deactivate = (actor: typeof a, target: string) => ({
+        method: 'POST' as const,
+        url: `/api/users/${target}/deactivate`,
+        headers: bearer(actor.access),
+      });
       const demote = (actor: typeof a, target: string) => ({
         method: 'POST' as const,
         url: `/api/users/${target}/admin`,
         headers: bearer(actor.access),
         payload: { is_admin: false },
       });
-      const remove = (actor: typeof a, target: string) => ({ method: 'DELETE' as const, url: `/api/users/${target}`, headers: bearer(actor.access) });
+      const remove = (actor: typeof a, target: string) => ({
+        method: 'DELETE' as const,
+        url: `/api/users/${target}`,
+        headers: bearer(actor.access),
+      });
       const requests = [
-        deactivate(a, b.id), deactivate(b, a.id), demote(a, b.id), demote(b, a.id),
-        deactivate(a, a.id), deactivate(b, b.id), remove(a, b.id), remove(b, a.id),
+        deactivate(a, b.id),
+        deactivate(b, a.id),
+        demote(a, b.id),
+        demote(b, a.id),
+        deactivate(a, a.id),
+        deactivate(b, b.id),
+        remove(a, b.id),
+        remove(b, a.id),
       ];
       const answers = await Promise.all([...requests, ...requests].map((r) => t.app.inject(r)));
       for (const res of answers) {
@@ -58,7 +87,11 @@ describe('races on the administration guards', () => {
     await makeAdmin(t.app, a.id);
     await makeAdmin(t.app, b.id);
     await t.app.container.db.updateTable('users').set({ is_active: 0 }).where('id', '=', b.id).execute();
-    const self = await t.app.inject({ method: 'POST', url: `/api/users/${a.id}/deactivate`, headers: bearer(a.access) });
+    const self = await t.app.inject({
+      method: 'POST',
+      url: `/api/users/${a.id}/deactivate`,
+      headers: bearer(a.access),
+    });
     assert.equal(self.statusCode, 400);
     assert.match(self.body, /last active administrator/);
     await t.app.container.admin.deactivate(a.id, cliContext());

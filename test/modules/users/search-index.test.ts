@@ -43,16 +43,33 @@ describe('admin search uses indexes', () => {
 
   it('finds by username and e-mail prefix', async () => {
     const found = await c.userQueries.search('SEED49', 50, false);
-    assert.deepEqual(found.map((u) => u.username).sort(), ['seed49', 'seed490', 'seed491', 'seed492', 'seed493', 'seed494', 'seed495', 'seed496', 'seed497', 'seed498', 'seed499']);
+    assert.deepEqual(found.map((u) => u.username).sort(), [
+      'seed49',
+      'seed490',
+      'seed491',
+      'seed492',
+      'seed493',
+      'seed494',
+      'seed495',
+      'seed496',
+      'seed497',
+      'seed498',
+      'seed499',
+    ]);
     const byMail = await c.userQueries.search('seed7@ex', 50, false);
-    assert.deepEqual(byMail.map((u) => u.username), ['seed7']);
+    assert.deepEqual(
+      byMail.map((u) => u.username),
+      ['seed7'],
+    );
   });
 
   it('the search plan reads indexes, not the whole table', async () => {
     const compiled = c.userQueries.searchQuery('seed49', 10, false).compile();
     let plan: string;
     if (database.dialect === 'sqlite') {
-      const result = await c.db.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${compiled.sql}`, [...compiled.parameters]));
+      const result = await c.db.executeQuery<{ detail: string }>(
+        CompiledQuery.raw(`EXPLAIN QUERY PLAN ${compiled.sql}`, [...compiled.parameters]),
+      );
       plan = result.rows.map((r) => r.detail).join('\n');
       assert.match(plan, /INDEX/);
       assert.doesNotMatch(plan, /^SCAN users$/m);
@@ -61,14 +78,18 @@ describe('admin search uses indexes', () => {
       await c.db.executeQuery(CompiledQuery.raw('ANALYZE users'));
       plan = await c.db.transaction().execute(async (trx) => {
         await trx.executeQuery(CompiledQuery.raw('SET LOCAL enable_seqscan = off'));
-        const result = await trx.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`EXPLAIN ${compiled.sql}`, [...compiled.parameters]));
+        const result = await trx.executeQuery<{ 'QUERY PLAN': string }>(
+          CompiledQuery.raw(`EXPLAIN ${compiled.sql}`, [...compiled.parameters]),
+        );
         return result.rows.map((r) => r['QUERY PLAN']).join('\n');
       });
       assert.match(plan, /users_username_prefix_idx/);
       assert.match(plan, /users_email_prefix_idx/);
       assert.doesNotMatch(plan, /Seq Scan/);
     } else {
-      const result = await c.db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(`EXPLAIN ${compiled.sql}`, [...compiled.parameters]));
+      const result = await c.db.executeQuery<Record<string, unknown>>(
+        CompiledQuery.raw(`EXPLAIN ${compiled.sql}`, [...compiled.parameters]),
+      );
       plan = JSON.stringify(result.rows);
       assert.doesNotMatch(plan, /"type":"ALL"/);
     }
