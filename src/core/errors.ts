@@ -1,7 +1,7 @@
 /**
  * Domain errors: what services and the rules they own throw. They name what went wrong (a code
  * from the contract's list, docs/api.md) and never an HTTP status; the HTTP edge
- * (src/http/errors.ts, used by plugins/error-handler.ts) maps each code to its status and headers.
+ * (src/http/errors.ts, used by plugins/app/error-handler.ts) maps each code to its status and headers.
  */
 export const ERROR_CODES = [
   'VALIDATION_ERROR',

@@ -2,8 +2,6 @@
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config/index.js';
 
-/** The shape of a user id (a UUID). No username has it, so a lookup by "id or username" is never ambiguous. */
-export const USER_ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEX = (n: number) => `[0-9A-Fa-f]{${n}}`;
 const USERNAME_PATTERN = `^(?!${HEX(8)}-${HEX(4)}-${HEX(4)}-${HEX(4)}-${HEX(12)}$)[A-Za-z0-9_-]*$`;
 export const USERNAME_RULE = '3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id';
@@ -46,8 +44,3 @@ export const Bio = Type.String({ maxLength: 1000 });
 export const OpaqueToken = Type.String({ minLength: 1, maxLength: 4096 });
 /** Text used as a lookup key (login name, ids, jti): PostgreSQL cannot even compare a NUL byte, so it is a 400 here. */
 export const NO_NUL = '^[^\\u0000]*$';
-
-/** Strips C0/C1 control characters except newline and tab from free text. */
-export function sanitizeText(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, '');
-}

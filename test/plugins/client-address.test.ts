@@ -1,7 +1,8 @@
 /** TRUSTED_PROXIES: forwarded headers believed only from listed peers; spoofing is logged and cannot dodge limits. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clientAddressKey, compileTrustedProxies } from '../../src/plugins/app/client-address.js';
+import { clientAddressKey } from '../../src/core/client-address.js';
+import { compileTrustedProxies } from '../../src/plugins/app/client-address.js';
 import { setEmergencyLimit } from '../../src/state/emergency-limit.js';
 import { createLoggedApp } from '../helpers/app.js';
 import { sleep } from '../helpers/server.js';

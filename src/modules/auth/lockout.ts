@@ -71,7 +71,7 @@ export interface Attempt {
   /** Who asked, for the security events. */
   context: RequestContext;
   flow: AttemptFlow;
-  /** The per-username rate limit (src/plugins/rate-limit.ts): applied to attempts without a trusted device credential only. */
+  /** The per-username rate limit (src/plugins/app/rate-limit.ts): applied to attempts without a trusted device credential only. */
   untrustedLimit?: () => Promise<void>;
 }
 

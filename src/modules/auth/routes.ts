@@ -48,7 +48,7 @@ const wantsCookie = (request: FastifyRequest) =>
 /**
  * Login: `username_or_email` (the original Flokie's field name) is read as `username`. It is
  * renamed before validation and before the per-username login limit reads the body
- * (plugins/rate-limit.ts), so the alias is counted like the name. Both at once: 400.
+ * (plugins/app/rate-limit.ts), so the alias is counted like the name. Both at once: 400.
  */
 const loginAlias: preValidationHookHandler = (request, _reply, done) => {
   const body = request.body as Record<string, unknown> | null | undefined;
@@ -200,7 +200,7 @@ export default async function authRoutes(
       const token = explicit ?? request.cookies?.[REFRESH_COOKIE];
       if (!token) throw authenticationError('Refresh token required');
       const fromCookie = !explicit;
-      // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/csrf.ts).
+      // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/app/csrf.ts).
       if (fromCookie) await app.verifyCsrf(request, reply);
       const pair = await auth.refresh(token, requestContext(request));
       // A refresh that came by cookie answers by cookie, so the browser never sees the token.

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config/index.js';
-import { clientAddressKey } from '../../plugins/app/client-address.js';
+import { clientAddressKey } from '../../core/client-address.js';
 import type { RedisClient } from '../../state/redis.js';
 import type { SecurityEvents } from './events.js';
 

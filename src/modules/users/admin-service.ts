@@ -13,7 +13,7 @@ import type { Config } from '../../config/index.js';
 import type { RequestContext } from '../../core/request-context.js';
 import { validationError } from '../../core/errors.js';
 import { dialectOf, isUniqueViolation } from '../../db/index.js';
-import { sanitizeText } from '../../http/fields.js';
+import { sanitizeText } from '../../core/text.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
 import type { Lockout } from '../auth/lockout.js';

@@ -5,7 +5,7 @@
  */
 import type { RequestContext } from '../../core/request-context.js';
 import { validationError } from '../../core/errors.js';
-import { sanitizeText } from '../../http/fields.js';
+import { sanitizeText } from '../../core/text.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
 import { normalizeEmail, type UserRepository } from './user-repository.js';

@@ -8,7 +8,7 @@ import type { Config } from '../../config/index.js';
 import { notFound } from '../../core/errors.js';
 import { dialectOf } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
-import { USER_ID_SHAPE } from '../../http/fields.js';
+import { USER_ID_SHAPE } from '../../core/text.js';
 import type { Lockout } from '../auth/lockout.js';
 import type { UserRepository } from './user-repository.js';
 import { toAdminUserView, type AdminUserView, type UserRow } from './user-view.js';

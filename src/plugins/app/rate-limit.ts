@@ -25,7 +25,7 @@ import type { Container } from '../../container.js';
 import { rateLimited } from '../../core/errors.js';
 import { bearerToken } from '../../http/bearer-token.js';
 import { RateLimitStore, type LimitDecision } from '../../state/rate-limiter.js';
-import { clientAddressKey } from './client-address.js';
+import { clientAddressKey } from '../../core/client-address.js';
 import { normalizeLoginName } from '../../modules/auth/login-name.js';
 import { requestContext } from '../../http/request-context.js';
 
