@@ -61,7 +61,10 @@ export interface BuildOptions {
 function validatorFactory() {
   const pool = AjvCompiler();
   const shared = { useDefaults: true, allErrors: true, removeAdditional: false as const };
-  return (externalSchemas: any, options: { customOptions?: Record<string, unknown> }) => {
+  return (
+    externalSchemas: Parameters<AjvCompiler.BuildCompilerFromPool>[0],
+    options: { customOptions?: Record<string, unknown> },
+  ) => {
     const body = pool(externalSchemas, {
       ...options,
       customOptions: { ...options.customOptions, ...shared, coerceTypes: false },
@@ -70,7 +73,7 @@ function validatorFactory() {
       ...options,
       customOptions: { ...options.customOptions, ...shared, coerceTypes: 'array' },
     });
-    return (route: any) =>
+    return (route: AjvCompiler.RouteDefinition) =>
       route.httpPart === 'body'
         ? body(route)
         : route.httpPart === 'querystring'

@@ -39,7 +39,7 @@ function rawValue(name: string, options: CheckOptions): string {
   const env = options.env ?? process.env;
   if (env[name] !== undefined) return env[name]!;
   const file = resolve(options.cwd ?? process.cwd(), '.env');
-  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the deployment's own .env, as loadConfig reads it
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the deployment's own .env, as loadConfig
   if (!existsSync(file)) return '';
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- idem
   return parseDotenv(readFileSync(file))[name] ?? '';
@@ -155,7 +155,8 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
     'Password policy is enforced',
     config.MIN_PASSWORD_LENGTH < 8 ? 'fail' : policyIssues.length ? 'warn' : 'pass',
     policyIssues.join('; ') ||
-      `min length ${config.MIN_PASSWORD_LENGTH}, strength score ≥ ${config.PASSWORD_MIN_SCORE}, lockout after ${config.MAX_LOGIN_ATTEMPTS} failures`,
+      `min length ${config.MIN_PASSWORD_LENGTH}, strength score ≥ ${config.PASSWORD_MIN_SCORE}, lockout after ` +
+        `${config.MAX_LOGIN_ATTEMPTS} failures`,
   );
 
   // Database security
@@ -228,7 +229,8 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
     config.HSTS_MAX_AGE === 0 ? 'fail' : config.HSTS_MAX_AGE < 15_552_000 ? 'warn' : 'pass',
     config.HSTS_MAX_AGE === 0
       ? 'HSTS_MAX_AGE=0: never sent'
-      : `max-age=${config.HSTS_MAX_AGE}${config.HSTS_MAX_AGE < 15_552_000 ? ' (use at least 6 months)' : ''}, ${hstsWhere}`,
+      : `max-age=${config.HSTS_MAX_AGE}${config.HSTS_MAX_AGE < 15_552_000 ? ' (use at least 6 months)' : ''}, ` +
+          `${hstsWhere}`,
     true,
   );
   const wildcard = config.CORS_ORIGINS.includes('*');
@@ -265,7 +267,8 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
     !config.RATE_LIMIT_ENABLED ? 'fail' : loginPerMinute > 20 ? 'warn' : 'pass',
     !config.RATE_LIMIT_ENABLED
       ? 'RATE_LIMIT_ENABLED=false'
-      : `login ${login?.text}${loginPerMinute > 20 ? ' (loose: over 20 per minute)' : ''}, default ${config.RATE_LIMITS.default?.text}`,
+      : `login ${login?.text}${loginPerMinute > 20 ? ' (loose: over 20 per minute)' : ''}, default ` +
+          `${config.RATE_LIMITS.default?.text}`,
     true,
   );
   if (config.WEB_CONCURRENCY > 1 && !config.REDIS_URL)
@@ -285,7 +288,8 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
       : ['debug', 'trace'].includes(config.LOG_LEVEL)
         ? 'warn'
         : 'pass',
-    `LOG_LEVEL=${config.LOG_LEVEL}${['debug', 'trace'].includes(config.LOG_LEVEL) ? ' (verbose; use info in production)' : ''}`,
+    `LOG_LEVEL=${config.LOG_LEVEL}` +
+      `${['debug', 'trace'].includes(config.LOG_LEVEL) ? ' (verbose; use info in production)' : ''}`,
   );
   let sentry: [Status, string] = ['warn', 'SENTRY_DSN is not set: errors and critical security events are only logged'];
   if (config.SENTRY_DSN) {
@@ -304,14 +308,16 @@ export function runChecks(config: Config, options: CheckOptions = {}): CheckResu
     'monitoring.intrusion',
     'Intrusion detection is active',
     config.BRUTE_FORCE_ALERT_THRESHOLD > 100 ? 'warn' : 'pass',
-    `alert after ${config.BRUTE_FORCE_ALERT_THRESHOLD} failed logins per IP per hour${config.BRUTE_FORCE_BLOCK_MINUTES ? `, block ${config.BRUTE_FORCE_BLOCK_MINUTES} min` : ''}`,
+    `alert after ${config.BRUTE_FORCE_ALERT_THRESHOLD} failed logins per IP per ` +
+      `hour${config.BRUTE_FORCE_BLOCK_MINUTES ? `, block ${config.BRUTE_FORCE_BLOCK_MINUTES} min` : ''}`,
   );
   add(
     'debug.off',
     'Debug mode is off',
     config.NODE_ENV !== 'production' ? 'fail' : config.DOCS_ENABLED ? 'warn' : 'pass',
     config.NODE_ENV !== 'production'
-      ? `NODE_ENV=${config.NODE_ENV} (development conveniences on: generated secrets, HSTS only over HTTPS, operator health views open)`
+      ? `NODE_ENV=${config.NODE_ENV} (development conveniences on: generated secrets, HSTS only over HTTPS, ` +
+          `operator health views open)`
       : config.DOCS_ENABLED
         ? 'API docs are served (DOCS_ENABLED=true); fine if intended'
         : 'NODE_ENV=production',

@@ -17,8 +17,8 @@ export function config(): Config {
 
 /**
  * Runs a command with a container and always closes it (flushing queued security events). The
- * service's JSON log lines go to stderr, at FLOKIE_CLI_LOG_LEVEL (default silent: failures surface as the one error line), so stdout keeps
- * only the command's output.
+ * service's JSON log lines go to stderr, at FLOKIE_CLI_LOG_LEVEL (default silent: failures surface
+ * as the one error line), so stdout keeps only the command's output.
  */
 export async function withContainer<T>(
   run: (c: Container) => Promise<T>,

@@ -35,7 +35,8 @@ export function operationsChecks(config: Config): CheckResult[] {
     'Critical events alert a person',
     problems.length ? 'fail' : !channels.length || advice.length ? 'warn' : 'pass',
     !channels.length
-      ? 'neither ALERT_WEBHOOK_URL nor ALERT_EMAIL_TO is set: critical events only reach the log (and Sentry); try `flokie alerts test` once set'
+      ? 'neither ALERT_WEBHOOK_URL nor ALERT_EMAIL_TO is set: critical events only reach the log (and Sentry); try ' +
+          '`flokie alerts test` once set'
       : [...problems, ...advice, `to ${channels.join(' and ')}`].join('; '),
   );
 
@@ -67,7 +68,8 @@ export function operationsChecks(config: Config): CheckResult[] {
     'Backups are encrypted',
     config.BACKUP_RECIPIENT ? 'pass' : 'warn',
     config.BACKUP_RECIPIENT
-      ? `\`flokie backup create\` encrypts to ${config.BACKUP_RECIPIENT.slice(0, 12)}…; keep its identity off this host and run \`flokie backup verify\` on each backup`
+      ? `\`flokie backup create\` encrypts to ${config.BACKUP_RECIPIENT.slice(0, 12)}…; keep its identity off this ` +
+          `host and run \`flokie backup verify\` on each backup`
       : 'BACKUP_RECIPIENT is unset: `flokie backup keygen` makes a key pair, then schedule `flokie backup create`',
   );
 

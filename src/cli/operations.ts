@@ -54,7 +54,8 @@ export function registerOperationsCommands(program: Command): void {
     .description('Alert delivery (ALERT_WEBHOOK_URL, ALERT_EMAIL_TO)')
     .command('test')
     .description(
-      'Queue a test alert and deliver it now to every configured channel; prints each outcome, exits non-zero if one failed (the running service then retries it)',
+      'Queue a test alert and deliver it now to every configured channel; prints each outcome, exits non-zero if ' +
+        'one failed (the running service then retries it)',
     )
     .action(async () => {
       await withContainer(async (c) => {
@@ -80,7 +81,8 @@ export function registerOperationsCommands(program: Command): void {
   backup
     .command('keygen')
     .description(
-      'Print a new age identity (secret: keep it off the database host, e.g. in your password manager) and its public key for BACKUP_RECIPIENT',
+      'Print a new age identity (secret: keep it off the database host, e.g. in your password manager) and its ' +
+        'public key for BACKUP_RECIPIENT',
     )
     .action(async () => {
       const { generateIdentity, identityToRecipient } = await import('age-encryption');
@@ -90,7 +92,8 @@ export function registerOperationsCommands(program: Command): void {
       console.log(`# public key: ${recipient}`);
       console.log(identity);
       note(
-        `Save the lines above as the identity file (mode 600) away from this host; set BACKUP_RECIPIENT=${recipient} where backups are made.`,
+        `Save the lines above as the identity file (mode 600) away from this host; set ` +
+          `BACKUP_RECIPIENT=${recipient} where backups are made.`,
       );
     });
 
@@ -114,7 +117,8 @@ export function registerOperationsCommands(program: Command): void {
         );
         const rows = Object.values(header.tables).reduce((sum, t) => sum + t.rows, 0);
         console.log(
-          `Backup written: ${options.out} (${bytes} bytes, ${rows} rows, ${header.dialect}, migrations up to ${header.migrations.at(-1) ?? 'none'}, ${Date.now() - started} ms)`,
+          `Backup written: ${options.out} (${bytes} bytes, ${rows} rows, ${header.dialect}, migrations up to ` +
+            `${header.migrations.at(-1) ?? 'none'}, ${Date.now() - started} ms)`,
         );
         note(`tables: ${tableCounts(Object.fromEntries(Object.entries(header.tables).map(([t, i]) => [t, i.rows])))}`);
       } finally {
@@ -125,7 +129,8 @@ export function registerOperationsCommands(program: Command): void {
   backup
     .command('restore')
     .description(
-      "Restore a backup into the (empty) database of DATABASE_URL: migrates it to the backup's level, inserts every row in one transaction, checks the counts",
+      "Restore a backup into the (empty) database of DATABASE_URL: migrates it to the backup's level, inserts " +
+        'every row in one transaction, checks the counts',
     )
     .argument('<file>', 'the backup file')
     .requiredOption('-i, --identity <keyfile>', 'the age identity file (from `flokie backup keygen`)')
@@ -142,7 +147,8 @@ export function registerOperationsCommands(program: Command): void {
         const result = await backupStep(() => restoreBackup(handle.db, handle.dialect, file, identity));
         const rows = Object.values(result.restored).reduce((a, b) => a + b, 0);
         console.log(
-          `Restored ${rows} rows from ${file} (made ${result.header.created_at} on ${result.header.dialect}) into ${handle.dialect}; migrations: ${result.migrations.join(', ')}`,
+          `Restored ${rows} rows from ${file} (made ${result.header.created_at} on ${result.header.dialect}) into ` +
+            `${handle.dialect}; migrations: ${result.migrations.join(', ')}`,
         );
         note(`tables: ${tableCounts(result.restored)}`);
       } finally {
@@ -153,7 +159,8 @@ export function registerOperationsCommands(program: Command): void {
   backup
     .command('verify')
     .description(
-      'Restore a backup into a scratch database (created and dropped; on the DATABASE_URL server, or a temporary SQLite file) and check its migrations and row counts',
+      'Restore a backup into a scratch database (created and dropped; on the DATABASE_URL server, or a temporary ' +
+        'SQLite file) and check its migrations and row counts',
     )
     .argument('<file>', 'the backup file')
     .requiredOption('-i, --identity <keyfile>', 'the age identity file')
@@ -173,11 +180,13 @@ export function registerOperationsCommands(program: Command): void {
       );
       const rows = Object.values(result.restored).reduce((a, b) => a + b, 0);
       console.log(
-        `OK  ${file}${size ? ` (${size} bytes)` : ''}: made ${result.header.created_at} by Flokie ${result.header.flokie_version} on ${result.header.dialect}`,
+        `OK  ${file}${size ? ` (${size} bytes)` : ''}: made ${result.header.created_at} by Flokie ` +
+          `${result.header.flokie_version} on ${result.header.dialect}`,
       );
       console.log(`OK  migrations: ${result.migrations.join(', ')}`);
       console.log(
-        `OK  ${rows} rows restored into ${result.scratch}, every table's count as in the header: ${tableCounts(result.restored)}`,
+        `OK  ${rows} rows restored into ${result.scratch}, every table's count as in the header: ` +
+          `${tableCounts(result.restored)}`,
       );
     });
 
@@ -185,7 +194,8 @@ export function registerOperationsCommands(program: Command): void {
   program
     .command('purge')
     .description(
-      'Delete now what the retention settings no longer keep (the service does this every 10 minutes); prints rows deleted per table',
+      'Delete now what the retention settings no longer keep (the service does this every 10 minutes); prints rows ' +
+        'deleted per table',
     )
     .action(async () => {
       const { RETENTION } = await import('../modules/retention/retention.js');
@@ -193,7 +203,8 @@ export function registerOperationsCommands(program: Command): void {
         const deleted = await c.purgeStale();
         for (const policy of RETENTION)
           console.log(
-            `${policy.table.padEnd(22)} ${String(deleted[policy.table] ?? 'failed').padStart(8)}  kept: ${policy.describe(c.config)}`,
+            `${policy.table.padEnd(22)} ${String(deleted[policy.table] ?? 'failed').padStart(8)}  kept: ` +
+              `${policy.describe(c.config)}`,
           );
       });
     });
@@ -228,7 +239,8 @@ export async function printRemoteChecks(options: {
   const failed = results.filter((r) => r.status === 'fail').length;
   const warned = results.filter((r) => r.status === 'warn').length;
   note(
-    `${options.url}: ${results.length} checks: ${results.length - failed - warned} pass, ${warned} warn, ${failed} fail`,
+    `${options.url}: ${results.length} checks: ` +
+      `${results.length - failed - warned} pass, ${warned} warn, ${failed} fail`,
   );
   if (failed) process.exitCode = 1;
 }

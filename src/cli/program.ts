@@ -1,7 +1,8 @@
 /**
- * The `flokie` command tree (entry point: index.ts). `flokie` — the emergency procedures of docs/incident-response.md as commands, working on the same database, Redis
- * and configuration (environment and .env) as the running service. `flokie <command> --help`
- * explains each. Run from a checkout with `npx flokie …` or `npm run flokie -- …`.
+ * The `flokie` command tree (entry point: index.ts). `flokie` — the emergency procedures of
+ * docs/incident-response.md as commands, working on the same database, Redis and configuration
+ * (environment and .env) as the running service. `flokie <command> --help` explains each. Run
+ * from a checkout with `npx flokie …` or `npm run flokie -- …`.
  */
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
@@ -54,13 +55,18 @@ function formatEvent(e: SecurityEventView): string {
   const who = [e.user_id && `user=${e.user_id}`, e.ip && `ip=${e.ip}`, e.endpoint && `endpoint="${e.endpoint}"`]
     .filter(Boolean)
     .join(' ');
-  return `${e.created_at}  ${e.severity.toUpperCase().padEnd(8)} ${e.type.padEnd(28)} ${who}${e.details ? `  ${JSON.stringify(e.details)}` : ''}`;
+  return (
+    `${e.created_at}  ${e.severity.toUpperCase().padEnd(8)} ${e.type.padEnd(28)} ` +
+    `${who}${e.details ? `  ${JSON.stringify(e.details)}` : ''}`
+  );
 }
 
 export function buildProgram(): Command {
   const program = new Command('flokie')
     .description(
-      'Flokie operations: accounts, tokens, emergency rate limit, secrets, deployment checks and security events.\nConfigured by the same environment and .env as the service. FLOKIE_CLI_LOG_LEVEL=info shows the service log lines (security events) on stderr.',
+      'Flokie operations: accounts, tokens, emergency rate limit, secrets, deployment checks and security ' +
+        'events.\nConfigured by the same environment and .env as the service. FLOKIE_CLI_LOG_LEVEL=info shows the ' +
+        'service log lines (security events) on stderr.',
     )
     .version(process.env.npm_package_version ?? '1.0.0')
     .exitOverride()
@@ -74,7 +80,8 @@ export function buildProgram(): Command {
   users
     .command('create-admin')
     .description(
-      'Create an administrator account. The password is read from standard input, or prompted for (twice, without echo) on a terminal — never from the command line.',
+      'Create an administrator account. The password is read from standard input, or prompted for (twice, without ' +
+        'echo) on a terminal — never from the command line.',
     )
     .argument('<username>', 'username: 3–50 of A–Z, a–z, 0–9, _ and -, not shaped like a user id')
     .argument('<email>', 'e-mail address')
@@ -106,7 +113,8 @@ export function buildProgram(): Command {
           const user = await c.userQueries.find(ref);
           await c.admin[run](user.id, cliContext());
           console.log(
-            `${name === 'unlock' ? 'Unlocked' : name === 'activate' ? 'Activated' : 'Deactivated'} ${user.username} (${user.id})`,
+            `${name === 'unlock' ? 'Unlocked' : name === 'activate' ? 'Activated' : 'Deactivated'} ` +
+              `${user.username} (${user.id})`,
           );
         });
       });
@@ -115,7 +123,8 @@ export function buildProgram(): Command {
   users
     .command('lock')
     .description(
-      'Lock logins for every device, trusted ones included, until `unlock` or for --minutes (sessions stay; `deactivate` ends them)',
+      'Lock logins for every device, trusted ones included, until `unlock` or for --minutes (sessions stay; ' +
+        '`deactivate` ends them)',
     )
     .argument('<username>', 'username, e-mail address or user id')
     .option('--minutes <n>', 'lock for this many minutes instead of until unlocked', positiveInt)
@@ -126,7 +135,8 @@ export function buildProgram(): Command {
         const user = await c.userQueries.find(ref);
         await c.admin.lock(user.id, options.minutes, cliContext());
         console.log(
-          `Locked ${user.username} (${user.id}) for every device ${options.minutes ? `for ${options.minutes} minute(s)` : 'until unlocked'}`,
+          `Locked ${user.username} (${user.id}) for every device ` +
+            `${options.minutes ? `for ${options.minutes} minute(s)` : 'until unlocked'}`,
         );
       });
     });
@@ -153,11 +163,13 @@ export function buildProgram(): Command {
             return;
           }
           console.log(
-            `${'USERNAME'.padEnd(24)} ${'E-MAIL'.padEnd(32)} ${'ACTIVE'.padEnd(6)} ${'ADMIN'.padEnd(5)} ${'LOCKED UNTIL'.padEnd(24)} CREATED`,
+            `${'USERNAME'.padEnd(24)} ${'E-MAIL'.padEnd(32)} ${'ACTIVE'.padEnd(6)} ${'ADMIN'.padEnd(5)} ` +
+              `${'LOCKED UNTIL'.padEnd(24)} CREATED`,
           );
           for (const u of rows) {
             console.log(
-              `${u.username.padEnd(24)} ${u.email.padEnd(32)} ${(u.is_active ? 'yes' : 'no').padEnd(6)} ${(u.is_admin ? 'yes' : 'no').padEnd(5)} ${(u.locked_until ?? '-').padEnd(24)} ${u.created_at}`,
+              `${u.username.padEnd(24)} ${u.email.padEnd(32)} ${(u.is_active ? 'yes' : 'no').padEnd(6)} ` +
+                `${(u.is_admin ? 'yes' : 'no').padEnd(5)} ${(u.locked_until ?? '-').padEnd(24)} ${u.created_at}`,
             );
           }
           note(`page ${pagination.page} of ${Math.max(pagination.pages, 1)}, ${pagination.total} account(s)`);
@@ -182,11 +194,13 @@ export function buildProgram(): Command {
         if (session) {
           const owner = session.username ? `${session.username} (${session.user_id})` : `user ${session.user_id}`;
           console.log(
-            `Revoked refresh token ${jti}${again}: session ${session.id} of ${owner}${session.ended_before ? ', which had already ended,' : ''} is revoked with it`,
+            `Revoked refresh token ${jti}${again}: session ${session.id} of ` +
+              `${owner}${session.ended_before ? ', which had already ended,' : ''} is revoked with it`,
           );
         } else {
           console.log(
-            `Revoked token ${jti}${again}: no refresh token with this id is known (an access token's id, or an unknown one); any token with this jti is refused from now on`,
+            `Revoked token ${jti}${again}: no refresh token with this id is known (an access token's id, or an ` +
+              `unknown one); any token with this jti is refused from now on`,
           );
         }
       });
@@ -211,7 +225,8 @@ export function buildProgram(): Command {
   ratelimit
     .command('emergency')
     .description(
-      'Set a global per-client limit on every running instance (applied within CACHE_SYNC_INTERVAL_MS, no restart), or lift it with "off"',
+      'Set a global per-client limit on every running instance (applied within CACHE_SYNC_INTERVAL_MS, no ' +
+        'restart), or lift it with "off"',
     )
     .argument('<rate>', 'a rate like "1 per minute", "10/second", "100 per 5 minutes", or "off"')
     .action(async (rate: string) => {
@@ -261,13 +276,15 @@ export function buildProgram(): Command {
   program
     .command('check')
     .description(
-      'The pre-deployment security checklist: inspects the configuration this environment would run with and prints pass/warn/fail per item; exits non-zero on any failure',
+      'The pre-deployment security checklist: inspects the configuration this environment would run with and ' +
+        'prints pass/warn/fail per item; exits non-zero on any failure',
     )
     .option('--json', 'one JSON object per line', false)
     .option('--critical', 'only the items a production start refuses to start on', false)
     .option(
       '--url <https-url>',
-      'instead, probe a running deployment from outside: TLS, redirect, headers, CORS, docs, detailed health, rate limits, banners (src/cli/remote-check.ts)',
+      'instead, probe a running deployment from outside: TLS, redirect, headers, CORS, docs, detailed health, rate ' +
+        'limits, banners (src/cli/remote-check.ts)',
     )
     .option('--http-url <url>', 'with --url: where plain HTTP answers (default: port 80 of the same host)')
     .option('--insecure', 'with --url: accept a certificate that does not verify (self-signed staging)', false)
@@ -326,7 +343,8 @@ export function buildProgram(): Command {
         // Start after the newest existing row unless --since asks for history.
         let lastId = options.since === undefined ? await service.newestEventId() : 0;
         note(
-          `Watching security events${options.since !== undefined ? ` since ${new Date(options.since).toISOString()}` : ''} (Ctrl-C to stop)`,
+          `Watching security events` +
+            `${options.since !== undefined ? ` since ${new Date(options.since).toISOString()}` : ''} (Ctrl-C to stop)`,
         );
         const filter = { type: options.type, severity: options.severity, since: options.since };
         while (!stopped) {
@@ -346,7 +364,8 @@ export function buildProgram(): Command {
   events
     .command('export')
     .description(
-      'Write security events as JSON lines to stdout (evidence preservation), oldest first, e.g. `flokie events export --since 7d > incident.jsonl`',
+      'Write security events as JSON lines to stdout (evidence preservation), oldest first, e.g. `flokie events ' +
+        'export --since 7d > incident.jsonl`',
     )
     .option('--since <when>', 'ISO date-time or 15m / 2h / 7d', parseSince)
     .option('--until <when>', 'ISO date-time or duration', parseSince)

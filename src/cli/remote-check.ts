@@ -167,7 +167,8 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
     certStatus,
     [
       ...certProblems,
-      `${daysLeft >= 0 ? `expires in ${daysLeft} days` : ''} (${cert.valid_to}), issued to ${cert.subject?.CN ?? '?'} by ${cert.issuer?.CN ?? '?'}`,
+      `${daysLeft >= 0 ? `expires in ${daysLeft} days` : ''} (${cert.valid_to}), issued to ` +
+        `${cert.subject?.CN ?? '?'} by ${cert.issuer?.CN ?? '?'}`,
     ]
       .filter(Boolean)
       .join('; '),
@@ -182,7 +183,9 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
     'remote.tls',
     'Only TLS 1.2 and 1.3 are offered',
     old.length ? 'fail' : modern.length < 2 ? 'warn' : 'pass',
-    `${old.length ? `accepts ${old.join(', ')}; ` : 'refuses TLS 1.0 and 1.1; '}${modern.length ? `accepts ${modern.join(', ')}` : 'neither 1.2 nor 1.3'}${!versions['TLSv1.3'] ? ' (no TLS 1.3)' : ''}`,
+    `${old.length ? `accepts ${old.join(', ')}; ` : 'refuses TLS 1.0 and 1.1; '}` +
+      `${modern.length ? `accepts ${modern.join(', ')}` : 'neither 1.2 nor 1.3'}` +
+      `${!versions['TLSv1.3'] ? ' (no TLS 1.3)' : ''}`,
   );
 
   // Plain HTTP must only redirect.
@@ -197,7 +200,8 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
       'Plain HTTP redirects to HTTPS',
       redirects ? ([301, 308].includes(plain.status) ? 'pass' : 'warn') : 'fail',
       redirects
-        ? `${httpUrl.origin} answers ${plain.status} → ${location}${[301, 308].includes(plain.status) ? '' : ' (use a permanent 301/308)'}`
+        ? `${httpUrl.origin} answers ${plain.status} → ` +
+            `${location}${[301, 308].includes(plain.status) ? '' : ' (use a permanent 301/308)'}`
         : `${httpUrl.origin} answers ${plain.status} without a redirect to https://: the API is reachable unencrypted`,
     );
   } catch (error) {
@@ -205,7 +209,8 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
       'remote.redirect',
       'Plain HTTP redirects to HTTPS',
       'warn',
-      `${httpUrl.origin}: ${reason(error)} (nothing listens for plain HTTP: fine, but browsers typing the bare name get no redirect; --http-url names another port)`,
+      `${httpUrl.origin}: ${reason(error)} (nothing listens for plain HTTP: fine, but browsers typing the bare ` +
+        `name get no redirect; --http-url names another port)`,
     );
   }
 
@@ -293,7 +298,8 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
     'CORS refuses a foreign origin',
     echoed.length ? 'fail' : 'pass',
     echoed.length
-      ? `Access-Control-Allow-Origin: ${echoed[0]} for ${FOREIGN_ORIGIN}${corsGet.headers['access-control-allow-credentials'] ? ' with credentials' : ''}`
+      ? `Access-Control-Allow-Origin: ${echoed[0]} for ` +
+          `${FOREIGN_ORIGIN}${corsGet.headers['access-control-allow-credentials'] ? ' with credentials' : ''}`
       : `no Access-Control-Allow-Origin for ${FOREIGN_ORIGIN} (GET ${corsGet.status}, preflight ${preflight.status})`,
   );
 
@@ -306,7 +312,8 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
     'API docs are not public',
     exposed ? 'warn' : 'pass',
     exposed
-      ? `/api/openapi.json ${docs.status}, /api/docs ${ui.status}: the API description is public (DOCS_ENABLED=false unless intended)`
+      ? `/api/openapi.json ${docs.status}, /api/docs ${ui.status}: the API description is public ` +
+          `(DOCS_ENABLED=false unless intended)`
       : `/api/openapi.json ${docs.status}, /api/docs ${ui.status}`,
   );
 
@@ -328,7 +335,9 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
       'remote.ratelimit',
       'Rate limiting is active',
       'pass',
-      `RateLimit-Limit: ${limitHeader(firstProbe)}, RateLimit-Remaining: ${firstProbe.headers['ratelimit-remaining'] ?? firstProbe.headers['x-ratelimit-remaining'] ?? '?'} on GET /api/auth/csrf-token (1 request)`,
+      `RateLimit-Limit: ${limitHeader(firstProbe)}, RateLimit-Remaining: ` +
+        `${firstProbe.headers['ratelimit-remaining'] ?? firstProbe.headers['x-ratelimit-remaining'] ?? '?'} on GET ` +
+        `/api/auth/csrf-token (1 request)`,
     );
   } else {
     const burst = options.burst ?? 15;
@@ -346,7 +355,8 @@ export async function runRemoteChecks(options: RemoteCheckOptions): Promise<Chec
       refusedAt ? 'pass' : 'warn',
       refusedAt
         ? `limited after ${refusedAt} requests to GET /api/auth/csrf-token`
-        : `no RateLimit header and no 429 in a burst of ${burst} GETs of /api/auth/csrf-token (the limit may just be higher)`,
+        : `no RateLimit header and no 429 in a burst of ${burst} GETs of /api/auth/csrf-token (the limit may just ` +
+            `be higher)`,
     );
   }
   return results;

@@ -300,7 +300,10 @@ export class AuthService {
       this.d.mailer.send({
         to: user.email,
         subject: 'Reset your password',
-        text: `Someone asked to reset the password of your account "${user.username}".\n\nTo choose a new password, open this link within ${this.d.config.PASSWORD_RESET_EXPIRES_MINUTES} minutes:\n\n${link}\n\nIf it was not you, ignore this message: your password stays as it is.\n`,
+        text:
+          `Someone asked to reset the password of your account "${user.username}".\n\nTo choose a new ` +
+          `password, open this link within ${this.d.config.PASSWORD_RESET_EXPIRES_MINUTES} ` +
+          `minutes:\n\n${link}\n\nIf it was not you, ignore this message: your password stays as it is.\n`,
       });
     })();
     this.d.track(
@@ -361,7 +364,9 @@ export class AuthService {
     this.d.mailer.send({
       to: user.email,
       subject: 'Confirm your e-mail address',
-      text: `Welcome, ${user.username}.\n\nPlease confirm your e-mail address by opening this link within ${hours} hours:\n\n${link}\n`,
+      text:
+        `Welcome, ${user.username}.\n\nPlease confirm your e-mail address by opening this link within ${hours} ` +
+        `hours:\n\n${link}\n`,
     });
   }
 }

@@ -85,15 +85,20 @@ export class EmailChanges {
         text:
           `Someone signed in to your account "${user.username}" asked to change its e-mail address to ${target}.\n\n` +
           `When: ${stamp(at)}\nFrom IP address: ${ip}\n\n` +
-          `Nothing changes until the new address is confirmed from the link sent there; until then this stays the account's address.\n\n` +
-          `If this was not you, reset your password now (the reset mail comes to this address): that cancels the change and signs out every session. Then tell the administrator.\n`,
+          `Nothing changes until the new address is confirmed from the link sent there; until then this stays the ` +
+          `account's address.\n\n` +
+          `If this was not you, reset your password now (the reset mail comes to this address): that cancels the ` +
+          `change and signs out every session. Then tell the administrator.\n`,
       });
       const owner = await this.d.users.findByEmail(target);
       if (owner && owner.id !== user.id) {
         this.d.mailer.send({
           to: target,
           subject: 'This e-mail address is already in use',
-          text: `Someone asked to use this address for an account at ${this.d.config.publicUrl}. It already belongs to an account, so nothing was changed.\n\nIf you did not ask for this, you can ignore this message.\n`,
+          text:
+            `Someone asked to use this address for an account at ${this.d.config.publicUrl}. It already ` +
+            `belongs to an account, so nothing was changed.\n\nIf you did not ask for this, you can ignore this ` +
+            `message.\n`,
         });
         return;
       }
@@ -102,7 +107,10 @@ export class EmailChanges {
       this.d.mailer.send({
         to: target,
         subject: 'Confirm your new e-mail address',
-        text: `Someone asked to make this the e-mail address of an account at ${this.d.config.publicUrl}.\n\nTo confirm, open this link within ${hours} hours:\n\n${this.d.links.build('email_change', token)}\n\nIf it was not you, ignore this message: nothing changes.\n`,
+        text:
+          `Someone asked to make this the e-mail address of an account at ${this.d.config.publicUrl}.\n\nTo ` +
+          `confirm, open this link within ${hours} hours:\n\n${this.d.links.build('email_change', token)}\n\nIf it ` +
+          `was not you, ignore this message: nothing changes.\n`,
       });
     })();
     this.d.track(
@@ -160,7 +168,8 @@ export class EmailChanges {
       text:
         `The e-mail address of your account "${user.username}" is now ${target}.\n\n` +
         `When: ${stamp(now)}\nConfirmed from IP address: ${context.ip}\n\n` +
-        `Mail for the account, password resets included, now goes to the new address, and every other session was signed out.\n\n` +
+        `Mail for the account, password resets included, now goes to the new address, and every other session was ` +
+        `signed out.\n\n` +
         `If this was not you, tell the administrator at once.\n`,
     });
   }
@@ -177,12 +186,17 @@ export class EmailChanges {
     this.d.mailer.send({
       to: previous,
       subject: 'Your e-mail address was changed by an administrator',
-      text: `An administrator changed the e-mail address of your account "${user.username}" to ${next} (${at}).\n\nMail for the account, password resets included, now goes to the new address. If you did not expect this, contact the administrator.\n`,
+      text:
+        `An administrator changed the e-mail address of your account "${user.username}" to ${next} ` +
+        `(${at}).\n\nMail for the account, password resets included, now goes to the new address. If you did not ` +
+        `expect this, contact the administrator.\n`,
     });
     this.d.mailer.send({
       to: next,
       subject: 'This is now your account e-mail address',
-      text: `An administrator made this the e-mail address of the account "${user.username}" at ${this.d.config.publicUrl} (${at}).\n\nIf you do not know this account, contact the administrator.\n`,
+      text:
+        `An administrator made this the e-mail address of the account "${user.username}" at ` +
+        `${this.d.config.publicUrl} (${at}).\n\nIf you do not know this account, contact the administrator.\n`,
     });
   }
 

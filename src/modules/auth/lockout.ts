@@ -29,7 +29,7 @@
  */
 import { LoginNames } from './login-name.js';
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely, type SqlBool } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import { withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
 import { lockedError, rateLimited } from '../../core/errors.js';
@@ -71,7 +71,10 @@ export interface Attempt {
   /** Who asked, for the security events. */
   context: RequestContext;
   flow: AttemptFlow;
-  /** The per-username rate limit (src/plugins/app/rate-limit.ts): applied to attempts without a trusted device credential only. */
+  /**
+   * The per-username rate limit (src/plugins/app/rate-limit.ts): applied to attempts without a trusted device credential
+   * only.
+   */
   untrustedLimit?: () => Promise<void>;
 }
 
@@ -84,7 +87,10 @@ export interface AttemptResult {
 /** Which kind of lock an account is under, for administrators. */
 export interface AccountLock {
   until: number;
-  /** `all`: every device (an administrator's lock, or any lock in account mode); `untrusted_devices`: devices without a credential. */
+  /**
+   * `all`: every device (an administrator's lock, or any lock in account mode); `untrusted_devices`: devices without a
+   * credential.
+   */
   scope: 'all' | 'untrusted_devices';
 }
 
@@ -95,7 +101,10 @@ type Acquired = { state: 'reserved'; slot: Slot } | { state: 'locked'; retryAfte
 const accountKey = (userId: string) => `user:${userId}`;
 const adminKey = (userId: string) => `admin:${userId}`;
 const deviceKey = (identity: DeviceIdentity) => `device:${identity.userId}:${identity.nonce}`;
-/** Every device counter of a user (`device:<id>:…`); LIKE's wildcards in the id are escaped with `!` (same on every database). */
+/**
+ * Every device counter of a user (`device:<id>:…`); LIKE's wildcards in the id are escaped with `!` (same on every
+ * database).
+ */
 const deviceKeysOf = (userId: string) =>
   sql<SqlBool>`${sql.ref('key')} like ${`device:${userId.replace(/[!%_]/g, '!$&')}:%`} escape '!'`;
 
@@ -121,9 +130,10 @@ export class Lockout {
 
   /**
    * Runs one password check under the lockout: picks the counter, applies the per-username limit
-   * to untrusted attempts (423 instead of its 429 when the counter is locked), takes a slot (waiting for one if needed), runs `check`, and records
-   * the outcome with its security events. Throws 423 when the counter (or an administrator's
-   * lock) is locked, 429 when no slot frees in time.
+   * to untrusted attempts (423 instead of its 429 when the counter is locked), takes a slot
+   * (waiting for one if needed), runs `check`, and records the outcome with its security events.
+   * Throws 423 when the counter (or an administrator's lock) is locked, 429 when no slot frees in
+   * time.
    */
   async run(attempt: Attempt, check: () => Promise<CheckOutcome>): Promise<AttemptResult> {
     const identity = this.settings.mode === 'device' ? this.devices.verify(attempt.deviceCredential) : null;
@@ -292,7 +302,7 @@ export class Lockout {
     return withConflictRetry(() =>
       this.db.transaction().execute(async (trx): Promise<Acquired> => {
         const now = Date.now();
-        const windowOver = (eb: any) =>
+        const windowOver = (eb: ExpressionBuilder<Database, 'login_attempts'>) =>
           eb.and([
             eb('window_started_at', '<=', now - lockoutMs),
             eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]),
@@ -338,7 +348,10 @@ export class Lockout {
     );
   }
 
-  /** A wrong password: counts the failure and frees the slot together; locks at MAX_LOGIN_ATTEMPTS. Returns true if this failure locked. */
+  /**
+   * A wrong password: counts the failure and frees the slot together; locks at MAX_LOGIN_ATTEMPTS. Returns true if this
+   * failure locked.
+   */
   private async fail(slot: Slot): Promise<boolean> {
     const { maxAttempts, lockoutMs } = this.settings;
     const locked = await withConflictRetry(() =>
@@ -432,7 +445,10 @@ export class Lockout {
       .execute();
   }
 
-  /** After a password reset: the owner proved the mailbox, so failure counters start over (an administrator's lock stays). */
+  /**
+   * After a password reset: the owner proved the mailbox, so failure counters start over (an administrator's lock
+   * stays).
+   */
   async clearFailures(userId: string): Promise<void> {
     await this.db
       .deleteFrom('login_attempts')
@@ -497,7 +513,10 @@ export class Lockout {
   }
 }
 
-/** Drops counters whose window and lock are both over, and leases that ended, so random login names cannot grow the tables. */
+/**
+ * Drops counters whose window and lock are both over, and leases that ended, so random login names cannot grow the
+ * tables.
+ */
 export async function purgeStaleLoginAttempts(db: Kysely<Database>, lockoutMs: number, now: number): Promise<number> {
   const counters = await db
     .deleteFrom('login_attempts')

@@ -37,11 +37,11 @@ export class PasswordPolicy {
   ) {
     this.estimator = estimator ?? new WorkerStrengthEstimator(config.PASSWORD_STRENGTH_WORKERS);
     if (config.BREACHED_PASSWORDS_FILE) {
-      // eslint-disable-next-line security/detect-non-literal-fs-filename -- list named by the operator (BREACHED_PASSWORDS_FILE)
+      // eslint-disable-next-line security/detect-non-literal-fs-filename -- named by the operator
       for (const line of readFileSync(config.BREACHED_PASSWORDS_FILE, 'utf8').split(/\r?\n/)) {
         const entry = line.trim();
         if (!entry) continue;
-        // eslint-disable-next-line security/detect-unsafe-regex -- anchored, no nested quantifiers; input is one line of a configured file
+        // eslint-disable-next-line security/detect-unsafe-regex -- anchored, no nested quantifiers
         const hex = /^([0-9a-fA-F]{40})(:\d+)?$/.exec(entry);
         this.breached.add(hex ? hex[1]!.toUpperCase() : sha1(entry));
       }

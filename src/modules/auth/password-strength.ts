@@ -11,7 +11,10 @@ import { rateLimited, serviceUnavailable } from '../../core/errors.js';
 import type { StrengthTask } from './password-strength-worker.js';
 
 export const QUEUE_PER_THREAD = 32;
-/** A check that has not finished by then (a worker that cannot start, say) fails with 503 instead of hanging the request. */
+/**
+ * A check that has not finished by then (a worker that cannot start, say) fails with 503 instead of hanging the
+ * request.
+ */
 export const TASK_TIMEOUT_MS = 30_000;
 
 /**

@@ -142,10 +142,16 @@ export default async function authRoutes(
         summary: 'Log in with username or e-mail and password',
         description:
           'Send `X-Auth-Mode: cookie` to receive the refresh token as an HttpOnly cookie instead of in the body. ' +
-          '`username_or_email` is accepted as an alias of `username` (original Flokie clients); `remember_me: false` makes the refresh cookie last only as long as the browser session. ' +
-          'A successful login also issues a device credential (LOCKOUT_MODE=device): the HttpOnly cookie `flokie_device` (Path=/api/auth, SameSite=Strict), and outside cookie mode `device_token` in the body. ' +
-          'Send it back (cookie, or `X-Device-Token` header) on later logins: failures from that device then count against that device only, and it keeps logging in while the account is locked for devices without one. ' +
-          'Answers 423 only when the counter the attempt belongs to is locked, and 429 when too many checks for it are already in flight for LOGIN_QUEUE_TIMEOUT seconds.',
+          '`username_or_email` is accepted as an alias of `username` (original Flokie clients); ' +
+          '`remember_me: false` makes the refresh cookie last only as long as the browser session. ' +
+          'A successful login also issues a device credential (LOCKOUT_MODE=device): the HttpOnly cookie ' +
+          '`flokie_device` (Path=/api/auth, SameSite=Strict), and outside cookie mode `device_token` in the ' +
+          'body. ' +
+          'Send it back (cookie, or `X-Device-Token` header) on later logins: failures from that device then count ' +
+          'against that device only, and it keeps logging in while the account is locked for devices without ' +
+          'one. ' +
+          'Answers 423 only when the counter the attempt belongs to is locked, and 429 when too many checks for it ' +
+          'are already in flight for LOGIN_QUEUE_TIMEOUT seconds.',
         body: LoginBody,
         response: { 200: Envelope(LoginData), ...errors(401, 423) },
       },
@@ -188,8 +194,10 @@ export default async function authRoutes(
         operationId: 'refreshTokens',
         summary: 'Exchange a refresh token for a new token pair',
         description:
-          'The refresh token may come as `Authorization: Bearer`, as `refresh_token` in the body, or as the refresh cookie. It is spent: presenting it again revokes the whole session. ' +
-          'The body is optional (a header- or cookie-only refresh sends none); a refresh by cookie needs `X-CSRF-Token` (403 without it).',
+          'The refresh token may come as `Authorization: Bearer`, as `refresh_token` in the body, or as the ' +
+          'refresh cookie. It is spent: presenting it again revokes the whole session. ' +
+          'The body is optional (a header- or cookie-only refresh sends none); a refresh by cookie needs ' +
+          '`X-CSRF-Token` (403 without it).',
         body: RefreshBody,
         response: { 200: Envelope(TokenData), ...errors(401, 403) },
       },
@@ -200,7 +208,8 @@ export default async function authRoutes(
       const token = explicit ?? request.cookies?.[REFRESH_COOKIE];
       if (!token) throw authenticationError('Refresh token required');
       const fromCookie = !explicit;
-      // The cookie is an ambient credential any page can make the browser send: demand the CSRF token (plugins/app/csrf.ts).
+      // The cookie is an ambient credential any page can make the browser send: demand the CSRF token
+      // (plugins/app/csrf.ts).
       if (fromCookie) await app.verifyCsrf(request, reply);
       const pair = await auth.refresh(token, requestContext(request));
       // A refresh that came by cookie answers by cookie, so the browser never sees the token.
@@ -319,8 +328,10 @@ export default async function authRoutes(
         security: bearer,
         summary: 'Change password',
         description:
-          'Revokes every session, this one included, kills every outstanding reset, verification and e-mail change link, and returns a fresh token pair for a new session. ' +
-          'A wrong `current_password` is a 400 and counts as a failed login for lockout (send `X-Device-Token` or the device cookie to have it counted on your device); a locked counter is a 423.',
+          'Revokes every session, this one included, kills every outstanding reset, verification and e-mail change ' +
+          'link, and returns a fresh token pair for a new session. ' +
+          'A wrong `current_password` is a 400 and counts as a failed login for lockout (send `X-Device-Token` or ' +
+          'the device cookie to have it counted on your device); a locked counter is a 423.',
         body: changePasswordBody(config),
         response: { 200: Envelope(TokenData), ...errors(423) },
       },
@@ -351,7 +362,10 @@ export default async function authRoutes(
         operationId: 'getCsrfToken',
         summary: 'CSRF token for browser (cookie) mode',
         description:
-          'Send it back as `X-CSRF-Token` on state-changing requests that authenticate by the refresh cookie (POST /api/auth/refresh without a token in the header or body). Valid for `expires_in` seconds, and only beside the refresh cookie of the session it was fetched with (fetch it after logging in); also sets the HttpOnly cookie it is checked against.',
+          'Send it back as `X-CSRF-Token` on state-changing requests that authenticate by the refresh cookie (POST ' +
+          '/api/auth/refresh without a token in the header or body). Valid for `expires_in` seconds, and only ' +
+          'beside the refresh cookie of the session it was fetched with (fetch it after logging in); also sets ' +
+          'the HttpOnly cookie it is checked against.',
         response: {
           200: Envelope(Type.Object({ csrf_token: Type.String(), expires_in: Type.Integer() }, { $id: 'CsrfToken' })),
         },
@@ -427,8 +441,11 @@ export default async function authRoutes(
         operationId: 'confirmEmailChange',
         summary: 'Confirm a new e-mail address with the token from the confirmation e-mail',
         description:
-          'Applies the pending address of PUT /api/users/profile, marks it verified, and kills every outstanding link. Every session of the user is revoked, except the one of a valid access token of that user sent with this request. ' +
-          '400 for an invalid, used or expired token or when the pending address changed since; 409 when the address was registered by another account meanwhile (nothing changes).',
+          'Applies the pending address of PUT /api/users/profile, marks it verified, and kills every outstanding ' +
+          'link. Every session of the user is revoked, except the one of a valid access token of that user sent ' +
+          'with this request. ' +
+          '400 for an invalid, used or expired token or when the pending address changed since; 409 when the ' +
+          'address was registered by another account meanwhile (nothing changes).',
         body: ConfirmEmailChangeBody,
         response: { 200: MessageEnvelope, ...errors(409) },
       },

@@ -28,14 +28,16 @@ export const LoginBody = Type.Object(
       Type.String({
         ...LoginName,
         description:
-          "Alias of `username` (the original Flokie's name for it): send one of the two, not both. Read as `username`, so errors name `username`.",
+          "Alias of `username` (the original Flokie's name for it): send one of the two, not both. Read as " +
+          '`username`, so errors name `username`.',
       }),
     ),
     password: Password,
     remember_me: Type.Optional(
       Type.Boolean({
         description:
-          'Cookie mode only. false: the refresh cookie ends with the browser session (no Max-Age). true or absent: it lasts as long as the refresh token.',
+          'Cookie mode only. false: the refresh cookie ends with the browser session (no Max-Age). true or absent: ' +
+          'it lasts as long as the refresh token.',
       }),
     ),
   },
@@ -77,7 +79,8 @@ export const LoginData = Type.Composite(
       device_token: Type.Optional(
         Type.String({
           description:
-            'Device credential for non-browser clients (LOCKOUT_MODE=device; absent in cookie mode, where it is the flokie_device cookie): send it back as X-Device-Token on later logins.',
+            'Device credential for non-browser clients (LOCKOUT_MODE=device; absent in cookie mode, where it is ' +
+            'the flokie_device cookie): send it back as X-Device-Token on later logins.',
         }),
       ),
       user: UserSchema,

@@ -129,7 +129,10 @@ export class SessionStore {
     return { ok: false, reason: 'reuse' };
   }
 
-  /** A re-presented token counts as a retry within the grace period of the rotation that spent it, while its successor is unused. */
+  /**
+   * A re-presented token counts as a retry within the grace period of the rotation that spent it, while its successor
+   * is unused.
+   */
   private isRetry(session: SessionRow, presentedJti: string, now: number): boolean {
     return (
       this.reuseGraceMs > 0 &&

@@ -74,7 +74,8 @@ const ReadinessSchema = Type.Object(
       redis: Type.Object({
         status: Type.String({
           description:
-            'ready, unavailable (served from in-process state meanwhile: not a reason to stop traffic) or not configured',
+            'ready, unavailable (served from in-process state meanwhile: not a reason to stop traffic) or not ' +
+            'configured',
         }),
       }),
     }),
@@ -216,7 +217,10 @@ export default async function healthRoutes(fastify: FastifyInstance, { container
     },
   );
 
-  /** Operators' views (detailed, database, system). Development: open. Elsewhere: an admin token, or X-Health-Token equal to HEALTH_TOKEN. */
+  /**
+   * Operators' views (detailed, database, system). Development: open. Elsewhere: an admin token, or X-Health-Token
+   * equal to HEALTH_TOKEN.
+   */
   async function detailedAccess(request: FastifyRequest) {
     if (config.NODE_ENV === 'development') return;
     const given = request.headers['x-health-token'];

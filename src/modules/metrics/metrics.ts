@@ -60,7 +60,8 @@ export function createMetrics(container: Container, readRateLimitRefusals: () =>
       }
     },
   });
-  // A histogram in Prometheus' text format, from the tallies (prom-client's Histogram would need one observe() per response).
+  // A histogram in Prometheus' text format, from the tallies (prom-client's Histogram would need one observe() per
+  // response).
   const latencyName = 'flokie_http_request_duration_seconds';
   registry.registerMetric({
     name: latencyName,

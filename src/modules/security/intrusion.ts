@@ -28,7 +28,9 @@ export interface FailureSubject {
   details: { user_id: string; username?: string } | { login_hash: string };
 }
 
-/** Reads the subject from a login_failure event: the lockout records `username` or `login_hash`, never the typed text. */
+/**
+ * Reads the subject from a login_failure event: the lockout records `username` or `login_hash`, never the typed text.
+ */
 export function failureSubject(userId: string | null, details: Record<string, unknown> | null): FailureSubject | null {
   const username = details?.username;
   const loginHash = details?.login_hash;

@@ -185,7 +185,8 @@ export default async function securityRoutes(fastify: FastifyInstance, { contain
         security,
         summary: 'Set or lift the emergency global rate limit',
         description:
-          'Every running instance applies it within CACHE_SYNC_INTERVAL_MS (immediately with Redis), without a restart.',
+          'Every running instance applies it within CACHE_SYNC_INTERVAL_MS (immediately with Redis), without a ' +
+          'restart.',
         body: LimitBody,
         response: { 200: Envelope(LimitData), ...errors(403) },
       },

@@ -135,7 +135,8 @@ export default async function adminRoutes(
         security,
         summary: 'List users',
         description:
-          '`search` matches the start of the username or e-mail address (an index range scan, fast on millions of rows).',
+          '`search` matches the start of the username or e-mail address (an index range scan, fast on millions of ' +
+          'rows).',
         querystring: ListQuery,
         response: { 200: UsersData, ...errors(403) },
       },
@@ -256,7 +257,8 @@ export default async function adminRoutes(
         security,
         summary: 'Delete a user',
         description:
-          'Soft delete (default) deactivates the account and revokes its sessions; `hard_delete=true` removes the row and everything that belongs to it.',
+          'Soft delete (default) deactivates the account and revokes its sessions; `hard_delete=true` removes the ' +
+          'row and everything that belongs to it.',
         params: IdParams,
         querystring: DeleteQuery,
         response: { 200: MessageEnvelope, ...errors(403, 404) },
@@ -325,7 +327,8 @@ export default async function adminRoutes(
         security,
         summary: 'Lock logins for every device, trusted ones included',
         description:
-          'For `minutes`, or until POST /api/users/{id}/unlock when absent. Logins (and re-authentication) answer 423; existing sessions stay (deactivate ends them).',
+          'For `minutes`, or until POST /api/users/{id}/unlock when absent. Logins (and re-authentication) answer ' +
+          '423; existing sessions stay (deactivate ends them).',
         params: IdParams,
         body: LockBody,
         response: { 200: UserData, ...errors(403, 404) },

@@ -186,7 +186,10 @@ export class AdminService {
     return this.get(id);
   }
 
-  /** Locks logins for every device, trusted or not, for `minutes` or until unlocked. Sessions are kept (deactivate ends them). */
+  /**
+   * Locks logins for every device, trusted or not, for `minutes` or until unlocked. Sessions are kept (deactivate ends
+   * them).
+   */
   async lock(id: string, minutes: number | undefined, context: RequestContext): Promise<UserRow> {
     const user = await this.get(id);
     const until = await this.d.lockout.lockForEveryone(id, minutes);

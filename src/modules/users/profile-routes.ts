@@ -51,9 +51,12 @@ export default async function profileRoutes(
         security,
         summary: 'Update your profile',
         description:
-          'A new `email` needs `current_password` in the same body (a wrong one is a 400 on that field and counts as a failed login for lockout; a locked counter is a 423). ' +
-          'The address is not changed yet: it is kept as `pending_email` and the answer is 202. A confirmation link goes to the new address (POST /api/auth/email/confirm) and a notice to the current one; ' +
-          'until it is confirmed, the account, login by e-mail, resets and all mail stay on the current address. Every outstanding reset, verification and e-mail change link stops working.',
+          'A new `email` needs `current_password` in the same body (a wrong one is a 400 on that field and counts ' +
+          'as a failed login for lockout; a locked counter is a 423). ' +
+          'The address is not changed yet: it is kept as `pending_email` and the answer is 202. A confirmation ' +
+          'link goes to the new address (POST /api/auth/email/confirm) and a notice to the current one; ' +
+          'until it is confirmed, the account, login by e-mail, resets and all mail stay on the current address. ' +
+          'Every outstanding reset, verification and e-mail change link stops working.',
         body: ProfileUpdate,
         response: { 200: UserData, 202: UserData, ...errors(423) },
       },

@@ -3,7 +3,7 @@
  * CLI), lists, prefix search and statistics, each with the account's running lock
  * (src/modules/auth/lockout.ts). Nothing here writes.
  */
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import { notFound } from '../../core/errors.js';
 import { dialectOf } from '../../db/index.js';
@@ -123,7 +123,7 @@ export class UserQueries {
    */
   private searchFilter(term: string) {
     const text = term.trim().toLowerCase();
-    return (eb: any) => {
+    return (eb: ExpressionBuilder<Database, 'users'>) => {
       if (this.dialect === 'sqlite') {
         const upper = `${text}\u{10FFFF}`;
         return eb.or([

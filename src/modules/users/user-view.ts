@@ -33,7 +33,10 @@ export const UserSchema = Type.Object(
 );
 export type UserView = Static<typeof UserSchema>;
 
-/** Admin views add the running account-wide lock: its end, and whether it stops every device or only devices without a trusted credential. */
+/**
+ * Admin views add the running account-wide lock: its end, and whether it stops every device or only devices without a
+ * trusted credential.
+ */
 export const AdminUserSchema = Type.Composite(
   [
     Type.Omit(UserSchema, []),
@@ -43,7 +46,8 @@ export const AdminUserSchema = Type.Composite(
         Type.String({
           enum: ['all', 'untrusted_devices'],
           description:
-            "all: every device (an administrator's lock, or LOCKOUT_MODE=account); untrusted_devices: devices without a trusted credential",
+            "all: every device (an administrator's lock, or LOCKOUT_MODE=account); untrusted_devices: devices " +
+            'without a trusted credential',
         }),
       ) as unknown as TUnsafe<AccountLock['scope'] | null>,
     }),
