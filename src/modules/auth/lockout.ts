@@ -72,8 +72,8 @@ export interface Attempt {
   context: RequestContext;
   flow: AttemptFlow;
   /**
-   * The per-username rate limit (src/plugins/app/rate-limit.ts): applied to attempts without a trusted device credential
-   * only.
+   * The per-username rate limit (src/plugins/app/rate-limit.ts): applied to attempts without a trusted
+   * device credential only.
    */
   untrustedLimit?: () => Promise<void>;
 }
