@@ -133,7 +133,7 @@ describe('logging', () => {
     'passwordUpgraded',
   ];
 
-  it('redaction by key is exact: secret keys are always censored, information keys such as password_upgraded never', async () => {
+  it('redaction by key is exact: secret keys always censored, information keys (password_upgraded) never', async () => {
     for (const key of SECRET_KEYS) assert.ok(isSecretKey(key), key);
     for (const key of SECRET_DETAIL_KEYS) assert.ok(isSecretKey(key), key);
     for (const key of INFORMATION_KEYS) assert.ok(!isSecretKey(key), key);

@@ -82,7 +82,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         await burst;
         // Only what was acknowledged before the kill counts (an answer cannot arrive after it).
         t.diagnostic(
-          `${engine}: killed with ${ackedAtKill} writes acknowledged (${ackedUsers.length} registrations, ${ackedChanges.length} password changes), ${failed} requests cut off`,
+          `${engine}: killed with ${ackedAtKill} writes acknowledged (${ackedUsers.length} registrations, ` +
+            `${ackedChanges.length} password changes), ${failed} requests cut off`,
         );
         assert.ok(failed > 0, 'the kill happened mid-burst (some requests were cut off)');
         assert.ok(
@@ -144,7 +145,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             );
             assert.equal(dup.rowCount, 0, 'no duplicate usernames');
             const orphan = await client.query(
-              'select count(*)::int as n from password_history h left join users u on u.id = h.user_id where u.id is null',
+              'select count(*)::int as n from password_history h left join users u on u.id = h.user_id ' +
+                'where u.id is null',
             );
             assert.equal(orphan.rows[0].n, 0, 'no orphaned password history');
           } finally {

@@ -233,7 +233,8 @@ async function checkProperty<T>(property: fc.IAsyncProperty<T>, options: fc.Para
     const message =
       details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     assert.fail(
-      `fuzz failure after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}): ${message.slice(0, 1500)}`,
+      `fuzz failure after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}): ` +
+        `${message.slice(0, 1500)}`,
     );
   }
 }
@@ -364,7 +365,8 @@ describe('fuzzing every route from its OpenAPI schema', () => {
     const afterHeap = process.memoryUsage().heapUsed;
     const growthMb = (afterHeap - before) / 1024 / 1024;
     t2.diagnostic(
-      `heapUsed after GC: ${(before / 1048576).toFixed(1)} MB -> ${(afterHeap / 1048576).toFixed(1)} MB (${growthMb.toFixed(1)} MB over ${body.length * 15 * 4} requests)`,
+      `heapUsed after GC: ${(before / 1048576).toFixed(1)} MB -> ${(afterHeap / 1048576).toFixed(1)} MB ` +
+        `(${growthMb.toFixed(1)} MB over ${body.length * 15 * 4} requests)`,
     );
     assert.ok(growthMb < 40, `heap grew by ${growthMb.toFixed(1)} MB`);
   });
@@ -375,7 +377,7 @@ describe('fuzzing a real server process', () => {
     const server = await startServer({ DATABASE_URL: 'sqlite::memory:', RATE_LIMIT_ENABLED: 'false' }, ATTACK_SERVER);
     try {
       const appForDoc = await readOperations({
-        inject: (o: any) => http(server.url, o.method, o.url).then((r) => ({ ...r })),
+        inject: (o: { method: string; url: string }) => http(server.url, o.method, o.url).then((r) => ({ ...r })),
       } as never);
       let sent = 0;
       await checkProperty(

@@ -219,7 +219,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
                 for (const item of list) {
                   assert.ok(
                     JSON.stringify(item).toLowerCase().includes(JSON.stringify(payload).slice(1, -1).toLowerCase()),
-                    `${context}: data.${key} returned a row that does not contain the filter value: ${JSON.stringify(item).slice(0, 200)}`,
+                    `${context}: data.${key} returned a row that does not contain the filter value: ` +
+                      `${JSON.stringify(item).slice(0, 200)}`,
                   );
                 }
               }
@@ -241,7 +242,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }
       figures[engine] = { requests, points: points.length, routes: routes.size };
       t.diagnostic(
-        `${engine}: ${requests} requests, ${ALL_SQL_PAYLOADS.length} payloads x ${points.length} injection points on ${routes.size} routes`,
+        `${engine}: ${requests} requests, ${ALL_SQL_PAYLOADS.length} payloads x ${points.length} injection points ` +
+          `on ${routes.size} routes`,
       );
       assert.deepEqual(problems, [], `${problems.length} problems:\n${problems.join('\n')}`);
 

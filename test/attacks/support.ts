@@ -12,6 +12,7 @@ import type { Database } from '../../src/db/types.js';
 import { STRONG_PASSWORD, TEST_ENV } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import type { ServerOptions } from '../helpers/server.js';
+import type { ResponseBody } from '../helpers/response-body.js';
 
 // ---------------------------------------------------------------------------------------------
 // Routes from the OpenAPI document
@@ -55,10 +56,17 @@ export interface Operation {
   secured: boolean;
 }
 
+/** The parts of an OpenAPI operation object the attack suite reads. */
+interface OperationDoc {
+  parameters?: Parameter[];
+  requestBody?: { content?: Record<string, { schema?: JsonSchema }> };
+  security?: unknown[];
+}
+
 export async function readOperations(app: FastifyInstance): Promise<Operation[]> {
   const res = await app.inject({ method: 'GET', url: '/api/openapi.json' });
   assert.equal(res.statusCode, 200, 'the OpenAPI document must be served for the attack suite to find the routes');
-  const doc = JSON.parse(res.body) as { paths: Record<string, Record<string, any>> };
+  const doc = JSON.parse(res.body) as { paths: Record<string, Record<string, OperationDoc>> };
   const ops: Operation[] = [];
   for (const [path, methods] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(methods)) {
@@ -66,7 +74,7 @@ export async function readOperations(app: FastifyInstance): Promise<Operation[]>
       ops.push({
         method: method.toUpperCase(),
         path,
-        parameters: (op.parameters ?? []) as Parameter[],
+        parameters: op.parameters ?? [],
         body: op.requestBody?.content?.['application/json']?.schema ?? null,
         secured: Array.isArray(op.security) && op.security.length > 0,
       });
@@ -193,12 +201,15 @@ export function assertNoLeak(res: { body: string }, context: string, echoed?: st
     assert.doesNotMatch(body, pattern, `${context}: response leaks internals (${pattern}): ${res.body.slice(0, 300)}`);
 }
 
-/** Every response is in docs/api.md's envelope: success with message/data, or error with code/message, timestamp and request_id. */
+/**
+ * Every response is in docs/api.md's envelope: success with message/data, or error with code/message,
+ * timestamp and request_id.
+ */
 export function assertEnvelope(
   res: LightMyRequestResponse | { statusCode: number; body: string; headers: Record<string, unknown> },
   context: string,
-): any {
-  let body: any;
+): ResponseBody {
+  let body: ResponseBody;
   try {
     body = JSON.parse(res.body);
   } catch {

@@ -91,7 +91,8 @@ describe('CSRF in headless Chromium', { skip }, () => {
     await evil.goto(`http://localhost:${attacker.port}/`);
     const attempts = await evil.evaluate(async (api) => {
       const out: Record<string, string> = {};
-      // Cross-Origin-Resource-Policy: same-origin makes these opaque answers fail in the page; the requests still reach the server.
+      // Cross-Origin-Resource-Policy: same-origin makes these opaque answers fail in the page; the requests
+      // still reach the server.
       // (No named helper functions in here: the test transpiler would decorate them with a __name the page lacks.)
       out.noCorsRefresh = await fetch(`${api}/api/auth/refresh`, {
         method: 'POST',

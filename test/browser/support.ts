@@ -24,7 +24,10 @@ export function chromiumUnavailable(): string | null {
   if (existsSync(CHROMIUM)) return null;
   const install = spawnSync('bash', ['scripts/install-chromium.sh'], { stdio: 'ignore', timeout: 300_000 });
   if (install.status === 0 && existsSync(CHROMIUM)) return null;
-  return `Chromium is not installed at ${CHROMIUM} and scripts/install-chromium.sh could not install it (needs root and apt)`;
+  return (
+    `Chromium is not installed at ${CHROMIUM} and scripts/install-chromium.sh could not install it ` +
+    `(needs root and apt)`
+  );
 }
 
 /** The skip option for describe(): never skip in CI. */

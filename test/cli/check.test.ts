@@ -117,7 +117,7 @@ describe('flokie check', () => {
     assert.match(r['database.tls']!.detail, /sslmode=require/);
   });
 
-  it('tells a local database without TLS (warn) from a remote one (fail), and sees a missing Sentry as a warning', () => {
+  it('tells a local database without TLS (warn) from a remote one (fail); a missing Sentry is a warning', () => {
     const local = {
       ...GOOD,
       DATABASE_URL: 'postgresql://flokie:Rq8vT2mW9xL4nB7cY3kJ@127.0.0.1:5432/flokie',
@@ -173,7 +173,7 @@ describe('flokie check', () => {
     );
   });
 
-  it('invalid settings: every checklist item is still listed, each invalid setting one FAIL line among them, exit 1', async () => {
+  it('invalid settings: every checklist item still listed, one FAIL line per invalid setting, exit 1', async () => {
     const env = { ...GOOD, PORT: 'not-a-port', HSTS_MAX_AGE: 'forever', RATE_LIMITS: '{"auth.login": "lots"}' };
     const res = await runCli(['check'], { env, cwd: goodRepo });
     assert.equal(res.code, 1, res.stderr);

@@ -203,7 +203,8 @@ describe('flokie CLI', () => {
     assert.equal(byRefresh.code, 0, byRefresh.stderr);
     assert.equal(
       byRefresh.stdout,
-      `Revoked refresh token ${refreshed.refresh_jti}: session ${refreshed.id} of clitokens (${user.id}) is revoked with it\n`,
+      `Revoked refresh token ${refreshed.refresh_jti}: session ${refreshed.id} of clitokens (${user.id}) ` +
+        `is revoked with it\n`,
     );
     assert.notEqual(
       (await c.db.selectFrom('sessions').select('revoked_at').where('id', '=', refreshed.id).executeTakeFirstOrThrow())

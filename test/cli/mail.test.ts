@@ -134,7 +134,8 @@ describe('flokie mail list / show', () => {
     const probe = [
       "import { createRequire } from 'node:module';",
       'const cache = createRequire(import.meta.url).cache;',
-      'const parser = () => Object.keys(cache).filter((file) => /node_modules.(mailparser|libmime)./.test(file)).length;',
+      'const parser = () => Object.keys(cache).filter((file) => ' +
+        '/node_modules.(mailparser|libmime)./.test(file)).length;',
       "const { buildProgram } = await import('./src/cli/program.ts');",
       'buildProgram();',
       'const afterBuild = parser();',

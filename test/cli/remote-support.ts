@@ -1,4 +1,7 @@
-/** Shared by the `flokie check --url` tests (test/cli/remote-check.test.ts, test/integration/remote-check-nginx.test.ts). */
+/**
+ * Shared by the `flokie check --url` tests (test/cli/remote-check.test.ts,
+ * test/integration/remote-check-nginx.test.ts).
+ */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';

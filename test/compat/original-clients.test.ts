@@ -17,6 +17,7 @@ import { buildApp } from '../../src/app.js';
 import { cliContext } from '../../src/core/request-context.js';
 import { makeTestConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import type { ResponseBody } from '../helpers/response-body.js';
 import { PythonSession, type PyResponse, type PyValue } from './python-requests.js';
 
 /** The scripts' example passwords that our policy refuses, and what the test uses instead. */
@@ -47,7 +48,7 @@ interface Call {
   /** Whether the script itself counts this call in its results (test_api.py's summary). */
   counted: boolean;
   passed: boolean;
-  body: any;
+  body: ResponseBody;
 }
 
 class Service {
@@ -407,7 +408,7 @@ describe("the original Flokie's example clients against this service", () => {
   });
   after(() => service.stop());
 
-  it('examples/test_api.py: all 24 results pass but the refresh with an access token, refused with a message that says what to send', async (t) => {
+  it('examples/test_api.py: 24 results pass; refresh with an access token fails, told what to send', async (t) => {
     const calls = await replayTestApi(service.base);
     report(t, calls);
     const counted = calls.filter((c) => c.counted);

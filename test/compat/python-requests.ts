@@ -6,6 +6,7 @@
  * `urlencode` writes them (True/False, None dropped). Used by the original-clients test.
  */
 import http from 'node:http';
+import type { ResponseBody } from '../helpers/response-body.js';
 
 export type PyValue = string | number | boolean | null | PyValue[] | { [key: string]: PyValue };
 
@@ -34,7 +35,7 @@ export interface PyResponse {
   status: number;
   /** requests' `response.ok`: status below 400. */
   ok: boolean;
-  body: any;
+  body: ResponseBody;
   headers: http.IncomingHttpHeaders;
 }
 

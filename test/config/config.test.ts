@@ -80,7 +80,11 @@ describe('configuration', () => {
         e instanceof ConfigError &&
         e.problems.length === 5 &&
         e.message ===
-          'PORT must be an integer, got "abc"; BCRYPT_ROUNDS must be between 4 and 16, got 3; HSTS_MAX_AGE must be between 0 and 63072000, got -1; JWT_SECRET_KEY must differ from SECRET_KEY; TLS_CERT_FILE and TLS_KEY_FILE must be set together',
+          'PORT must be an integer, got "abc"; ' +
+            'BCRYPT_ROUNDS must be between 4 and 16, got 3; ' +
+            'HSTS_MAX_AGE must be between 0 and 63072000, got -1; ' +
+            'JWT_SECRET_KEY must differ from SECRET_KEY; ' +
+            'TLS_CERT_FILE and TLS_KEY_FILE must be set together',
     );
   });
 
@@ -137,7 +141,8 @@ describe('configuration', () => {
     assert.equal(result.status, 1);
     assert.equal(
       result.stderr.trim(),
-      'flokie: configuration error: PORT must be an integer, got "not-a-port"; BCRYPT_ROUNDS must be between 4 and 16, got 99',
+      'flokie: configuration error: PORT must be an integer, got "not-a-port"; ' +
+        'BCRYPT_ROUNDS must be between 4 and 16, got 99',
     );
   });
 

@@ -99,7 +99,7 @@ describe('secret strength', () => {
     );
   });
 
-  it('every generated secret passes (many runs), and so does 32 random bytes as hex (deploy/generate-env.mjs)', async () => {
+  it('every generated secret passes (many runs), as do 32 random bytes in hex (deploy/generate-env.mjs)', async () => {
     fc.assert(
       fc.property(fc.integer(), () => secretProblem(generateSecret()) === null),
       { numRuns: 20_000 },

@@ -117,7 +117,7 @@ describe('docs/api.md against the live OpenAPI document', () => {
     }
   });
 
-  it('standard errors: 429 with Retry-After on every rate-limited operation, 401 wherever a token is taken, 413/415 on bodies', () => {
+  it('standard errors: 429 + Retry-After where rate-limited, 401 where a token is taken, 413/415 on bodies', () => {
     for (const { method, path, operation } of ops) {
       const name = `${method} ${path}`;
       const statuses = Object.keys(operation.responses);

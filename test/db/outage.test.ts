@@ -130,7 +130,7 @@ describe(`database time limits (${dialect})`, { skip: !networked && 'PostgreSQL/
     }
   });
 
-  it('a silent network: queries, new connections and the pool queue all give up within their bounds; nothing is reused out of step', async () => {
+  it('silent network: queries, connects, pool queue give up within bounds; nothing reused out of step', async () => {
     const handle = openDatabase({ url: throughProxy(database.url, proxy), poolSize: 2, timeouts: TIMEOUTS });
     try {
       // Two pooled connections, open and idle.
@@ -152,7 +152,8 @@ describe(`database time limits (${dialect})`, { skip: !networked && 'PostgreSQL/
         assert.ok(ms < BOUND_MS, `gave up after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
       }
       console.log(
-        `# silent ${dialect}: 5 queries on a pool of 2 gave up after ${outcomes.map((o) => Math.round(o.ms)).join(', ')} ms`,
+        `# silent ${dialect}: 5 queries on a pool of 2 gave up after ` +
+          `${outcomes.map((o) => Math.round(o.ms)).join(', ')} ms`,
       );
 
       // A connection opened during the silence cannot finish its handshake: bounded too.
@@ -298,7 +299,7 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
     assert.ok(body.request_id && body.timestamp);
   }
 
-  it('login, refresh and register answer 503 with Retry-After within the bound; an uncached /me too (on SQLite reads still work)', async () => {
+  it('login, refresh, register: 503 + Retry-After in bound; uncached /me too (SQLite reads still work)', async () => {
     const user = await registerAndLogin(app);
     const unused = await login(app, user.username);
     assert.equal(
@@ -352,7 +353,8 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
       assert.ok(ms < BOUND_MS, `burst answer after ${ms} ms`);
     }
     console.log(
-      `# ${dialect} unavailable: time to 503 ${JSON.stringify(answers)} ms; burst of 8 refreshes: max ${Math.max(...burst.map((b) => b.ms))} ms`,
+      `# ${dialect} unavailable: time to 503 ${JSON.stringify(answers)} ms; ` +
+        `burst of 8 refreshes: max ${Math.max(...burst.map((b) => b.ms))} ms`,
     );
 
     assert.equal(outageLines().length, 1, 'logged once for the whole outage');

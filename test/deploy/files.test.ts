@@ -191,10 +191,31 @@ describe('Dockerfile', () => {
   });
 });
 
+/** The parts of a docker-compose.yml service these tests read. */
+interface ComposeService {
+  image: string;
+  command?: string[];
+  environment: Record<string, string>;
+  env_file?: string[];
+  read_only?: boolean;
+  privileged?: boolean;
+  tmpfs?: string[];
+  security_opt?: string[];
+  cap_drop?: string[];
+  cap_add?: string[];
+  ports?: string[];
+  volumes: string[];
+  /** A list of names, or (nginx) names with a fixed address each. */
+  networks: string[] | Record<string, { ipv4_address?: string } | null>;
+  healthcheck: { test: string[] };
+  depends_on: Record<string, { condition: string }>;
+}
+
 describe('docker-compose.yml', () => {
   const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as {
-    services: Record<string, any>;
-    networks: Record<string, any>;
+    services: Record<'app' | 'migrate' | 'postgres' | 'redis' | 'nginx', ComposeService> &
+      Record<string, ComposeService>;
+    networks: Record<'backend' | 'edge', { internal?: boolean }>;
   };
   const services = compose.services;
 
@@ -238,20 +259,24 @@ describe('docker-compose.yml', () => {
     for (const [name, service] of Object.entries(services))
       if (name !== 'nginx') assert.equal(service.ports, undefined, `${name} publishes no port`);
     assert.equal(compose.networks.backend.internal, true);
-    for (const name of ['postgres', 'redis']) assert.deepEqual(services[name].networks, ['backend']);
+    for (const name of ['postgres', 'redis'] as const) assert.deepEqual(services[name].networks, ['backend']);
   });
 
   it('wires the app for scale-out behind the proxy', () => {
     const env = services.app.environment;
     assert.equal(env.AUTO_MIGRATE, 'false', 'the limited role cannot migrate; the migrate job does');
-    assert.equal(env.TRUSTED_PROXIES, services.nginx.networks.edge.ipv4_address, 'only nginx is a trusted proxy');
+    assert.equal(
+      env.TRUSTED_PROXIES,
+      (services.nginx.networks as Record<string, { ipv4_address: string }>).edge!.ipv4_address,
+      'only nginx is a trusted proxy',
+    );
     assert.ok(Number(env.WEB_CONCURRENCY) >= 1);
     assert.deepEqual(services.app.healthcheck.test, ['CMD', 'node', 'deploy/healthcheck.mjs']);
     assert.ok(
       services.app.volumes.some((v: string) => v.endsWith(':/app/var')),
       'a volume for /app/var',
     );
-    assert.equal(services.app.depends_on.migrate.condition, 'service_completed_successfully');
+    assert.equal(services.app.depends_on.migrate?.condition, 'service_completed_successfully');
     assert.deepEqual(services.migrate.command, ['node', 'dist/cli/index.js', 'migrate', 'up']);
     assert.ok(existsSync(join(root, 'src/cli/migrate.ts')));
   });
@@ -277,7 +302,7 @@ describe('docker-compose.yml', () => {
       assert.equal(run().status, 0);
       const wanted = new Set(
         Object.values(services)
-          .flatMap((s: any) => s.env_file ?? [])
+          .flatMap((s) => s.env_file ?? [])
           .map((f: string) => f.replace(/^deploy\//, '')),
       );
       for (const file of wanted) {

@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config/index.js';
 import { createContainer, type Container } from '../../src/container.js';
 import { createLogger } from '../../src/logging.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import type { ResponseBody } from './response-body.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -114,7 +115,7 @@ export function uniqueUser(prefix = 'user') {
   return { username: name, email: `${name}@example.com`, password: STRONG_PASSWORD };
 }
 
-export function json<T = any>(res: Pick<LightMyRequestResponse, 'body'>): T {
+export function json<T = ResponseBody>(res: Pick<LightMyRequestResponse, 'body'>): T {
   return JSON.parse(res.body) as T;
 }
 

@@ -11,6 +11,7 @@ import https from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { ResponseBody } from './response-body.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const TSX_LOADER = import.meta.resolve('tsx');
@@ -41,7 +42,7 @@ export async function freePort(): Promise<number> {
 export interface Response {
   status: number;
   headers: http.IncomingHttpHeaders;
-  body: any;
+  body: ResponseBody;
   text: string;
 }
 
@@ -87,7 +88,7 @@ export function request(method: string, url: string, options: RequestOptions = {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let body: any = undefined;
+          let body: ResponseBody = undefined;
           try {
             body = JSON.parse(text);
           } catch {

@@ -60,12 +60,14 @@ describe('bad input on a real socket', () => {
     ['oversized URL beyond the header limit', `GET /api/health?${'q'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431],
     [
       'duplicate Content-Length',
-      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        'Content-Length: 2\r\nContent-Length: 5\r\n\r\n{}',
       400,
     ],
     [
       'Content-Length with Transfer-Encoding',
-      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        'Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
       400,
     ],
     ['garbage request line', 'HELLO THERE\r\n\r\n', 400],
@@ -87,7 +89,8 @@ describe('bad input on a real socket', () => {
     const dupAuth = parse(
       await raw(
         port,
-        'GET /api/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\nAuthorization: Bearer d.e.f\r\nConnection: close\r\n\r\n',
+        'GET /api/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n' +
+          'Authorization: Bearer d.e.f\r\nConnection: close\r\n\r\n',
       ),
     );
     assert.equal(dupAuth.status, 401);
@@ -95,7 +98,8 @@ describe('bad input on a real socket', () => {
     const dupCsrf = parse(
       await raw(
         port,
-        'POST /api/auth/refresh HTTP/1.1\r\nHost: x\r\nCookie: flokie_refresh=abc\r\nX-CSRF-Token: a\r\nX-CSRF-Token: b\r\nConnection: close\r\n\r\n',
+        'POST /api/auth/refresh HTTP/1.1\r\nHost: x\r\nCookie: flokie_refresh=abc\r\n' +
+          'X-CSRF-Token: a\r\nX-CSRF-Token: b\r\nConnection: close\r\n\r\n',
       ),
     );
     assert.equal(dupCsrf.status, 403);
@@ -212,7 +216,7 @@ describe('output encoding and input sanitising (the guide’s XSS test)', () => 
   });
   after(() => t.close());
 
-  it('test_xss_prevention: a <script> bio comes back escaped — no raw <, > or & in the body — and decodes to the original', async () => {
+  it('test_xss_prevention: a <script> bio comes back escaped (no raw <, > or &), decodes to the original', async () => {
     const u = await registerAndLogin(t.app);
     const payload = "<script>alert('xss')</script> & more";
     const res = await t.app.inject({

@@ -34,7 +34,7 @@ describe('an empty body sent as JSON is no body', () => {
   });
   after(() => t.close());
 
-  it('on every route that takes no body: refresh, logout, logout-all, resend, session delete, activate, deactivate, unlock, delete', async () => {
+  it('routes taking no body: refresh, logout(-all), resend, session delete, (de)activate, unlock, delete', async () => {
     for (const headers of EMPTY_JSON) {
       const user = await registerAndLogin(t.app);
       const asUser = { ...bearer(user.access), ...headers };

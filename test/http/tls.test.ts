@@ -78,7 +78,7 @@ describe('TLS', () => {
     assert.deepEqual(tls12, { protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES256-GCM-SHA384' });
   });
 
-  it('offers exactly the TLS 1.2 suites nginx offers (deploy/nginx.conf), every one of them ECDHE with AEAD', async () => {
+  it('offers exactly the TLS 1.2 suites nginx offers (deploy/nginx.conf), all ECDHE with AEAD', async () => {
     const nginx = /^\s*ssl_ciphers\s+([^;]+);/m.exec(
       readFileSync(join(import.meta.dirname, '../../deploy/nginx.conf'), 'utf8'),
     )?.[1];
@@ -223,7 +223,7 @@ describe('FORCE_HTTPS', () => {
     );
   });
 
-  it('lets HTTPS through when a trusted proxy says so, not when anyone else does; health checks are not redirected', async () => {
+  it('lets HTTPS through when a trusted proxy says so, not anyone else; health checks are not redirected', async () => {
     const viaProxy = await t.app.inject({
       method: 'GET',
       url: '/api/auth/me',

@@ -19,7 +19,22 @@ import {
 } from '../../src/http/validation.js';
 import { bearer, createTestApp, json, makeAdmin, registerAndLogin, type TestApp } from '../helpers/app.js';
 
-type Schema = Record<string, any>;
+/** A JSON Schema as Fastify compiles it: the keywords these tests read, and any others. */
+interface Schema {
+  type?: string | string[];
+  format?: string;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  anyOf?: Schema[];
+  properties?: Record<string, Schema>;
+  required?: string[];
+  additionalProperties?: boolean | Schema;
+  default?: unknown;
+  [keyword: string]: unknown;
+}
 interface Compiled {
   method: string;
   url: string;
@@ -96,7 +111,7 @@ function casesFor(schema: Schema, inQuery: boolean): Case[] {
         expect: has(`Must be a string${orNull}`),
         describe: 'number for a string',
       });
-    if (s.minLength >= 1)
+    if ((s.minLength ?? 0) >= 1)
       cases.push({
         keyword: 'minLength',
         value: '',
@@ -285,7 +300,8 @@ describe('validation messages: every keyword in our words, every field listed, b
       // A password being set is MIN_PASSWORD_LENGTH (8) long at least, a rule the contract states.
       password: ['Must be at least 8 characters'],
       first_name: [
-        'Must not contain markup (< > & " \\), control characters or invisible format characters (such as bidi controls)',
+        'Must not contain markup (< > & " \\), ' +
+          'control characters or invisible format characters (such as bidi controls)',
       ],
       last_name: ['Must be a string'],
       is_admin: ['Unknown field'],

@@ -88,7 +88,7 @@ describe('WEB_CONCURRENCY', { timeout: 400_000 }, () => {
     }
   });
 
-  it('2 without Redis: a token revoked on one worker is refused by the other on the very next request (IPC)', async () => {
+  it('2 without Redis: a token revoked on one worker is refused by the other on the next request (IPC)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flokie-cluster-'));
     // A poll every 60 s: only the primary's relay (src/state/cluster-bus.ts) can deliver in time.
     const server = await startServer(
@@ -121,7 +121,8 @@ describe('WEB_CONCURRENCY', { timeout: 400_000 }, () => {
       }
       assert.equal(new Set(await servingPids(server, 4)).size, 2, 'both workers were serving in turn');
       console.log(
-        `# cluster without Redis: 4 requests right after each logout all refused; 4 requests took ${delays.join(', ')} ms`,
+        `# cluster without Redis: 4 requests right after each logout all refused; ` +
+          `4 requests took ${delays.join(', ')} ms`,
       );
       assert.equal(await server.stop('SIGTERM'), 0, server.output().slice(-2000));
     } finally {

@@ -58,7 +58,10 @@ describe(
         'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n',
       );
       port = await freePort();
-      const options = `-p ${port} -k ${join(dir, 'socket')} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=${join(dir, 'certs', 'postgres.crt')} -c ssl_key_file=${join(dir, 'certs', 'postgres.key')} -c fsync=off`;
+      const options =
+        `-p ${port} -k ${join(dir, 'socket')} -c listen_addresses=127.0.0.1 -c ssl=on ` +
+        `-c ssl_cert_file=${join(dir, 'certs', 'postgres.crt')} ` +
+        `-c ssl_key_file=${join(dir, 'certs', 'postgres.key')} -c fsync=off`;
       const start = asPostgres('pg_ctl', [
         '-D',
         join(dir, 'data'),
@@ -108,7 +111,7 @@ describe(
       );
     });
 
-    it('sslmode=verify-full refuses a server its CA did not sign, and verifies against system CAs without one', async () => {
+    it('sslmode=verify-full refuses a server not signed by its CA, and uses the system CAs without one', async () => {
       await assert.rejects(
         encrypted('?sslmode=verify-full', join(dir, 'other', 'ca.pem')),
         /self[- ]signed|unable to verify|certificate/i,
@@ -142,7 +145,8 @@ describe(
         });
         assert.equal(register.status, 201, register.text);
         const { rows } = await admin.query(
-          "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'flokie_tls'",
+          'SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) ' +
+            "WHERE a.datname = 'flokie_tls'",
         );
         assert.ok(rows.length >= 1, 'the service has connections open');
         assert.ok(

@@ -62,7 +62,8 @@ describe('two instances on PostgreSQL + Redis', { timeout: 180_000 }, () => {
     await database?.drop();
     const removed = await redis.clear();
     console.log(
-      `# propagation delays (ms): ${JSON.stringify(delays)}; instance exit codes ${codes.join(', ')}; redis keys removed ${removed}`,
+      `# propagation delays (ms): ${JSON.stringify(delays)}; ` +
+        `instance exit codes ${codes.join(', ')}; redis keys removed ${removed}`,
     );
     assert.deepEqual(codes, [0, 0], 'both instances shut down cleanly on SIGTERM');
   });

@@ -21,7 +21,8 @@ function refreshAndLoseTheAnswer(server: ServerProcess, refreshToken: string): P
   return new Promise((resolve, reject) => {
     const socket = net.connect(server.port, '127.0.0.1', () => {
       socket.write(
-        `POST /api/auth/refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        `POST /api/auth/refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     });
     socket.once('data', () => {
@@ -77,7 +78,7 @@ describe('refresh retry after a lost answer, on PostgreSQL with a killed instanc
     };
   }
 
-  it('the rotation commits on A, the answer is lost, A dies; the retry on B gets a fresh pair and no theft is raised', async () => {
+  it('rotation commits on A, the answer is lost, A dies; a retry on B gets a fresh pair, no theft raised', async () => {
     const user = await loggedIn(a);
     const before = await session(user.sid);
     await refreshAndLoseTheAnswer(a, user.refresh);

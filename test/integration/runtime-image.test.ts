@@ -24,7 +24,7 @@ describe(
   'the runtime image layout, read-only but for var/ and /tmp',
   { timeout: 300_000, skip: (!isRoot || !hasSetpriv) && 'needs root and setpriv to run as an unprivileged uid' },
   () => {
-    it('starts compiled as a non-root uid, serves, writes only under var/, passes its health check, stops cleanly', async () => {
+    it('runs compiled as non-root, serves, writes only under var/, passes its health check, stops', async () => {
       const top = mkdtempSync(join(tmpdir(), 'flokie-image-'));
       chmodSync(top, 0o755);
       const app = join(top, 'app');

@@ -79,6 +79,6 @@ export function redisPrefix(): { prefix: string; clear(): Promise<number> } {
 }
 
 /** The claims of a JWT (test-side inspection only; never a verification). */
-export function claimsOf(token: string): Record<string, any> {
+export function claimsOf(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
 }

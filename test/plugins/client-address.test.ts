@@ -22,7 +22,7 @@ describe('client address', () => {
     assert.throws(() => compileTrustedProxies(['proxy.example.com']), /TRUSTED_PROXIES/);
   });
 
-  it('untrusted X-Forwarded-For: the socket address is used, the guide warning is logged and a suspicious_header event recorded', async () => {
+  it('untrusted X-Forwarded-For: socket address used, warning logged, suspicious_header event recorded', async () => {
     const t = await createLoggedApp({ TRUSTED_PROXIES: '10.0.0.1' }, undefined, (app) =>
       app.get('/api/test-ip', async (request) => ({ ip: request.ip, protocol: request.protocol })),
     );
@@ -67,7 +67,7 @@ describe('client address', () => {
     }
   });
 
-  it("X-Request-ID is our id only from a trusted proxy; a client's is logged apart and never reaches a security event", async () => {
+  it("only a trusted proxy's X-Request-ID is adopted; a client's is logged apart, not in security events", async () => {
     const t = await createLoggedApp({ TRUSTED_PROXIES: '10.0.0.1', NODE_ENV: 'development' });
     const events: { type: string; request_id: string | null }[] = [];
     t.container.events.onEvent((e) => events.push(e));
@@ -124,7 +124,7 @@ describe('client address', () => {
     }
   });
 
-  it('one function keys a client: IPv4 as itself, IPv6 by its network (RATE_LIMIT_IPV6_PREFIX), ::ffff:a.b.c.d as a.b.c.d', () => {
+  it('one function keys a client: IPv4 as is, IPv6 by network (RATE_LIMIT_IPV6_PREFIX), ::ffff:a.b.c.d as IPv4', () => {
     assert.equal(clientAddressKey('203.0.113.9', 64), '203.0.113.9');
     assert.equal(clientAddressKey('::ffff:203.0.113.9', 64), '203.0.113.9');
     assert.equal(clientAddressKey('::FFFF:cb00:7109', 64), '203.0.113.9', 'hex spelling of a mapped address');
@@ -143,7 +143,7 @@ describe('client address', () => {
     assert.equal(clientAddressKey('not-an-ip', 64), 'not-an-ip');
   });
 
-  it('distinct X-Forwarded-For addresses in one IPv6 /64 share one limit; other /64s and IPv4-mapped spellings as expected', async () => {
+  it('X-Forwarded-For in one IPv6 /64 shares a limit; other /64s and IPv4-mapped spellings as expected', async () => {
     const t = await createLoggedApp({
       RATE_LIMIT_ENABLED: 'true',
       TRUSTED_PROXIES: '10.0.0.1',

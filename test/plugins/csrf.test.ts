@@ -47,7 +47,7 @@ describe('CSRF in cookie mode', () => {
   });
   after(() => t.close());
 
-  it('login in cookie mode sets an HttpOnly, Secure, SameSite=Lax cookie on /api/auth and keeps the token out of the body', async () => {
+  it('cookie-mode login: HttpOnly, Secure, SameSite=Lax cookie on /api/auth, no token in the body', async () => {
     const { res, refreshCookie } = await cookieLogin(t.app);
     assert.equal(json(res).data.refresh_token, undefined);
     assert.match(refreshCookie, /HttpOnly/);
@@ -66,7 +66,7 @@ describe('CSRF in cookie mode', () => {
     assert.match(pair(secretLine!), /\./, 'signed value');
   });
 
-  it('refresh by cookie without X-CSRF-Token: 403 AUTHORIZATION_ERROR and a csrf_failure event; the cookie is not spent', async () => {
+  it('cookie refresh without X-CSRF-Token: 403 AUTHORIZATION_ERROR, csrf_failure event, cookie not spent', async () => {
     const { refreshCookie } = await cookieLogin(t.app);
     const { secretCookie } = await csrfToken(t.app, pair(refreshCookie));
     const before = events.filter((e) => e.type === 'csrf_failure').length;
@@ -149,7 +149,7 @@ describe('CSRF in cookie mode', () => {
     }
   });
 
-  it("a token is bound to the refresh session it was fetched with: another session's valid pair is refused (cookie tossing)", async () => {
+  it("a token is bound to its refresh session: another session's valid pair is refused (cookie tossing)", async () => {
     const victim = await cookieLogin(t.app);
     const attacker = await cookieLogin(t.app);
     // The attacker's own, server-issued, valid pair: it works with the attacker's own cookie...

@@ -85,7 +85,7 @@ describe('rate limits (in-process store, guide defaults)', () => {
     }
   });
 
-  it('auth.register: 3 per minute; password.reset: 2 reset requests per minute; completing a reset has its own looser limit', async () => {
+  it('auth.register: 3/min; password.reset: 2 requests/min; completing a reset has its own looser limit', async () => {
     const t = await createLoggedApp(ON);
     try {
       const reg = await statuses(t.app, 4, () => ({
@@ -176,7 +176,7 @@ describe('rate limits (in-process store, guide defaults)', () => {
     }
   });
 
-  it('default counts per verified user when authenticated, per address otherwise; a forged token counts against its address', async () => {
+  it('default counts per verified user, else per address; a forged token counts against its address', async () => {
     const t = await createLoggedApp({ ...ON, RATE_LIMITS: '{"default": "10 per hour"}' });
     try {
       const loginFrom = async (address: string) => {
@@ -242,7 +242,7 @@ describe('rate limits (in-process store, guide defaults)', () => {
     }
   });
 
-  it('RATE_LIMITS overrides only the keys it names; RATE_LIMIT_ENABLED=false turns limits off outside production only', async () => {
+  it('RATE_LIMITS overrides only the keys it names; RATE_LIMIT_ENABLED=false only outside production', async () => {
     const t = await createLoggedApp({ ...ON, RATE_LIMITS: '{"auth.login": "2 per 30 seconds"}' });
     try {
       assert.deepEqual(t.container.config.RATE_LIMITS['auth.register']!.points, 3);
@@ -285,7 +285,7 @@ describe('rate limits (in-process store, guide defaults)', () => {
 });
 
 describe('emergency rate limit', () => {
-  it('applies to every route but health checks, per address, and lifts; another instance follows within the sync interval', async () => {
+  it('limits all but health checks, per address, then lifts; other instances follow in the sync interval', async () => {
     const database = await createTestDatabase({ file: true });
     // RATE_LIMIT_ENABLED=false: the emergency limit is an operator's explicit act and applies anyway.
     const a = await createLoggedApp({ RATE_LIMIT_ENABLED: 'false' }, database);

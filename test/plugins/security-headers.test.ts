@@ -102,7 +102,7 @@ describe('security headers', () => {
 });
 
 describe('HSTS', () => {
-  it('is sent when the request came over HTTPS through a trusted proxy, not when an untrusted peer claims it', async () => {
+  it('is sent for HTTPS through a trusted proxy, not when an untrusted peer claims it', async () => {
     const t = await createTestApp({ TRUSTED_PROXIES: '10.0.0.1' });
     try {
       const viaProxy = await t.app.inject({

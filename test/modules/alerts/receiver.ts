@@ -7,15 +7,19 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AlertMessage } from '../../../src/modules/alerts/channels.js';
 
 export interface Received {
   headers: IncomingMessage['headers'];
-  body: any;
+  body: AlertMessage | undefined;
   raw: string;
   signatureValid: boolean;
 }
 
-/** The receiver's side of the contract: v1=hex(HMAC-SHA256(secret, `${timestamp}.${raw body}`)), timestamp within 5 minutes. */
+/**
+ * The receiver's side of the contract: v1=hex(HMAC-SHA256(secret, `${timestamp}.${raw body}`)),
+ * timestamp within 5 minutes.
+ */
 export function receiverVerifies(
   secret: string,
   headers: IncomingMessage['headers'],
@@ -42,9 +46,9 @@ export async function startReceiver(secret: string, port = 0) {
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
           const raw = Buffer.concat(chunks).toString('utf8');
-          let body: any;
+          let body: AlertMessage | undefined;
           try {
-            body = JSON.parse(raw);
+            body = JSON.parse(raw) as AlertMessage;
           } catch {
             body = undefined;
           }

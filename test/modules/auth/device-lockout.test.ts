@@ -70,7 +70,7 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     for (let i = 0; i < MAX; i++) assert.equal((await loginAs(t, username, `Wrong-Guess-${i}-x`)).statusCode, 401);
   };
 
-  it('a login issues the credential as an HttpOnly, Secure, SameSite=Strict cookie on /api/auth and as device_token (not in cookie mode)', async () => {
+  it('the credential: HttpOnly Secure SameSite=Strict cookie on /api/auth; device_token if no cookies', async () => {
     const u = await register(t.app, uniqueUser('devcookie'));
     const res = await loginAs(t, u.username, STRONG_PASSWORD);
     const token = deviceToken(res);
@@ -93,7 +93,7 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     assert.ok(deviceCookieLine(cookieMode));
   });
 
-  it("an attacker's guesses lock only devices without a credential: the owner's trusted device still logs in", async () => {
+  it("an attacker's guesses lock only credential-less devices: the owner's trusted device still logs in", async () => {
     const u = await owner('devowner');
     await lockUntrusted(u.username);
     const locked = await loginAs(t, u.username, STRONG_PASSWORD);
@@ -113,7 +113,7 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     assert.equal((await events(t, u.id, 'account_locked')).length, 1);
   });
 
-  it('failures with a trusted credential count against that device only; at MAX_LOGIN_ATTEMPTS it is deny-listed', async () => {
+  it('failures with a trusted credential count only for that device; deny-listed at MAX_LOGIN_ATTEMPTS', async () => {
     const u = await owner('devdeny');
     const second = deviceToken(await loginAs(t, u.username, STRONG_PASSWORD));
     for (let i = 0; i < MAX; i++)
@@ -187,7 +187,7 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     assert.equal((await events(t, other.id, 'login_failure')).length, 0);
   });
 
-  it("guesses with another user's credential lock the target's untrusted counter, not the other user's device", async () => {
+  it("guesses with another user's credential count on the target's untrusted counter, not that device", async () => {
     const victim = await owner('devvictim');
     const attacker = await owner('devattacker');
     for (let i = 0; i < MAX; i++)
@@ -220,7 +220,7 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     );
   });
 
-  it('50 concurrent wrong guesses with one trusted credential: at most MAX_LOGIN_ATTEMPTS checks; the device is deny-listed, the account is not', async () => {
+  it('50 concurrent guesses, one credential: <= MAX_LOGIN_ATTEMPTS checks; the device is deny-listed', async () => {
     const u = await owner('devflood');
     const row = (await t.app.container.users.findById(u.id))!;
     const hasher = t.app.container.hasher;
@@ -245,7 +245,7 @@ describe('lockout with device credentials (LOCKOUT_MODE=device, the default)', (
     assert.equal((await loginAs(t, u.username, STRONG_PASSWORD)).statusCode, 200);
   });
 
-  it('password change: wrong current passwords count toward lockout (12 wrong guesses lock), on the device they came from', async () => {
+  it('password change: wrong current passwords count toward lockout (12 lock) on their device', async () => {
     const u = await registerAndLogin(t.app, uniqueUser('devchange'));
     const trusted = deviceToken(u.res);
     const change = (current: string, headers: Record<string, string> = {}) =>

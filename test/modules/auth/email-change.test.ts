@@ -85,7 +85,7 @@ describe('e-mail change', () => {
     assert.equal(mailsTo(smtp, to).length, 0);
   });
 
-  it('a wrong current password counts as a failed login: MAX_LOGIN_ATTEMPTS of them lock (423), here and at login', async () => {
+  it('a wrong current password is a failed login: MAX_LOGIN_ATTEMPTS of them lock (423), also at login', async () => {
     const u = await registerAndLogin(t.app, uniqueUser('ecguess'));
     const codes = [];
     for (let i = 0; i < 7; i++)
@@ -117,7 +117,7 @@ describe('e-mail change', () => {
     );
   });
 
-  it('202 with the pending address; nothing moves to it until confirmed, and the old address is told at once', async () => {
+  it('202 with the pending address; nothing moves until confirmed; the old address is told at once', async () => {
     const u = await registerAndLogin(t.app, uniqueUser('ecpend'));
     const to = newAddress('pend');
     const res = await put(u.access, { email: to.toUpperCase(), current_password: STRONG_PASSWORD, first_name: 'Pat' });
@@ -169,7 +169,7 @@ describe('e-mail change', () => {
     );
   });
 
-  it('confirming applies the address, marks it verified, keeps the confirming session only, tells the old address', async () => {
+  it('confirming applies and verifies the address, keeps only this session, tells the old address', async () => {
     const u = await registerAndLogin(t.app, uniqueUser('ecok'));
     const other = await login(t.app, u.username);
     const to = newAddress('ok');
@@ -258,7 +258,7 @@ describe('e-mail change', () => {
     assert.equal((await me(u2.access)).statusCode, 401);
   });
 
-  it('an address that belongs to another account: the same 202 and view, no working link, a mail saying it is in use', async () => {
+  it("another account's address: the same 202 and view, no working link, a mail saying it is in use", async () => {
     const owner = await register(t.app, uniqueUser('ecowner'));
     const u = await registerAndLogin(t.app, uniqueUser('ectaken'));
     const v = await registerAndLogin(t.app, uniqueUser('ecfree'));

@@ -155,7 +155,7 @@ describe('login attempts in flight', () => {
     }
   });
 
-  it('no free slot within LOGIN_QUEUE_TIMEOUT: 429 with Retry-After, never 423, and nothing counted as a failure', async () => {
+  it('no free slot within LOGIN_QUEUE_TIMEOUT: 429 + Retry-After, never 423, no failure counted', async () => {
     const u = await register(t.app);
     await holdSlots(u.id, 5, Date.now() + 60_000);
     const started = Date.now();

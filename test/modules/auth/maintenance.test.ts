@@ -9,7 +9,7 @@ describe('stale rows are purged so revocation lists and counters do not grow wit
   });
   after(() => t.close());
 
-  it('purgeStale drops expired revocations, sessions, login counters and one-time tokens, keeps live ones', async () => {
+  it('purgeStale drops expired revocations, sessions, login counters, one-time tokens; keeps live ones', async () => {
     const { db } = t.app.container;
     const u = await register(t.app);
     const now = Date.now();

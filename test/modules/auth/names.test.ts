@@ -50,7 +50,7 @@ describe('names: invisible format characters and id-shaped usernames', () => {
     assert.match(String(body.error.details?.[field]), pattern, res.body);
   };
 
-  it('registration, profile and admin routes refuse bidi controls and zero-width characters in names (400 naming the field)', async () => {
+  it('register, profile and admin routes refuse bidi and zero-width characters in names (400)', async () => {
     for (const ch of INVISIBLE) {
       const hex = ch.codePointAt(0)!.toString(16);
       const reg = await t.app.inject({
@@ -139,7 +139,7 @@ describe('names: invisible format characters and id-shaped usernames', () => {
     );
   });
 
-  it('an "id or username" lookup treats an id-shaped reference only as an id (an old row named like another user\'s id is not found by it)', async () => {
+  it('an "id or username" lookup reads an id-shaped reference only as an id, never as a username', async () => {
     const victim = await registerAndLogin(t.app, uniqueUser('victim'));
     const impostor = await registerAndLogin(t.app, uniqueUser('impostor'));
     // A row from before the rule, named like the victim's id (upper case: a different string, the same id).

@@ -71,7 +71,7 @@ describe('login: username_or_email is an alias of username', () => {
     assert.equal(json(wrong).error.message, 'Invalid username or password');
   });
 
-  it('the alias is counted by the per-username login limit like the name itself (rotating the field name does not escape it)', async () => {
+  it('the per-username login limit counts the alias like the name (switching fields does not escape it)', async () => {
     const limited = await createTestApp({ RATE_LIMIT_ENABLED: 'true', RATE_LIMITS: '{"auth.login": "4 per minute"}' });
     try {
       const user = await register(limited.app);
@@ -218,7 +218,7 @@ describe('the original paths and mistakes', () => {
     assert.equal(json(none).error.message, 'A JSON request body is required');
   });
 
-  it('an access token sent to /refresh is refused with a message naming the token to send, and nothing is spent', async () => {
+  it('an access token sent to /refresh is refused, naming the token to send, and nothing is spent', async () => {
     const user = await register(t.app);
     const tokens = await login(t.app, user.username);
     const res = await t.app.inject({

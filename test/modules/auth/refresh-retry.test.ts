@@ -93,7 +93,7 @@ describe('refresh retry after a lost answer (default grace, 10 s)', () => {
     assert.equal((await reuseEvents(t, u.id)).length, 1);
   });
 
-  it('theft side: once the successor was used, the old token revokes the session (critical event), even within the window', async () => {
+  it('theft: after its successor was used, the old token revokes the session (critical), even in window', async () => {
     const u = await registerAndLogin(t.app);
     const b = json(await t.app.inject(refreshWith(u.refresh))).data;
     const c = json(await t.app.inject(refreshWith(b.refresh_token))).data;
@@ -148,7 +148,7 @@ describe('refresh retry after a lost answer (default grace, 10 s)', () => {
     assert.equal((await t.app.inject(refreshWith(first.refresh_token))).statusCode, 200);
   });
 
-  it('eight concurrent uses of one token: one rotation and at most one retry succeed, the session lives, one refresh token is current', async () => {
+  it('eight concurrent uses of a token: one rotation, at most one retry; session lives, 1 token current', async () => {
     for (let round = 0; round < 3; round++) {
       const u = await registerAndLogin(t.app);
       const results = await Promise.all(Array.from({ length: 8 }, () => t.app.inject(refreshWith(u.refresh))));

@@ -46,7 +46,7 @@ describe('tokens and sessions', () => {
     assert.equal(json(res).data.expires_in, 3600);
   });
 
-  it('jose, an independent implementation, accepts the tokens we sign with their type, issuer and audience', async () => {
+  it('jose (an independent implementation) accepts our tokens with their type, issuer and audience', async () => {
     const u = await registerAndLogin(t.app);
     const key = new TextEncoder().encode(TEST_ENV.JWT_SECRET_KEY);
     const access = await jwtVerify(u.access, key, {
@@ -140,7 +140,8 @@ describe('tokens and sessions', () => {
     assert.equal((await t.app.inject(me(await forge({ exp: Math.floor(Date.now() / 1000) - 60 })))).statusCode, 401);
     assert.equal((await t.app.inject(me(await forge({ nbf: Math.floor(Date.now() / 1000) + 600 })))).statusCode, 401);
     assert.equal((await t.app.inject(me(await forge({}, key, 'HS512')))).statusCode, 401);
-    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${u.access.split('.')[1]}.`;
+    const noneHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url');
+    const none = `${noneHeader}.${u.access.split('.')[1]}.`;
     assert.equal((await t.app.inject(me(none))).statusCode, 401);
     assert.equal((await t.app.inject(me('a'.repeat(5000)))).statusCode, 401);
   });
@@ -171,8 +172,8 @@ describe('tokens and sessions', () => {
     const list = json(await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(u.access) })).data
       .sessions;
     assert.equal(list.length, 2);
-    assert.equal(list.filter((s: any) => s.current).length, 1);
-    const target = list.find((s: any) => s.user_agent === 'second-device');
+    assert.equal(list.filter((s: { current: boolean }) => s.current).length, 1);
+    const target = list.find((s: { user_agent: string }) => s.user_agent === 'second-device');
     const stranger = await registerAndLogin(t.app);
     assert.equal(
       (

@@ -107,14 +107,16 @@ describe('bad input gets a 4xx in the contract envelope, nothing is stored, the 
     const before = await userCount();
     assertEnvelope(
       await register(
-        `{"username":"protouser","email":"p@example.com","password":"${STRONG_PASSWORD}","__proto__":{"is_admin":true}}`,
+        `{"username":"protouser","email":"p@example.com",` +
+          `"password":"${STRONG_PASSWORD}","__proto__":{"is_admin":true}}`,
       ),
       400,
       'VALIDATION_ERROR',
     );
     assertEnvelope(
       await register(
-        `{"username":"protouser","email":"p@example.com","password":"${STRONG_PASSWORD}","constructor":{"prototype":{"is_admin":true}}}`,
+        `{"username":"protouser","email":"p@example.com",` +
+          `"password":"${STRONG_PASSWORD}","constructor":{"prototype":{"is_admin":true}}}`,
       ),
       400,
       'VALIDATION_ERROR',
@@ -123,7 +125,7 @@ describe('bad input gets a 4xx in the contract envelope, nothing is stored, the 
     assert.equal(({} as Record<string, unknown>).is_admin, undefined);
   });
 
-  it('the guide\'s test_sql_injection: "\'; DROP TABLE users; --" as username is 400 and the table survives', async () => {
+  it('test_sql_injection: "\'; DROP TABLE users; --" as username is 400 and the table survives', async () => {
     const before = await userCount();
     const res = await register(
       JSON.stringify({ username: "'; DROP TABLE users; --", email: 'sqli@example.com', password: STRONG_PASSWORD }),
@@ -216,7 +218,7 @@ describe('bad input gets a 4xx in the contract envelope, nothing is stored, the 
     assert.equal(json(refresh).error.message, malformed);
   });
 
-  it('an incoming X-Request-ID from a client (no trusted proxy) is never adopted; an insane one never either', async () => {
+  it("a client's X-Request-ID (no trusted proxy) is never adopted; an insane one never either", async () => {
     const kept = await t.app.inject({ method: 'GET', url: '/api/nope', headers: { 'x-request-id': 'abc-123' } });
     assert.match(String(kept.headers['x-request-id']), /^[0-9a-f-]{36}$/);
     assert.equal(json(kept).request_id, kept.headers['x-request-id']);

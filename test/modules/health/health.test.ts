@@ -115,7 +115,7 @@ describe('orchestrator probes and operator views', () => {
     assert.deepEqual(body.checks.redis, { status: 'not configured' });
   });
 
-  it('readiness reports Redis, and stays ready while Redis is down (the service serves from in-process state then)', async () => {
+  it('readiness reports Redis and stays ready while it is down (the service uses in-process state)', async () => {
     const prefix = `flokie-test-${Math.random().toString(36).slice(2)}:`;
     const up = await createTestApp({
       REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
@@ -200,7 +200,7 @@ describe('orchestrator probes and operator views', () => {
 });
 
 describe('health when the database is gone', () => {
-  it('checks within a second share one database answer (a flood is not database load); then it pings again', async (ctx) => {
+  it('checks within a second share one database answer (a flood is not load); then it pings again', async (ctx) => {
     const t = await createTestApp({ HEALTH_TOKEN: 'monitor-token-0123456789' });
     try {
       assert.equal((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200);
@@ -268,7 +268,7 @@ describe('health when the database is gone', () => {
     }
   });
 
-  it('only the plain check and the probes are unlimited: 150 X-Health-Token guesses from one address end in 429', async () => {
+  it('only the plain check and probes are unlimited: 150 X-Health-Token guesses from one address get 429', async () => {
     const limited = await createLoggedApp({ RATE_LIMIT_ENABLED: 'true', HEALTH_TOKEN: 'monitor-token-0123456789' });
     try {
       const codes: number[] = [];

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { createContainer, type Container } from '../../../src/container.js';
 import { RETENTION } from '../../../src/modules/retention/retention.js';
 import { makeTestConfig, STRONG_PASSWORD } from '../../helpers/app.js';
@@ -171,12 +172,7 @@ describe('retention: each growing table keeps rows only as long as its setting s
   }
 
   const ids = async (table: 'sessions' | 'change_log' | 'alert_outbox', column: 'id' | 'key' | 'fold_key') =>
-    (
-      await c.db
-        .selectFrom(table)
-        .select(`${column} as v` as never)
-        .execute()
-    ).map((r: any) => String(r.v));
+    (await c.db.selectFrom(table).select(sql.ref<string | number>(column).as('v')).execute()).map((r) => String(r.v));
 
   it('purgeStale deletes exactly what each policy no longer keeps, per table', async () => {
     const s = await seed();

@@ -22,6 +22,6 @@ export async function eventRows(container: Container, type?: string) {
   if (type) q = q.where('type', '=', type);
   return (await q.orderBy('id').execute()).map((r) => ({
     ...r,
-    details: r.details ? (JSON.parse(r.details) as Record<string, any>) : null,
+    details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
   }));
 }

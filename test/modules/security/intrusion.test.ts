@@ -85,7 +85,7 @@ describe('intrusion detection (in-process counters)', () => {
     assert.equal(alerts[0]!.details!.distinct_ips, 6);
   });
 
-  it('one name however it is typed: "carol", " Carol ", "CAROL" and the full-width "ｃａｒｏｌ" count as one name from many IPs', async () => {
+  it('one name however typed: "carol", " Carol ", "CAROL", full-width "ｃａｒｏｌ" are one name across IPs', async () => {
     const spellings = ['carol', ' Carol ', 'CAROL', 'carol ', '\uff43\uff41\uff52\uff4f\uff4c', '\tcarol'];
     for (let i = 0; i < 6; i++) fail(c, `198.51.100.${10 + i}`, spellings[i]!);
     const alerts = (await eventRows(c, 'distributed_attack_detected')).filter(

@@ -51,7 +51,7 @@ describe('Sentry error tracking', () => {
     await new Promise((resolve) => ingest.close(resolve));
   });
 
-  it('reports an unhandled error with request context and without secrets, and the client still gets a clean 500', async () => {
+  it('reports an unhandled error with request context, no secrets; the client still gets a clean 500', async () => {
     const user = await registerAndLogin(app, uniqueUser('sentry'));
     const res = await app.inject({
       method: 'POST',

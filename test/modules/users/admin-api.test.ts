@@ -282,7 +282,7 @@ describe('administration API', () => {
     }
   });
 
-  it('search needs q of 2+ characters and caps limit at 50; /search and /statistics are not captured by /:id', async () => {
+  it('search needs a q of 2+ characters, caps limit at 50; /search and /statistics are not taken by /:id', async () => {
     const short = await t.app.inject({ method: 'GET', url: '/api/users/search?q=a', headers: as(admin.access) });
     assert.equal(short.statusCode, 400);
     const none = await t.app.inject({ method: 'GET', url: '/api/users/search', headers: as(admin.access) });
@@ -431,7 +431,7 @@ describe('administration API', () => {
     );
   });
 
-  it('an admin cannot remove their own admin flag, nor deactivate or delete themselves as the last active admin', async () => {
+  it('an admin cannot demote themselves, nor deactivate or delete themselves as the last active admin', async () => {
     const own = await t.app.inject({
       method: 'POST',
       url: `/api/users/${admin.id}/admin`,

@@ -35,7 +35,7 @@ describe('races on the administration guards', () => {
         .execute()
     ).length;
 
-  it('two admins deactivating or demoting each other (or themselves) at once never leave zero active admins', async () => {
+  it('admins deactivating or demoting each other (or themselves) at once never leave zero active admins', async () => {
     for (let round = 0; round < ROUNDS; round++) {
       // Only this round's two admins are administrators.
       await t.app.container.db.updateTable('users').set({ is_admin: 0 }).execute();
