@@ -5,6 +5,9 @@
  */
 import ipaddr from 'ipaddr.js';
 
+const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const CANONICAL_IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+
 /** "::ffff:10.0.0.1" (IPv4 on a dual-stack socket) → "10.0.0.1". */
 export function normalizeAddress(address: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
@@ -19,6 +22,9 @@ export function normalizeAddress(address: string): string {
  * its IPv4 address. Anything that is not an address is keyed as given.
  */
 export function clientAddressKey(address: string, ipv6Prefix: number): string {
+  // Every request pays for this (rate limits, the IP block): a dotted quad without leading zeros is
+  // already its own key, no parsing needed.
+  if (CANONICAL_IPV4.test(address)) return address;
   try {
     const parsed = ipaddr.process(address);
     if (parsed.kind() === 'ipv4') return parsed.toString();

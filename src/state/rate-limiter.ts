@@ -49,14 +49,21 @@ interface Bucket {
 }
 
 /**
- * Counts one point for `key` and says whether it fitted. `penalty` counts exactly as `consume` does
- * (atomically, through the insurance limiter when Redis is down) but resolves instead of rejecting when
- * over the limit: a refusal is the common case under load (the steady part of a busy bucket), and a
- * rejected promise per request costs more than the counting.
+ * Counts with `penalty`, not `consume`: it counts exactly the same way (atomically, through the insurance
+ * limiter when Redis is down) but resolves instead of rejecting when over the limit. A refusal is the
+ * common case under load (the steady part of a busy bucket), and a rejected promise per request costs
+ * more than the counting.
  */
-async function settle(limiter: RateLimiterAbstract, key: string): Promise<{ allowed: boolean; res: RateLimiterRes }> {
-  const res = await limiter.penalty(key);
-  return { allowed: res.consumedPoints <= limiter.points, res };
+const fits = (limiter: RateLimiterAbstract, res: RateLimiterRes) => res.consumedPoints <= limiter.points;
+
+function decision(spec: RateSpec, allowed: boolean, remaining: number, waitMs: number): LimitDecision {
+  return {
+    allowed,
+    limit: spec.points,
+    remaining: Math.max(0, remaining),
+    resetSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+    firstRefusal: false,
+  };
 }
 
 export interface RateLimitStoreOptions {
@@ -146,43 +153,36 @@ export class RateLimitStore {
   /** Counts one request against `name`'s limit for `key` (e.g. "ip:203.0.113.9"). Never throws. */
   async consume(name: string, spec: RateSpec, key: string): Promise<LimitDecision> {
     const { steady, burst, reported } = this.bucketFor(name, spec);
-    const decide = (allowed: boolean, remaining: number, waitMs: number): LimitDecision => ({
-      allowed,
-      limit: spec.points,
-      remaining: Math.max(0, remaining),
-      resetSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
-      firstRefusal: false,
-    });
-    let decision: LimitDecision;
+    let decided: LimitDecision;
     try {
       // With Redis the burst's level is read alongside (one round trip); in memory, only when the steady
       // part allowed the request (a refused one goes on to consume the burst instead).
       const parallelRead = burst && this.options.redis ? burst.get(key) : null;
       parallelRead?.catch(() => {}); // awaited below, or not needed when the steady consume fails
-      const first = await settle(steady, key);
-      const untilSteady = first.res.msBeforeNext;
-      if (first.allowed) {
+      const first = await steady.penalty(key);
+      const untilSteady = first.msBeforeNext;
+      if (fits(steady, first)) {
         const level = burst ? await (parallelRead ?? burst.get(key)) : null;
-        decision = decide(true, burst ? spec.points - 1 - (level?.consumedPoints ?? 0) : 0, untilSteady);
+        decided = decision(spec, true, burst ? spec.points - 1 - (level?.consumedPoints ?? 0) : 0, untilSteady);
       } else if (burst) {
-        const second = await settle(burst, key);
-        decision = second.allowed
-          ? decide(true, second.res.remainingPoints, untilSteady)
-          : decide(false, 0, Math.min(untilSteady, second.res.msBeforeNext));
+        const second = await burst.penalty(key);
+        decided = fits(burst, second)
+          ? decision(spec, true, second.remainingPoints, untilSteady)
+          : decision(spec, false, 0, Math.min(untilSteady, second.msBeforeNext));
       } else {
-        decision = decide(false, 0, untilSteady);
+        decided = decision(spec, false, 0, untilSteady);
       }
-      if (!decision.allowed) decision.firstRefusal = (await settle(reported, key)).allowed;
+      if (!decided.allowed) decided.firstRefusal = fits(reported, await reported.penalty(key));
     } catch (error) {
       // Both Redis and the insurance failed: say so loudly and let the request through.
       this.options.log.error({ err: error, limit: name }, 'rate limiter failed; request not counted');
-      return decide(true, spec.points, spec.durationSeconds * 1000);
+      return decision(spec, true, spec.points, spec.durationSeconds * 1000);
     }
     if (this.usingFallback && this.options.redis?.status === 'ready') {
       this.usingFallback = false;
       this.options.log.warn('rate limiter: Redis is back; limits are shared again');
     }
-    return decision;
+    return decided;
   }
 
   /** The emergency global limit in force, or null. */
