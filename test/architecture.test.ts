@@ -60,6 +60,10 @@ describe('layers (docs/architecture.md)', () => {
     );
   });
 
+  it('a route module shares nothing with another: shared answer shapes live in src/http', () => {
+    assert.deepEqual(offenders(isEdgeFile, /routes\.js$/), []);
+  });
+
   it('nothing outside the HTTP app imports a route module', () => {
     const outside = (p: string) => !isEdgeFile(p) && p !== 'src/app.ts' && !p.startsWith('src/plugins/');
     assert.deepEqual(offenders(outside, /routes\.js$/), []);

@@ -1,7 +1,7 @@
 /**
  * The token of `Authorization: Bearer <token>`. A missing and a malformed header both give null:
- * each caller decides what that means (plugins/authenticate.ts refuses both, each with its own
- * message; the rate limiter falls back to the address; confirming an e-mail change goes on without).
+ * the rate limiter falls back to the address and confirming an e-mail change goes on without;
+ * authenticate and /refresh use `presentedBearerToken`, which refuses a malformed header.
  */
 import type { FastifyRequest } from 'fastify';
 import { authenticationError } from '../core/errors.js';
@@ -14,9 +14,14 @@ export function bearerToken(request: FastifyRequest): string | null {
   return match ? match[1]! : null;
 }
 
-/** An Authorization header is there, but it is not "Bearer <token>". */
-export function hasMalformedAuthorization(request: FastifyRequest): boolean {
-  return request.headers.authorization !== undefined && bearerToken(request) === null;
+/**
+ * The token of a request that must not carry a malformed header: null when there is no Authorization
+ * header, a 401 when there is one that is not "Bearer <token>" (authenticate and /refresh).
+ */
+export function presentedBearerToken(request: FastifyRequest): string | null {
+  const token = bearerToken(request);
+  if (token === null && request.headers.authorization !== undefined) {
+    throw authenticationError('Authorization header must be "Bearer <token>"');
+  }
+  return token;
 }
-
-export const malformedAuthorization = () => authenticationError('Authorization header must be "Bearer <token>"');

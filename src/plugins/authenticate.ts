@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Container } from '../container.js';
 import { authenticationError, authorizationError } from '../core/errors.js';
-import { bearerToken, hasMalformedAuthorization, malformedAuthorization } from '../http/bearer-token.js';
+import { presentedBearerToken } from '../http/bearer-token.js';
 import type { Principal } from '../modules/auth/token-guard.js';
 
 declare module 'fastify' {
@@ -24,11 +24,8 @@ export default fp(
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
       if (request.principal) return; // already verified in this request (the rate limiter's per-user key)
-      const token = bearerToken(request);
-      if (!token)
-        throw hasMalformedAuthorization(request)
-          ? malformedAuthorization()
-          : authenticationError('Authentication required');
+      const token = presentedBearerToken(request);
+      if (!token) throw authenticationError('Authentication required');
       request.principal = await container.tokenGuard.authenticate(token);
     });
 

@@ -46,8 +46,7 @@ export class Revocation {
   constructor(private readonly d: RevocationDeps) {}
 
   async isRevoked(jti: string): Promise<boolean> {
-    const row = await this.d.db.selectFrom('revoked_tokens').select('jti').where('jti', '=', jti).executeTakeFirst();
-    return row !== undefined;
+    return (await revokedJti(this.d.db, jti).executeTakeFirst()) !== undefined;
   }
 
   /**

@@ -8,7 +8,7 @@ import { Type } from '@sinclair/typebox';
 import type { Container } from '../../container.js';
 import { ok } from '../../http/envelope.js';
 import { authenticationError, validationError } from '../../core/errors.js';
-import { bearerToken, hasMalformedAuthorization, malformedAuthorization } from '../../http/bearer-token.js';
+import { bearerToken, presentedBearerToken } from '../../http/bearer-token.js';
 import { requestContext } from '../../http/request-context.js';
 import { iso, principalUserView } from '../users/user-view.js';
 import type { TokenPair } from './auth-service.js';
@@ -203,8 +203,7 @@ export default async function authRoutes(
       },
     },
     async (request, reply) => {
-      if (hasMalformedAuthorization(request)) throw malformedAuthorization();
-      const explicit = bearerToken(request) ?? request.body?.refresh_token;
+      const explicit = presentedBearerToken(request) ?? request.body?.refresh_token;
       const token = explicit ?? request.cookies?.[REFRESH_COOKIE];
       if (!token) throw authenticationError('Refresh token required');
       const fromCookie = !explicit;

@@ -12,27 +12,13 @@ import type { RequestContext } from '../../core/request-context.js';
 import { requestContext } from '../../http/request-context.js';
 import type { Config } from '../../config/index.js';
 import type { Container } from '../../container.js';
-import { Envelope, MessageEnvelope, ok } from '../../http/envelope.js';
+import { Envelope, MessageEnvelope, ok, PaginationSchema } from '../../http/envelope.js';
 import { Bio, Email, NewPassword, PersonName, Username } from '../../http/fields.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { SORT_FIELDS } from './user-queries.js';
 import { AdminUserSchema } from './user-view.js';
 
 const strict = { additionalProperties: false } as const;
-
-export const PaginationSchema = Type.Object(
-  {
-    page: Type.Integer(),
-    per_page: Type.Integer(),
-    total: Type.Integer(),
-    pages: Type.Integer(),
-    has_prev: Type.Boolean(),
-    has_next: Type.Boolean(),
-    prev_num: Type.Union([Type.Integer(), Type.Null()]),
-    next_num: Type.Union([Type.Integer(), Type.Null()]),
-  },
-  { $id: 'Pagination' },
-);
 
 const ListQuery = defaultsOptional(
   Type.Object(

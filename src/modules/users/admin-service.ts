@@ -24,19 +24,10 @@ import { actorLabel, recordAdminAction, viaOf } from './admin-action.js';
 import { normalizeEmail, normalizeUsername, type UserRepository } from './user-repository.js';
 import type { UserQueries } from './user-queries.js';
 import { iso, type UserRow } from './user-view.js';
-import { takenError, type UserChanges, type UserWriter, type UsersService } from './users-service.js';
+import { takenError, type NewAccount, type UserChanges, type UserWriter, type UsersService } from './users-service.js';
 
-export interface CreateUserInput {
-  username: string;
-  email: string;
-  password: string;
-  first_name?: string | null;
-  last_name?: string | null;
-  bio?: string | null;
-  is_admin?: boolean;
-  is_active?: boolean;
-  is_verified?: boolean;
-}
+/** An administrator creates accounts with the same fields as any other creation path. */
+export type CreateUserInput = NewAccount;
 
 export interface UpdateUserInput {
   username?: string;
