@@ -257,7 +257,14 @@ async function seedServerSide(
     )} end)`;
   const owner = sql`((i - 1) % ${options.users}) + 1`;
   const ownerHex = pg ? sql`lpad(to_hex(${owner}), 12, '0')` : sql`lpad(hex(${owner}), 12, '0')`;
-  if (dialect === 'mysql') await sql`set session cte_max_recursion_depth = 100000`.execute(db);
+  if (dialect === 'mysql') {
+    // MySQL and MariaDB name the recursion cap differently; a 50,000-row chunk exceeds both defaults.
+    const { rows } = await sql<{ v: string }>`select version() as v`.execute(db);
+    const mariadb = /mariadb/i.test(rows[0]?.v ?? '');
+    await sql
+      .raw(`set session ${mariadb ? 'max_recursive_iterations' : 'cte_max_recursion_depth'} = 100000`)
+      .execute(db);
+  }
 
   const chunked = async (label: string, total: number, insert: (from: number, to: number) => Promise<unknown>) => {
     const chunk = 50_000;
