@@ -292,7 +292,7 @@ export const SETTINGS = {
     group: 'Server',
     doc:
       'Token (header X-Health-Token) that opens /api/health/detailed, /database and /system to monitors outside ' +
-      'development.',
+      'development (≥ 32 random bytes in production, same rule as SECRET_KEY; `flokie check` reports it).',
     parse: str,
     secret: true,
   }),
