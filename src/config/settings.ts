@@ -236,7 +236,9 @@ export const SETTINGS = {
     env: 'REQUEST_TIMEOUT_SECONDS',
     default: '30',
     group: 'Server',
-    doc: 'A request (headers and body) must arrive within this long; otherwise 408 and the connection is closed.',
+    doc:
+      'A request (headers and body) must arrive within this long; otherwise 408 and the connection is closed. A ' +
+      'connection on which nothing moves for this long while a request is served is closed too.',
     parse: int(1, 3600),
   }),
   HEADERS_TIMEOUT_SECONDS: S({
@@ -292,7 +294,7 @@ export const SETTINGS = {
     group: 'Server',
     doc:
       'Token (header X-Health-Token) that opens /api/health/detailed, /database and /system to monitors outside ' +
-      'development.',
+      'development (≥ 32 random bytes in production, same rule as SECRET_KEY; `flokie check` reports it).',
     parse: str,
     secret: true,
   }),

@@ -30,12 +30,18 @@ describe('connection timeouts and cap', () => {
   let port: number;
   const timers: NodeJS.Timeout[] = [];
   before(async () => {
-    t = await createTestApp({
-      REQUEST_TIMEOUT_SECONDS: '2',
-      HEADERS_TIMEOUT_SECONDS: '1',
-      KEEP_ALIVE_TIMEOUT_SECONDS: '1',
-      MAX_CONNECTIONS: '3',
-    });
+    t = await createTestApp(
+      {
+        REQUEST_TIMEOUT_SECONDS: '2',
+        HEADERS_TIMEOUT_SECONDS: '1',
+        KEEP_ALIVE_TIMEOUT_SECONDS: '1',
+        MAX_CONNECTIONS: '3',
+      },
+      {
+        // An answer that never comes (a handler stuck on something without a time limit of its own).
+        prepare: (app) => app.get('/test/never-answers', { config: { rateLimit: false } }, () => new Promise(() => {})),
+      },
+    );
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     port = (t.app.server.address() as AddressInfo).port;
   });
@@ -67,6 +73,21 @@ describe('connection timeouts and cap', () => {
     });
     assert.match(outcome.text, /^HTTP\/1\.1 408 /);
     assert.ok(outcome.ms < 5000, `closed after ${outcome.ms} ms`);
+  });
+
+  it('a request whose answer never comes is closed after REQUEST_TIMEOUT_SECONDS without traffic', async () => {
+    let client: Socket | undefined;
+    const outcome = await Promise.race([
+      session(port, (socket) => {
+        client = socket;
+        socket.write('GET /test/never-answers HTTP/1.1\r\nHost: x\r\n\r\n');
+      }),
+      new Promise<null>((resolve) => timers.push(setTimeout(() => resolve(null), 8000))),
+    ]);
+    client?.destroy();
+    assert.ok(outcome, 'the connection was still open after 8 s');
+    assert.equal(outcome.text, '');
+    assert.ok(outcome.ms >= 1500 && outcome.ms < 6000, `closed after ${outcome.ms} ms`);
   });
 
   it('an idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT_SECONDS', async () => {
