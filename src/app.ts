@@ -36,7 +36,8 @@ import forceHttps from './plugins/app/force-https.js';
 import httpBasics, { requestIdGenerator } from './plugins/app/http-basics.js';
 import ipBlock from './plugins/app/ip-block.js';
 import metricsPlugin from './plugins/app/metrics.js';
-import rateLimit, { isUnlimitedHealthRoute } from './plugins/app/rate-limit.js';
+import rateLimit from './plugins/app/rate-limit.js';
+import { isOpenHealthProbe } from './modules/health/open-probes.js';
 import requestGuard, { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/app/request-guard.js';
 import authenticate from './plugins/authenticate.js';
 
@@ -140,7 +141,7 @@ async function assembleApp(config: Config, container: Container, ownsContainer: 
 
   if (config.DOCS_ENABLED) {
     // The contract (docs/api.md): standard errors, security and descriptions on every route (src/http/openapi.ts).
-    await app.register(openApiConventions, { isUnlimited: isUnlimitedHealthRoute });
+    await app.register(openApiConventions, { isUnlimited: isOpenHealthProbe });
     await app.register(swagger, { config });
   }
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createGeneratorSync } from 'json-schema-faker';
-import { isUnlimitedHealthRoute } from '../../src/plugins/app/rate-limit.js';
+import { isOpenHealthProbe } from '../../src/modules/health/open-probes.js';
 import { bearer, createTestApp, makeAdmin, registerAndLogin, uniqueUser, type TestApp } from '../helpers/app.js';
 import { liveDocument, operations, responseValidator, toJsonSchema } from './support.js';
 import type { OpenApiDocument, OperationEntry, Schema } from './support.js';
@@ -199,7 +199,7 @@ describe('the service keeps its OpenAPI document (generated requests)', () => {
         const url = buildUrl(path, {}, {});
         let res = await t.app.inject({ method: method as 'GET', url, headers: headers.admin });
         if (res.statusCode !== 429) res = await t.app.inject({ method: method as 'GET', url, headers: headers.admin });
-        if (isUnlimitedHealthRoute(path)) {
+        if (isOpenHealthProbe(path)) {
           assert.notEqual(res.statusCode, 429, `${method} ${path}: the probes are exempt`);
           continue;
         }

@@ -240,4 +240,16 @@ describe('FORCE_HTTPS', () => {
     assert.equal(spoofed.statusCode, 308);
     assert.equal((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200);
   });
+
+  it('answers only the open probes over plain HTTP; the token-taking health views are redirected', async () => {
+    for (const url of ['/api/health', '/api/health/', '/api/health/liveness', '/api/health/readiness']) {
+      assert.equal((await t.app.inject({ method: 'GET', url })).statusCode, 200, url);
+    }
+    for (const url of ['/api/health/detailed', '/api/health/database', '/api/health/system']) {
+      // The health token must never travel in clear: the redirect comes before the token is read.
+      const res = await t.app.inject({ method: 'GET', url, headers: { 'x-health-token': 'sent-over-http' } });
+      assert.equal(res.statusCode, 308, url);
+      assert.equal(res.headers.location, `https://api.example.com${url}`);
+    }
+  });
 });

@@ -8,13 +8,13 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { rateLimited } from '../../core/errors.js';
 import type { IntrusionDetector } from '../../modules/security/intrusion.js';
-import { isUnlimitedHealthRoute } from './rate-limit.js';
+import { isOpenHealthProbe } from '../../modules/health/open-probes.js';
 
 export default fp(
   async function ipBlock(app: FastifyInstance, { detector }: { detector: IntrusionDetector }) {
     if (!detector.blocking) return;
     app.addHook('onRequest', async (request) => {
-      if (isUnlimitedHealthRoute(request.routeOptions.url)) return;
+      if (isOpenHealthProbe(request.routeOptions.url)) return;
       let seconds = 0;
       try {
         seconds = await detector.blockedFor(request.ip);

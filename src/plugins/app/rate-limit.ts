@@ -28,6 +28,7 @@ import { RateLimitStore, type LimitDecision } from '../../state/rate-limiter.js'
 import { clientAddressKey } from '../../core/client-address.js';
 import { normalizeLoginName } from '../../modules/auth/login-name.js';
 import { requestContext } from '../../http/request-context.js';
+import { isOpenHealthProbe } from '../../modules/health/open-probes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,12 +45,6 @@ declare module 'fastify' {
   }
 }
 
-/**
- * Health routes no limit applies to: monitors, load balancers and orchestrators must always get
- * through, and these reveal nothing. The operators' views (/api/health/detailed, /database,
- * /system) accept a token, so they are limited like any other route.
- */
-const UNLIMITED_HEALTH_ROUTES: readonly string[] = ['/api/health', '/api/health/liveness', '/api/health/readiness'];
 
 /**
  * Routes exempt from the per-route limits but not from the emergency limit: the API description
@@ -63,12 +58,6 @@ const UNLIMITED_ROUTES: readonly string[] = [
 ];
 
 const pattern = (url: string) => (url.length > 1 && url.endsWith('/') ? url.replace(/\/+$/, '') : url);
-const unlimitedHealthRoutes = new Set(UNLIMITED_HEALTH_ROUTES);
-
-/** True for the health routes no limit applies to (the emergency limit and the IP block included). */
-export function isUnlimitedHealthRoute(url: string | undefined): boolean {
-  return url !== undefined && unlimitedHealthRoutes.has(pattern(url));
-}
 
 export interface RateLimitOptions {
   container: Container;
@@ -142,7 +131,8 @@ export default fp(
       // Read once: Fastify builds a new routeOptions object on every access.
       const route = request.routeOptions;
       const name = route.config?.rateLimit ?? 'default';
-      if (isUnlimitedHealthRoute(route.url)) return;
+      // No limit at all (the emergency limit included) on the open health probes.
+      if (isOpenHealthProbe(route.url)) return;
       // Keyed lazily: a request counted per user needs no address parsing.
       const ip = () => `ip:${clientAddressKey(request.ip, config.RATE_LIMIT_IPV6_PREFIX)}`;
       const emergency = store.emergencyLimit;
@@ -168,7 +158,7 @@ export default fp(
     app.addHook('onRoute', (route) => {
       const url = pattern(route.url);
       const docs = docsPrefix !== undefined && url.startsWith(docsPrefix);
-      const exempt = isUnlimitedHealthRoute(url) || UNLIMITED_ROUTES.includes(url) || docs;
+      const exempt = isOpenHealthProbe(url) || UNLIMITED_ROUTES.includes(url) || docs;
       route.config = { ...route.config, rateLimit: exempt ? false : route.config?.rateLimit || undefined };
     });
   },
