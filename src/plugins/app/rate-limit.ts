@@ -45,7 +45,6 @@ declare module 'fastify' {
   }
 }
 
-
 /**
  * Routes exempt from the per-route limits but not from the emergency limit: the API description
  * (and its old paths), the metrics scrape (every 15 s is over 100 per hour; it needs METRICS_TOKEN)
