@@ -5,7 +5,7 @@ import { parse as parseDotenv } from 'dotenv';
 import { secretProblem } from './secret-strength.js';
 import { SETTINGS, SettingError, type SettingKey, type Settings } from './settings.js';
 
-export { SETTINGS, SettingError, parseRate, type RateSpec } from './settings.js';
+export { RATE_PATTERN, SETTINGS, SettingError, parseRate, type RateSpec } from './settings.js';
 export { secretProblem } from './secret-strength.js';
 
 export type Config = Settings & {

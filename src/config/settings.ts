@@ -116,9 +116,19 @@ export interface RateSpec {
   text: string;
 }
 const UNIT_SECONDS: Record<string, number> = { second: 1, minute: 60, hour: 3600, day: 86400 };
+/** Each letter in either case: a JSON Schema pattern has no flags. */
+const caseless = (word: string) => [...word].map((c) => `[${c}${c.toUpperCase()}]`).join('');
+/**
+ * The rate format, the one rule for it: parseRate's, and the `pattern` of the emergency limit in
+ * the request schema and the OpenAPI document. Anchored, linear (no nested repetition).
+ */
+export const RATE_PATTERN =
+  `^\\s*(\\d+)\\s*(?:${caseless('per')}|/)\\s*(\\d+\\s+)?` +
+  `(${Object.keys(UNIT_SECONDS).map(caseless).join('|')})[sS]?\\s*$`;
+// eslint-disable-next-line security/detect-non-literal-regexp -- a constant, above
+const RATE = new RegExp(RATE_PATTERN, 'u');
 export function parseRate(raw: string): RateSpec {
-  // eslint-disable-next-line security/detect-unsafe-regex -- anchored and linear; input is a configuration value
-  const m = /^\s*(\d+)\s*(?:per|\/)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$/i.exec(raw);
+  const m = RATE.exec(raw);
   if (!m) return fail(`"${raw}" is not a rate like "5 per minute"`);
   const points = Number(m[1]);
   const count = m[2] ? Number(m[2]) : 1;

@@ -1,6 +1,6 @@
 /** Field schemas shared by every route that accepts them: one definition of each input rule. */
 import { Type } from '@sinclair/typebox';
-import type { Config } from '../config/index.js';
+import { RATE_PATTERN, type Config } from '../config/index.js';
 
 const HEX = (n: number) => `[0-9A-Fa-f]{${n}}`;
 const USERNAME_PATTERN = `^(?!${HEX(8)}-${HEX(4)}-${HEX(4)}-${HEX(4)}-${HEX(12)}$)[A-Za-z0-9_-]*$`;
@@ -33,8 +33,13 @@ export const NewPassword = (config: Pick<Config, 'MIN_PASSWORD_LENGTH' | 'MAX_PA
 const PERSON_NAME_PATTERN = '^[^<>&"\\\\\\u0000-\\u001f\\u007f-\\u009f\\p{Cf}]*$';
 export const PersonName = Type.String({ maxLength: 100, pattern: PERSON_NAME_PATTERN });
 
+/** A rate ("5 per minute", "100/hour", "10 per 30 seconds"): config's parseRate rule, as a pattern. */
+const RATE_RULE = 'a rate like "5 per minute", "100/hour" or "10 per 30 seconds" (second, minute, hour or day)';
+export const Rate = Type.String({ minLength: 1, maxLength: 50, pattern: RATE_PATTERN });
+
 /** The 400 message for a field that fails one of the patterns above (validation.ts). */
 export const PATTERN_MESSAGES: Record<string, string> = {
+  [RATE_PATTERN]: `Must be ${RATE_RULE}`,
   [USERNAME_PATTERN]: `Must be ${USERNAME_RULE}`,
   [PERSON_NAME_PATTERN]:
     'Must not contain markup (< > & " \\), control characters or invisible format characters (such as bidi controls)',

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { RATE_PATTERN } from '../../src/config/index.js';
 import { ERROR_CODES } from '../../src/core/errors.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { liveDocument, operations, type OpenApiDocument, type OperationEntry } from './support.js';
@@ -203,5 +204,14 @@ describe('docs/api.md against the live OpenAPI document', () => {
     assert.deepEqual(schema('revokeTokens').oneOf, [{ required: ['jti'] }, { required: ['user_id'] }]);
     assert.deepEqual(schema('login').oneOf, [{ required: ['username'] }, { required: ['username_or_email'] }]);
     assert.deepEqual(schema('login').required, ['password']);
+  });
+
+  it("the emergency limit's format is the pattern parseRate reads rates with", () => {
+    const body = ops.find((o) => o.operation.operationId === 'setEmergencyRateLimit')!.operation.requestBody!;
+    const limit = (body.content['application/json']!.schema.properties as Record<string, { pattern?: string }>).limit!;
+    assert.equal(limit.pattern, RATE_PATTERN);
+    const rate = new RegExp(limit.pattern, 'u');
+    for (const ok of ['1 per minute', '100/hour', '10 per 30 seconds', '5 PER Day']) assert.match(ok, rate);
+    for (const bad of ['lots', '5 per fortnight', 'per minute', '5 per']) assert.doesNotMatch(bad, rate);
   });
 });

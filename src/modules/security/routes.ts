@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Container } from '../../container.js';
 import { Envelope, ok, PaginationSchema } from '../../http/envelope.js';
 import { validationError } from '../../core/errors.js';
-import { NO_NUL } from '../../http/fields.js';
+import { NO_NUL, Rate } from '../../http/fields.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { EVENT_TYPES } from './events.js';
 import { requestContext } from '../../http/request-context.js';
@@ -75,8 +75,9 @@ const RevokeBody = Type.Object(
 
 const LimitBody = Type.Object(
   {
-    limit: Type.Union([Type.String({ minLength: 1, maxLength: 50 }), Type.Null()], {
-      description: 'e.g. "1 per minute", or null to lift it',
+    limit: Type.Union([Rate, Type.Null()], {
+      description:
+        'A rate like "1 per minute", "100/hour" or "10 per 30 seconds" (at least 1 a period), or null to lift it',
     }),
   },
   strict,
