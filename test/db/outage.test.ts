@@ -89,97 +89,102 @@ describe('isDatabaseUnavailable: the one list of "the database did not answer"',
   });
 });
 
-describe(`database time limits (${dialect})`, { skip: !networked && 'PostgreSQL/MariaDB only (SQLite below)' }, () => {
-  let database: TestDatabase;
-  let proxy: TcpProxy;
-  before(async () => {
-    database = await createTestDatabase();
-    proxy = await startTcpProxy(serverAddress(database.url));
-  });
-  after(async () => {
-    await proxy?.close();
-    await database?.drop();
-  });
+// A bound that is missing would make these tests wait forever: the timeouts turn that into a failure.
+describe(
+  `database time limits (${dialect})`,
+  { skip: !networked && 'PostgreSQL/MariaDB only (SQLite below)', timeout: 60_000 },
+  () => {
+    let database: TestDatabase;
+    let proxy: TcpProxy;
+    before(async () => {
+      database = await createTestDatabase();
+      proxy = await startTcpProxy(serverAddress(database.url));
+    });
+    after(async () => {
+      await proxy?.close();
+      await database?.drop();
+    });
 
-  const sleepQuery = (seconds: number) =>
-    dialect === 'postgres' ? sql`select pg_sleep(${seconds})` : sql`select sleep(${seconds})`;
+    const sleepQuery = (seconds: number) =>
+      dialect === 'postgres' ? sql`select pg_sleep(${seconds})` : sql`select sleep(${seconds})`;
 
-  it('the server cancels a statement after DATABASE_STATEMENT_TIMEOUT_MS; the connection stays usable', async () => {
-    const handle = openDatabase({ url: database.url, poolSize: 1, timeouts: { ...TIMEOUTS, statementMs: 300 } });
-    try {
-      const { value: error, ms } = await timed(() =>
-        sleepQuery(5)
-          .execute(handle.db)
-          .then(
+    it('the server cancels a statement after DATABASE_STATEMENT_TIMEOUT_MS; the connection stays usable', async () => {
+      const handle = openDatabase({ url: database.url, poolSize: 1, timeouts: { ...TIMEOUTS, statementMs: 300 } });
+      try {
+        const { value: error, ms } = await timed(() =>
+          sleepQuery(5)
+            .execute(handle.db)
+            .then(
+              () => null,
+              (e: unknown) => e,
+            ),
+        );
+        assert.ok(isDatabaseUnavailable(error), String(error));
+        assert.ok(
+          dialect === 'postgres'
+            ? (error as { code: string }).code === '57014'
+            : (error as { errno: number }).errno === 1969,
+          String(error),
+        );
+        assert.ok(ms < 300 + CLIENT_GRACE_MS, `cancelled by the server (${ms} ms), not by the client's own timeout`);
+        const { rows } = await sql<{ n: number }>`select 7 as n`.execute(handle.db);
+        assert.equal(Number(rows[0]!.n), 7, 'the one pooled connection still works');
+      } finally {
+        await handle.close();
+      }
+    });
+
+    it('silent network: queries, connects, pool queue give up within bounds; nothing reused out of step', async () => {
+      const handle = openDatabase({ url: throughProxy(database.url, proxy), poolSize: 2, timeouts: TIMEOUTS });
+      try {
+        // Two pooled connections, open and idle.
+        await Promise.all([sql`select 1`.execute(handle.db), sql`select 2`.execute(handle.db)]);
+        proxy.stall('drop');
+        const started = performance.now();
+        // Two queries take the two connections and wait for answers that never come; the others wait for the pool.
+        const outcomes = await Promise.all(
+          Array.from({ length: 5 }, (_, i) =>
+            sql`select ${i} as n`.execute(handle.db).then(
+              () => ({ error: null as unknown, ms: performance.now() - started }),
+              (error: unknown) => ({ error, ms: performance.now() - started }),
+            ),
+          ),
+        );
+        for (const { error, ms } of outcomes) {
+          assert.ok(error, 'no answer through a silent network');
+          assert.ok(isDatabaseUnavailable(error), String(error));
+          assert.ok(ms < BOUND_MS, `gave up after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
+        }
+        console.log(
+          `# silent ${dialect}: 5 queries on a pool of 2 gave up after ` +
+            `${outcomes.map((o) => Math.round(o.ms)).join(', ')} ms`,
+        );
+
+        // A connection opened during the silence cannot finish its handshake: bounded too.
+        const fresh = openDatabase({ url: throughProxy(database.url, proxy), poolSize: 1, timeouts: TIMEOUTS });
+        const { value: connectError, ms } = await timed(() =>
+          sql`select 1`.execute(fresh.db).then(
             () => null,
             (e: unknown) => e,
           ),
-      );
-      assert.ok(isDatabaseUnavailable(error), String(error));
-      assert.ok(
-        dialect === 'postgres'
-          ? (error as { code: string }).code === '57014'
-          : (error as { errno: number }).errno === 1969,
-        String(error),
-      );
-      assert.ok(ms < 300 + CLIENT_GRACE_MS, `cancelled by the server (${ms} ms), not by the client's own timeout`);
-      const { rows } = await sql<{ n: number }>`select 7 as n`.execute(handle.db);
-      assert.equal(Number(rows[0]!.n), 7, 'the one pooled connection still works');
-    } finally {
-      await handle.close();
-    }
-  });
+        );
+        await fresh.close();
+        assert.ok(isDatabaseUnavailable(connectError), String(connectError));
+        assert.ok(ms < BOUND_MS, `connecting gave up after ${ms} ms`);
 
-  it('silent network: queries, connects, pool queue give up within bounds; nothing reused out of step', async () => {
-    const handle = openDatabase({ url: throughProxy(database.url, proxy), poolSize: 2, timeouts: TIMEOUTS });
-    try {
-      // Two pooled connections, open and idle.
-      await Promise.all([sql`select 1`.execute(handle.db), sql`select 2`.execute(handle.db)]);
-      proxy.stall('drop');
-      const started = performance.now();
-      // Two queries take the two connections and wait for answers that never come; the others wait for the pool.
-      const outcomes = await Promise.all(
-        Array.from({ length: 5 }, (_, i) =>
-          sql`select ${i} as n`.execute(handle.db).then(
-            () => ({ error: null as unknown, ms: performance.now() - started }),
-            (error: unknown) => ({ error, ms: performance.now() - started }),
-          ),
-        ),
-      );
-      for (const { error, ms } of outcomes) {
-        assert.ok(error, 'no answer through a silent network');
-        assert.ok(isDatabaseUnavailable(error), String(error));
-        assert.ok(ms < BOUND_MS, `gave up after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
+        proxy.resume();
+        // The connections whose queries were lost were discarded: each answer now belongs to its own question.
+        for (let i = 0; i < 12; i++) {
+          const { rows } = await sql<{ n: number }>`select ${i} as n`.execute(handle.db);
+          assert.equal(Number(rows[0]!.n), i);
+        }
+      } finally {
+        proxy.resume();
+        await handle.close();
       }
-      console.log(
-        `# silent ${dialect}: 5 queries on a pool of 2 gave up after ` +
-          `${outcomes.map((o) => Math.round(o.ms)).join(', ')} ms`,
-      );
-
-      // A connection opened during the silence cannot finish its handshake: bounded too.
-      const fresh = openDatabase({ url: throughProxy(database.url, proxy), poolSize: 1, timeouts: TIMEOUTS });
-      const { value: connectError, ms } = await timed(() =>
-        sql`select 1`.execute(fresh.db).then(
-          () => null,
-          (e: unknown) => e,
-        ),
-      );
-      await fresh.close();
-      assert.ok(isDatabaseUnavailable(connectError), String(connectError));
-      assert.ok(ms < BOUND_MS, `connecting gave up after ${ms} ms`);
-
-      proxy.resume();
-      // The connections whose queries were lost were discarded: each answer now belongs to its own question.
-      for (let i = 0; i < 12; i++) {
-        const { rows } = await sql<{ n: number }>`select ${i} as n`.execute(handle.db);
-        assert.equal(Number(rows[0]!.n), i);
-      }
-    } finally {
-      proxy.resume();
-      await handle.close();
-    }
-  });
-});
+    });
+  },
+);
 
 describe(
   'SQLite: another process holding the write lock (DATABASE_BUSY_TIMEOUT_MS)',
@@ -234,7 +239,7 @@ describe(
   },
 );
 
-describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
+describe(`HTTP answers while the database is unavailable (${dialect})`, { timeout: 60_000 }, () => {
   let database: TestDatabase;
   let proxy: TcpProxy | undefined;
   let container: Container;
@@ -263,11 +268,11 @@ describe(`HTTP answers while the database is unavailable (${dialect})`, () => {
     await app.ready();
   });
   after(async () => {
-    proxy?.resume();
+    // The proxy goes first: should a bound be missing, queries still waiting on it end here, and the pool can close.
+    await proxy?.close();
     locker?.close();
     await app?.close();
     await container?.close();
-    await proxy?.close();
     await database?.drop();
   });
 
