@@ -45,7 +45,10 @@ export interface DatabaseHandle {
 export interface DatabaseTimeouts {
   /** Opening a connection (PostgreSQL, MySQL). */
   connectMs: number;
-  /** One statement, enforced by the server; the client gives up CLIENT_GRACE_MS later. 0: none. */
+  /**
+   * One statement, enforced by the server; the client gives up CLIENT_GRACE_MS later. 0: none
+   * (migrations only; the setting allows 100 ms and up).
+   */
   statementMs: number;
   /** Waiting for a free pooled connection (PostgreSQL, MySQL). */
   poolMs: number;
