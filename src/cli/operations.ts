@@ -8,12 +8,11 @@ import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { CliError, config, note, withContainer } from './context.js';
+import { VERSION } from '../core/version.js';
 
 // Loaded when a command runs, not when the CLI starts: `flokie --help` stays fast (test/cli/startup.test.ts).
 const backupModule = () => import('../modules/backup/backup.js');
 const databaseModule = () => import('../db/index.js');
-
-const VERSION = process.env.npm_package_version ?? '1.0.0';
 
 async function readIdentity(file: string): Promise<string> {
   let text: string;

@@ -13,6 +13,7 @@ import { cliContext } from '../core/request-context.js';
 import { CliError, describeError, note, readPassword, withContainer } from './context.js';
 import { registerMigrateCommand } from './migrate.js';
 import { registerMailCommands } from './mail.js';
+import { VERSION } from '../core/version.js';
 import { printRemoteChecks, registerOperationsCommands } from './operations.js';
 
 // Modules a command needs are imported when it runs (`await import`): `--help` and the light
@@ -68,7 +69,7 @@ export function buildProgram(): Command {
         'events.\nConfigured by the same environment and .env as the service. FLOKIE_CLI_LOG_LEVEL=info shows the ' +
         'service log lines (security events) on stderr.',
     )
-    .version(process.env.npm_package_version ?? '1.0.0')
+    .version(VERSION)
     .exitOverride()
     .configureOutput({
       outputError: (text, write) => write(`flokie: ${text.split('\n')[0]!.replace(/^error: /, 'error: ')}\n`),

@@ -5,11 +5,22 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BIN, ROOT } from './helpers.js';
+import { VERSION } from '../../src/core/version.js';
+import { createTestApp } from '../helpers/app.js';
 
 describe('bin/flokie.js picks compiled code only when it is up to date', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flokie-bin-'));
@@ -58,5 +69,31 @@ describe('scripts/compile.mjs', () => {
     assert.match(help.stdout, /Usage: flokie/);
     for (const command of ['users', 'tokens', 'ratelimit', 'secrets', 'check', 'events'])
       assert.match(help.stdout, new RegExp(`\\n  ${command} `));
+  });
+});
+
+describe('one version everywhere', () => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+
+  it("`flokie --version` prints package.json's version, however the CLI was started", () => {
+    // npm sets npm_package_version only under `npm run`; a stale or foreign value must not leak in.
+    const env = { ...process.env, npm_package_version: '9.9.9' };
+    const out = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8', env });
+    assert.equal(out.stdout.trim(), version);
+  });
+
+  it('the health answer and the OpenAPI document carry the same version', async () => {
+    assert.equal(VERSION, version);
+    const t = await createTestApp();
+    try {
+      const health = (await t.app.inject({ method: 'GET', url: '/api/health' })).json() as { version: string };
+      assert.equal(health.version, version);
+      const doc = (await t.app.inject({ method: 'GET', url: '/api/openapi.json' })).json() as {
+        info: { version: string };
+      };
+      assert.equal(doc.info.version, version);
+    } finally {
+      await t.close();
+    }
   });
 });

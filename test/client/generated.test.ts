@@ -14,11 +14,4 @@ describe('generated client', () => {
     assert.equal(readFileSync(CLIENT_FILES.document, 'utf8'), rendered.document, 'client/openapi.json is stale');
     assert.equal(readFileSync(CLIENT_FILES.types, 'utf8'), rendered.types, 'client/schema.d.ts is stale');
   });
-
-  it('a changed document is detected', async () => {
-    const rendered = await renderClient();
-    const spec = JSON.parse(rendered.document) as { paths: Record<string, unknown> };
-    delete spec.paths['/api/auth/refresh'];
-    assert.notEqual(JSON.stringify(spec, null, 2) + '\n', readFileSync(CLIENT_FILES.document, 'utf8'));
-  });
 });

@@ -14,9 +14,9 @@ import { migrator } from '../../db/migrator.js';
 import { Nullable } from '../../http/envelope.js';
 import { authorizationError } from '../../core/errors.js';
 import { errorResponses } from '../../http/openapi.js';
+import { VERSION } from '../../core/version.js';
 import { timingSafeEqual } from 'node:crypto';
 
-const VERSION = process.env.npm_package_version ?? '1.0.0';
 const startedAt = Date.now();
 const PING_TIMEOUT_MS = 2000;
 /** How long /api/health reuses a database answer (see sharedPing). */

@@ -15,6 +15,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config/index.js';
 import type { Container } from '../../container.js';
+import { VERSION } from '../../core/version.js';
 
 type SentryEvent = SentrySdk.Event;
 let Sentry: typeof SentrySdk;
@@ -42,7 +43,7 @@ export async function initSentry(config: Config): Promise<boolean> {
   Sentry.init({
     dsn: config.SENTRY_DSN,
     environment: config.SENTRY_ENVIRONMENT || config.NODE_ENV,
-    release: process.env.npm_package_version,
+    release: VERSION,
     tracesSampleRate: config.SENTRY_TRACES_SAMPLE_RATE,
     dataCollection: {
       userInfo: false,

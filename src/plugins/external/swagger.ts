@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config/index.js';
 import { componentName, finishDocument } from '../../http/openapi.js';
+import { VERSION } from '../../core/version.js';
 
 export default fp(
   async function swaggerPlugin(app: FastifyInstance, { config }: { config: Config }) {
@@ -16,7 +17,7 @@ export default fp(
         openapi: '3.0.3',
         info: {
           title: 'Flokie API',
-          version: process.env.npm_package_version ?? '1.0.0',
+          version: VERSION,
           description:
             'Secure-by-default account and session API. Every error uses the envelope ' +
             '`{success:false, error:{code,message,details}, timestamp, request_id}` (the Error schema).',
