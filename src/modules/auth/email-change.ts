@@ -16,7 +16,9 @@
  *   is a 409 with nothing written), marks it verified and kills every outstanding link; then
  *   every session but the confirming one (when it carries that user's access token) is revoked
  *   and the old address is told.
- * - An administrator's change (PUT /api/users/{id}) applies at once; both addresses are told.
+ * - An administrator's change (PUT /api/users/{id}) applies at once; both addresses are told. Not
+ *   to their own address: over the API that is the user's own change, which needs the current
+ *   password (the profile flow above), so a stolen administrator's token cannot skip it.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
@@ -172,6 +174,19 @@ export class EmailChanges {
         `signed out.\n\n` +
         `If this was not you, tell the administrator at once.\n`,
     });
+  }
+
+  /**
+   * Refuses an administrator's direct change (AdminService.update, over the API) of their own
+   * address: that is a user's own change, which needs the current password (PUT /api/users/profile).
+   * An operator at the CLI acts as nobody and is not refused.
+   */
+  assertAdministratorMayChange(targetId: string, context: RequestContext): void {
+    if (context.actor?.userId !== targetId) return;
+    throw validationError(
+      'Change your own e-mail address through PUT /api/users/profile: it needs your current password',
+      { email: ['Your own address changes through PUT /api/users/profile, with current_password'] },
+    );
   }
 
   /** An administrator changed a user's address directly (AdminService.update): both addresses are told. */

@@ -96,6 +96,7 @@ export class AdminService {
       changes.username_lower = normalizeUsername(input.username);
     }
     if (input.email !== undefined && normalizeEmail(input.email) !== current.email) {
+      this.d.emailChanges.assertAdministratorMayChange(id, context);
       changes.email = normalizeEmail(input.email);
       if (input.is_verified === undefined) changes.is_verified = 0;
     }

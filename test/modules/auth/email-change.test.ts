@@ -401,6 +401,33 @@ describe('e-mail change', () => {
     });
     assert.equal(resetRes.statusCode, 400, 'the reset link mailed to the old address is dead');
   });
+
+  it("an administrator's own address: not by /api/users/{id} (no password there), only by the profile", async () => {
+    const admin = await registerAndLogin(t.app, uniqueUser('ecselfadmin'));
+    await makeAdmin(t.app, admin.id);
+    const to = newAddress('selfadmin');
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: `/api/users/${admin.id}`,
+      headers: bearer(admin.access),
+      payload: { email: to, first_name: 'Changed' },
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.equal(json(res).error.code, 'VALIDATION_ERROR');
+    assert.ok(json(res).error.details.email);
+    const row = (await t.app.container.users.findById(admin.id))!;
+    assert.equal(row.email, admin.email, 'the address did not change');
+    assert.equal(row.first_name, null, 'nor did anything else of the refused request');
+    const other = await t.app.inject({
+      method: 'PUT',
+      url: `/api/users/${admin.id}`,
+      headers: bearer(admin.access),
+      payload: { email: admin.email.toUpperCase(), first_name: 'Same' },
+    });
+    assert.equal(other.statusCode, 200, 'the same address, and other fields, still change there');
+    await requestChange(admin, to);
+    assert.equal((await t.app.container.users.findById(admin.id))!.pending_email, to);
+  });
 });
 
 describe('e-mailed links come from one place and honour their settings', () => {

@@ -365,3 +365,41 @@ describe('PASSWORD_HASHER=argon2id', () => {
     assert.equal(res.statusCode, 401, 'the first 72 bytes alone are not the password');
   });
 });
+
+/**
+ * The application's own wiring (src/container.ts) of the estimate: in the worker pool, not on the
+ * event loop. No timing: while a worst-case estimate is still running in the pool, another request
+ * is answered; and a registration that finds the pool's queue full is refused at once.
+ */
+describe('the strength estimate of a request runs in the worker pool (issue 12, item 5)', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ PASSWORD_STRENGTH_WORKERS: '1' });
+  });
+  after(() => t.close());
+
+  it('/api/health answers while a worst-case estimate runs; a registration past the queue is 429', async () => {
+    const policy = t.app.container.policy;
+    // One worst-case estimate first (the review's password, bounded to 72 bytes), then cheap ones to fill the queue.
+    let worstDone = false;
+    const worst = policy.check('p@$$w0rd'.repeat(16)).then((problems) => {
+      worstDone = true;
+      return problems;
+    });
+    const fillers = Array.from({ length: QUEUE_PER_THREAD }, (_, i) => policy.check(`Velvet-horse-${i}-lantern`));
+    const health = await t.app.inject({ method: 'GET', url: '/api/health' });
+    assert.equal(health.statusCode, 200);
+    assert.equal(worstDone, false, 'the health check was answered while the estimate was still running');
+    const refused = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { ...uniqueUser('strength'), password: 'p@$$w0rd'.repeat(16) },
+    });
+    assert.equal(refused.statusCode, 429, refused.body);
+    assert.equal(json(refused).error.code, 'RATE_LIMIT_EXCEEDED');
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.equal(worstDone, false, 'refused at once, not after the queue');
+    assert.match((await worst).join(), /too easy/);
+    await Promise.all(fillers);
+  });
+});
