@@ -857,8 +857,8 @@ export const SETTINGS = {
     default: '',
     group: 'Alerts',
     doc:
-      'POST every critical security event here as signed JSON (docs/deployment.md, "Alerts"); queued in the ' +
-      'database, retried until delivered.',
+      'POST every alert (critical security events, admin grants, mass revocations) here as signed JSON ' +
+      '(docs/deployment.md, "Alerts"); queued in the database, retried until delivered or ALERT_MAX_AGE_HOURS.',
     parse: url('http:', 'https:'),
     secret: true,
   }),

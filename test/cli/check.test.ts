@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { criticalFailures, runChecklist, runChecks, type CheckResult } from '../../src/cli/check.js';
 import { inspectConfig, loadConfig } from '../../src/config/index.js';
 import { generateSecret } from '../../src/config/secret-strength.js';
+import { RETENTION } from '../../src/modules/retention/retention.js';
 import { cliEnv, ROOT, runCli } from './helpers.js';
 
 // Generated per run: a secret written in the repository is public, so production refuses it.
@@ -252,6 +253,54 @@ describe('flokie check', () => {
       [off['network.hsts']!.status, off['network.hsts']!.detail],
       ['fail', 'HSTS_MAX_AGE=0: never sent'],
     );
+  });
+
+  it('reports alerting, metrics, backups and one retention line per growing table (operations items)', () => {
+    const ops = (env: Record<string, string>) =>
+      byId(runChecks(loadConfig(env, { dotenv: false }), { env, cwd: goodRepo }));
+    const unset = ops(GOOD);
+    assert.equal(unset['alerts.configured']!.status, 'warn');
+    assert.match(unset['alerts.configured']!.detail, /neither ALERT_WEBHOOK_URL nor ALERT_EMAIL_TO is set/);
+    assert.equal(unset['metrics.exposed']!.status, 'warn');
+    assert.equal(unset['backup.recipient']!.status, 'warn');
+    const retention = Object.keys(unset).filter((id) => id.startsWith('retention.'));
+    assert.deepEqual(
+      retention,
+      RETENTION.map((p) => `retention.${p.table.split(' ')[0]}`),
+    );
+    for (const table of ['security_events', 'sessions', 'revoked_tokens', 'login_attempts', 'one_time_tokens'])
+      assert.ok(retention.includes(`retention.${table}`), table);
+    assert.ok(retention.includes('retention.alert_outbox') && retention.includes('retention.users'));
+    assert.match(unset['retention.security_events']!.detail, /^90 days \(SECURITY_EVENT_RETENTION_DAYS\)$/);
+    assert.match(unset['retention.users']!.detail, /^forever \(0 = keep\) \(DEACTIVATED_USER_RETENTION_DAYS\)$/);
+
+    const set = ops({
+      ...GOOD,
+      ALERT_WEBHOOK_URL: 'https://hooks.example.com/flokie',
+      ALERT_WEBHOOK_SECRET: generateSecret(),
+      METRICS_PORT: '9464',
+      BACKUP_RECIPIENT: 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p',
+      SECURITY_EVENT_RETENTION_DAYS: '30',
+    });
+    assert.equal(set['alerts.configured']!.status, 'pass', set['alerts.configured']!.detail);
+    assert.match(set['alerts.configured']!.detail, /to webhook https:\/\/hooks\.example\.com/);
+    assert.equal(set['metrics.exposed']!.status, 'pass', set['metrics.exposed']!.detail);
+    assert.equal(set['backup.recipient']!.status, 'pass');
+    assert.match(set['retention.security_events']!.detail, /^30 days/);
+
+    // Development accepts a weak webhook secret (production refuses to start): the checklist fails it.
+    const weak = ops({
+      ...GOOD,
+      NODE_ENV: 'development',
+      ALERT_WEBHOOK_URL: 'http://hooks.example.com/flokie',
+      ALERT_WEBHOOK_SECRET: 'short',
+      METRICS_PORT: '9464',
+      METRICS_HOST: '0.0.0.0',
+    });
+    assert.equal(weak['alerts.configured']!.status, 'fail', weak['alerts.configured']!.detail);
+    assert.match(weak['alerts.configured']!.detail, /plain http:\/\//);
+    assert.equal(weak['metrics.exposed']!.status, 'warn');
+    assert.match(weak['metrics.exposed']!.detail, /listens on 0\.0\.0\.0 without authentication/);
   });
 
   it('the critical part: what a production start refuses', () => {

@@ -186,7 +186,12 @@ export async function createBackup<DB>(
         yield `${JSON.stringify({ end: true, rows: total })}\n`;
       }
 
-      const gzip = Readable.from(lines()).pipe(createGzip());
+      // .pipe() does not pass errors on: a failed read (a lost connection, counts that disagree) must fail the
+      // backup, not leave the encryption waiting forever for the end of its input.
+      const source = Readable.from(lines());
+      const gzip = createGzip();
+      source.once('error', (error) => gzip.destroy(error));
+      source.pipe(gzip);
       const encrypted = await encrypter.encrypt(Readable.toWeb(gzip) as ReadableStream<Uint8Array>);
       // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's --out path
       const out = createWriteStream(partial, { mode: 0o600, flags: 'wx' });

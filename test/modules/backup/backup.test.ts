@@ -73,22 +73,28 @@ function runbookCommands(): { env: Record<string, string>; args: string[]; redir
   const doc = readFileSync(join(ROOT, 'docs/incident-response.md'), 'utf8');
   const block = doc.slice(doc.indexOf('<!-- recovery:start -->'), doc.indexOf('<!-- recovery:end -->'));
   assert.ok(block.length > 0, 'the runbook has a recovery block');
-  return block
+  const lines = block
     .split('\n')
-    .map((line) => line.replace(/\s+#.*$/, '').trim())
-    .filter((line) => /(^|\s)npx flokie /.test(line))
-    .map((line) => {
-      const [prefix, rest] = line.split('npx flokie ') as [string, string];
-      const env = Object.fromEntries(
-        prefix
-          .trim()
-          .split(/\s+/)
-          .filter(Boolean)
-          .map((pair) => pair.split('=') as [string, string]),
-      );
-      const [command, redirect] = rest.split(' > ');
-      return { env, args: command!.trim().split(/\s+/), redirect: redirect?.trim() };
-    });
+    .map((line) => line.replace(/(^|\s+)#.*$/, '').trim())
+    .filter((line) => line && !line.startsWith('<!--') && !line.startsWith('```'));
+  // Every command of the block is run: nothing in it (an export, a psql line) is skipped.
+  assert.deepEqual(
+    lines.filter((line) => !/^(DATABASE_URL=\$RESTORED_DATABASE_URL )?npx flokie /.test(line)),
+    [],
+    'the recovery block holds only `npx flokie` commands (the restore one with DATABASE_URL=$RESTORED_DATABASE_URL)',
+  );
+  return lines.map((line) => {
+    const [prefix, rest] = line.split('npx flokie ') as [string, string];
+    const env = Object.fromEntries(
+      prefix
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((pair) => pair.split('=') as [string, string]),
+    );
+    const [command, redirect] = rest.split(' > ');
+    return { env, args: command!.trim().split(/\s+/), redirect: redirect?.trim() };
+  });
 }
 
 describe('backup → verify → restore, as the runbook says', { timeout: 240_000 }, () => {

@@ -111,6 +111,14 @@ describe('retention: each growing table keeps rows only as long as its setting s
         { key: `name:fresh-${now}`, failures: 1, window_started_at: now, locked_until: null },
       ])
       .execute();
+    // Login attempts in flight: a lease that ended (a process died mid-login) and one still held.
+    await c.db
+      .insertInto('login_reservations')
+      .values([
+        { id: `ended-${now}`, key: `name:fresh-${now}`, expires_at: now - 1000 },
+        { id: `held-${now}`, key: `name:fresh-${now}`, expires_at: now + 60_000 },
+      ])
+      .execute();
     const ott = (hash: string, expiresAgoMs: number) => ({
       token_hash: hash.padEnd(64, '0').slice(0, 64),
       user_id: owner,
@@ -205,9 +213,14 @@ describe('retention: each growing table keeps rows only as long as its setting s
       [`live-${s.now}`],
     );
 
-    assert.equal(deleted.login_attempts, 2);
+    assert.equal(deleted.login_attempts, 3, 'two counters and one ended reservation');
     const keys = (await c.db.selectFrom('login_attempts').select('key').execute()).map((r) => r.key).sort();
     assert.deepEqual(keys, [`name:fresh-${s.now}`, `name:still-locked-${s.now}`]);
+    assert.deepEqual(
+      (await c.db.selectFrom('login_reservations').select('id').execute()).map((r) => r.id),
+      [`held-${s.now}`],
+      'a reservation whose lease ended is purged, a held one kept',
+    );
 
     assert.equal(deleted.one_time_tokens, 1);
     assert.equal((await c.db.selectFrom('one_time_tokens').select('token_hash').execute()).length, 1);
