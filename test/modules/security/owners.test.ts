@@ -35,8 +35,8 @@ describe('security edge owners', () => {
     assert.deepEqual(filesMatching(/type: 'emergency_action'/), ['src/modules/security/security-service.ts']);
   });
 
-  it('the health routes no limit applies to are listed in the rate-limit plugin alone', () => {
-    assert.deepEqual(filesMatching(/'\/api\/health\/readiness'/), ['src/plugins/app/rate-limit.ts']);
+  it('the open health probes (no limit, plain HTTP under FORCE_HTTPS) are listed in one file alone', () => {
+    assert.deepEqual(filesMatching(/'\/api\/health\/readiness'/), ['src/modules/health/open-probes.ts']);
   });
 
   it('the security module imports Fastify only in its routes', () => {
