@@ -95,7 +95,7 @@ class InsuranceLimiter extends RateLimiterMemory {
 
 export class RateLimitStore {
   private readonly buckets = new Map<string, Bucket>();
-  private readonly bucketsBySpec = new WeakMap<RateSpec, { name: string; bucket: Bucket }>();
+  private readonly bucketsBySpec = new WeakMap<RateSpec, Map<string, Bucket>>();
   private usingFallback = false;
   private emergency: RateSpec | null = null;
 
@@ -121,13 +121,16 @@ export class RateLimitStore {
 
   private bucketFor(name: string, spec: RateSpec): Bucket {
     // Settings are parsed once, so the same spec object comes back on every request: no key to build.
-    const known = this.bucketsBySpec.get(spec);
-    if (known?.name === name) return known.bucket;
+    // Several names can share one spec (a limit without its own setting uses the default's).
+    let byName = this.bucketsBySpec.get(spec);
+    const known = byName?.get(name);
+    if (known) return known;
+    if (!byName) this.bucketsBySpec.set(spec, (byName = new Map()));
     // The rate is part of the identity: a changed limit starts with fresh counters.
     const id = `${name}:${spec.points}/${spec.durationSeconds}`;
     let bucket = this.buckets.get(id);
     if (bucket) {
-      this.bucketsBySpec.set(spec, { name, bucket });
+      byName.set(name, bucket);
       return bucket;
     }
     const interval = Math.max(1, Math.round(spec.durationSeconds / spec.points));
@@ -138,7 +141,7 @@ export class RateLimitStore {
       reported: this.limiter(`${id}:reported`, 1, spec.durationSeconds),
     };
     this.buckets.set(id, bucket);
-    this.bucketsBySpec.set(spec, { name, bucket });
+    byName.set(name, bucket);
     return bucket;
   }
 
