@@ -127,13 +127,22 @@ export const RATE_PATTERN =
   `(${Object.keys(UNIT_SECONDS).map(caseless).join('|')})[sS]?\\s*$`;
 // eslint-disable-next-line security/detect-non-literal-regexp -- a constant, above
 const RATE = new RegExp(RATE_PATTERN, 'u');
+/**
+ * The longest period a rate may have. In-process counters expire through Node timers, which cannot
+ * wait longer than 2^31 ms (about 24.8 days: a longer wait fires at once, resetting the count on
+ * every request), and a bucket's burst refills over 10 periods (src/state/rate-limiter.ts).
+ */
+export const MAX_RATE_PERIOD_SECONDS = 2 * 86400;
 export function parseRate(raw: string): RateSpec {
   const m = RATE.exec(raw);
   if (!m) return fail(`"${raw}" is not a rate like "5 per minute"`);
   const points = Number(m[1]);
   const count = m[2] ? Number(m[2]) : 1;
   if (points < 1 || count < 1) fail(`"${raw}" must allow at least 1 request per period`);
-  return { points, durationSeconds: count * UNIT_SECONDS[m[3]!.toLowerCase()]!, text: raw.trim() };
+  const durationSeconds = count * UNIT_SECONDS[m[3]!.toLowerCase()]!;
+  if (durationSeconds > MAX_RATE_PERIOD_SECONDS)
+    fail(`"${raw}" has a period over 2 days, the longest a limit can count`);
+  return { points, durationSeconds, text: raw.trim() };
 }
 
 export const DEFAULT_RATE_LIMITS: Record<string, string> = {

@@ -43,6 +43,7 @@ describe('configuration', () => {
       [{ PASSWORD_HASHER: 'md5' }, /^PASSWORD_HASHER must be one of bcrypt, argon2id/],
       [{ RATE_LIMITS: '{"auth.login": "lots"}' }, /^RATE_LIMITS key "auth.login": "lots" is not a rate/],
       [{ RATE_LIMITS: 'nope' }, /^RATE_LIMITS is not valid JSON/],
+      [{ RATE_LIMITS: '{"default": "5 per 3 days"}' }, /"5 per 3 days" has a period over 2 days/],
       [{ DATABASE_URL: 'oracle://x' }, /^DATABASE_URL must start with/],
       [{ CORS_ORIGINS: '*', CORS_SUPPORTS_CREDENTIALS: 'true' }, /CORS_ORIGINS cannot contain "\*"/],
       [{ WTF_CSRF_ENABLED: 'maybe' }, /^WTF_CSRF_ENABLED must be true or false/],

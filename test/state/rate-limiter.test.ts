@@ -30,4 +30,13 @@ describe('RateLimitStore (in memory)', () => {
     assert.deepEqual(results, [true, true, false, true]);
     assert.equal((await limits.consume('x', parseRate('5 per hour'), 'ip:a')).allowed, true);
   });
+
+  it('the longest period a rate may have still counts (its timers fit in a Node timer)', async () => {
+    const limits = store();
+    const results: boolean[] = [];
+    for (let i = 0; i < 7; i++) results.push((await limits.consume('long', parseRate('5 per 2 days'), 'ip:a')).allowed);
+    assert.deepEqual(results, [true, true, true, true, true, false, false]);
+    assert.throws(() => parseRate('1 per 3 days'), /period over 2 days/);
+    assert.throws(() => parseRate('1 per 99999999999 days'), /period over 2 days/);
+  });
 });
