@@ -2669,7 +2669,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description A rate like "1 per minute", "100/hour" or "10 per 30 seconds" (at least 1 a period), or null to lift it */
+                    /** @description A rate like "1 per minute", "100/hour" or "10 per 30 seconds" (at least 1 a period, a period of at most 2 days), or null to lift it */
                     limit: string | null;
                 };
             };

@@ -77,7 +77,8 @@ const LimitBody = Type.Object(
   {
     limit: Type.Union([Rate, Type.Null()], {
       description:
-        'A rate like "1 per minute", "100/hour" or "10 per 30 seconds" (at least 1 a period), or null to lift it',
+        'A rate like "1 per minute", "100/hour" or "10 per 30 seconds" (at least 1 a period, ' +
+        'a period of at most 2 days), or null to lift it',
     }),
   },
   strict,
