@@ -17,7 +17,12 @@
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import {
+  RateLimiterMemory,
+  RateLimiterRedis,
+  type RateLimiterAbstract,
+  type RateLimiterRes,
+} from 'rate-limiter-flexible';
 import type { RateSpec } from '../config/index.js';
 import type { Database } from '../db/types.js';
 import type { ChangeFeed } from './change-feed.js';
@@ -80,11 +85,6 @@ class InsuranceLimiter extends RateLimiterMemory {
     private readonly onUse: () => void,
   ) {
     super(options);
-  }
-
-  override consume(key: string | number, points?: number, options?: Record<string, unknown>) {
-    this.onUse();
-    return super.consume(key, points, options);
   }
 
   override penalty(key: string | number, points?: number, options?: Record<string, unknown>) {

@@ -10,8 +10,10 @@ const OPEN_HEALTH_PROBES: ReadonlySet<string> = new Set([
   '/api/health/readiness',
 ]);
 
+/** A route pattern without its trailing slashes ("/api/health/" and "/api/health" are one route). */
+export const routePattern = (url: string) => (url.length > 1 && url.endsWith('/') ? url.replace(/\/+$/, '') : url);
+
 /** True for an open probe's route pattern (a trailing slash ignored). */
 export function isOpenHealthProbe(url: string | undefined): boolean {
-  if (url === undefined) return false;
-  return OPEN_HEALTH_PROBES.has(url.length > 1 && url.endsWith('/') ? url.replace(/\/+$/, '') : url);
+  return url !== undefined && OPEN_HEALTH_PROBES.has(routePattern(url));
 }

@@ -4,7 +4,7 @@
  * link mailed to it (src/modules/auth/email-change.ts).
  */
 import type { RequestContext } from '../../core/request-context.js';
-import { validationError } from '../../core/errors.js';
+import { authenticationError, validationError } from '../../core/errors.js';
 import { sanitizeText } from '../../core/text.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
@@ -60,7 +60,9 @@ export class ProfileService {
     } else {
       await this.d.usersService.update(current.id, changes);
     }
-    const user = (await this.d.users.findById(current.id))!;
+    const user = await this.d.users.findById(current.id);
+    // Deleted by an administrator while this request ran: the token's account is gone, not a 500.
+    if (!user) throw authenticationError('Your account no longer exists');
     return { user: toUserView(user), emailChangePending: newEmail !== undefined };
   }
 }

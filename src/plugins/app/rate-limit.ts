@@ -28,7 +28,7 @@ import { RateLimitStore, type LimitDecision } from '../../state/rate-limiter.js'
 import { clientAddressKey } from '../../core/client-address.js';
 import { normalizeLoginName } from '../../modules/auth/login-name.js';
 import { requestContext } from '../../http/request-context.js';
-import { isOpenHealthProbe } from '../../modules/health/open-probes.js';
+import { isOpenHealthProbe, routePattern } from '../../modules/health/open-probes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -55,8 +55,6 @@ const UNLIMITED_ROUTES: readonly string[] = [
   // The e-mailed links' pages and their script: constant answers, cheaper than the counting.
   ...['/verify-email', '/reset-password', '/confirm-email-change', '/assets/flokie-links.js'],
 ];
-
-const pattern = (url: string) => (url.length > 1 && url.endsWith('/') ? url.replace(/\/+$/, '') : url);
 
 export interface RateLimitOptions {
   container: Container;
@@ -155,7 +153,7 @@ export default fp(
 
     // The one place that decides which routes the per-route limits skip; a route cannot exempt itself.
     app.addHook('onRoute', (route) => {
-      const url = pattern(route.url);
+      const url = routePattern(route.url);
       const docs = docsPrefix !== undefined && url.startsWith(docsPrefix);
       const exempt = isOpenHealthProbe(url) || UNLIMITED_ROUTES.includes(url) || docs;
       route.config = { ...route.config, rateLimit: exempt ? false : route.config?.rateLimit || undefined };

@@ -12,6 +12,8 @@ import {
   uniqueUser,
   type TestApp,
 } from '../../helpers/app.js';
+import { DomainError } from '../../../src/core/errors.js';
+import { cliContext } from '../../../src/core/request-context.js';
 
 async function adminEvents(t: TestApp, action: string) {
   await t.app.container.events.flush();
@@ -544,5 +546,16 @@ describe('administration API', () => {
       ),
     );
     assert.ok((await adminEvents(t, 'soft_delete_user')).some((e) => e.details.target_user_id === soft.id));
+  });
+
+  it('a profile update racing a hard delete of its account answers 401, never a 500', async () => {
+    const victim = await register(t.app, uniqueUser('gone'));
+    const { container } = t.app;
+    const row = (await container.users.findById(victim.id))!;
+    await container.admin.remove(victim.id, true, cliContext());
+    await assert.rejects(
+      container.profile.update(row, { first_name: 'Late' }, undefined, cliContext()),
+      (error: DomainError) => error.code === 'AUTHENTICATION_ERROR',
+    );
   });
 });
