@@ -13,7 +13,6 @@ import type { Config } from '../../config/index.js';
 import type { RequestContext } from '../../core/request-context.js';
 import { validationError } from '../../core/errors.js';
 import { dialectOf, isUniqueViolation } from '../../db/index.js';
-import { sanitizeText } from '../../core/text.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
 import type { Lockout } from '../auth/lockout.js';
@@ -24,7 +23,14 @@ import { actorLabel, recordAdminAction, viaOf } from './admin-action.js';
 import { normalizeEmail, normalizeUsername, type UserRepository } from './user-repository.js';
 import type { UserQueries } from './user-queries.js';
 import { iso, type UserRow } from './user-view.js';
-import { takenError, type NewAccount, type UserChanges, type UserWriter, type UsersService } from './users-service.js';
+import {
+  cleanPersonFields,
+  takenError,
+  type NewAccount,
+  type UserChanges,
+  type UserWriter,
+  type UsersService,
+} from './users-service.js';
 
 /** An administrator creates accounts with the same fields as any other creation path. */
 export type CreateUserInput = NewAccount;
@@ -77,9 +83,9 @@ export class AdminService {
       username: input.username,
       email: input.email,
       password: input.password,
-      first_name: input.first_name?.trim() || null,
-      last_name: input.last_name?.trim() || null,
-      bio: input.bio == null ? null : sanitizeText(input.bio) || null,
+      first_name: input.first_name,
+      last_name: input.last_name,
+      bio: input.bio,
       is_admin: input.is_admin ?? false,
       is_active: input.is_active ?? true,
       is_verified: input.is_verified ?? false,
@@ -102,9 +108,7 @@ export class AdminService {
     }
     const taken = await this.d.users.taken({ username: changes.username, email: changes.email }, id);
     if (taken.username || taken.email) throw takenError(taken);
-    if (input.first_name !== undefined) changes.first_name = input.first_name?.trim() || null;
-    if (input.last_name !== undefined) changes.last_name = input.last_name?.trim() || null;
-    if (input.bio !== undefined) changes.bio = input.bio === null ? null : sanitizeText(input.bio) || null;
+    Object.assign(changes, cleanPersonFields(input));
     if (input.is_verified !== undefined) changes.is_verified = input.is_verified ? 1 : 0;
     try {
       // A new address makes every outstanding link (and a pending self-service change) stale: they die with the change.

@@ -5,12 +5,11 @@
  */
 import type { RequestContext } from '../../core/request-context.js';
 import { authenticationError, validationError } from '../../core/errors.js';
-import { sanitizeText } from '../../core/text.js';
 import type { AuthService } from '../auth/auth-service.js';
 import type { EmailChanges } from '../auth/email-change.js';
 import { normalizeEmail, type UserRepository } from './user-repository.js';
 import { toUserView, type UserRow, type UserView } from './user-view.js';
-import type { UserChanges, UsersService } from './users-service.js';
+import { cleanPersonFields, type UserChanges, type UsersService } from './users-service.js';
 
 export interface ProfileChange {
   first_name?: string | null;
@@ -41,10 +40,7 @@ export class ProfileService {
     deviceCredential: string | undefined,
     context: RequestContext,
   ): Promise<{ user: UserView; emailChangePending: boolean }> {
-    const changes: UserChanges = {};
-    if (change.first_name !== undefined) changes.first_name = change.first_name?.trim() || null;
-    if (change.last_name !== undefined) changes.last_name = change.last_name?.trim() || null;
-    if (change.bio !== undefined) changes.bio = change.bio === null ? null : sanitizeText(change.bio) || null;
+    const changes: UserChanges = cleanPersonFields(change);
     const emailDiffers = change.email !== undefined && normalizeEmail(change.email) !== current.email;
     const newEmail = emailDiffers ? change.email : undefined;
     if (newEmail !== undefined) {

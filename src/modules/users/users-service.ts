@@ -12,6 +12,7 @@ import type { Config } from '../../config/index.js';
 import { conflict, validationError, type DomainError } from '../../core/errors.js';
 import { isUniqueViolation, withConflictRetry } from '../../db/index.js';
 import type { Database } from '../../db/types.js';
+import { sanitizeText } from '../../core/text.js';
 import type { ChangeFeed } from '../../state/change-feed.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { PasswordContext, PasswordPolicy } from '../auth/password-policy.js';
@@ -19,6 +20,24 @@ import type { UserRepository } from './user-repository.js';
 import type { UserRow } from './user-view.js';
 
 export type UserChanges = Partial<Omit<UserRow, 'id' | 'created_at' | 'updated_at'>>;
+
+type PersonFields = Pick<UserChanges, 'first_name' | 'last_name' | 'bio'>;
+
+/**
+ * How names and bio are stored, for every path that writes them (registration, profile, admin):
+ * names trimmed, the bio sanitised, blank as null. Only the fields given are returned.
+ */
+export function cleanPersonFields(input: {
+  first_name?: string | null;
+  last_name?: string | null;
+  bio?: string | null;
+}): PersonFields {
+  const fields: PersonFields = {};
+  if (input.first_name !== undefined) fields.first_name = input.first_name?.trim() || null;
+  if (input.last_name !== undefined) fields.last_name = input.last_name?.trim() || null;
+  if (input.bio !== undefined) fields.bio = input.bio === null ? null : sanitizeText(input.bio) || null;
+  return fields;
+}
 
 /** What one transaction of `UsersService.write` may do to users. */
 export interface UserWriter {
@@ -178,7 +197,8 @@ export class UsersService {
    * password must pass the policy, and the first history row is written with the user. A name
    * taken by a concurrent request is the same 409 as one taken before.
    */
-  async create(input: NewAccount): Promise<UserRow> {
+  async create(account: NewAccount): Promise<UserRow> {
+    const input = { ...account, ...cleanPersonFields(account) };
     const names = { username: input.username, email: input.email };
     const taken = await this.d.users.taken(names);
     await this.assertAcceptablePassword(input.password, {

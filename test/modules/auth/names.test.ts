@@ -102,6 +102,35 @@ describe('names: invisible format characters and id-shaped usernames', () => {
     assert.equal(ok.statusCode, 201, ok.body);
   });
 
+  it('register, profile and admin create store names the same way: trimmed, blank as null', async () => {
+    const names = { first_name: '  Ann  ', last_name: '   ' };
+    const reg = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { ...uniqueUser('blank'), ...names },
+    });
+    assert.equal(reg.statusCode, 201, reg.body);
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: bearer(admin.access),
+      payload: { ...uniqueUser('blank'), ...names },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const user = await registerAndLogin(t.app, uniqueUser('blank'));
+    const profile = await t.app.inject({
+      method: 'PUT',
+      url: '/api/users/profile',
+      headers: bearer(user.access),
+      payload: names,
+    });
+    assert.equal(profile.statusCode, 200, profile.body);
+    for (const res of [reg, created, profile]) {
+      const { first_name, last_name } = json(res).data.user;
+      assert.deepEqual({ first_name, last_name }, { first_name: 'Ann', last_name: null }, res.body);
+    }
+  });
+
   it('a username with the shape of a user id is refused everywhere (400), in any case', async () => {
     for (const name of [randomUUID(), randomUUID().toUpperCase(), admin.id]) {
       const reg = await t.app.inject({
