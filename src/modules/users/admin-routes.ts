@@ -16,7 +16,7 @@ import { Envelope, MessageEnvelope, ok, PaginationSchema } from '../../http/enve
 import { Bio, Email, NewPassword, PersonName, Username } from '../../http/fields.js';
 import { defaultsOptional, errorResponses as errors } from '../../http/openapi.js';
 import { SORT_FIELDS } from './user-queries.js';
-import { AdminUserSchema } from './user-view.js';
+import { AdminUserSchema, type UserRow } from './user-view.js';
 
 const strict = { additionalProperties: false } as const;
 
@@ -260,7 +260,7 @@ export default async function adminRoutes(
     path: string,
     operationId: string,
     summary: string,
-    run: (id: string, context: RequestContext) => Promise<unknown>,
+    run: (id: string, context: RequestContext) => Promise<UserRow>,
     message: string,
   ) =>
     app.post(
@@ -277,8 +277,8 @@ export default async function adminRoutes(
       },
       async (request) => {
         const { id } = request.params as { id: string };
-        await run(id, requestContext(request));
-        return ok(message, { user: await queries.view(await queries.get(id)) });
+        // The service answers with the row as it now is; the view adds the lock state.
+        return ok(message, { user: await queries.view(await run(id, requestContext(request))) });
       },
     );
 
