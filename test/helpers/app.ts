@@ -8,8 +8,10 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createContainer, type Container } from '../../src/container.js';
 import { createLogger } from '../../src/logging.js';
+import type { Purpose } from '../../src/modules/auth/one-time-tokens.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import type { ResponseBody } from './response-body.js';
+import { waitFor } from './server.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -151,3 +153,18 @@ export async function makeAdmin(app: FastifyInstance, userId: string) {
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/**
+ * Waits until the link a request issues after its answer (reset, verification, e-mail change) is
+ * stored, so a test can issue its own without the late one revoking it; throws after 5 s.
+ */
+export async function waitForLink(container: Container, userId: string, purpose: Purpose): Promise<void> {
+  const stored = async () =>
+    (await container.db
+      .selectFrom('one_time_tokens')
+      .select('user_id')
+      .where('user_id', '=', userId)
+      .where('purpose', '=', purpose)
+      .executeTakeFirst()) !== undefined;
+  await waitFor(stored, 5_000, `the ${purpose} link of ${userId}`);
+}

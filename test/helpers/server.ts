@@ -28,6 +28,15 @@ export const SERVER_ENV: Record<string, string> = {
 
 export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
+/** Polls `check` every 50 ms until it holds; throws, naming `what`, after `timeoutMs`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();

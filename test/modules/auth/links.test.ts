@@ -16,6 +16,7 @@ import {
   STRONG_PASSWORD,
   uniqueUser,
   type TestApp,
+  waitForLink,
 } from '../../helpers/app.js';
 
 describe('outstanding links die when the account changes under them', () => {
@@ -119,19 +120,7 @@ describe('outstanding links die when the account changes under them', () => {
     );
     await t.app.container.mailer.flush();
     // Wait for the confirmation link (issued after the answer), then issue our own with the same target.
-    for (
-      let i = 0;
-      i < 100 &&
-      !(await t.app.container.db
-        .selectFrom('one_time_tokens')
-        .select('user_id')
-        .where('user_id', '=', u.id)
-        .where('purpose', '=', 'email_change')
-        .executeTakeFirst());
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForLink(t.app.container, u.id, 'email_change');
     const confirmToken = await t.app.container.oneTimeTokens.issue(u.id, 'email_change', 600_000, to);
     const reset = await t.app.container.oneTimeTokens.issue(u.id, 'password_reset', 600_000);
     const verify = await t.app.container.oneTimeTokens.issue(u.id, 'email_verification', 600_000);

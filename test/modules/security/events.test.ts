@@ -15,6 +15,7 @@ import {
   registerAndLogin,
   STRONG_PASSWORD,
   uniqueUser,
+  waitForLink,
 } from '../../helpers/app.js';
 import { createCapturedApp, eventRows, type CapturedApp } from './helpers.js';
 
@@ -99,19 +100,7 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
       202,
     );
     // The request is handled after the answer; let it finish before issuing our own reset token.
-    for (
-      let i = 0;
-      i < 200 &&
-      !(await container.db
-        .selectFrom('one_time_tokens')
-        .select('user_id')
-        .where('user_id', '=', u.id)
-        .where('purpose', '=', 'password_reset')
-        .executeTakeFirst());
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitForLink(container, u.id, 'password_reset');
     const reset = await container.oneTimeTokens.issue(u.id, 'password_reset', 60_000);
     secrets.add(reset);
     const resetRes = await app.inject({
@@ -292,19 +281,7 @@ describe('security events: vocabulary, log lines and rows, no secrets', () => {
         202,
       );
       // The link is issued after the answer; replace it with one whose text the test knows.
-      for (
-        let i = 0;
-        i < 200 &&
-        !(await container.db
-          .selectFrom('one_time_tokens')
-          .select('user_id')
-          .where('user_id', '=', who.id)
-          .where('purpose', '=', 'email_change')
-          .executeTakeFirst());
-        i++
-      ) {
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await waitForLink(container, who.id, 'email_change');
       const token = await container.oneTimeTokens.issue(who.id, 'email_change', 60_000, to);
       secrets.add(token);
       return token;
