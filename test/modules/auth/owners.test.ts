@@ -4,22 +4,10 @@
  * A plain text scan of src/, so a new file that breaks a boundary fails here, not in review.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
+import { sourceFiles } from '../../helpers/source.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-const SRC = join(ROOT, 'src');
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
-    return entry.name.endsWith('.ts') ? [path] : [];
-  });
-}
-
-const files = sourceFiles(SRC).map((path) => ({ path: relative(ROOT, path), text: readFileSync(path, 'utf8') }));
+const files = sourceFiles();
 
 /** Files that name every table by design: the schema, its types, backups and the retention table of contents. */
 const SCHEMA_FILES = ['src/db/migrations/', 'src/db/types.ts', 'src/modules/backup/backup.ts'];

@@ -4,23 +4,10 @@
  * listeners go through services and structured events rather than route modules and JSON text.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { sourceFiles } from '../../helpers/source.js';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const SRC = join(ROOT, 'src');
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
-    return entry.name.endsWith('.ts') ? [path] : [];
-  });
-}
-
-const files = sourceFiles(SRC).map((path) => ({ path: relative(ROOT, path), text: readFileSync(path, 'utf8') }));
+const files = sourceFiles();
 const filesMatching = (pattern: RegExp) =>
   files
     .filter((f) => pattern.test(f.text))
