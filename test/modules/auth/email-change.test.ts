@@ -309,6 +309,24 @@ describe('e-mail change', () => {
     assert.equal((await t.app.container.users.findById(u.id))!.email, to);
   });
 
+  it('two accounts confirming one new address at once: one gets it, the other is refused', async () => {
+    const to = newAddress('contested');
+    const [a, b] = await Promise.all(
+      [uniqueUser('eccontest'), uniqueUser('eccontest')].map((u) => registerAndLogin(t.app, u)),
+    );
+    const tokens = [await requestChange(a!, to), await requestChange(b!, to)];
+    const results = await Promise.all(tokens.map((token) => confirm({ token })));
+    // The loser's link is either refused outright (400: the winner's confirmation already took the address) or
+    // reaches the write and meets the unique address (409); never a second 200, never a 500.
+    const [first, second] = results.map((r) => r.statusCode).sort();
+    assert.equal(first, 200, results.map((r) => r.body).join('\n'));
+    assert.ok(second === 400 || second === 409, results.map((r) => r.body).join('\n'));
+    const rows = await Promise.all([a!, b!].map(async (u) => (await t.app.container.users.findById(u.id))!));
+    assert.equal(rows.filter((row) => row.email === to).length, 1, 'exactly one account has the address');
+    const loser = rows.find((row) => row.email !== to)!;
+    assert.equal(loser.email, [a!, b!].find((u) => u.id === loser.id)!.email, 'the other keeps its own');
+  });
+
   it('a newer request, or a password change, makes the earlier link worthless', async () => {
     const u = await registerAndLogin(t.app, uniqueUser('ecstale'));
     const first = await requestChange(u, newAddress('first'));
