@@ -141,6 +141,9 @@ describe('client address', () => {
     assert.equal(clientAddressKey('2001:db8:1:3::1', 48), clientAddressKey('2001:db8:1:2::1', 48));
     assert.notEqual(clientAddressKey('2001:db8::1', 128), clientAddressKey('2001:db8::2', 128));
     assert.equal(clientAddressKey('not-an-ip', 64), 'not-an-ip');
+    // Legacy inet_aton spellings are not read as someone else's address (octal 010 is 8).
+    assert.equal(clientAddressKey('010.0.0.1', 64), '010.0.0.1');
+    assert.equal(clientAddressKey('10.1', 64), '10.1');
   });
 
   it('X-Forwarded-For in one IPv6 /64 shares a limit; other /64s and IPv4-mapped spellings as expected', async () => {
