@@ -12,7 +12,8 @@ import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Database } from '../db/types.js';
 
 export type ChangeKind = 'session' | 'user' | 'jti' | 'setting';
-export type ChangeListener = (kind: ChangeKind, key: string) => void;
+/** A listener that must read something first (the emergency limit) returns its promise; it handles its own errors. */
+export type ChangeListener = (kind: ChangeKind, key: string) => void | Promise<void>;
 
 /** Rows may commit out of id order, so each poll re-reads this much history. */
 const OVERLAP_MS = 10_000;
@@ -56,7 +57,7 @@ export class ChangeFeed {
     this.timer.unref();
     await this.bus?.subscribe((message) => {
       const [kind, ...rest] = message.split(':');
-      this.apply(kind as ChangeKind, rest.join(':'));
+      void this.apply(kind as ChangeKind, rest.join(':'));
     });
   }
 
@@ -68,12 +69,18 @@ export class ChangeFeed {
   /** Records a change (pass the transaction to make it part of the same commit) and applies it here. */
   async publish(kind: ChangeKind, key: string, db: Kysely<Database> = this.db): Promise<void> {
     await db.insertInto('change_log').values({ kind, key, created_at: Date.now() }).execute();
-    this.apply(kind, key);
+    // In force on this process when publish returns: the next request here sees the change.
+    await this.apply(kind, key);
     if (this.bus) void this.bus.publish(`${kind}:${key}`).catch(this.onError);
   }
 
-  private apply(kind: ChangeKind, key: string): void {
-    for (const listener of this.listeners) listener(kind, key);
+  private async apply(kind: ChangeKind, key: string): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const listener of this.listeners) {
+      const result = listener(kind, key);
+      if (result) pending.push(result);
+    }
+    await Promise.all(pending);
   }
 
   /** Reads changes made by other processes since the last poll. */
@@ -92,7 +99,7 @@ export class ChangeFeed {
       for (const row of rows) {
         if (this.seen.has(row.id)) continue;
         this.seen.set(row.id, row.created_at);
-        this.apply(row.kind as ChangeKind, row.key);
+        void this.apply(row.kind as ChangeKind, row.key);
       }
       for (const [id, createdAt] of this.seen) if (createdAt < from) this.seen.delete(id);
       this.since = now;

@@ -98,6 +98,7 @@ export class RateLimitStore {
   private readonly bucketsBySpec = new WeakMap<RateSpec, Map<string, Bucket>>();
   private usingFallback = false;
   private emergency: RateSpec | null = null;
+  private emergencyReads: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: RateLimitStoreOptions) {}
 
@@ -193,7 +194,17 @@ export class RateLimitStore {
     return this.emergency;
   }
 
-  async reloadEmergencyLimit(db: Kysely<Database>): Promise<void> {
+  /**
+   * Reads the emergency limit again. Reads run one after another: a read that began before a change
+   * could otherwise finish after the read that saw it, and put the old limit back in force.
+   */
+  reloadEmergencyLimit(db: Kysely<Database>): Promise<void> {
+    const read = this.emergencyReads.then(() => this.readEmergencyLimit(db));
+    this.emergencyReads = read.catch(() => {});
+    return read;
+  }
+
+  private async readEmergencyLimit(db: Kysely<Database>): Promise<void> {
     const next = await getEmergencyLimit(db);
     if (next?.text !== this.emergency?.text) {
       this.options.log.warn(
@@ -209,7 +220,7 @@ export class RateLimitStore {
     await this.reloadEmergencyLimit(db);
     return changes.subscribe((kind, key) => {
       if (kind !== 'setting' || key !== EMERGENCY_LIMIT_KEY) return;
-      this.reloadEmergencyLimit(db).catch((error: unknown) =>
+      return this.reloadEmergencyLimit(db).catch((error: unknown) =>
         this.options.log.error({ err: error }, 'could not read the emergency rate limit'),
       );
     });

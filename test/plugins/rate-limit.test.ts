@@ -292,8 +292,13 @@ describe('emergency rate limit', () => {
     const b = await createLoggedApp({ RATE_LIMIT_ENABLED: 'false' }, database);
     try {
       await setEmergencyLimit(a.container.db, a.container.changes, '2 per minute');
-      for (let i = 0; i < 50 && !a.app.rateLimits.emergencyLimit; i++) await sleep(20);
+      // In force here when the call returns: the next request on this instance is limited.
       assert.equal(a.app.rateLimits.emergencyLimit?.points, 2, 'the instance that set it applies it');
+      // Quick successive changes: reads run in order, so an older read never puts its value back last.
+      for (const rate of ['3 per minute', null, '4 per minute', '2 per minute']) {
+        await setEmergencyLimit(a.container.db, a.container.changes, rate);
+        assert.equal(a.app.rateLimits.emergencyLimit?.text ?? null, rate);
+      }
       const codes = await statuses(a.app, 3, () => ({
         method: 'GET',
         url: '/api/openapi.json',
